@@ -1,0 +1,56 @@
+/**
+ * The catalogue of every error code Twoway answers with. Each code maps to an HTTP status and a
+ * short title; the problem `type` is `/docs/errors#<code>` (RFC 9457 §3.1.1). Codes are stable:
+ * callers and tests match on them, never on text. `docs/errors.md` lists the same codes (a test
+ * checks that the two agree).
+ */
+export const catalogue = {
+  // request and auth
+  bad_request: { status: 400, title: 'Invalid request' },
+  unauthorized: { status: 401, title: 'Missing or invalid credentials' },
+  not_found: { status: 404, title: 'Not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  payload_too_large: { status: 413, title: 'Payload too large' },
+  internal_error: { status: 500, title: 'Internal error' },
+  not_ready: { status: 503, title: 'Not ready' },
+  // tenants
+  tenant_exists: { status: 409, title: 'Tenant already exists' },
+  // identity upload (RFC 7292 PKCS#12, RFC 5280 X.509, RFC 5958 PKCS#8)
+  unsupported_format: { status: 422, title: 'Unsupported or unreadable format' },
+  bad_password: { status: 422, title: 'Wrong password' },
+  no_private_key: { status: 422, title: 'No private key' },
+  no_certificate: { status: 422, title: 'No certificate' },
+  multiple_private_keys: { status: 422, title: 'More than one private key' },
+  key_mismatch: { status: 422, title: 'Private key does not match the certificate' },
+  certificate_expired: { status: 422, title: 'Certificate expired' },
+  certificate_not_yet_valid: { status: 422, title: 'Certificate not yet valid' },
+  weak_key: { status: 422, title: 'Key too weak' },
+  unsupported_key_type: { status: 422, title: 'Unsupported key type' },
+  weak_signature: { status: 422, title: 'Weak signature algorithm' },
+  chain_mismatch: { status: 422, title: 'Chain does not link up' },
+  client_auth_not_allowed: { status: 422, title: 'Extended key usage does not allow clientAuth' },
+  invalid_trust_anchors: { status: 422, title: 'Invalid trust anchors' },
+  // identities
+  identity_in_use: { status: 409, title: 'Identity in use by a mapping' },
+  version_not_usable: { status: 409, title: 'Version cannot be activated' },
+  // mappings
+  mapping_url_invalid: { status: 422, title: 'Invalid mapping URL' },
+  // runtime forward (also sent as the Twoway-Error header)
+  no_mapping: { status: 403, title: 'No mapping covers this URL' },
+  identity_expired: { status: 409, title: 'Identity expired' },
+  identity_disabled: { status: 409, title: 'Identity disabled' },
+  forward_url_invalid: { status: 400, title: 'Invalid forward URL' },
+  forward_destination_blocked: { status: 403, title: 'Forward destination blocked' },
+  upstream_tls_failed: { status: 502, title: 'TLS with the remote server failed' },
+  upstream_unreachable: { status: 502, title: 'Remote server unreachable' },
+  upstream_timeout: { status: 504, title: 'Remote server timed out' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+/** A stable snake_case error code from {@link catalogue}. */
+export type ErrorCode = keyof typeof catalogue;
+
+/** True when `code` names an entry of the catalogue. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(catalogue, code);
+}

@@ -1,0 +1,147 @@
+/**
+ * PEM text (RFC 7468) and DER certificates (RFC 5280) in and out. The one home of PEM handling:
+ * everything else in the project that needs PEM comes here.
+ */
+import { X509Certificate } from 'node:crypto';
+import { CertificateError } from './errors.js';
+
+/**
+ * One `-----BEGIN <label>-----` … `-----END <label>-----` block. `der` is the decoded body.
+ * `headers` holds RFC 1421 encapsulated headers (`Proc-Type`, `DEK-Info`) when the block has them:
+ * OpenSSL's traditional encrypted keys need them to decrypt.
+ */
+export interface PemBlock {
+  label: string;
+  der: Buffer;
+  headers?: Record<string, string>;
+}
+
+/** PEM labels that hold an X.509 certificate. `X509 CERTIFICATE` is the pre-RFC 7468 spelling. */
+export const CERTIFICATE_LABELS: ReadonlySet<string> = new Set([
+  'CERTIFICATE',
+  'X509 CERTIFICATE',
+  'TRUSTED CERTIFICATE',
+]);
+
+// Lenient on purpose (RFC 7468 §2 asks parsers to be): text before, between and after blocks, CRLF,
+// trailing spaces. The END label must repeat the BEGIN label, so one broken block cannot swallow the
+// next.
+const BLOCK = /-----BEGIN ([A-Z0-9][A-Z0-9 #._/-]*)-----[ \t]*\r?\n([\s\S]*?)-----END \1-----/g;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * Splits PEM text into blocks, in order. Tolerates CRLF, text around blocks (OpenSSL's `Bag
+ * Attributes` and `subject=` lines), `TRUSTED CERTIFICATE` and `X509 CERTIFICATE` labels and
+ * encapsulated headers. Returns `[]` when the text holds no block.
+ *
+ * @throws CertificateError `unsupported_format` when a block's body is not base64 or is empty.
+ */
+export function parsePemBlocks(text: string): PemBlock[] {
+  const blocks: PemBlock[] = [];
+  for (const match of text.matchAll(BLOCK)) {
+    const label = match[1] ?? '';
+    const lines = (match[2] ?? '').split(/\r?\n/);
+    const headers: Record<string, string> = {};
+    // RFC 1421 headers ("Name: value") come first and end at an empty line.
+    if (lines.length > 0 && /^[A-Za-z-]+:/.test(lines[0] ?? '')) {
+      while (lines.length > 0) {
+        const line = lines.shift() ?? '';
+        if (line.trim() === '') break;
+        const colon = line.indexOf(':');
+        if (colon > 0) headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+      }
+    }
+    const body = lines.join('').replace(/\s+/g, '');
+    // Buffer.from(…, 'base64') skips characters it does not know; check first so garbage is refused
+    // rather than decoded into other garbage.
+    if (body.length === 0 || !BASE64.test(body)) {
+      throw new CertificateError('unsupported_format', `The PEM block "${label}" is not valid base64.`);
+    }
+    const block: PemBlock = { label, der: Buffer.from(body, 'base64') };
+    if (Object.keys(headers).length > 0) block.headers = headers;
+    blocks.push(block);
+  }
+  return blocks;
+}
+
+/** Encodes DER as a PEM block with 64-character lines and a final newline (RFC 7468 §2). */
+export function toPem(label: string, der: Buffer): string {
+  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+}
+
+/** True when `input` looks like PEM text rather than binary DER/BER. */
+export function isPem(input: Buffer): boolean {
+  return input.includes('-----BEGIN ');
+}
+
+/**
+ * Parses one certificate from a PEM block or a whole DER buffer. The certificate must fill the
+ * buffer exactly: OpenSSL ignores bytes after the first certificate, which would silently drop a
+ * second certificate concatenated in DER. `TRUSTED CERTIFICATE` blocks are the exception: OpenSSL
+ * appends its trust settings (X509_AUX) after the certificate, and we keep only the certificate.
+ */
+export function certificateFromDer(der: Buffer, label = 'CERTIFICATE'): X509Certificate {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(der);
+  } catch (err) {
+    throw new CertificateError('unsupported_format', 'A certificate could not be parsed as X.509.', {
+      cause: err,
+    });
+  }
+  // X509Certificate also accepts PEM; a DER input must decode to exactly itself.
+  if (label !== 'TRUSTED CERTIFICATE' && !cert.raw.equals(der)) {
+    throw new CertificateError('unsupported_format', 'A certificate has extra bytes after its DER encoding.');
+  }
+  return cert;
+}
+
+/**
+ * Reads certificates from PEM (one or many `CERTIFICATE` blocks, other blocks ignored) or from a
+ * single DER certificate (RFC 5280 §4.1).
+ *
+ * @throws CertificateError `unsupported_format` when nothing in `input` is a certificate or any
+ *   certificate block fails to parse.
+ */
+export function readCertificates(input: Buffer): X509Certificate[] {
+  if (isPem(input)) {
+    const blocks = parsePemBlocks(input.toString('utf8')).filter((b) => CERTIFICATE_LABELS.has(b.label));
+    if (blocks.length === 0) {
+      throw new CertificateError('unsupported_format', 'The PEM text holds no CERTIFICATE block.');
+    }
+    return blocks.map((b) => certificateFromDer(b.der, b.label));
+  }
+  return [certificateFromDer(input)];
+}
+
+/**
+ * Reads trust anchors: one or more CA certificates in PEM, used to verify a remote server instead of
+ * the system roots. Each must be a CA (basicConstraints cA, RFC 5280 §4.2.1.9); expiry is not checked
+ * here because a stored anchor may expire later and the TLS handshake checks time anyway.
+ *
+ * @throws CertificateError `invalid_trust_anchors` when the text holds no certificate, a block does
+ *   not parse, or a certificate is not a CA.
+ */
+export function readTrustAnchors(pem: string): X509Certificate[] {
+  let certs: X509Certificate[];
+  try {
+    certs = readCertificates(Buffer.from(pem, 'utf8'));
+  } catch (err) {
+    throw new CertificateError('invalid_trust_anchors', 'Trust anchors must be CA certificates in PEM.', {
+      cause: err,
+    });
+  }
+  if (!isPem(Buffer.from(pem, 'utf8'))) {
+    throw new CertificateError('invalid_trust_anchors', 'Trust anchors must be CA certificates in PEM.');
+  }
+  for (const cert of certs) {
+    if (!cert.ca) {
+      throw new CertificateError(
+        'invalid_trust_anchors',
+        `The trust anchor "${cert.subject.split('\n').reverse().join(',')}" is not a CA certificate.`,
+      );
+    }
+  }
+  return certs;
+}

@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import { type Static, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+/**
+ * The one configuration schema. Every key is set by the environment variable of the same name in
+ * SCREAMING_SNAKE_CASE with a `TWOWAY_` prefix (`httpPort` ← `TWOWAY_HTTP_PORT`) or by the same
+ * variable name in the JSON file named by `TWOWAY_CONFIG_FILE`; the environment wins. Secrets are
+ * marked `secret: true` so that they are redacted wherever the config is shown.
+ */
+export const ConfigSchema = Type.Object({
+  host: Type.String({ default: '127.0.0.1', description: 'Bind address of all listeners' }),
+  httpPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  edgePort: Type.Integer({ minimum: 0, maximum: 65535, default: 8443 }),
+  dataDir: Type.String({ minLength: 1, default: './data', description: 'SQLite file, local key file' }),
+  databaseUrl: Type.Optional(
+    Type.String({ pattern: '^postgres(ql)?://', description: 'postgres://... (default: SQLite in dataDir)' }),
+  ),
+  masterKey: Type.Optional(Type.String({ secret: true, description: 'base64 32-byte KEK for the local KMS' })),
+  operatorToken: Type.Optional(Type.String({ minLength: 16, secret: true })),
+  forwardAllowPrivate: Type.Boolean({
+    default: false,
+    description: 'WEAKENS SECURITY: allow forwarding to loopback/private/link-local addresses',
+  }),
+  forwardConnectTimeoutMs: Type.Integer({ minimum: 1, default: 10_000 }),
+  forwardHeadersTimeoutMs: Type.Integer({ minimum: 1, default: 30_000 }),
+  forwardBodyTimeoutMs: Type.Integer({ minimum: 1, default: 30_000 }),
+  forwardKeepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 30_000 }),
+  forwardIdleAgentTtlMs: Type.Integer({ minimum: 1_000, default: 300_000 }),
+  maxUploadBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+  changePollIntervalMs: Type.Integer({ minimum: 50, default: 1_000 }),
+  edgeUpstream: Type.Optional(Type.String({ pattern: '^https?://' })),
+  smtpUrl: Type.Optional(Type.String({ secret: true })),
+  logLevel: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+});
+
+/** The validated, frozen configuration. */
+export type Config = Readonly<Static<typeof ConfigSchema>>;
+
+/** Thrown by {@link loadConfig} with every problem found, one per line. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const envName = (key: string): string => `TWOWAY_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+
+/** Names of the keys whose values must never be shown. */
+export const secretKeys: ReadonlySet<string> = new Set(
+  Object.entries(ConfigSchema.properties)
+    .filter(([, s]) => (s as { secret?: boolean }).secret)
+    .map(([k]) => k),
+);
+
+function convert(key: string, raw: unknown): unknown {
+  if (typeof raw !== 'string') return raw;
+  const schema = ConfigSchema.properties[key as keyof typeof ConfigSchema.properties] as { type?: string };
+  if (schema.type === 'integer') return /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+  if (schema.type === 'boolean') return raw === 'true' ? true : raw === 'false' ? false : raw;
+  return raw;
+}
+
+/**
+ * Reads the configuration from `env` (default `process.env`) and the optional JSON file named by
+ * `TWOWAY_CONFIG_FILE`, applies defaults, converts strings to numbers and booleans, and validates
+ * everything at once.
+ * @throws ConfigError listing every problem (secret values are never echoed).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  let file: Record<string, unknown> = {};
+  const filePath = env.TWOWAY_CONFIG_FILE;
+  if (filePath) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(filePath, 'utf8'));
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        problems.push(`TWOWAY_CONFIG_FILE ${filePath}: must hold a JSON object`);
+      } else file = parsed as Record<string, unknown>;
+    } catch (err) {
+      problems.push(`TWOWAY_CONFIG_FILE ${filePath}: ${(err as Error).message}`);
+    }
+  }
+  const known = new Set(Object.keys(ConfigSchema.properties).map(envName));
+  for (const name of Object.keys(file)) {
+    if (!known.has(name)) problems.push(`${name} (config file): unknown setting`);
+  }
+  const values: Record<string, unknown> = {};
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const name = envName(key);
+    const raw = env[name] !== undefined && env[name] !== '' ? env[name] : file[name];
+    if (raw !== undefined) values[key] = convert(key, raw);
+  }
+  const withDefaults = Value.Default(ConfigSchema, values) as Record<string, unknown>;
+  for (const error of Value.Errors(ConfigSchema, withDefaults)) {
+    const key = error.path.replace(/^\//, '');
+    const shown = secretKeys.has(key) ? '' : ` (got ${JSON.stringify(error.value)})`;
+    problems.push(`${envName(key)}: ${error.message}${shown}`);
+  }
+  if (typeof withDefaults.masterKey === 'string') {
+    const bytes = Buffer.from(withDefaults.masterKey, 'base64');
+    if (bytes.length !== 32) problems.push('TWOWAY_MASTER_KEY: must be 32 bytes, base64-encoded');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(withDefaults as Static<typeof ConfigSchema>);
+}
+
+/** The config with secrets replaced by `[redacted]`, for logs and `twoway config`. */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(config).map(([k, v]) => [k, secretKeys.has(k) && v !== undefined ? '[redacted]' : v]),
+  );
+}

@@ -1,0 +1,136 @@
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import type { DispatcherCache } from '../forward/dispatchers.js';
+import { runtimeRoutes } from '../forward/routes.js';
+import type { RuntimeService } from '../forward/service.js';
+import { identityRoutes } from '../identities/routes.js';
+import type { IdentityService } from '../identities/service.js';
+import { IdentitySchema } from '../identities/schemas.js';
+import { mappingRoutes } from '../mappings/routes.js';
+import { MappingSchema } from '../mappings/schemas.js';
+import type { MappingService } from '../mappings/service.js';
+import { tenantRoutes } from '../tenants/routes.js';
+import type { Principal, TenantService } from '../tenants/service.js';
+import type { Metrics } from './metrics.js';
+import { errorHandler, sendProblem } from './problem.js';
+import { AppError } from '../errors/app-error.js';
+import { ProblemSchema } from './schemas.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is calling; set for every `/v1/` route before the handler runs. */
+    principal: Principal;
+  }
+}
+
+export interface AppDeps {
+  logger: Logger;
+  tenants: TenantService;
+  identities: IdentityService;
+  mappings: MappingService;
+  runtime: RuntimeService;
+  dispatchers: DispatcherCache;
+  metrics: Metrics;
+  /** Throws when the store or the KMS cannot be reached (for /readyz). */
+  checkReady(): Promise<void>;
+  maxUploadBytes: number;
+  forwardAllowPrivate: boolean;
+  version: string;
+}
+
+function bearer(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+/**
+ * Builds the admin + runtime HTTP app (API.md): `/v1/...` behind bearer auth, `/healthz`,
+ * `/readyz`, `/metrics`, `/docs` and `/docs/openapi.json`. Errors leave as RFC 9457 problem+json.
+ */
+export async function buildHttpApp(deps: AppDeps) {
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ module: 'http' }),
+    disableRequestLogging: true,
+    bodyLimit: 256 * 1024,
+    // Keep-alive clients (the platform's forwarders) should not be cut between requests.
+    keepAliveTimeout: 65_000,
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => {
+    sendProblem(reply, new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`));
+  });
+  app.addSchema(ProblemSchema);
+  app.addSchema(IdentitySchema);
+  app.addSchema(MappingSchema);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Twoway API', version: deps.version, description: 'Multi-tenant mutual-TLS gateway' },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Operator token or tenant API key' } },
+      },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/docs/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(multipart, {
+    limits: { fileSize: deps.maxUploadBytes, fieldSize: deps.maxUploadBytes, files: 4, fields: 16, parts: 20 },
+  });
+
+  app.decorateRequest('principal');
+  app.addHook('onRequest', async (request) => {
+    if (!request.url.startsWith('/v1/')) return;
+    request.principal = await deps.tenants.authenticate(bearer(request.headers.authorization));
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.url.startsWith('/v1/runtime/forward')) return;
+    request.log.info(
+      { method: request.method, url: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'request served',
+    );
+  });
+
+  app.get('/healthz', { schema: { tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { tags: ['operations'], security: [] } }, async (_request, reply) => {
+    try {
+      await deps.checkReady();
+      return { status: 'ready' };
+    } catch (err) {
+      deps.logger.warn({ err }, 'readiness check failed');
+      return sendProblem(reply, new AppError('not_ready', 'The store or the KMS is not reachable.'));
+    }
+  });
+  app.get('/metrics', { schema: { tags: ['operations'], security: [] } }, async (_request, reply) => {
+    reply.type(deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+
+  await app.register(tenantRoutes, { tenants: deps.tenants });
+  await app.register(identityRoutes, {
+    tenants: deps.tenants,
+    identities: deps.identities,
+    maxUploadBytes: deps.maxUploadBytes,
+  });
+  await app.register(mappingRoutes, { tenants: deps.tenants, mappings: deps.mappings });
+  await app.register(runtimeRoutes, {
+    runtime: deps.runtime,
+    dispatchers: deps.dispatchers,
+    metrics: deps.metrics,
+    forwardAllowPrivate: deps.forwardAllowPrivate,
+  });
+  return app;
+}
+
+/** The Fastify instance {@link buildHttpApp} returns. */
+export type HttpApp = Awaited<ReturnType<typeof buildHttpApp>>;

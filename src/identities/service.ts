@@ -1,0 +1,278 @@
+import type { KeyObject } from 'node:crypto';
+import { type IdentityUpload, type ValidatedIdentity, readIdentity } from '../certificates/index.js';
+import { AppError, toAppError } from '../errors/app-error.js';
+import { identityKeyAad, open, seal } from '../kms/envelope.js';
+import type { Kms } from '../kms/types.js';
+import type { ChangeBus } from '../shared/changes.js';
+import type { Clock } from '../shared/clock.js';
+import { newId } from '../shared/ids.js';
+import type { Identity, IdentityStore, IdentityVersion, MappingStore } from '../store/types.js';
+import { type CertificateStatus, certificateStatus } from './status.js';
+
+/** An identity as the API shows it (API.md "Identity"); never any key material. */
+export interface IdentityView {
+  id: string;
+  tenant: string;
+  name: string;
+  status: CertificateStatus;
+  activeVersion: number;
+  versions: VersionView[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One version as the API shows it (API.md "Version"). */
+export interface VersionView {
+  version: number;
+  subject: string;
+  issuer: string;
+  serialNumber: string;
+  fingerprintSha256: string;
+  spkiSha256: string;
+  notBefore: string;
+  notAfter: string;
+  keyType: 'RSA' | 'EC' | 'Ed25519';
+  keySize?: number;
+  curve?: string;
+  signatureAlgorithm: string;
+  subjectAltNames: string[];
+  chain: { subject: string; issuer: string; notAfter: string; fingerprintSha256: string }[];
+  createdAt: string;
+  activatedAt?: string;
+}
+
+/** What the runtime needs to present an identity: the active version, decrypted on demand. */
+export interface RuntimeIdentity {
+  identity: Identity;
+  active: IdentityVersion;
+  status: CertificateStatus;
+}
+
+export interface IdentityServiceDeps {
+  store: IdentityStore & Pick<MappingStore, 'countActiveMappingsForIdentity'>;
+  kms: Kms;
+  clock: Clock;
+  changes: ChangeBus;
+}
+
+/**
+ * Outbound client identities: import (PKCS#12 or PEM, validated by certificates/readIdentity),
+ * versions and activation (rotation), soft delete. The private key is sealed with envelope
+ * encryption (AES-256-GCM, AAD = tenant/identity/version) before it reaches the store, and the
+ * plaintext PKCS#8 buffer is zeroed right after.
+ */
+export class IdentityService {
+  readonly #deps: IdentityServiceDeps;
+
+  constructor(deps: IdentityServiceDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Validates and stores a new identity with version 1 active.
+   * @throws AppError with an upload code (API.md: `unsupported_format`, `bad_password`, `key_mismatch`, ...)
+   */
+  async importIdentity(tenantId: string, name: string, upload: IdentityUpload): Promise<IdentityView> {
+    const validated = this.#validate(upload);
+    const now = this.#deps.clock.now();
+    const identity: Identity = {
+      id: newId('idn'),
+      tenantId,
+      name,
+      activeVersion: 1,
+      disabled: false,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const first = await this.#version(tenantId, identity.id, 1, validated, now, true);
+    await this.#deps.store.createIdentity(tenantId, identity, first);
+    this.#announce(tenantId, identity.id);
+    return this.get(tenantId, identity.id);
+  }
+
+  /**
+   * Adds a version (rotation); activates it at once unless `activate` is false.
+   * @throws AppError `not_found`, an upload code, or `version_not_usable` (activating an expired or
+   *   not yet valid certificate)
+   */
+  async addVersion(
+    tenantId: string,
+    identityId: string,
+    upload: IdentityUpload,
+    activate: boolean,
+  ): Promise<IdentityView> {
+    await this.#require(tenantId, identityId);
+    const validated = this.#validate(upload);
+    const now = this.#deps.clock.now();
+    // The version number is decided inside the store's transaction and is part of the AAD, so
+    // the key is sealed there, for exactly that number.
+    await this.#deps.store.addVersion(
+      tenantId,
+      identityId,
+      (version) => this.#version(tenantId, identityId, version, validated, now, activate),
+      activate,
+      now,
+    );
+    this.#announce(tenantId, identityId);
+    return this.get(tenantId, identityId);
+  }
+
+  /**
+   * Makes `version` the active one (roll forward or back), atomically.
+   * @throws AppError `not_found`, `version_not_usable`
+   */
+  async activateVersion(tenantId: string, identityId: string, version: number): Promise<IdentityView> {
+    await this.#require(tenantId, identityId);
+    const target = await this.#deps.store.getVersion(tenantId, identityId, version);
+    if (!target) throw new AppError('not_found', 'No such version.');
+    const now = this.#deps.clock.now();
+    if (target.summary.notAfter < now) {
+      throw new AppError('version_not_usable', 'This version has expired; it cannot be activated.');
+    }
+    if (target.summary.notBefore > now) {
+      throw new AppError('version_not_usable', 'This version is not yet valid; it cannot be activated.');
+    }
+    await this.#deps.store.activateVersion(tenantId, identityId, version, now);
+    this.#announce(tenantId, identityId);
+    return this.get(tenantId, identityId);
+  }
+
+  /** @throws AppError `not_found`, `identity_in_use` */
+  async deleteIdentity(tenantId: string, identityId: string): Promise<void> {
+    await this.#require(tenantId, identityId);
+    const inUse = await this.#deps.store.countActiveMappingsForIdentity(tenantId, identityId);
+    if (inUse > 0) {
+      throw new AppError('identity_in_use', `${inUse} enabled mapping(s) use this identity; disable them first.`);
+    }
+    await this.#deps.store.softDeleteIdentity(tenantId, identityId, this.#deps.clock.now());
+    this.#announce(tenantId, identityId);
+  }
+
+  /** @throws AppError `not_found` */
+  async get(tenantId: string, identityId: string): Promise<IdentityView> {
+    const identity = await this.#require(tenantId, identityId);
+    const versions = await this.#deps.store.listVersions(tenantId, identityId);
+    return this.#view(identity, versions);
+  }
+
+  async list(tenantId: string): Promise<IdentityView[]> {
+    const identities = await this.#deps.store.listIdentities(tenantId);
+    return Promise.all(
+      identities.map(async (i) => this.#view(i, await this.#deps.store.listVersions(tenantId, i.id))),
+    );
+  }
+
+  /** True when the identity exists in this tenant and is not deleted. */
+  async exists(tenantId: string, identityId: string): Promise<boolean> {
+    const identity = await this.#deps.store.getIdentity(tenantId, identityId);
+    return identity !== undefined && !identity.deletedAt;
+  }
+
+  /** The active version of a live identity, for the runtime; `undefined` when gone. */
+  async getRuntimeIdentity(tenantId: string, identityId: string): Promise<RuntimeIdentity | undefined> {
+    const identity = await this.#deps.store.getIdentity(tenantId, identityId);
+    if (!identity || identity.deletedAt) return undefined;
+    const active = await this.#deps.store.getVersion(tenantId, identityId, identity.activeVersion);
+    if (!active) return undefined;
+    const status = certificateStatus(active.summary.notAfter, this.#deps.clock.now(), {
+      disabled: identity.disabled,
+    });
+    return { identity, active, status };
+  }
+
+  /**
+   * Decrypts a version's private key (PKCS#8 DER). The caller zeroes the buffer once it has built
+   * its TLS context.
+   * @throws KmsError `unwrap_failed` when the ciphertext does not belong to this row
+   */
+  openPrivateKey(version: IdentityVersion): Promise<Buffer> {
+    return open(this.#deps.kms, version.secret, identityKeyAad(version.tenantId, version.identityId, version.version));
+  }
+
+  #validate(upload: IdentityUpload): ValidatedIdentity {
+    try {
+      return readIdentity(upload, { now: this.#deps.clock.now() });
+    } catch (err) {
+      throw toAppError(err);
+    }
+  }
+
+  async #version(
+    tenantId: string,
+    identityId: string,
+    version: number,
+    validated: ValidatedIdentity,
+    now: Date,
+    activate: boolean,
+  ): Promise<IdentityVersion> {
+    const der = exportPkcs8(validated.privateKey);
+    try {
+      const secret = await seal(this.#deps.kms, der, identityKeyAad(tenantId, identityId, version));
+      return {
+        identityId,
+        tenantId,
+        version,
+        summary: validated.summary,
+        chain: validated.chainSummary,
+        certificatesPem: validated.certificatesPem,
+        secret,
+        createdAt: now,
+        ...(activate ? { activatedAt: now } : {}),
+      };
+    } finally {
+      der.fill(0);
+    }
+  }
+
+  async #require(tenantId: string, identityId: string): Promise<Identity> {
+    const identity = await this.#deps.store.getIdentity(tenantId, identityId);
+    if (!identity || identity.deletedAt) throw new AppError('not_found', 'No such identity.');
+    return identity;
+  }
+
+  #announce(tenantId: string, identityId: string): void {
+    this.#deps.changes.emit({ tenantId, kind: 'identity', id: identityId });
+  }
+
+  #view(identity: Identity, versions: IdentityVersion[]): IdentityView {
+    const active = versions.find((v) => v.version === identity.activeVersion);
+    return {
+      id: identity.id,
+      tenant: identity.tenantId,
+      name: identity.name,
+      status: active
+        ? certificateStatus(active.summary.notAfter, this.#deps.clock.now(), { disabled: identity.disabled })
+        : 'disabled',
+      activeVersion: identity.activeVersion,
+      versions: versions.map(versionView),
+      createdAt: identity.createdAt.toISOString(),
+      updatedAt: identity.updatedAt.toISOString(),
+    };
+  }
+}
+
+function exportPkcs8(key: KeyObject): Buffer {
+  return key.export({ type: 'pkcs8', format: 'der' });
+}
+
+function versionView(v: IdentityVersion): VersionView {
+  const s = v.summary;
+  return {
+    version: v.version,
+    subject: s.subject,
+    issuer: s.issuer,
+    serialNumber: s.serialNumber,
+    fingerprintSha256: s.fingerprintSha256,
+    spkiSha256: s.spkiSha256,
+    notBefore: s.notBefore.toISOString(),
+    notAfter: s.notAfter.toISOString(),
+    keyType: s.keyType,
+    ...(s.keySize !== undefined ? { keySize: s.keySize } : {}),
+    ...(s.curve !== undefined ? { curve: s.curve } : {}),
+    signatureAlgorithm: s.signatureAlgorithm,
+    subjectAltNames: s.subjectAltNames,
+    chain: v.chain.map((c) => ({ ...c, notAfter: c.notAfter.toISOString() })),
+    createdAt: v.createdAt.toISOString(),
+    ...(v.activatedAt ? { activatedAt: v.activatedAt.toISOString() } : {}),
+  };
+}

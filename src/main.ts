@@ -1,0 +1,186 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config/config.js';
+import { DispatcherCache } from './forward/dispatchers.js';
+import { RuntimeService } from './forward/service.js';
+import { type HttpApp, buildHttpApp } from './http/app.js';
+import { createMetrics } from './http/metrics.js';
+import { IdentityService } from './identities/service.js';
+import { makeKekCheck, verifyKekCheck } from './kms/envelope.js';
+import { LocalKms, loadLocalKek } from './kms/local/local-kms.js';
+import type { Kms } from './kms/types.js';
+import { MappingService } from './mappings/service.js';
+import { ChangeBus } from './shared/changes.js';
+import { type Clock, systemClock } from './shared/clock.js';
+import { createLogger } from './shared/logger.js';
+import { openStore } from './store/index.js';
+import type { Store } from './store/types.js';
+import { TenantService } from './tenants/service.js';
+
+/** A start-up refusal with a message meant for the operator (no secrets in it). */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+const KEK_CHECK = 'kek_check';
+
+/** The store and KMS, opened and checked against each other. */
+export interface Backends {
+  store: Store;
+  kms: Kms;
+}
+
+/**
+ * Opens the store and the KMS and proves they belong together, before anything is written:
+ * a database that already holds data is opened only with the KEK that wrote it (checked with a
+ * stored check value); no key file is created for it. Then migrations run.
+ * @throws StartupError when the KEK is missing or wrong for this database
+ */
+export async function openBackends(config: Config, logger?: Logger): Promise<Backends> {
+  const store = await openStore(config.databaseUrl, config.dataDir);
+  try {
+    const hasData = await store.hasData();
+    const keyFile = join(config.dataDir, 'master.key');
+    const found = loadLocalKek(config.masterKey, keyFile, !hasData);
+    if (!found) {
+      throw new StartupError(
+        `The database holds data but no KEK was found: set TWOWAY_MASTER_KEY or restore ${keyFile}. Nothing was written.`,
+      );
+    }
+    const kms = new LocalKms(found.kek);
+    found.kek.fill(0);
+    if (hasData) {
+      const check = await store.getMeta(KEK_CHECK);
+      if (check && !(await verifyKekCheck(kms, check))) {
+        await kms.close();
+        throw new StartupError(
+          `The KEK (${found.source === 'env' ? 'TWOWAY_MASTER_KEY' : keyFile}) does not match this database. Nothing was written.`,
+        );
+      }
+    }
+    if (found.source === 'created') logger?.info({ keyFile }, 'local KEK created');
+    await store.migrate();
+    if (!(await store.getMeta(KEK_CHECK))) await store.setMeta(KEK_CHECK, await makeKekCheck(kms));
+    return { store, kms };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** The domain services over a store and a KMS. */
+export interface Services {
+  changes: ChangeBus;
+  tenants: TenantService;
+  identities: IdentityService;
+  mappings: MappingService;
+}
+
+export function createServices(backends: Backends, config: Config, clock: Clock = systemClock): Services {
+  const { store, kms } = backends;
+  const changes = new ChangeBus();
+  const tenants = new TenantService(store, clock, config.operatorToken);
+  const identities = new IdentityService({ store, kms, clock, changes });
+  const mappings = new MappingService({
+    store,
+    clock,
+    changes,
+    identityExists: (tenantId, identityId) => identities.exists(tenantId, identityId),
+  });
+  return { changes, tenants, identities, mappings };
+}
+
+/** A running `twoway serve`. */
+export interface Twoway {
+  app: HttpApp;
+  /** Base URL of the HTTP listener, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  services: Services;
+  store: Store;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the HTTP listener (admin + runtime API) on `config.host:config.httpPort` and watches the
+ * store for changes made by other processes (the CLI, other replicas).
+ */
+export async function startTwoway(
+  config: Config,
+  options: { logger?: Logger; clock?: Clock } = {},
+): Promise<Twoway> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const backends = await openBackends(config, logger);
+  const services = createServices(backends, config, options.clock);
+  const dispatchers = new DispatcherCache({
+    timeouts: {
+      connectTimeoutMs: config.forwardConnectTimeoutMs,
+      headersTimeoutMs: config.forwardHeadersTimeoutMs,
+      bodyTimeoutMs: config.forwardBodyTimeoutMs,
+      idleTimeoutMs: config.forwardKeepAliveTimeoutMs,
+    },
+    allowPrivate: config.forwardAllowPrivate,
+    idleAgentTtlMs: config.forwardIdleAgentTtlMs,
+  });
+  const runtime = new RuntimeService({
+    mappings: services.mappings,
+    identities: services.identities,
+    dispatchers,
+    changes: services.changes,
+  });
+  const app = await buildHttpApp({
+    logger,
+    tenants: services.tenants,
+    identities: services.identities,
+    mappings: services.mappings,
+    runtime,
+    dispatchers,
+    metrics: createMetrics(),
+    checkReady: () => backends.store.ping(),
+    maxUploadBytes: config.maxUploadBytes,
+    forwardAllowPrivate: config.forwardAllowPrivate,
+    version: packageVersion(),
+  });
+
+  // Other processes (the CLI, other replicas) write to the same store: a revision counter tells.
+  let revision = await backends.store.getRevision();
+  const poll = setInterval(() => {
+    backends.store.getRevision().then(
+      (current) => {
+        if (current === revision) return;
+        revision = current;
+        services.changes.emitAll();
+        services.tenants.forgetCachedKeys();
+      },
+      (err: unknown) => logger.warn({ err }, 'store revision poll failed'),
+    );
+  }, config.changePollIntervalMs);
+  poll.unref();
+
+  const address = await app.listen({ host: config.host, port: config.httpPort });
+  if (config.forwardAllowPrivate) logger.warn('forwarding to private and loopback addresses is allowed');
+  logger.info({ address, database: backends.store.dialect }, 'twoway started');
+
+  return {
+    app,
+    url: address,
+    services,
+    store: backends.store,
+    async close() {
+      clearInterval(poll);
+      await app.close();
+      await dispatchers.close();
+      await backends.store.close();
+      await backends.kms.close();
+    },
+  };
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    return pkg.version;
+  } catch {
+    return '0.0.0';
+  }
+}

@@ -1,0 +1,750 @@
+import { type Kysely, Migrator, type Selectable, sql, type Transaction } from 'kysely';
+import { AppError, toAppError } from '../errors/app-error.js';
+import { migrationProvider, type StoreDialect } from './migrations/index.js';
+import type {
+  ApiKeysTable,
+  Database,
+  IdentitiesTable,
+  IdentityVersionsTable,
+  MappingsTable,
+  TenantsTable,
+} from './tables.js';
+import type {
+  ApiKey,
+  CertificateSummary,
+  ChainEntry,
+  Identity,
+  IdentityVersion,
+  Mapping,
+  MatchKind,
+  Store,
+  Tenant,
+} from './types.js';
+
+/** What a driver error means to the store; anything unclassified becomes `internal_error`. */
+export type DriverFailure =
+  /** A unique or primary key constraint; `table` when the driver names it. */
+  | { kind: 'unique'; table: string | undefined }
+  /** A foreign key constraint: the referenced tenant or identity does not exist. */
+  | { kind: 'foreign_key' }
+  /** The database cannot be reached or is busy beyond the timeout. */
+  | { kind: 'unavailable' };
+
+/**
+ * The few things that differ between SQLite and PostgreSQL. sqlite.ts and postgres.ts provide them;
+ * every query lives in {@link KyselyStore}.
+ */
+export interface DialectSupport {
+  readonly dialect: StoreDialect;
+  /** True when `table` exists where unqualified names resolve (SQLite `main`, the PostgreSQL search_path). */
+  tableExists(db: Kysely<Database>, table: string): Promise<boolean>;
+  /** Recognises the driver's constraint and connection errors; undefined for anything else. */
+  classifyError(err: unknown): DriverFailure | undefined;
+  /** The PostgreSQL schema of Kysely's migration bookkeeping tables; undefined on SQLite. */
+  readonly migrationTableSchema?: string | undefined;
+}
+
+/** Safe `detail` for a unique violation, by table; never echoes the offending value. */
+const duplicateDetail: Record<string, string> = {
+  api_keys: 'An API key with this id or token already exists.',
+  identities: 'An identity with this id already exists.',
+  identity_versions: 'This identity version already exists.',
+  mappings: 'A mapping with this id already exists.',
+};
+
+/** Thrown inside a write transaction to roll it back (it changed nothing) and return `value`. */
+class Unchanged extends Error {
+  readonly value: unknown;
+  constructor(value: unknown) {
+    super('nothing changed');
+    this.value = value;
+  }
+}
+
+/**
+ * The Store over Kysely: every query written once, run by SQLite (better-sqlite3) or PostgreSQL (pg).
+ *
+ * - Tenant isolation is in the SQL: every tenant-owned query has `where tenant_id = ?` with the
+ *   `tenantId` argument, and rows are written under the `tenantId` argument; a `tenantId` field inside
+ *   a domain object passed in is ignored. Another tenant's object reads as undefined / false, and a
+ *   write aimed at it changes nothing.
+ * - Every write runs in a transaction that first bumps the revision counter. That first statement
+ *   takes the write lock up front (SQLite RESERVED lock, a PostgreSQL row lock), so write transactions
+ *   are serialized: `addVersion`'s max(version)+1 cannot race, and there is no lock-order deadlock.
+ *   A write that matches no row is rolled back, so the revision moves only when data changed.
+ * - Errors: unique violation on tenants → `tenant_exists`; other unique violations → `bad_request`;
+ *   foreign key violations → `not_found`; unreachable database → `not_ready`; anything else →
+ *   `internal_error` with the driver error as `cause` (never in `detail`).
+ */
+export class KyselyStore implements Store {
+  readonly dialect: StoreDialect;
+  readonly #db: Kysely<Database>;
+  readonly #support: DialectSupport;
+  #closed: Promise<void> | undefined;
+
+  constructor(db: Kysely<Database>, support: DialectSupport) {
+    this.#db = db;
+    this.#support = support;
+    this.dialect = support.dialect;
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  /**
+   * True when the Twoway tables exist and `tenants` or `meta` holds a row. Safe before migrate():
+   * a missing table counts as empty.
+   */
+  async hasData(): Promise<boolean> {
+    return this.#read(async () => {
+      if (await this.#support.tableExists(this.#db, 'tenants')) {
+        const row = await this.#db.selectFrom('tenants').select('id').limit(1).executeTakeFirst();
+        if (row) return true;
+      }
+      if (await this.#support.tableExists(this.#db, 'meta')) {
+        const row = await this.#db.selectFrom('meta').select('key').limit(1).executeTakeFirst();
+        if (row) return true;
+      }
+      return false;
+    });
+  }
+
+  /**
+   * Applies pending migrations (see migrations/); a no-op when the schema is current. On PostgreSQL
+   * concurrent callers wait on Kysely's advisory lock.
+   * @throws AppError `internal_error` (cause: the failed migration's error), e.g. when the database
+   *   was migrated by a newer Twoway.
+   */
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({
+      db: this.#db,
+      provider: migrationProvider(this.dialect),
+      migrationTableSchema: this.#support.migrationTableSchema,
+    });
+    const { error } = await migrator.migrateToLatest();
+    if (error !== undefined) {
+      throw new AppError('internal_error', 'Database migration failed.', { cause: error });
+    }
+  }
+
+  /** @throws AppError `not_ready` when the database does not answer. */
+  async ping(): Promise<void> {
+    await this.#read(() => sql`select 1`.execute(this.#db));
+  }
+
+  /** Closes the connection (SQLite) or pool (PostgreSQL); later calls return the same promise. */
+  close(): Promise<void> {
+    this.#closed ??= this.#db.destroy();
+    return this.#closed;
+  }
+
+  // ---- tenants and API keys ----------------------------------------------------------------------
+
+  /** @throws AppError `tenant_exists` when the id is taken. */
+  async createTenant(tenant: Tenant): Promise<void> {
+    await this.#write((trx) =>
+      trx
+        .insertInto('tenants')
+        .values({ id: tenant.id, name: tenant.name, created_at: toMs(tenant.createdAt) })
+        .execute(),
+    );
+  }
+
+  async getTenant(tenantId: string): Promise<Tenant | undefined> {
+    const row = await this.#read(() =>
+      this.#db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirst(),
+    );
+    return row && toTenant(row);
+  }
+
+  /** Ordered by createdAt then id. */
+  async listTenants(): Promise<Tenant[]> {
+    const rows = await this.#read(() =>
+      this.#db.selectFrom('tenants').selectAll().orderBy('created_at').orderBy('id').execute(),
+    );
+    return rows.map(toTenant);
+  }
+
+  /**
+   * @throws AppError `not_found` when the tenant does not exist, `bad_request` when the id or token
+   *   hash is already stored.
+   */
+  async createApiKey(tenantId: string, key: ApiKey): Promise<void> {
+    await this.#write((trx) =>
+      trx
+        .insertInto('api_keys')
+        .values({
+          id: key.id,
+          tenant_id: tenantId,
+          token_sha256: key.tokenSha256,
+          created_at: toMs(key.createdAt),
+          revoked_at: optionalMs(key.revokedAt),
+        })
+        .execute(),
+    );
+  }
+
+  /** Revoking twice keeps the first `revokedAt` and still returns true. */
+  async revokeApiKey(tenantId: string, keyId: string, at: Date): Promise<boolean> {
+    const revokedMs = toMs(at);
+    return this.#write(async (trx) => {
+      const result = await trx
+        .updateTable('api_keys')
+        .set({ revoked_at: revokedMs })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', keyId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (result.numUpdatedRows > 0n) return true;
+      const existing = await trx
+        .selectFrom('api_keys')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', keyId)
+        .executeTakeFirst();
+      throw new Unchanged(existing !== undefined);
+    });
+  }
+
+  async findApiKeyByHash(tokenSha256: string): Promise<ApiKey | undefined> {
+    const row = await this.#read(() =>
+      this.#db
+        .selectFrom('api_keys')
+        .selectAll()
+        .where('token_sha256', '=', tokenSha256)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst(),
+    );
+    return row && toApiKey(row);
+  }
+
+  // ---- identities --------------------------------------------------------------------------------
+
+  /**
+   * Inserts the identity and its first version in one transaction. The identity's `activeVersion`
+   * is set to `first.version`; the version's `activatedAt` defaults to the identity's `createdAt`.
+   * @throws AppError `not_found` when the tenant does not exist, `bad_request` when the id is taken.
+   */
+  async createIdentity(tenantId: string, identity: Identity, first: IdentityVersion): Promise<void> {
+    await this.#write(async (trx) => {
+      await trx
+        .insertInto('identities')
+        .values({
+          id: identity.id,
+          tenant_id: tenantId,
+          name: identity.name,
+          active_version: first.version,
+          disabled: toFlag(identity.disabled),
+          created_at: toMs(identity.createdAt),
+          updated_at: toMs(identity.updatedAt),
+          deleted_at: optionalMs(identity.deletedAt),
+        })
+        .execute();
+      await trx
+        .insertInto('identity_versions')
+        .values(
+          toVersionRow(tenantId, identity.id, first.version, first, first.activatedAt ?? identity.createdAt),
+        )
+        .execute();
+    });
+  }
+
+  /** Returns soft-deleted identities too (with `deletedAt`); callers decide what that means. */
+  async getIdentity(tenantId: string, identityId: string): Promise<Identity | undefined> {
+    const row = await this.#read(() =>
+      this.#db
+        .selectFrom('identities')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', identityId)
+        .executeTakeFirst(),
+    );
+    return row && toIdentity(row);
+  }
+
+  async listIdentities(tenantId: string): Promise<Identity[]> {
+    const rows = await this.#read(() =>
+      this.#db
+        .selectFrom('identities')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('deleted_at', 'is', null)
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute(),
+    );
+    return rows.map(toIdentity);
+  }
+
+  /** Ordered by version, oldest first; empty for an unknown identity or another tenant's. */
+  async listVersions(tenantId: string, identityId: string): Promise<IdentityVersion[]> {
+    const rows = await this.#read(() =>
+      this.#db
+        .selectFrom('identity_versions')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('identity_id', '=', identityId)
+        .orderBy('version')
+        .execute(),
+    );
+    return rows.map(toVersion);
+  }
+
+  async getVersion(
+    tenantId: string,
+    identityId: string,
+    version: number,
+  ): Promise<IdentityVersion | undefined> {
+    const row = await this.#read(() =>
+      this.#db
+        .selectFrom('identity_versions')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('identity_id', '=', identityId)
+        .where('version', '=', version)
+        .executeTakeFirst(),
+    );
+    return row && toVersion(row);
+  }
+
+  /**
+   * Numbers the new version max(version)+1 inside the write transaction, awaits `make(version)` to
+   * build it (seal the key with the version in the associated data), inserts it and, when `activate`,
+   * points the identity at it with `activatedAt = at`. The identity's `updatedAt` becomes `at`.
+   * `make` runs while the transaction holds the write lock, so it should be quick (one KMS call).
+   * Identifiers and `activatedAt` inside the made version are ignored: the arguments and the
+   * computed number are stored.
+   * @returns the new version number (1-based).
+   * @throws AppError `not_found` when the identity does not exist in this tenant or is deleted;
+   *   whatever `make` throws (as an AppError).
+   */
+  async addVersion(
+    tenantId: string,
+    identityId: string,
+    make: (version: number) => IdentityVersion | Promise<IdentityVersion>,
+    activate: boolean,
+    at: Date,
+  ): Promise<number> {
+    const atMs = toMs(at);
+    return this.#write(async (trx) => {
+      const touched = await trx
+        .updateTable('identities')
+        .set({ updated_at: atMs })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', identityId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (touched.numUpdatedRows === 0n) throw new AppError('not_found', 'Identity not found.');
+      const { max } = await trx
+        .selectFrom('identity_versions')
+        .select((eb) => eb.fn.max('version').as('max'))
+        .where('tenant_id', '=', tenantId)
+        .where('identity_id', '=', identityId)
+        .executeTakeFirstOrThrow();
+      const version = (max === null ? 0 : Number(max)) + 1;
+      const made = await make(version);
+      await trx
+        .insertInto('identity_versions')
+        .values(toVersionRow(tenantId, identityId, version, made, activate ? at : undefined))
+        .execute();
+      if (activate) {
+        await trx
+          .updateTable('identities')
+          .set({ active_version: version })
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', identityId)
+          .execute();
+      }
+      return version;
+    });
+  }
+
+  /**
+   * Points the identity at `version` and stamps the version's `activatedAt` (and the identity's
+   * `updatedAt`) with `at`, in one transaction. Changes nothing when the identity is unknown, deleted
+   * or another tenant's, or the version does not exist.
+   */
+  async activateVersion(tenantId: string, identityId: string, version: number, at: Date): Promise<void> {
+    const atMs = toMs(at);
+    await this.#write(async (trx) => {
+      const identity = await trx
+        .updateTable('identities')
+        .set({ active_version: version, updated_at: atMs })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', identityId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (identity.numUpdatedRows === 0n) throw new Unchanged(undefined);
+      const stamped = await trx
+        .updateTable('identity_versions')
+        .set({ activated_at: atMs })
+        .where('tenant_id', '=', tenantId)
+        .where('identity_id', '=', identityId)
+        .where('version', '=', version)
+        .executeTakeFirst();
+      // Rolls back the identity update too: never point at a version that does not exist.
+      if (stamped.numUpdatedRows === 0n) throw new Unchanged(undefined);
+    });
+  }
+
+  /**
+   * Sets `deletedAt` (and `updatedAt`) to `at`; versions stay for audit. A second call keeps the
+   * first `deletedAt`; changes nothing for an unknown identity or another tenant's.
+   */
+  async softDeleteIdentity(tenantId: string, identityId: string, at: Date): Promise<void> {
+    const atMs = toMs(at);
+    await this.#write(async (trx) => {
+      const result = await trx
+        .updateTable('identities')
+        .set({ deleted_at: atMs, updated_at: atMs })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', identityId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (result.numUpdatedRows === 0n) throw new Unchanged(undefined);
+    });
+  }
+
+  // ---- mappings ----------------------------------------------------------------------------------
+
+  /**
+   * @throws AppError `not_found` when the tenant or the identity (in this tenant) does not exist,
+   *   `bad_request` when the id is taken.
+   */
+  async createMapping(tenantId: string, mapping: Mapping): Promise<void> {
+    await this.#write((trx) =>
+      trx
+        .insertInto('mappings')
+        .values({
+          ...toMappingFields(mapping),
+          id: mapping.id,
+          tenant_id: tenantId,
+          created_at: toMs(mapping.createdAt),
+        })
+        .execute(),
+    );
+  }
+
+  async getMapping(tenantId: string, mappingId: string): Promise<Mapping | undefined> {
+    const row = await this.#read(() =>
+      this.#db
+        .selectFrom('mappings')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', mappingId)
+        .executeTakeFirst(),
+    );
+    return row && toMapping(row);
+  }
+
+  /** Ordered by createdAt then id; soft-deleted ones only with `includeDeleted`. */
+  async listMappings(tenantId: string, options?: { includeDeleted?: boolean }): Promise<Mapping[]> {
+    const rows = await this.#read(() => {
+      let query = this.#db.selectFrom('mappings').selectAll().where('tenant_id', '=', tenantId);
+      if (options?.includeDeleted !== true) query = query.where('deleted', '=', 0);
+      return query.orderBy('created_at').orderBy('id').execute();
+    });
+    return rows.map(toMapping);
+  }
+
+  /**
+   * Overwrites every field but `id`, `tenantId` and `createdAt`; a soft delete is an update with
+   * `deleted: true`. Changes nothing for an unknown mapping or another tenant's.
+   * @throws AppError `not_found` when `identityId` names no identity of this tenant.
+   */
+  async updateMapping(tenantId: string, mapping: Mapping): Promise<void> {
+    await this.#write(async (trx) => {
+      const result = await trx
+        .updateTable('mappings')
+        .set(toMappingFields(mapping))
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', mapping.id)
+        .executeTakeFirst();
+      if (result.numUpdatedRows === 0n) throw new Unchanged(undefined);
+    });
+  }
+
+  async countActiveMappingsForIdentity(tenantId: string, identityId: string): Promise<number> {
+    const row = await this.#read(() =>
+      this.#db
+        .selectFrom('mappings')
+        .select((eb) => eb.fn.countAll().as('count'))
+        .where('tenant_id', '=', tenantId)
+        .where('identity_id', '=', identityId)
+        .where('enabled', '=', 1)
+        .where('deleted', '=', 0)
+        .executeTakeFirstOrThrow(),
+    );
+    return Number(row.count);
+  }
+
+  // ---- meta --------------------------------------------------------------------------------------
+
+  async getMeta(key: string): Promise<Buffer | undefined> {
+    const row = await this.#read(() =>
+      this.#db.selectFrom('meta').select('value').where('key', '=', key).executeTakeFirst(),
+    );
+    return row && asBuffer(row.value);
+  }
+
+  /** Inserts or replaces. */
+  async setMeta(key: string, value: Buffer): Promise<void> {
+    await this.#write((trx) =>
+      trx
+        .insertInto('meta')
+        .values({ key, value })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+        .execute(),
+    );
+  }
+
+  /** 0 on a fresh database; +1 per committed write transaction that changed data. */
+  async getRevision(): Promise<number> {
+    const row = await this.#read(() =>
+      this.#db.selectFrom('revision').select('value').where('id', '=', 1).executeTakeFirst(),
+    );
+    return row === undefined ? 0 : Number(row.value);
+  }
+
+  // ---- plumbing ----------------------------------------------------------------------------------
+
+  async #read<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      throw this.#translate(err);
+    }
+  }
+
+  /** Runs `work` in a transaction that first bumps the revision (see the class comment). */
+  async #write<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    try {
+      return await this.#db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('revision')
+          .set((eb) => ({ value: eb('value', '+', 1) }))
+          .where('id', '=', 1)
+          .execute();
+        return work(trx);
+      });
+    } catch (err) {
+      if (err instanceof Unchanged) return err.value as T;
+      throw this.#translate(err);
+    }
+  }
+
+  #translate(err: unknown): AppError {
+    if (err instanceof AppError) return err;
+    const failure = this.#support.classifyError(err);
+    switch (failure?.kind) {
+      case 'unique':
+        if (failure.table === 'tenants') {
+          return new AppError('tenant_exists', 'A tenant with this id already exists.', { cause: err });
+        }
+        return new AppError(
+          'bad_request',
+          duplicateDetail[failure.table ?? ''] ?? 'An object with the same key already exists.',
+          { cause: err },
+        );
+      case 'foreign_key':
+        return new AppError('not_found', 'The tenant or identity it refers to does not exist.', {
+          cause: err,
+        });
+      case 'unavailable':
+        return new AppError('not_ready', 'The database is not reachable.', { cause: err });
+      default:
+        return toAppError(err);
+    }
+  }
+}
+
+// ---- row mapping -----------------------------------------------------------------------------------
+
+/** Milliseconds since the epoch. @throws AppError `bad_request` for an invalid Date. */
+function toMs(date: Date): number {
+  const ms = date.getTime();
+  if (Number.isNaN(ms)) throw new AppError('bad_request', 'Invalid date.');
+  return ms;
+}
+
+function optionalMs(date: Date | undefined): number | null {
+  return date === undefined ? null : toMs(date);
+}
+
+/** PostgreSQL int8 arrives as a number (see postgres.ts); Number() also covers a string or bigint. */
+function fromMs(value: number | string | bigint): Date {
+  return new Date(Number(value));
+}
+
+function toIso(date: Date): string {
+  return new Date(toMs(date)).toISOString();
+}
+
+function toFlag(value: boolean): number {
+  return value ? 1 : 0;
+}
+
+function fromFlag(value: number): boolean {
+  return Number(value) !== 0;
+}
+
+/** Both drivers return Buffer; a plain Uint8Array is copied into one all the same. */
+function asBuffer(value: Uint8Array): Buffer {
+  return Buffer.isBuffer(value) ? value : Buffer.from(value);
+}
+
+function toTenant(row: Selectable<TenantsTable>): Tenant {
+  return { id: row.id, name: row.name, createdAt: fromMs(row.created_at) };
+}
+
+function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
+  const key: ApiKey = {
+    id: row.id,
+    tenantId: row.tenant_id,
+    tokenSha256: row.token_sha256,
+    createdAt: fromMs(row.created_at),
+  };
+  if (row.revoked_at !== null) key.revokedAt = fromMs(row.revoked_at);
+  return key;
+}
+
+function toIdentity(row: Selectable<IdentitiesTable>): Identity {
+  const identity: Identity = {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    activeVersion: Number(row.active_version),
+    disabled: fromFlag(row.disabled),
+    createdAt: fromMs(row.created_at),
+    updatedAt: fromMs(row.updated_at),
+  };
+  if (row.deleted_at !== null) identity.deletedAt = fromMs(row.deleted_at);
+  return identity;
+}
+
+/** CertificateSummary as stored: instants as RFC 3339 strings. */
+type SummaryJson = Omit<CertificateSummary, 'notBefore' | 'notAfter'> & {
+  notBefore: string;
+  notAfter: string;
+};
+type ChainEntryJson = Omit<ChainEntry, 'notAfter'> & { notAfter: string };
+
+/**
+ * Copies the summary field by field rather than spreading it, so that nothing a caller attached to
+ * the object (a key, a password) can ride along into the database.
+ */
+function summaryToJson(s: CertificateSummary): string {
+  const json: SummaryJson = {
+    subject: s.subject,
+    issuer: s.issuer,
+    serialNumber: s.serialNumber,
+    fingerprintSha256: s.fingerprintSha256,
+    spkiSha256: s.spkiSha256,
+    notBefore: toIso(s.notBefore),
+    notAfter: toIso(s.notAfter),
+    keyType: s.keyType,
+    signatureAlgorithm: s.signatureAlgorithm,
+    subjectAltNames: [...s.subjectAltNames],
+  };
+  if (s.keySize !== undefined) json.keySize = s.keySize;
+  if (s.curve !== undefined) json.curve = s.curve;
+  return JSON.stringify(json);
+}
+
+function summaryFromJson(text: string): CertificateSummary {
+  const json = JSON.parse(text) as SummaryJson;
+  return { ...json, notBefore: new Date(json.notBefore), notAfter: new Date(json.notAfter) };
+}
+
+function chainToJson(chain: ChainEntry[]): string {
+  const json: ChainEntryJson[] = chain.map((c) => ({
+    subject: c.subject,
+    issuer: c.issuer,
+    notAfter: toIso(c.notAfter),
+    fingerprintSha256: c.fingerprintSha256,
+  }));
+  return JSON.stringify(json);
+}
+
+function chainFromJson(text: string): ChainEntry[] {
+  const json = JSON.parse(text) as ChainEntryJson[];
+  return json.map((c) => ({ ...c, notAfter: new Date(c.notAfter) }));
+}
+
+function toVersionRow(
+  tenantId: string,
+  identityId: string,
+  version: number,
+  v: IdentityVersion,
+  activatedAt: Date | undefined,
+): IdentityVersionsTable {
+  return {
+    identity_id: identityId,
+    version,
+    tenant_id: tenantId,
+    fingerprint_sha256: v.summary.fingerprintSha256,
+    not_before: toMs(v.summary.notBefore),
+    not_after: toMs(v.summary.notAfter),
+    summary_json: summaryToJson(v.summary),
+    chain_json: chainToJson(v.chain),
+    certificates_pem: v.certificatesPem,
+    ciphertext: v.secret.ciphertext,
+    iv: v.secret.iv,
+    wrapped_dek: v.secret.wrappedDek,
+    kek_id: v.secret.kekId,
+    created_at: toMs(v.createdAt),
+    activated_at: optionalMs(activatedAt),
+  };
+}
+
+function toVersion(row: Selectable<IdentityVersionsTable>): IdentityVersion {
+  const version: IdentityVersion = {
+    identityId: row.identity_id,
+    tenantId: row.tenant_id,
+    version: Number(row.version),
+    summary: summaryFromJson(row.summary_json),
+    chain: chainFromJson(row.chain_json),
+    certificatesPem: row.certificates_pem,
+    secret: {
+      ciphertext: asBuffer(row.ciphertext),
+      iv: asBuffer(row.iv),
+      wrappedDek: asBuffer(row.wrapped_dek),
+      kekId: row.kek_id,
+    },
+    createdAt: fromMs(row.created_at),
+  };
+  if (row.activated_at !== null) version.activatedAt = fromMs(row.activated_at);
+  return version;
+}
+
+/** The columns an update may change. */
+function toMappingFields(m: Mapping) {
+  return {
+    name: m.name,
+    service: m.service,
+    url: m.url,
+    match_kind: m.match,
+    identity_id: m.identityId,
+    enabled: toFlag(m.enabled),
+    deleted: toFlag(m.deleted),
+    trust_anchors_pem: m.trustAnchorsPem ?? null,
+    updated_at: toMs(m.updatedAt),
+  } satisfies Partial<MappingsTable>;
+}
+
+function toMapping(row: Selectable<MappingsTable>): Mapping {
+  const mapping: Mapping = {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    service: row.service,
+    url: row.url,
+    match: row.match_kind as MatchKind,
+    identityId: row.identity_id,
+    enabled: fromFlag(row.enabled),
+    deleted: fromFlag(row.deleted),
+    createdAt: fromMs(row.created_at),
+    updatedAt: fromMs(row.updated_at),
+  };
+  if (row.trust_anchors_pem !== null) mapping.trustAnchorsPem = row.trust_anchors_pem;
+  return mapping;
+}

@@ -1,0 +1,21 @@
+import type { Migration, MigrationProvider } from 'kysely';
+import { initial } from './0001-initial.js';
+
+/** The two SQL engines Twoway stores data in. */
+export type StoreDialect = 'sqlite' | 'postgres';
+
+/**
+ * Every migration, in order, for one dialect: a static list compiled into the program, so nothing
+ * is read from disk at run time (the bundle and the schema always agree). Names sort in order of
+ * application; never rename or edit a released one, add a new one instead.
+ */
+export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
+  return {
+    '0001_initial': initial(dialect),
+  };
+}
+
+/** A Kysely `MigrationProvider` over {@link migrationsFor}. */
+export function migrationProvider(dialect: StoreDialect): MigrationProvider {
+  return { getMigrations: async () => migrationsFor(dialect) };
+}

@@ -1,0 +1,115 @@
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { type DialectSupport, type DriverFailure, KyselyStore } from './kysely-store.js';
+import type { Database } from './tables.js';
+import type { Store } from './types.js';
+
+/** OID of PostgreSQL `int8` (bigint). */
+const INT8_OID = 20;
+
+/** A schema name we can put in a connection option unquoted (folded to lowercase by PostgreSQL anyway). */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Options of {@link openPostgresStore}. */
+export interface PostgresStoreOptions {
+  /**
+   * Keep every table in this schema (created if missing) instead of the server's default search_path.
+   * Lowercase letters, digits and `_`, at most 63 characters. Tests use a random one per run.
+   */
+  schema?: string;
+}
+
+/**
+ * Opens a pg `Pool` on `url` (`postgres://user:password@host:5432/db`, pg's connection string
+ * syntax including `?sslmode=`). With `options.schema`, creates that schema if missing and sets
+ * `search_path` for every pooled connection at connect time. Checks the connection once; does not
+ * migrate: call `hasData()` / `migrate()` next.
+ * @throws Error for an invalid schema name; the driver's error when the server cannot be reached
+ *   (its message never contains the password).
+ */
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
+  const { schema } = options;
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw new Error(
+      `Invalid PostgreSQL schema name "${schema}": use [a-z_][a-z0-9_]*, at most 63 characters`,
+    );
+  }
+  const pool = new pg.Pool({
+    connectionString: url,
+    // A startup parameter rather than a `SET` on connect: no query can run before it applies.
+    ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
+    // Instants are int8 milliseconds; they fit a JS number exactly (up to 2^53), as do counts.
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client that loses its connection emits 'error' on the pool; unhandled it would crash the
+  // process. The pool drops that client and the next query reconnects; ping() reports the outage.
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    if (schema !== undefined) await createSchema(db, schema);
+    // Kysely's Migrator must be told where its own tables live: without a schema it would find a
+    // `kysely_migration` table in any schema of the database and skip creating ours.
+    const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
+    const migrationTableSchema = rows[0]?.schema ?? undefined;
+    return new KyselyStore(db, { ...postgresSupport, migrationTableSchema });
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+}
+
+async function createSchema(db: Kysely<Database>, schema: string): Promise<void> {
+  try {
+    await db.schema.createSchema(schema).ifNotExists().execute();
+  } catch (err) {
+    // Two processes creating it at once: `if not exists` still races in PostgreSQL (unique violation
+    // on pg_namespace). Fine when it exists now.
+    const { rows } = await sql`select 1 from pg_namespace where nspname = ${schema}`.execute(db);
+    if (rows.length === 0) throw err;
+  }
+}
+
+const postgresSupport: Omit<DialectSupport, 'migrationTableSchema'> = {
+  dialect: 'postgres',
+  async tableExists(db, table) {
+    const { rows } = await sql`
+      select 1 from information_schema.tables
+      where table_schema = current_schema() and table_name = ${table}`.execute(db);
+    return rows.length > 0;
+  },
+  classifyError: classifyPostgresError,
+};
+
+/** Node socket errors that mean the server is not there (or went away). */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EPIPE',
+]);
+
+/** pg's `DatabaseError` carries the SQLSTATE (`23505`) and, for constraints, the table. */
+function classifyPostgresError(err: unknown): DriverFailure | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const { code, table } = err as { code?: unknown; table?: unknown };
+  if (code === '23505') return { kind: 'unique', table: typeof table === 'string' ? table : undefined };
+  if (code === '23503') return { kind: 'foreign_key' };
+  if (typeof code === 'string') {
+    // Class 08: connection exception; 57P01-57P03: server shutting down or starting; 53300: too many
+    // connections.
+    if (code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300' || NETWORK_CODES.has(code)) {
+      return { kind: 'unavailable' };
+    }
+    return undefined;
+  }
+  // pg reports a dropped connection or a pool wait timeout without a code.
+  if (/Connection terminated|timeout exceeded when trying to connect/i.test(err.message)) {
+    return { kind: 'unavailable' };
+  }
+  return undefined;
+}

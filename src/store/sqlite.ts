@@ -1,0 +1,59 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import { type DialectSupport, type DriverFailure, KyselyStore } from './kysely-store.js';
+import type { Database as Tables } from './tables.js';
+import type { Store } from './types.js';
+
+/** How long a statement waits for another process's write lock before failing with `not_ready`. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Opens (creating it and its parent folder if needed) the SQLite database at `file`, with WAL
+ * journaling (readers never block the writer), `foreign_keys = ON` (SQLite leaves them off by
+ * default) and a busy timeout of 5 s. `:memory:` gives a private in-memory database. Does not
+ * migrate: call `hasData()` / `migrate()` next.
+ * @throws Error when the file cannot be opened (permissions, not a database).
+ */
+export async function openSqliteStore(file: string): Promise<Store> {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const database = new Database(file);
+  try {
+    database.pragma('journal_mode = WAL');
+    database.pragma('foreign_keys = ON');
+    database.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // Safe with WAL: a power cut may lose the last commits but never corrupts the file.
+    database.pragma('synchronous = NORMAL');
+  } catch (err) {
+    database.close();
+    throw err;
+  }
+  const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database }) });
+  return new KyselyStore(db, sqliteSupport);
+}
+
+const sqliteSupport: DialectSupport = {
+  dialect: 'sqlite',
+  async tableExists(db, table) {
+    const { rows } = await sql<{ name: string }>`
+      select name from sqlite_master where type = 'table' and name = ${table}`.execute(db);
+    return rows.length > 0;
+  },
+  classifyError: classifySqliteError,
+};
+
+/** better-sqlite3 throws `SqliteError` with extended result codes (`SQLITE_CONSTRAINT_UNIQUE`). */
+function classifySqliteError(err: unknown): DriverFailure | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return undefined;
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    // The message names the columns: "UNIQUE constraint failed: tenants.id".
+    const table = /constraint failed: (\w+)\./.exec(err.message)?.[1];
+    return { kind: 'unique', table };
+  }
+  if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') return { kind: 'foreign_key' };
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return { kind: 'unavailable' };
+  return undefined;
+}

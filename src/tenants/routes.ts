@@ -1,0 +1,82 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { AppError } from '../errors/app-error.js';
+import { Collection, TenantParams, problemResponses } from '../http/schemas.js';
+import { ApiKeySchema, CreateTenantBody, CreatedTenantSchema, TenantSchema } from './schemas.js';
+import type { TenantService } from './service.js';
+
+/** `/v1/tenants` and `/v1/tenants/{tenant}/api-keys`. */
+export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (app, { tenants }) => {
+  app.post(
+    '/v1/tenants',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: 'Create a tenant (operator token)',
+        body: CreateTenantBody,
+        response: { 201: CreatedTenantSchema, ...problemResponses, 409: Type.Ref('Problem') },
+      },
+    },
+    async (request, reply) => {
+      if (request.principal.kind !== 'operator') throw new AppError('not_found', 'Only the operator creates tenants.');
+      const { tenant, apiKey } = await tenants.createTenant(request.body.id, request.body.name);
+      return reply.code(201).send({ ...tenant, createdAt: tenant.createdAt.toISOString(), apiKey });
+    },
+  );
+
+  app.get(
+    '/v1/tenants',
+    { schema: { tags: ['tenants'], summary: 'List tenants (operator token)', response: { 200: Collection(TenantSchema) } } },
+    async (request) => {
+      if (request.principal.kind !== 'operator') {
+        const own = await tenants.authorize(request.principal, request.principal.tenantId);
+        return { items: [{ ...own, createdAt: own.createdAt.toISOString() }] };
+      }
+      const items = await tenants.listTenants();
+      return { items: items.map((t) => ({ ...t, createdAt: t.createdAt.toISOString() })) };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant',
+    { schema: { tags: ['tenants'], params: TenantParams, response: { 200: TenantSchema, ...problemResponses } } },
+    async (request) => {
+      const tenant = await tenants.authorize(request.principal, request.params.tenant);
+      return { ...tenant, createdAt: tenant.createdAt.toISOString() };
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/api-keys',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: 'Create an API key for the tenant (shown once)',
+        params: TenantParams,
+        response: { 201: ApiKeySchema, ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      const { apiKey, key } = await tenants.createApiKey(request.params.tenant);
+      return reply.code(201).send({ id: key.id, apiKey, createdAt: key.createdAt.toISOString() });
+    },
+  );
+
+  app.delete(
+    '/v1/tenants/:tenant/api-keys/:id',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: 'Revoke an API key',
+        params: Type.Object({ tenant: Type.String(), id: Type.String() }),
+        response: { 204: Type.Null(), ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      await tenants.revokeApiKey(request.params.tenant, request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+};

@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { postgresAvailable } from './databases.js';
+
+export const POSTGRES_URL = process.env.TWOWAY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** A database Twoway can be started on: SQLite (default) or PostgreSQL in a schema of its own. */
+export interface AppBackend {
+  name: 'sqlite' | 'postgres';
+  /** Environment for loadConfig; `{}` means the embedded SQLite default. */
+  env(): Promise<Record<string, string>>;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * SQLite always; PostgreSQL when reachable (in CI it must be: an unreachable PostgreSQL fails
+ * there instead of skipping). Each PostgreSQL backend gets a fresh schema, dropped at cleanup.
+ */
+export async function appBackends(): Promise<AppBackend[]> {
+  const list: AppBackend[] = [{ name: 'sqlite', env: async () => ({}), cleanup: async () => {} }];
+  if (await postgresAvailable()) {
+    const schemas: string[] = [];
+    list.push({
+      name: 'postgres',
+      async env() {
+        const schema = `tw_app_${randomBytes(6).toString('hex')}`;
+        const client = new pg.Client(POSTGRES_URL);
+        await client.connect();
+        await client.query(`CREATE SCHEMA ${schema}`);
+        await client.end();
+        schemas.push(schema);
+        const url = new URL(POSTGRES_URL);
+        url.searchParams.set('options', `-c search_path=${schema}`);
+        return { TWOWAY_DATABASE_URL: url.toString() };
+      },
+      async cleanup() {
+        const client = new pg.Client(POSTGRES_URL);
+        await client.connect();
+        for (const schema of schemas.splice(0)) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await client.end();
+      },
+    });
+  } else if (process.env.CI) {
+    throw new Error('PostgreSQL at 127.0.0.1:5432 is unreachable; CI must run every store test on it');
+  } else {
+    console.warn('\n*** PostgreSQL unreachable: app tests run on SQLite only ***\n');
+  }
+  return list;
+}

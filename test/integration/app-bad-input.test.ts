@@ -1,0 +1,196 @@
+import { randomBytes } from 'node:crypto';
+import { type AddressInfo, type Socket, createServer as createTcpServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type CertKey, type TestPki, issueLeaf, makePkcs12, makePki } from '../fixtures/pki.js';
+import { freePort } from '../helpers/nginx.js';
+import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
+import { type TestTwoway, startTestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+
+const DAY = 86_400_000;
+
+interface Problem {
+  code: string;
+  status: number;
+  title: string;
+  detail: string;
+  type: string;
+}
+
+describe('bad input gets its documented code and changes nothing', () => {
+  let pki: TestPki;
+  let twoway: TestTwoway;
+  let strict: TestTwoway;
+  let upstream: MtlsServer;
+  let good: CertKey;
+  let silent: import('node:net').Server;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    pki = await makePki();
+    upstream = await startMtlsServer(pki);
+    twoway = await startTestTwoway({
+      TWOWAY_FORWARD_CONNECT_TIMEOUT_MS: '1000',
+      TWOWAY_FORWARD_HEADERS_TIMEOUT_MS: '800',
+    });
+    strict = await startTestTwoway({ TWOWAY_FORWARD_ALLOW_PRIVATE: 'false' });
+    for (const t of [twoway, strict]) {
+      expect((await t.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } })).status).toBe(201);
+    }
+    good = await pki.leaf({ cn: 'good', key: 'ec256' });
+    // A TCP server that accepts and never answers: the TLS handshake never completes.
+    silent = createTcpServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  });
+
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    silent?.close();
+    await twoway?.close();
+    await strict?.close();
+    await upstream?.close();
+  });
+
+  async function expectUnchanged<T>(t: TestTwoway, work: () => Promise<T>): Promise<T> {
+    const revision = await t.store.getRevision();
+    const identities = await t.store.listIdentities('acme');
+    const result = await work();
+    expect(await t.store.getRevision()).toBe(revision);
+    expect(await t.store.listIdentities('acme')).toEqual(identities);
+    return result;
+  }
+
+  async function expectProblem(response: Response, status: number, code: string): Promise<Problem> {
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const problem = (await response.json()) as Problem;
+    expect({ status: response.status, code: problem.code }).toEqual({ status, code });
+    expect(problem.type).toBe(`/docs/errors#${code}`);
+    return problem;
+  }
+
+  function pemUpload(body: Record<string, string>): Promise<Response> {
+    return twoway.call('/v1/tenants/acme/identities', { method: 'POST', json: { name: 'bad', ...body } });
+  }
+
+  test('PKCS#12 uploads: wrong password, truncated, random bytes, too large', async () => {
+    const p12 = makePkcs12(good, [pki.intermediate], 'right');
+    await expectUnchanged(twoway, async () => {
+      const wrong = await expectProblem(await uploadPkcs12(twoway, 'acme', p12, 'wrong'), 422, 'bad_password');
+      expect(wrong.detail).not.toContain('wrong');
+      await expectProblem(await uploadPkcs12(twoway, 'acme', p12.subarray(0, p12.length >> 1), 'right'), 422, 'unsupported_format');
+      await expectProblem(await uploadPkcs12(twoway, 'acme', randomBytes(4096), 'right'), 422, 'unsupported_format');
+      await expectProblem(await uploadPkcs12(twoway, 'acme', randomBytes(10 * 1024 * 1024), 'right'), 413, 'payload_too_large');
+      const json = await twoway.call('/v1/tenants/acme/identities', {
+        method: 'POST',
+        json: { name: 'big', pkcs12: randomBytes(10 * 1024 * 1024).toString('base64'), password: 'x' },
+      });
+      await expectProblem(json, 413, 'payload_too_large');
+      await expectProblem(await pemUpload({ certificatePem: '-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n' }), 422, 'unsupported_format');
+    });
+  });
+
+  test('PEM uploads: every certificate check gives its code', async () => {
+    const other = await pki.leaf({ cn: 'other' });
+    const expired = await pki.leaf({ cn: 'expired', notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) });
+    const future = await pki.leaf({ cn: 'future', notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 30 * DAY) });
+    const rsa1024 = await pki.leaf({ cn: 'weak', key: 'rsa1024' });
+    const sha1 = await pki.leaf({ cn: 'sha1', key: 'rsa2048', hash: 'SHA-1' });
+    const serverOnly = await pki.leaf({ cn: 'server-only', eku: 'serverAuth' });
+    const strangerRoot = await issueLeaf('self', { cn: 'stranger', eku: 'none' });
+    const cases: [string, Record<string, string>, number, string][] = [
+      ['key of another certificate', { certificatePem: good.certPem, privateKeyPem: other.keyPem }, 422, 'key_mismatch'],
+      ['expired leaf', { certificatePem: expired.certPem, privateKeyPem: expired.keyPem }, 422, 'certificate_expired'],
+      ['future leaf', { certificatePem: future.certPem, privateKeyPem: future.keyPem }, 422, 'certificate_not_yet_valid'],
+      ['RSA-1024', { certificatePem: rsa1024.certPem, privateKeyPem: rsa1024.keyPem }, 422, 'weak_key'],
+      ['SHA-1 leaf', { certificatePem: sha1.certPem, privateKeyPem: sha1.keyPem }, 422, 'weak_signature'],
+      ['serverAuth-only EKU', { certificatePem: serverOnly.certPem, privateKeyPem: serverOnly.keyPem }, 422, 'client_auth_not_allowed'],
+      ['no key', { certificatePem: good.certPem }, 422, 'no_private_key'],
+      ['no certificate', { privateKeyPem: good.keyPem }, 422, 'no_certificate'],
+      ['two keys', { certificatePem: good.certPem, privateKeyPem: good.keyPem + other.keyPem }, 422, 'multiple_private_keys'],
+      ['chain with a stranger', { certificatePem: good.certPem, privateKeyPem: good.keyPem, chainPem: pki.intermediate.certPem + strangerRoot.certPem }, 422, 'chain_mismatch'],
+      ['chain missing its intermediate', { certificatePem: good.certPem, privateKeyPem: good.keyPem, chainPem: pki.root.certPem }, 422, 'chain_mismatch'],
+    ];
+    await expectUnchanged(twoway, async () => {
+      for (const [, body, status, code] of cases) await expectProblem(await pemUpload(body), status, code);
+    });
+  });
+
+  test('a shuffled chain with its root is reordered and the root dropped', async () => {
+    const response = await pemUpload({
+      certificatePem: good.certPem,
+      privateKeyPem: good.keyPem,
+      chainPem: pki.root.certPem + pki.intermediate.certPem,
+    });
+    expect(response.status).toBe(201);
+    const identity = (await response.json()) as { versions: { chain: { fingerprintSha256: string }[] }[] };
+    expect(identity.versions[0]?.chain.map((c) => c.fingerprintSha256)).toEqual([pki.intermediate.fingerprintSha256]);
+  });
+
+  async function mapTo(t: TestTwoway, url: string, trust = true): Promise<void> {
+    const uploaded = await t.call('/v1/tenants/acme/identities', {
+      method: 'POST',
+      json: { name: 'fwd', certificatePem: good.certPem, privateKeyPem: good.keyPem, chainPem: pki.intermediate.certPem },
+    });
+    const { id } = (await uploaded.json()) as { id: string };
+    const mapped = await t.call('/v1/tenants/acme/mappings', {
+      method: 'POST',
+      json: { name: url, service: 'api', url, match: 'prefix', identityId: id, ...(trust ? { trustAnchorsPem: pki.root.certPem } : {}) },
+    });
+    expect(mapped.status).toBe(201);
+  }
+
+  function forward(t: TestTwoway, url: string): Promise<Response> {
+    return fetch(`${t.url}/v1/runtime/forward`, {
+      headers: {
+        authorization: 'Bearer test-operator-token-0123456789',
+        'twoway-tenant': 'acme',
+        'twoway-service': 'api',
+        'twoway-forward-url': url,
+      },
+    });
+  }
+
+  async function expectGatewayError(response: Response, status: number, code: string): Promise<void> {
+    expect(response.headers.get('twoway-error')).toBe(code);
+    await expectProblem(response, status, code);
+  }
+
+  test('forward refusals and upstream failures carry Twoway-Error', async () => {
+    const closedPort = await freePort();
+    const silentPort = (silent.address() as AddressInfo).port;
+    await mapTo(twoway, `${upstream.url}/trusted/`);
+    await mapTo(twoway, `${upstream.url}/untrusted/`, false);
+    await mapTo(twoway, `https://127.0.0.1:${closedPort}/`);
+    await mapTo(twoway, `https://127.0.0.1:${silentPort}/`);
+
+    expect((await forward(twoway, `${upstream.url}/trusted/x`)).status).toBe(200);
+    await expectGatewayError(await forward(twoway, `${upstream.url}/unmapped`), 403, 'no_mapping');
+    await expectGatewayError(await forward(twoway, 'http://example.com/'), 400, 'forward_url_invalid');
+    await expectGatewayError(await forward(twoway, 'not a url'), 400, 'forward_url_invalid');
+    await expectGatewayError(await forward(twoway, `${upstream.url}/untrusted/x`), 502, 'upstream_tls_failed');
+    await expectGatewayError(await forward(twoway, `https://127.0.0.1:${closedPort}/x`), 502, 'upstream_unreachable');
+    await expectGatewayError(await forward(twoway, `https://127.0.0.1:${silentPort}/x`), 504, 'upstream_timeout');
+  });
+
+  test('without the allow flag, loopback is blocked before and after DNS', async () => {
+    const port = upstream.port;
+    await mapTo(strict, `https://127.0.0.1:${port}/`);
+    await mapTo(strict, `https://localhost:${port}/`);
+    const handshakes = upstream.handshakes();
+    await expectGatewayError(await forward(strict, `https://127.0.0.1:${port}/x`), 403, 'forward_destination_blocked');
+    await expectGatewayError(await forward(strict, `https://localhost:${port}/x`), 403, 'forward_destination_blocked');
+    await expectGatewayError(await forward(strict, 'https://169.254.169.254/latest/meta-data/'), 403, 'forward_destination_blocked');
+    expect(upstream.handshakes()).toBe(handshakes);
+  });
+
+  test('auth: no token, a wrong token and another tenant are refused', async () => {
+    await expectProblem(await twoway.call('/v1/tenants/acme/identities', { token: null }), 401, 'unauthorized');
+    await expectProblem(await twoway.call('/v1/tenants/acme/identities', { token: 'tw_nope' }), 401, 'unauthorized');
+    await expectProblem(await twoway.call('/v1/tenants/nobody/identities'), 404, 'not_found');
+    await expectProblem(
+      await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'again' } }),
+      409,
+      'tenant_exists',
+    );
+    await expectProblem(await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'A!', name: 'x' } }), 400, 'bad_request');
+  });
+});

@@ -1,0 +1,118 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type CertKey, type TestPki, makePkcs12, makePki } from '../fixtures/pki.js';
+import { appBackends } from '../helpers/backends.js';
+import { type Echo, type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
+import { type TestTwoway, startTestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+
+const backends = await appBackends();
+
+describe.each(backends)('forward end to end on $name', (backend) => {
+  let pki: TestPki;
+  let upstream: MtlsServer;
+  let twoway: TestTwoway;
+  let apiKey: string;
+
+  beforeAll(async () => {
+    pki = await makePki();
+    upstream = await startMtlsServer(pki);
+    twoway = await startTestTwoway(await backend.env());
+    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } });
+    expect(created.status).toBe(201);
+    apiKey = ((await created.json()) as { apiKey: string }).apiKey;
+  });
+
+  afterAll(async () => {
+    await twoway?.close();
+    await upstream?.close();
+    await backend.cleanup();
+  });
+
+  async function mapIdentity(leaf: CertKey, legacy: boolean, path: string): Promise<string> {
+    const uploaded = await uploadPkcs12(twoway, 'acme', makePkcs12(leaf, [pki.intermediate], 's3cret!', { legacy }), 's3cret!', apiKey);
+    expect(uploaded.status).toBe(201);
+    const identity = (await uploaded.json()) as { id: string; versions: { fingerprintSha256: string }[] };
+    expect(identity.versions[0]?.fingerprintSha256).toBe(leaf.fingerprintSha256);
+    const mapping = await twoway.call('/v1/tenants/acme/mappings', {
+      method: 'POST',
+      token: apiKey,
+      json: {
+        name: path,
+        service: 'api',
+        url: `${upstream.url}${path}`,
+        match: 'prefix',
+        identityId: identity.id,
+        trustAnchorsPem: pki.root.certPem,
+      },
+    });
+    expect(mapping.status).toBe(201);
+    return identity.id;
+  }
+
+  function forward(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    headers.set('authorization', `Bearer ${apiKey}`);
+    headers.set('twoway-forward-url', `${upstream.url}${path}`);
+    headers.set('twoway-service', 'api');
+    return fetch(`${twoway.url}/v1/runtime/forward`, { ...init, headers, ...(init.body ? { duplex: 'half' } : {}) } as RequestInit);
+  }
+
+  for (const legacy of [true, false]) {
+    const kind = legacy ? 'legacy (RC2-40/3DES)' : 'modern (PBES2/AES-256)';
+    test(`a ${kind} PKCS#12 is presented on GET and on a streamed 5 MiB POST`, async () => {
+      const leaf = await pki.leaf({ cn: `acme-${legacy ? 'legacy' : 'modern'}`, key: legacy ? 'rsa2048' : 'ec256' });
+      const path = legacy ? '/legacy' : '/modern';
+      await mapIdentity(leaf, legacy, path);
+
+      const got = await forward(`${path}/items?q=1`, { headers: { 'x-custom': 'kept', connection: 'keep-alive' } });
+      expect(got.status).toBe(200);
+      expect(got.headers.get('x-upstream')).toBe('node');
+      expect(got.headers.get('twoway-error')).toBeNull();
+      const echo = (await got.json()) as Echo;
+      expect(echo.clientFingerprint).toBe(leaf.fingerprintSha256);
+      expect(echo.clientSubject).toBe(`CN=acme-${legacy ? 'legacy' : 'modern'}`);
+      expect(echo.method).toBe('GET');
+      expect(echo.path).toBe(`${path}/items?q=1`);
+      expect(echo.headers['x-custom']).toBe('kept');
+      expect(echo.headers.authorization).toBeUndefined();
+      expect(echo.headers['twoway-forward-url']).toBeUndefined();
+
+      const body = randomBytes(5 * 1024 * 1024);
+      const posted = await forward(`${path}/upload`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+      expect(posted.status).toBe(200);
+      const postEcho = (await posted.json()) as Echo;
+      expect(postEcho.method).toBe('POST');
+      expect(postEcho.bodyBytes).toBe(body.length);
+      expect(postEcho.bodySha256).toBe(createHash('sha256').update(body).digest('hex'));
+      expect(postEcho.clientFingerprint).toBe(leaf.fingerprintSha256);
+    });
+  }
+
+  test('resolve reports the mapping, identity and status; unmapped URLs are not configured', async () => {
+    const resolved = await twoway.call('/v1/runtime/resolve', {
+      method: 'POST',
+      token: apiKey,
+      json: {
+        items: [
+          { tenant: 'acme', service: 'api', url: `${upstream.url}/legacy/x` },
+          { tenant: 'acme', service: 'api', url: `${upstream.url}/elsewhere` },
+          { tenant: 'acme', service: 'webhooks', url: `${upstream.url}/legacy/x` },
+        ],
+      },
+    });
+    expect(resolved.status).toBe(200);
+    const { items } = (await resolved.json()) as { items: { configured: boolean; identityStatus?: string }[] };
+    expect(items.map((i) => i.configured)).toEqual([true, false, false]);
+    expect(items[0]?.identityStatus).toBe('active');
+  });
+
+  test('metrics count forwards by outcome', async () => {
+    const metrics = await (await fetch(`${twoway.url}/metrics`)).text();
+    expect(metrics).toMatch(/twoway_forward_requests_total\{outcome="ok"\} [1-9]/);
+    expect(metrics).toContain('twoway_forward_duration_seconds_bucket');
+  });
+});

@@ -1,0 +1,86 @@
+import { X509Certificate } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type TestPki, makePkcs12, makePki, tempDir } from '../fixtures/pki.js';
+import { type RunningNginx, findNginx, freePort, startNginx } from '../helpers/nginx.js';
+import { type TestTwoway, startTestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+
+const nginx = findNginx();
+
+describe.skipIf(!nginx)('forward to nginx with ssl_verify_client on', () => {
+  let pki: TestPki;
+  let twoway: TestTwoway;
+  let server: RunningNginx;
+  let port: number;
+  const files = tempDir('twoway-nginx-');
+
+  beforeAll(async () => {
+    pki = await makePki();
+    const serverCert = await pki.leaf({ cn: 'localhost', eku: 'serverAuth', dns: ['localhost'], ips: ['127.0.0.1'] });
+    writeFileSync(join(files.dir, 'server.pem'), serverCert.certPem + pki.intermediate.certPem);
+    writeFileSync(join(files.dir, 'server.key'), serverCert.keyPem, { mode: 0o600 });
+    // nginx verifies the client chain up to this root; the client sends its intermediate.
+    writeFileSync(join(files.dir, 'clients-ca.pem'), pki.root.certPem);
+    port = await freePort();
+    server = await startNginx(
+      nginx as string,
+      files.dir,
+      port,
+      `  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${files.dir}/server.pem;
+    ssl_certificate_key ${files.dir}/server.key;
+    ssl_client_certificate ${files.dir}/clients-ca.pem;
+    ssl_verify_client on;
+    ssl_verify_depth 3;
+    client_max_body_size 16m;
+    location / {
+      default_type application/json;
+      return 200 '{"verify":"$ssl_client_verify","subject":"$ssl_client_s_dn","method":"$request_method","cert":"$ssl_client_escaped_cert"}';
+    }
+  }`,
+    );
+    twoway = await startTestTwoway();
+  });
+
+  afterAll(async () => {
+    await twoway?.close();
+    await server?.close();
+    files.cleanup();
+  });
+
+  test('nginx sees the uploaded PKCS#12 certificate and verifies it', async () => {
+    const leaf = await pki.leaf({ cn: 'nginx-client', key: 'rsa2048' });
+    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'globex', name: 'Globex' } });
+    const { apiKey } = (await created.json()) as { apiKey: string };
+    const uploaded = await uploadPkcs12(twoway, 'globex', makePkcs12(leaf, [pki.intermediate], 'pw', { legacy: true }), 'pw', apiKey);
+    expect(uploaded.status).toBe(201);
+    const { id } = (await uploaded.json()) as { id: string };
+    const mapped = await twoway.call('/v1/tenants/globex/mappings', {
+      method: 'POST',
+      token: apiKey,
+      json: { name: 'nginx', service: 'api', url: `https://127.0.0.1:${port}/`, identityId: id, trustAnchorsPem: pki.root.certPem },
+    });
+    expect(mapped.status).toBe(201);
+
+    for (const method of ['GET', 'POST']) {
+      const response = await fetch(`${twoway.url}/v1/runtime/forward`, {
+        method,
+        headers: {
+          authorization: `Bearer ${apiKey}`,
+          'twoway-service': 'api',
+          'twoway-forward-url': `https://127.0.0.1:${port}/orders`,
+        },
+        ...(method === 'POST' ? { body: Buffer.alloc(5 * 1024 * 1024, 7) } : {}),
+      });
+      expect(response.status).toBe(200);
+      const echo = (await response.json()) as { verify: string; subject: string; method: string; cert: string };
+      expect(echo.verify).toBe('SUCCESS');
+      expect(echo.method).toBe(method);
+      expect(echo.subject).toBe('CN=nginx-client');
+      const presented = new X509Certificate(decodeURIComponent(echo.cert));
+      expect(presented.fingerprint256.replaceAll(':', '').toLowerCase()).toBe(leaf.fingerprintSha256);
+    }
+  });
+});

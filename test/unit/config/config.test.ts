@@ -1,0 +1,71 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig, redactedConfig } from '../../../src/config/config.js';
+import { tempDir } from '../../fixtures/pki.js';
+
+describe('loadConfig', () => {
+  test('embedded defaults need no settings', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      httpPort: 8080,
+      edgePort: 8443,
+      dataDir: './data',
+      forwardAllowPrivate: false,
+      maxUploadBytes: 1_048_576,
+      logLevel: 'info',
+    });
+    expect(config.databaseUrl).toBeUndefined();
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  test('environment values are converted, and the file is overridden by the environment', () => {
+    const { dir, cleanup } = tempDir();
+    const file = join(dir, 'twoway.json');
+    writeFileSync(file, JSON.stringify({ TWOWAY_HTTP_PORT: 9000, TWOWAY_LOG_LEVEL: 'warn', TWOWAY_EDGE_PORT: 9443 }));
+    const config = loadConfig({ TWOWAY_CONFIG_FILE: file, TWOWAY_HTTP_PORT: '9100', TWOWAY_FORWARD_ALLOW_PRIVATE: 'true' });
+    expect(config.httpPort).toBe(9100);
+    expect(config.edgePort).toBe(9443);
+    expect(config.logLevel).toBe('warn');
+    expect(config.forwardAllowPrivate).toBe(true);
+    cleanup();
+  });
+
+  test('every problem is reported at once, secrets are never echoed', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        TWOWAY_HTTP_PORT: 'eighty',
+        TWOWAY_FORWARD_ALLOW_PRIVATE: 'yes',
+        TWOWAY_MASTER_KEY: 'c2hvcnQ=',
+        TWOWAY_OPERATOR_TOKEN: 'short-secret',
+        TWOWAY_DATABASE_URL: 'mysql://x',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const { problems, message } = error as ConfigError;
+    expect(problems.some((p) => p.startsWith('TWOWAY_HTTP_PORT'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('TWOWAY_FORWARD_ALLOW_PRIVATE'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('TWOWAY_MASTER_KEY'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('TWOWAY_OPERATOR_TOKEN'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('TWOWAY_DATABASE_URL'))).toBe(true);
+    expect(message).not.toContain('short-secret');
+    expect(message).not.toContain('c2hvcnQ=');
+  });
+
+  test('an unreadable or unknown config file entry is a problem', () => {
+    expect(() => loadConfig({ TWOWAY_CONFIG_FILE: '/nonexistent/twoway.json' })).toThrow(ConfigError);
+    const { dir, cleanup } = tempDir();
+    writeFileSync(join(dir, 'c.json'), JSON.stringify({ TWOWAY_NOPE: 1 }));
+    expect(() => loadConfig({ TWOWAY_CONFIG_FILE: join(dir, 'c.json') })).toThrow(/TWOWAY_NOPE/);
+    cleanup();
+  });
+
+  test('redactedConfig hides secrets', () => {
+    const config = loadConfig({ TWOWAY_OPERATOR_TOKEN: 'operator-token-long-enough' });
+    expect(redactedConfig(config).operatorToken).toBe('[redacted]');
+  });
+});

@@ -98,6 +98,8 @@ export interface Twoway {
   url: string;
   services: Services;
   store: Store;
+  /** The forward connection pools (one undici Agent per identity version). */
+  dispatchers: DispatcherCache;
   close(): Promise<void>;
 }
 
@@ -127,6 +129,7 @@ export async function startTwoway(
     identities: services.identities,
     dispatchers,
     changes: services.changes,
+    clock: options.clock ?? systemClock,
   });
   const app = await buildHttpApp({
     logger,
@@ -166,6 +169,7 @@ export async function startTwoway(
     url: address,
     services,
     store: backends.store,
+    dispatchers,
     async close() {
       clearInterval(poll);
       await app.close();

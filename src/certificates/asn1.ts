@@ -3,7 +3,18 @@
  * any decoder exception into `unsupported_format`. Types are declared with asn1-schema's decorator
  * functions applied by hand, because the project compiles without `experimentalDecorators`.
  */
-import { AsnArray, AsnConvert, AsnProp, AsnPropTypes, AsnType, AsnTypeTypes, OctetString } from '@peculiar/asn1-schema';
+
+import { ContentInfo } from '@peculiar/asn1-cms';
+import { MacData } from '@peculiar/asn1-pfx';
+import {
+  AsnArray,
+  AsnConvert,
+  AsnProp,
+  AsnPropTypes,
+  AsnType,
+  AsnTypeTypes,
+  OctetString,
+} from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import forge from 'node-forge';
 import { CertificateError } from './errors.js';
@@ -11,9 +22,10 @@ import { CertificateError } from './errors.js';
 type Ctor<T> = new () => T;
 
 /** Parses DER/BER `data` as `type`; any decoder failure is `unsupported_format` with `what` named. */
-export function parseAsn1<T>(data: BufferSource, type: Ctor<T>, what: string): T {
+export function parseAsn1<T>(data: Uint8Array | ArrayBuffer, type: Ctor<T>, what: string): T {
   try {
-    return AsnConvert.parse(data, type);
+    // A Buffer's backing store is typed ArrayBufferLike; asn1-schema only reads it.
+    return AsnConvert.parse(data as BufferSource, type);
   } catch (err) {
     throw new CertificateError('unsupported_format', `${what} is not valid ASN.1.`, { cause: err });
   }
@@ -171,6 +183,22 @@ export function implicitOctetStringContent(tlv: ArrayBuffer, what: string): Buff
   copy[0] = ((copy[0] ?? 0) & 0x20) | 0x04;
   return octetStringContent(copy, what);
 }
+
+/**
+ * RFC 7292 §4: `PFX ::= SEQUENCE { version INTEGER, authSafe ContentInfo, macData MacData OPTIONAL }`.
+ * asn1-pfx's PFX gives a missing macData a default value, which would make a MAC-less file look like
+ * one with an empty MAC; here an absent macData stays undefined.
+ */
+export class Pfx {
+  version = 0;
+  authSafe = new ContentInfo();
+  macData?: MacData;
+}
+define(Pfx, AsnTypeTypes.Sequence, [
+  ['version', { type: AsnPropTypes.Integer }],
+  ['authSafe', { type: ContentInfo }],
+  ['macData', { type: MacData, optional: true }],
+]);
 
 /** RFC 5280 §4.1: the outer `Certificate` SEQUENCE, without decoding the TBSCertificate. */
 export class CertificateOuter {

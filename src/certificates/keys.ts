@@ -1,14 +1,18 @@
 /**
  * Private keys in, and the key policy: which key types and sizes an identity may use.
  * Formats: PKCS#8 and encrypted PKCS#8 (RFC 5958), PKCS#1 (RFC 8017), SEC1 (RFC 5915) and OpenSSL's
- * traditional encrypted PEM (`Proc-Type: 4,ENCRYPTED`), all decoded by node:crypto.
+ * traditional encrypted PEM (`Proc-Type: 4,ENCRYPTED`). node:crypto decodes them; encrypted PKCS#8 is
+ * decrypted by pbe.ts first where it can, so that password errors are reported the same way as in
+ * PKCS#12.
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { ECParameters } from '@peculiar/asn1-ecc';
 import { PrivateKeyInfo } from '@peculiar/asn1-pkcs8';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
+import { EncryptedPrivateKeyInfoRaw, octetStringContent } from './asn1.js';
 import { CertificateError } from './errors.js';
+import { decryptPbe, WorkBudget } from './pbe.js';
 import { type PemBlock, toPem } from './pem.js';
 
 /** What summaries report about a key. Sizes in bits. */
@@ -104,6 +108,21 @@ export function isPrivateKeyLabel(label: string): boolean {
  *   otherwise.
  */
 export function privateKeyFromPem(block: PemBlock, password: string | undefined): KeyObject {
+  if (block.label === 'ENCRYPTED PRIVATE KEY') {
+    const decrypted = decryptPkcs8(block.der, password);
+    if (decrypted) return privateKeyFromPkcs8(decrypted);
+  }
+  const traditional = /ENCRYPTED/.test(block.headers?.['Proc-Type'] ?? '');
+  if (traditional) {
+    const cipher = (block.headers?.['DEK-Info'] ?? '').split(',')[0]?.toUpperCase() ?? '';
+    if (!TRADITIONAL_CIPHERS.has(cipher)) {
+      throw new CertificateError(
+        'unsupported_format',
+        `The PEM encryption ${cipher || '(none)'} is not supported.`,
+      );
+    }
+    if (password === undefined) throw passwordError(password, undefined);
+  }
   let text = toPem(block.label, block.der);
   if (block.headers) {
     // Re-insert RFC 1421 headers; OpenSSL reads the cipher and IV of traditional encryption from them.
@@ -112,21 +131,27 @@ export function privateKeyFromPem(block: PemBlock, password: string | undefined)
   }
   try {
     return createPrivateKeyChecked(
-      password === undefined ? { key: text, format: 'pem' } : { key: text, format: 'pem', passphrase: password },
+      password === undefined
+        ? { key: text, format: 'pem' }
+        : { key: text, format: 'pem', passphrase: password },
     );
   } catch (err) {
-    if (isPasswordError(err)) throw passwordError(password, err);
+    // Traditional encryption has no integrity check: a wrong password can pass the CBC padding
+    // check and leave garbage that fails to decode. With a cipher we know, any failure is the password.
+    if (isPasswordError(err) || traditional) throw passwordError(password, err);
     throw unloadableKey(block.label === 'PRIVATE KEY' ? block.der : undefined, err);
   }
 }
 
 /**
- * Loads a private key from DER: PKCS#8, encrypted PKCS#8, PKCS#1 or SEC1, tried in that order.
+ * Loads a private key from DER: encrypted PKCS#8, PKCS#8, PKCS#1 or SEC1, tried in that order.
  *
  * @throws CertificateError `bad_password`, `unsupported_key_type` or `unsupported_format` as
  *   {@link privateKeyFromPem}.
  */
 export function privateKeyFromDer(der: Buffer, password: string | undefined): KeyObject {
+  const decrypted = decryptPkcs8(der, password);
+  if (decrypted) return privateKeyFromPkcs8(decrypted);
   let firstError: unknown;
   for (const type of ['pkcs8', 'pkcs1', 'sec1'] as const) {
     try {
@@ -143,6 +168,41 @@ export function privateKeyFromDer(der: Buffer, password: string | undefined): Ke
   throw unloadableKey(der, firstError);
 }
 
+/** DEK-Info ciphers of traditional PEM encryption that OpenSSL 3's default provider decrypts. */
+const TRADITIONAL_CIPHERS = new Set(['AES-128-CBC', 'AES-192-CBC', 'AES-256-CBC', 'DES-EDE3-CBC']);
+
+/**
+ * Decrypts an EncryptedPrivateKeyInfo (RFC 5958 §3) with the same code as PKCS#12 shrouded key bags
+ * (pbe.ts), so that a wrong password is always `bad_password`: OpenSSL reports a wrong password that
+ * happens to pass the CBC padding check as an undecodable key. Returns the PrivateKeyInfo DER, or
+ * `undefined` when `der` is not an EncryptedPrivateKeyInfo or uses a scheme pbe.ts does not know
+ * (scrypt, for one), which node:crypto then tries.
+ */
+function decryptPkcs8(der: Buffer, password: string | undefined): Buffer | undefined {
+  let info: EncryptedPrivateKeyInfoRaw;
+  let ciphertext: Buffer;
+  try {
+    info = AsnConvert.parse(der as BufferSource, EncryptedPrivateKeyInfoRaw);
+    ciphertext = octetStringContent(info.encryptedData, 'The encrypted key');
+  } catch {
+    return undefined;
+  }
+  if (password === undefined) throw passwordError(password, undefined);
+  let plain: Buffer;
+  try {
+    plain = decryptPbe(info.encryptionAlgorithm, ciphertext, password, new WorkBudget());
+  } catch (err) {
+    if (err instanceof CertificateError && err.code === 'unsupported_format') return undefined;
+    throw err instanceof CertificateError ? passwordError(password, err) : err;
+  }
+  try {
+    AsnConvert.parse(plain as BufferSource, PrivateKeyInfo);
+  } catch (err) {
+    throw passwordError(password, err);
+  }
+  return plain;
+}
+
 /**
  * True when an EC key's SubjectPublicKeyInfo carries explicit curve parameters instead of a named
  * curve (RFC 5480 §2.1.1 forbids them in PKIX; OpenSSL still reports the matching curve name for
@@ -156,22 +216,16 @@ function hasExplicitCurve(publicKey: KeyObject): boolean {
 }
 
 /**
- * Describes a key (private or public) and checks it against the key policy: RSA of at least
- * {@link MIN_RSA_BITS} bits, EC on P-256/P-384/P-521 with a named curve, or Ed25519.
+ * Describes a key (private or public) in the summary's terms: RSA with its size, EC on P-256, P-384
+ * or P-521, or Ed25519. Does not judge size; see {@link checkKeyPolicy}.
  *
- * @throws CertificateError `unsupported_key_type` for every other type (DSA, RSA-PSS, Ed448,
- *   X25519, X448, other or explicit curves), `weak_key` for a short RSA modulus.
+ * @throws CertificateError `unsupported_key_type` for every other type (DSA, RSA-PSS, Ed448, X25519,
+ *   X448, other curves).
  */
 export function describeKey(key: KeyObject): KeyDescription {
   const type = key.asymmetricKeyType;
   const details = key.asymmetricKeyDetails ?? {};
-  if (type === 'rsa') {
-    const bits = details.modulusLength ?? 0;
-    if (bits < MIN_RSA_BITS) {
-      throw new CertificateError('weak_key', `The RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required.`);
-    }
-    return { keyType: 'RSA', keySize: bits };
-  }
+  if (type === 'rsa') return { keyType: 'RSA', keySize: details.modulusLength ?? 0 };
   if (type === 'ec') {
     const curve = CURVES[details.namedCurve ?? ''];
     if (!curve) {
@@ -180,15 +234,35 @@ export function describeKey(key: KeyObject): KeyDescription {
         `The EC curve ${details.namedCurve ?? '(unnamed)'} is not supported; use P-256, P-384 or P-521.`,
       );
     }
-    const publicKey = key.type === 'private' ? createPublicKey(key) : key;
-    if (hasExplicitCurve(publicKey)) {
-      throw new CertificateError('unsupported_key_type', 'EC keys with explicit curve parameters are not supported.');
-    }
     return { keyType: 'EC', keySize: Number(curve.slice(2)), curve };
   }
   if (type === 'ed25519') return { keyType: 'Ed25519' };
   throw new CertificateError(
     'unsupported_key_type',
-    `The key type ${type ?? 'unknown'} is not supported; use RSA (2048 bits or more), EC P-256/P-384/P-521 or Ed25519.`,
+    `The key type ${type ?? 'unknown'} is not supported; use RSA (${MIN_RSA_BITS} bits or more), EC P-256/P-384/P-521 or Ed25519.`,
   );
+}
+
+/**
+ * Applies the identity key policy: {@link describeKey}, then RSA of at least {@link MIN_RSA_BITS}
+ * bits and EC only with a named curve.
+ *
+ * @throws CertificateError `unsupported_key_type` (see describeKey, and explicit EC parameters),
+ *   `weak_key` for a short RSA modulus.
+ */
+export function checkKeyPolicy(key: KeyObject): KeyDescription {
+  const description = describeKey(key);
+  if (description.keyType === 'RSA' && (description.keySize ?? 0) < MIN_RSA_BITS) {
+    throw new CertificateError(
+      'weak_key',
+      `The RSA key has ${description.keySize} bits; at least ${MIN_RSA_BITS} are required.`,
+    );
+  }
+  if (description.keyType === 'EC' && hasExplicitCurve(key.type === 'private' ? createPublicKey(key) : key)) {
+    throw new CertificateError(
+      'unsupported_key_type',
+      'EC keys with explicit curve parameters are not supported.',
+    );
+  }
+  return description;
 }

@@ -2,9 +2,8 @@
  * Distinguished names and subject alternative names as strings, read from the DER with
  * @peculiar/asn1-x509 (RFC 5280 §4.1.2.4, §4.2.1.6).
  */
-import { isIP } from 'node:net';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { GeneralName, type Name } from '@peculiar/asn1-x509';
+import { Certificate, GeneralName, type Name } from '@peculiar/asn1-x509';
 import { AnySequence, OtherString } from './asn1.js';
 
 /** Attribute types with an RFC 4514 §3 short name; every other type is written as a dotted OID. */
@@ -71,28 +70,16 @@ function valueString(value: AttributeValueLike): string {
 export function formatName(name: Name): string {
   return [...name]
     .reverse()
-    .map((rdn) => [...rdn].map((atv) => `${SHORT_NAMES[atv.type] ?? atv.type}=${valueString(atv.value)}`).join('+'))
+    .map((rdn) =>
+      [...rdn].map((atv) => `${SHORT_NAMES[atv.type] ?? atv.type}=${valueString(atv.value)}`).join('+'),
+    )
     .join(',');
-}
-
-function formatIp(bytes: Buffer): string {
-  if (bytes.length === 4) return [...bytes].join('.');
-  if (bytes.length === 16) {
-    const groups: string[] = [];
-    for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-    // Compress the longest run of zero groups (RFC 5952 §4.2).
-    const text = groups.join(':');
-    const runs = [...`:${text}:`.matchAll(/(?::0)+:/g)].map((m) => m[0]);
-    const longest = runs.sort((a, b) => b.length - a.length)[0];
-    const compressed = longest && longest.length > 4 ? `:${text}:`.replace(longest, '::').replace(/^:(?!:)|(?<!:):$/g, '') : text;
-    return isIP(compressed) ? compressed : text;
-  }
-  return `#${bytes.toString('hex')}`;
 }
 
 function formatGeneralName(gn: GeneralName): string {
   if (gn.dNSName !== undefined) return `DNS:${gn.dNSName}`;
-  if (gn.iPAddress !== undefined) return `IP:${formatIp(Buffer.from(gn.iPAddress, 'binary'))}`;
+  // asn1-x509 already writes the address as text (IPv6 compressed as RFC 5952 asks).
+  if (gn.iPAddress !== undefined) return `IP:${gn.iPAddress}`;
   if (gn.uniformResourceIdentifier !== undefined) return `URI:${gn.uniformResourceIdentifier}`;
   if (gn.rfc822Name !== undefined) return `email:${gn.rfc822Name}`;
   if (gn.directoryName !== undefined) return `DirName:${formatName(gn.directoryName)}`;
@@ -114,4 +101,13 @@ export function formatSubjectAltNames(extnValue: ArrayBuffer): string[] {
       return 'other';
     }
   });
+}
+
+/** The subject of a DER certificate as an RFC 4514 string, or `(unreadable subject)`. For messages. */
+export function subjectOfDer(der: Buffer): string {
+  try {
+    return formatName(AsnConvert.parse(der as BufferSource, Certificate).tbsCertificate.subject);
+  } catch {
+    return '(unreadable subject)';
+  }
 }

@@ -17,10 +17,28 @@ import { CertificateError } from './errors.js';
 export type Password = string | null;
 
 /**
- * Upper bound for any iteration count we are asked to run. OpenSSL writes 2048, pyca 20 000, OWASP
- * suggests 600 000 for PBKDF2-SHA256; a hostile file could ask for 2^31 and pin a CPU for hours.
+ * Limits on key-derivation work, because a hostile file picks the iteration counts: one count of 2^31
+ * would pin a CPU for hours. Real files use 2000 (Windows), 2048 (OpenSSL), 10 000 (Java) or 20 000
+ * (pyca) for the PKCS#12 KDF; OWASP suggests 600 000 for PBKDF2-SHA256.
  */
-export const MAX_ITERATIONS = 2_000_000;
+export const MAX_PKCS12_KDF_ITERATIONS = 200_000;
+export const MAX_PBKDF2_ITERATIONS = 2_000_000;
+
+/**
+ * Work allowed for one file, in units of about 0.2 µs (one native PBKDF2 iteration here; one PKCS#12
+ * KDF iteration, a separate hash call, costs 6). 12 million units is a few seconds of CPU at most;
+ * a legacy pyca file at 20 000 iterations uses under one million.
+ */
+export class WorkBudget {
+  constructor(private remaining = 12_000_000) {}
+
+  charge(units: number): void {
+    this.remaining -= units;
+    if (this.remaining < 0) {
+      throw new CertificateError('unsupported_format', 'The file asks for too much key-derivation work.');
+    }
+  }
+}
 
 export type HashName = 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512';
 
@@ -63,7 +81,10 @@ const PBES2_CIPHERS: Record<string, { cipher: string; keyBytes: number; ivBytes:
 };
 
 /** PKCS#12 PBE schemes (RFC 7292 Appendix C). RC4 ones are left out: nothing we know still writes them. */
-const PKCS12_PBE: Record<string, { cipher: 'des-ede3-cbc' | 'des-ede-cbc' | 'rc2'; keyBytes: number; rc2Bits?: number }> = {
+const PKCS12_PBE: Record<
+  string,
+  { cipher: 'des-ede3-cbc' | 'des-ede-cbc' | 'rc2'; keyBytes: number; rc2Bits?: number }
+> = {
   '1.2.840.113549.1.12.1.3': { cipher: 'des-ede3-cbc', keyBytes: 24 },
   '1.2.840.113549.1.12.1.4': { cipher: 'des-ede-cbc', keyBytes: 16 },
   '1.2.840.113549.1.12.1.5': { cipher: 'rc2', keyBytes: 16, rc2Bits: 128 },
@@ -74,12 +95,12 @@ function unsupported(message: string): CertificateError {
   return new CertificateError('unsupported_format', message);
 }
 
-/** Checks an iteration count read from a file: at least 1 (RFC 7292 B.2), at most {@link MAX_ITERATIONS}. */
-export function checkIterations(count: number): number {
-  if (!Number.isSafeInteger(count) || count < 1) throw unsupported('An iteration count is not a positive integer.');
-  if (count > MAX_ITERATIONS) {
-    throw unsupported(`An iteration count of ${count} is above the limit of ${MAX_ITERATIONS}.`);
+/** Checks an iteration count read from a file: at least 1 (RFC 7292 B.2, RFC 8018 §4.2), at most `max`. */
+export function checkIterations(count: number, max: number): number {
+  if (!Number.isSafeInteger(count) || count < 1) {
+    throw unsupported('An iteration count is not a positive integer.');
   }
+  if (count > max) throw unsupported(`An iteration count of ${count} is above the limit of ${max}.`);
   return count;
 }
 
@@ -106,10 +127,12 @@ export function pkcs12Kdf(
   id: 1 | 2 | 3,
   iterations: number,
   length: number,
-  hash: HashName = 'sha1',
+  hash: HashName,
+  budget: WorkBudget,
 ): Buffer {
-  checkIterations(iterations);
+  checkIterations(iterations, MAX_PKCS12_KDF_ITERATIONS);
   const { outputBytes: u, blockBytes: v } = HASHES[hash];
+  budget.charge(6 * iterations * Math.ceil(length / u));
   const pass = bmpPassword(password);
   const repeat = (src: Buffer): Buffer => {
     const out = Buffer.alloc(v * Math.ceil(src.length / v));
@@ -147,7 +170,8 @@ export interface Pbkdf2Settings {
 
 /** Reads `PBKDF2-params` from an AlgorithmIdentifier whose OID must be id-PBKDF2 (RFC 8018 §A.2). */
 export function readPbkdf2(kdf: AlgorithmIdentifier): Pbkdf2Settings {
-  if (kdf.algorithm !== PBKDF2) throw unsupported(`The key-derivation function ${kdf.algorithm} is not supported.`);
+  if (kdf.algorithm !== PBKDF2)
+    throw unsupported(`The key-derivation function ${kdf.algorithm} is not supported.`);
   if (!kdf.parameters) throw unsupported('PBKDF2 parameters are missing.');
   const params = parseAsn1(kdf.parameters, Pbkdf2Params, 'PBKDF2 parameters');
   const prfOid = params.prf?.algorithm ?? '1.2.840.113549.2.7';
@@ -155,7 +179,7 @@ export function readPbkdf2(kdf: AlgorithmIdentifier): Pbkdf2Settings {
   if (!prf) throw unsupported(`The PBKDF2 pseudo-random function ${prfOid} is not supported.`);
   const settings: Pbkdf2Settings = {
     salt: octets(params.salt),
-    iterations: checkIterations(params.iterationCount),
+    iterations: checkIterations(params.iterationCount, MAX_PBKDF2_ITERATIONS),
     prf,
   };
   if (params.keyLength !== undefined) settings.keyLength = params.keyLength;
@@ -163,7 +187,13 @@ export function readPbkdf2(kdf: AlgorithmIdentifier): Pbkdf2Settings {
 }
 
 /** Runs PBKDF2 (RFC 8018 §5.2) with node:crypto. */
-export function pbkdf2(password: Password, settings: Pbkdf2Settings, keyBytes: number): Buffer {
+export function pbkdf2(
+  password: Password,
+  settings: Pbkdf2Settings,
+  keyBytes: number,
+  budget: WorkBudget,
+): Buffer {
+  budget.charge(settings.iterations * Math.ceil(keyBytes / HASHES[settings.prf].outputBytes));
   return pbkdf2Sync(utf8Password(password), settings.salt, settings.iterations, keyBytes, settings.prf);
 }
 
@@ -202,28 +232,35 @@ function rc2Decrypt(key: Buffer, bits: number, iv: Buffer, data: Buffer): Buffer
  * @throws CertificateError `unsupported_format` for other algorithms or malformed parameters,
  *   `bad_password` when the padding does not check out.
  */
-export function decryptPbe(algorithm: AlgorithmIdentifier, data: Buffer, password: Password): Buffer {
+export function decryptPbe(
+  algorithm: AlgorithmIdentifier,
+  data: Buffer,
+  password: Password,
+  budget: WorkBudget,
+): Buffer {
   const oid = algorithm.algorithm;
   if (!algorithm.parameters) throw unsupported(`Parameters of the encryption algorithm ${oid} are missing.`);
   if (oid === PBES2) {
     const params = parseAsn1(algorithm.parameters, Pbes2Params, 'PBES2 parameters');
     const kdf = readPbkdf2(params.keyDerivationFunc);
     const scheme = PBES2_CIPHERS[params.encryptionScheme.algorithm];
-    if (!scheme) throw unsupported(`The encryption scheme ${params.encryptionScheme.algorithm} is not supported.`);
+    if (!scheme)
+      throw unsupported(`The encryption scheme ${params.encryptionScheme.algorithm} is not supported.`);
     if (kdf.keyLength !== undefined && kdf.keyLength !== scheme.keyBytes) {
       throw unsupported('The PBKDF2 key length does not fit the encryption scheme.');
     }
     const ivParam = params.encryptionScheme.parameters;
     const iv = ivParam ? octets(parseAsn1(ivParam, OctetString, 'The encryption IV')) : undefined;
-    if (!iv || iv.length !== scheme.ivBytes) throw unsupported('The encryption IV is missing or has the wrong size.');
-    return nodeDecrypt(scheme.cipher, pbkdf2(password, kdf, scheme.keyBytes), iv, data);
+    if (!iv || iv.length !== scheme.ivBytes)
+      throw unsupported('The encryption IV is missing or has the wrong size.');
+    return nodeDecrypt(scheme.cipher, pbkdf2(password, kdf, scheme.keyBytes, budget), iv, data);
   }
   const pbe = PKCS12_PBE[oid];
   if (pbe) {
     const params = parseAsn1(algorithm.parameters, Pkcs12PbeParams, 'PKCS#12 PBE parameters');
     const salt = octets(params.salt);
-    const key = pkcs12Kdf(password, salt, 1, params.iterations, pbe.keyBytes);
-    const iv = pkcs12Kdf(password, salt, 2, params.iterations, 8);
+    const key = pkcs12Kdf(password, salt, 1, params.iterations, pbe.keyBytes, 'sha1', budget);
+    const iv = pkcs12Kdf(password, salt, 2, params.iterations, 8, 'sha1', budget);
     if (pbe.cipher === 'rc2') return rc2Decrypt(key, pbe.rc2Bits ?? 128, iv, data);
     return nodeDecrypt(pbe.cipher, key, iv, data);
   }

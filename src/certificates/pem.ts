@@ -4,6 +4,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { CertificateError } from './errors.js';
+import { subjectOfDer } from './names.js';
 
 /**
  * One `-----BEGIN <label>-----` … `-----END <label>-----` block. `der` is the decoded body.
@@ -66,7 +67,10 @@ export function parsePemBlocks(text: string): PemBlock[] {
 
 /** Encodes DER as a PEM block with 64-character lines and a final newline (RFC 7468 §2). */
 export function toPem(label: string, der: Buffer): string {
-  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const body = der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 }
 
@@ -124,22 +128,21 @@ export function readCertificates(input: Buffer): X509Certificate[] {
  *   not parse, or a certificate is not a CA.
  */
 export function readTrustAnchors(pem: string): X509Certificate[] {
+  const input = Buffer.from(pem, 'utf8');
   let certs: X509Certificate[];
   try {
-    certs = readCertificates(Buffer.from(pem, 'utf8'));
+    if (!isPem(input)) throw new Error('not PEM');
+    certs = readCertificates(input);
   } catch (err) {
     throw new CertificateError('invalid_trust_anchors', 'Trust anchors must be CA certificates in PEM.', {
       cause: err,
     });
   }
-  if (!isPem(Buffer.from(pem, 'utf8'))) {
-    throw new CertificateError('invalid_trust_anchors', 'Trust anchors must be CA certificates in PEM.');
-  }
   for (const cert of certs) {
     if (!cert.ca) {
       throw new CertificateError(
         'invalid_trust_anchors',
-        `The trust anchor "${cert.subject.split('\n').reverse().join(',')}" is not a CA certificate.`,
+        `The trust anchor "${subjectOfDer(cert.raw)}" is not a CA certificate.`,
       );
     }
   }

@@ -27,9 +27,8 @@ export class AppError extends Error {
  */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  if (err instanceof Error && isErrorCode((err as { code?: unknown }).code)) {
-    return new AppError((err as { code: ErrorCode }).code, err.message, { cause: err });
-  }
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (err instanceof Error && isErrorCode(code)) return new AppError(code, err.message, { cause: err });
   return new AppError('internal_error', undefined, { cause: err });
 }
 

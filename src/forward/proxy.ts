@@ -55,12 +55,23 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
 const kForward = Symbol('twoway.forward');
 type TaggedResponse = http.ServerResponse & { [kForward]?: ForwardHandler };
 
-/** Lowercase field names listed in a Connection value (RFC 9110 §7.6.1), added to `into`. */
-function connectionOptions(value: string, into: string[]): void {
-  for (const token of value.split(',')) {
-    const name = token.trim().toLowerCase();
-    if (name.length > 0) into.push(name);
+/**
+ * Adds the field names listed in a Connection value (RFC 9110 §7.6.1) to `named`, lowercase, and
+ * returns it; allocates only when a name not already dropped appears. `keep-alive` and `close`,
+ * by far the common values, are connection options, not field names we would otherwise forward.
+ */
+function connectionOptions(value: string, named: string[] | null): string[] | null {
+  const lower = value.toLowerCase();
+  if (lower === 'keep-alive' || lower === 'close') return named;
+  let list = named;
+  for (const token of lower.split(',')) {
+    const name = token.trim();
+    if (name.length > 0 && name !== 'close' && !HOP_BY_HOP.has(name)) {
+      list ??= [];
+      list.push(name);
+    }
   }
+  return list;
 }
 
 /**
@@ -84,8 +95,7 @@ class RequestHeaders {
       const lower = name.toLowerCase();
       if (HOP_BY_HOP.has(lower)) {
         if (lower === 'connection') {
-          named ??= [];
-          connectionOptions(value, named);
+          named = connectionOptions(value, named);
         } else if (lower === 'transfer-encoding') {
           this.hasBody = true;
         }
@@ -131,10 +141,7 @@ function responseHeaders(raw: Buffer[]): string[] {
     const value = (raw[i + 1] as Buffer).toString('latin1');
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') {
-        named ??= [];
-        connectionOptions(value, named);
-      }
+      if (lower === 'connection') named = connectionOptions(value, named);
       continue;
     }
     out.push(name, value);
@@ -171,6 +178,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   drainHooked = false;
   abortUpstream: ((err?: Error) => void) | null = null;
   resume: (() => void) | null = null;
+  /** The client's request, to tell whether its body was fully received when the answer starts. */
+  req: http.IncomingMessage | null = null;
   resolve!: (value: ProxyResult) => void;
   reject!: (reason: AppError) => void;
 
@@ -195,14 +204,25 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.resume = resume;
     this.status = statusCode;
     const headers = responseHeaders(rawHeaders);
-    // Throws on header values Node refuses to send; undici then aborts and calls onError, res untouched.
-    if (statusText.length > 0) res.writeHead(statusCode, statusText, headers);
-    else res.writeHead(statusCode, headers);
+    // The remote answered before the client finished sending its body (nginx's `return` does):
+    // close the client connection after this response rather than wait for a body nobody reads.
+    if (this.req !== null && !this.req.complete) res.shouldKeepAlive = false;
+    try {
+      if (statusText.length > 0) res.writeHead(statusCode, statusText, headers);
+      else res.writeHead(statusCode, headers);
+    } catch (err) {
+      // A header Node refuses to send: nothing went out, so undo the status writeHead set and let
+      // undici abort (it calls onError, which rejects with res still answerable).
+      res.statusCode = 200;
+      res.statusMessage = '';
+      throw err;
+    }
     this.started = true;
     return true;
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.clientGone) return false;
     if (this.res.write(chunk)) return true;
     if (!this.drainHooked) {
       this.drainHooked = true;
@@ -221,13 +241,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     this.upstreamDone = true;
     if (this.settled) return;
-    if (this.clientGone || err instanceof ClientClosedError) {
+    if (this.clientGone || this.res.destroyed || err instanceof ClientClosedError) {
       this.settle(CLIENT_CLOSED_STATUS);
       return;
     }
     const appError = mapUpstreamError(err);
     this.settled = true;
-    if (this.started) this.res.destroy(appError);
+    // No error argument: the server's clientError handling (and Fastify's) stays out of it.
+    if (this.started) this.res.destroy();
     this.reject(appError);
   }
 
@@ -282,6 +303,7 @@ export function proxyRequest(
   options: ProxyOptions,
 ): Promise<ProxyResult> {
   const handler = new ForwardHandler(res);
+  handler.req = req;
   const tagged = res as TaggedResponse;
   tagged[kForward] = handler;
   tagged.on('close', onResponseClose);
@@ -396,14 +418,39 @@ const isTimeout = (code: string): boolean => TIMEOUT_CODES.has(code);
 const isUnreachable = (code: string): boolean => UNREACHABLE_CODES.has(code) || code.startsWith('HPE_');
 
 /**
+ * True when the server accepted TCP and closed during or right after the TLS handshake without a
+ * TLS alert, which is how a Node server (requestCert + rejectUnauthorized) refuses a client
+ * certificate: it checks it in JS once OpenSSL finishes and then drops the socket (FIELD-NOTES:
+ * "Node and HAProxy refuse the handshake"). Two shapes:
+ * - TLS 1.2: Node's `onConnectEnd` "disconnected before secure TLS connection was established", an
+ *   ECONNRESET made by Node itself, so without the `syscall` a libuv socket error carries;
+ * - TLS 1.3: our handshake completes before the server has checked our certificate, so undici sees
+ *   "other side closed" (UND_ERR_SOCKET) on a connection that never received a response byte. A
+ *   reused keep-alive connection has read earlier responses, so `bytesRead` 0 means a fresh one.
+ * A TCP load balancer with no backend that closes with FIN looks the same; under mTLS a refused
+ * certificate is by far the likelier cause, and the detail says "may".
+ */
+function closedDuringHandshake(err: unknown): boolean {
+  if (err === null || typeof err !== 'object') return false;
+  const { code, socket, syscall } = err as {
+    code?: unknown;
+    socket?: { bytesRead?: unknown };
+    syscall?: unknown;
+  };
+  if (code === 'ECONNRESET') return syscall === undefined;
+  return code === 'UND_ERR_SOCKET' && socket?.bytesRead === 0;
+}
+
+/**
  * Maps an upstream failure (undici, Node net/tls, OpenSSL) to an AppError with a short, safe detail
  * and the original error as `cause`, checked in this order over the error, its causes and
  * AggregateError members:
  * - `TWOWAY_DESTINATION_BLOCKED` (guardedLookup) → `forward_destination_blocked` (403);
  * - certificate verification codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, DEPTH_ZERO_SELF_SIGNED_CERT,
  *   SELF_SIGNED_CERT_IN_CHAIN, CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID, ...), `ERR_SSL_*`
- *   and `ERR_TLS_*` (incl. TLS alerts such as the server refusing our client certificate)
- *   → `upstream_tls_failed` (502);
+ *   and `ERR_TLS_*` (incl. TLS alerts such as the server refusing our client certificate), and a
+ *   fresh connection closed before any response byte (a TLS 1.3 server refusing our certificate
+ *   without an alert, see closedDuringHandshake) → `upstream_tls_failed` (502);
  * - connect, headers and body timeouts → `upstream_timeout` (504);
  * - ECONNREFUSED, ENOTFOUND, EHOSTUNREACH, ECONNRESET, undici socket and parser errors
  *   → `upstream_unreachable` (502);
@@ -436,6 +483,13 @@ export function mapUpstreamError(err: unknown): AppError {
       tls.includes('ALERT')
         ? 'The remote server ended the TLS handshake; it may have refused the client certificate.'
         : 'The TLS handshake with the remote server failed.',
+      options,
+    );
+  }
+  if (closedDuringHandshake(err)) {
+    return new AppError(
+      'upstream_tls_failed',
+      'The remote server closed the connection at the TLS handshake; it may have refused the client certificate.',
       options,
     );
   }

@@ -97,7 +97,10 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
           throw new AppError('bad_request', 'Twoway-Service is required.');
         }
         const forwardUrl = headers['twoway-forward-url'];
-        const url = parseForwardUrl(typeof forwardUrl === 'string' ? forwardUrl : undefined, forwardAllowPrivate);
+        const url = parseForwardUrl(
+          typeof forwardUrl === 'string' ? forwardUrl : undefined,
+          forwardAllowPrivate,
+        );
         let outcome = 'ok';
         try {
           const plan = await runtime.plan(tenantId, service, url);
@@ -114,6 +117,9 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
             writeProblem(reply.raw, appError);
           } finally {
             lease.release();
+            // The remote server may answer before reading the whole body (nginx's `return` does):
+            // drain what the client still sends, so the keep-alive connection stays usable.
+            if (!request.raw.complete) request.raw.resume();
           }
         } catch (err) {
           outcome = toAppError(err).code;
@@ -125,7 +131,6 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
       },
     );
   });
-
 };
 
 function writeProblem(res: import('node:http').ServerResponse, err: AppError): void {

@@ -1,11 +1,12 @@
-import { createPrivateKey, createHash } from 'node:crypto';
-import { type SecureContext, createSecureContext } from 'node:tls';
+import { createHash, createPrivateKey } from 'node:crypto';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { AppError } from '../errors/app-error.js';
-import type { CertificateStatus } from '../identities/status.js';
 import type { IdentityService, RuntimeIdentity } from '../identities/service.js';
+import type { CertificateStatus } from '../identities/status.js';
 import { type CompiledMapping, compileMapping, matchMapping } from '../mappings/match.js';
 import type { MappingService } from '../mappings/service.js';
 import type { ChangeBus } from '../shared/changes.js';
+import type { Clock } from '../shared/clock.js';
 import type { DispatcherCache, ForwardCredential } from './dispatchers.js';
 
 /** One answer of `POST /v1/runtime/resolve`. */
@@ -37,6 +38,7 @@ export interface RuntimeServiceDeps {
   identities: Pick<IdentityService, 'getRuntimeIdentity' | 'openPrivateKey'>;
   dispatchers: DispatcherCache;
   changes: ChangeBus;
+  clock: Clock;
 }
 
 /**
@@ -95,12 +97,13 @@ export class RuntimeService {
   async plan(tenantId: string, service: string, url: URL): Promise<ForwardPlan> {
     const snapshot = await this.#snapshot(tenantId);
     const mapping = matchMapping(snapshot.mappings, service, url);
-    if (!mapping) throw new AppError('no_mapping', 'No enabled mapping of this tenant and service covers the URL.');
+    if (!mapping)
+      throw new AppError('no_mapping', 'No enabled mapping of this tenant and service covers the URL.');
     const runtime = await this.#identity(snapshot, tenantId, mapping.identityId);
     if (!runtime) throw new AppError('no_mapping', 'The mapped identity no longer exists.');
     const { active, identity } = runtime;
     // Status is computed per call from notAfter, not cached: an identity expires while cached.
-    const now = Date.now();
+    const now = this.#deps.clock.now().getTime();
     if (identity.disabled) throw new AppError('identity_disabled', 'The mapped identity is disabled.');
     if (active.summary.notAfter.getTime() < now) {
       throw new AppError('identity_expired', 'The mapped identity has expired; upload a new version.');
@@ -116,10 +119,19 @@ export class RuntimeService {
       this.#credentials.set(key, credential);
       credential.catch(() => this.#credentials.delete(key));
     }
-    return { mappingId: mapping.id, identityId: identity.id, version: active.version, credential: await credential };
+    return {
+      mappingId: mapping.id,
+      identityId: identity.id,
+      version: active.version,
+      credential: await credential,
+    };
   }
 
-  async #buildCredential(key: string, runtime: RuntimeIdentity, trustAnchorsPem?: string): Promise<ForwardCredential> {
+  async #buildCredential(
+    key: string,
+    runtime: RuntimeIdentity,
+    trustAnchorsPem?: string,
+  ): Promise<ForwardCredential> {
     const der = await this.#deps.identities.openPrivateKey(runtime.active);
     let secureContext: SecureContext;
     try {
@@ -151,7 +163,11 @@ export class RuntimeService {
     return loading;
   }
 
-  #identity(snapshot: TenantSnapshot, tenantId: string, identityId: string): Promise<RuntimeIdentity | undefined> {
+  #identity(
+    snapshot: TenantSnapshot,
+    tenantId: string,
+    identityId: string,
+  ): Promise<RuntimeIdentity | undefined> {
     let found = snapshot.identities.get(identityId);
     if (!found) {
       found = this.#deps.identities.getRuntimeIdentity(tenantId, identityId);
@@ -168,7 +184,8 @@ export class RuntimeService {
   /** Old versions' agents close once their in-flight requests finish (rotation, FIELD-NOTES). */
   #retireIdentity(tenantId: string, identityId: string): void {
     const prefix = `${tenantId}/${identityId}@`;
-    for (const key of [...this.#credentials.keys()]) if (key.startsWith(prefix)) this.#credentials.delete(key);
+    for (const key of [...this.#credentials.keys()])
+      if (key.startsWith(prefix)) this.#credentials.delete(key);
     this.#deps.dispatchers.retirePrefix(prefix);
   }
 }

@@ -2,7 +2,7 @@ import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { DispatcherCache } from '../forward/dispatchers.js';
 import { runtimeRoutes } from '../forward/routes.js';
@@ -55,7 +55,8 @@ function bearer(header: string | undefined): string | undefined {
 export async function buildHttpApp(deps: AppDeps) {
   const app = Fastify({
     loggerInstance: deps.logger.child({ module: 'http' }),
-    disableRequestLogging: true,
+    // Request lines are logged by our onResponse hook (not at all on the forward hot path).
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 256 * 1024,
     // Keep-alive clients (the platform's forwarders) should not be cut between requests.
     keepAliveTimeout: 65_000,

@@ -67,6 +67,26 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     },
   );
 
+  app.patch(
+    '/v1/tenants/:tenant/identities/:id',
+    {
+      schema: {
+        tags: ['identities'],
+        summary: 'Rename, disable or re-enable an identity (a disabled one is never presented)',
+        params: IdentityParams,
+        body: Type.Object(
+          { name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), disabled: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Ref('Identity'), ...problemResponses },
+      },
+    },
+    async (request) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      return identities.updateIdentity(request.params.tenant, request.params.id, request.body);
+    },
+  );
+
   app.delete(
     '/v1/tenants/:tenant/identities/:id',
     {

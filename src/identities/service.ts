@@ -137,6 +137,22 @@ export class IdentityService {
     return this.get(tenantId, identityId);
   }
 
+  /**
+   * Renames, disables or re-enables an identity. A disabled identity is never presented: forwards
+   * that map to it get `identity_disabled`.
+   * @throws AppError `not_found`
+   */
+  async updateIdentity(
+    tenantId: string,
+    identityId: string,
+    changes: { name?: string; disabled?: boolean },
+  ): Promise<IdentityView> {
+    await this.#require(tenantId, identityId);
+    await this.#deps.store.updateIdentity(tenantId, identityId, changes, this.#deps.clock.now());
+    this.#announce(tenantId, identityId);
+    return this.get(tenantId, identityId);
+  }
+
   /** @throws AppError `not_found`, `identity_in_use` */
   async deleteIdentity(tenantId: string, identityId: string): Promise<void> {
     await this.#require(tenantId, identityId);

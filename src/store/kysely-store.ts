@@ -404,6 +404,33 @@ export class KyselyStore implements Store {
     });
   }
 
+  /**
+   * Renames and/or enables/disables a live identity; changes nothing for an unknown, deleted or
+   * other tenant's identity.
+   */
+  async updateIdentity(
+    tenantId: string,
+    identityId: string,
+    changes: { name?: string; disabled?: boolean },
+    at: Date,
+  ): Promise<void> {
+    const atMs = toMs(at);
+    await this.#write(async (trx) => {
+      const result = await trx
+        .updateTable('identities')
+        .set({
+          updated_at: atMs,
+          ...(changes.name !== undefined ? { name: changes.name } : {}),
+          ...(changes.disabled !== undefined ? { disabled: changes.disabled ? 1 : 0 } : {}),
+        })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', identityId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (result.numUpdatedRows === 0n) throw new Unchanged(undefined);
+    });
+  }
+
   // ---- mappings ----------------------------------------------------------------------------------
 
   /**

@@ -136,6 +136,8 @@ export interface IdentityStore {
   /** Atomically points the identity at `version` and stamps `activatedAt`. */
   activateVersion(tenantId: string, identityId: string, version: number, at: Date): Promise<void>;
   softDeleteIdentity(tenantId: string, identityId: string, at: Date): Promise<void>;
+  /** Renames and/or disables a live identity. */
+  updateIdentity(tenantId: string, identityId: string, changes: { name?: string; disabled?: boolean }, at: Date): Promise<void>;
 }
 
 export interface MappingStore {

@@ -72,7 +72,11 @@ ${httpBlock}
         close: () =>
           new Promise<void>((resolve) => {
             if (child.exitCode !== null) return resolve();
-            child.once('exit', () => resolve());
+            const force = setTimeout(() => child.kill('SIGKILL'), 2_000);
+            child.once('exit', () => {
+              clearTimeout(force);
+              resolve();
+            });
             child.kill('SIGTERM');
           }),
       };

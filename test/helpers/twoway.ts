@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { type Twoway, startTwoway } from '../../src/main.js';
+import type { Clock } from '../../src/shared/clock.js';
 import { REDACT_PATHS } from '../../src/shared/logger.js';
 import { tempDir } from '../fixtures/pki.js';
 
@@ -23,7 +24,10 @@ export interface TestTwoway extends Twoway {
  * Starts Twoway on 127.0.0.1:0 with a fresh data folder (SQLite) or the given database URL, the
  * test operator token and TWOWAY_FORWARD_ALLOW_PRIVATE=true (tests talk to loopback peers).
  */
-export async function startTestTwoway(env: Record<string, string> = {}): Promise<TestTwoway & { dataDir: string }> {
+export async function startTestTwoway(
+  env: Record<string, string> = {},
+  options: { clock?: Clock } = {},
+): Promise<TestTwoway & { dataDir: string }> {
   const { dir, cleanup } = tempDir('twoway-data-');
   const config = loadConfig({
     TWOWAY_HTTP_PORT: '0',
@@ -40,7 +44,7 @@ export async function startTestTwoway(env: Record<string, string> = {}): Promise
     },
   });
   const logger = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  const twoway = await startTwoway(config, { logger });
+  const twoway = await startTwoway(config, { logger, ...(options.clock ? { clock: options.clock } : {}) });
   const bodies: string[] = [];
   return {
     ...twoway,
@@ -59,7 +63,8 @@ export async function startTestTwoway(env: Record<string, string> = {}): Promise
       });
       const text = await response.text();
       bodies.push(text);
-      return new Response(text, { status: response.status, headers: response.headers });
+      const empty = response.status === 204 || response.status === 304;
+      return new Response(empty ? null : text, { status: response.status, headers: response.headers });
     },
     async close() {
       await twoway.close();
@@ -79,6 +84,6 @@ export async function uploadPkcs12(
   const form = new FormData();
   form.set('name', 'client');
   form.set('password', password);
-  form.set('file', new Blob([p12], { type: 'application/x-pkcs12' }), 'client.p12');
+  form.set('file', new Blob([new Uint8Array(p12)], { type: 'application/x-pkcs12' }), 'client.p12');
   return twoway.call(`/v1/tenants/${tenant}/identities`, { method: 'POST', body: form, ...(token ? { token } : {}) });
 }

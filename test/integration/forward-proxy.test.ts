@@ -56,10 +56,18 @@ function fingerprintOf(cert: tls.PeerCertificate): string {
   return cert.fingerprint256.replaceAll(':', '').toLowerCase();
 }
 
-function credential(key: string, leaf: CertKey, ca: string | undefined = pki.root.certPem): ForwardCredential {
+function credential(
+  key: string,
+  leaf: CertKey,
+  ca: string | undefined = pki.root.certPem,
+): ForwardCredential {
   return {
     key,
-    secureContext: tls.createSecureContext({ key: leaf.keyPem, cert: leaf.certPem + pki.intermediate.certPem, ca }),
+    secureContext: tls.createSecureContext({
+      key: leaf.keyPem,
+      cert: `${leaf.certPem}\n${pki.intermediate.certPem}`,
+      ca,
+    }),
   };
 }
 
@@ -105,7 +113,7 @@ function upstreamHandler(req: http.IncomingMessage, res: http.ServerResponse): v
       url: req.url ?? '',
       headers: req.headers,
       rawHeaders: req.rawHeaders,
-      subject: peer.subject?.CN ?? '',
+      subject: String(peer.subject?.CN ?? ''),
       fingerprintSha256: fingerprintOf(peer),
       sessionReused: socket.isSessionReused(),
       bodyLength: length,
@@ -115,6 +123,7 @@ function upstreamHandler(req: http.IncomingMessage, res: http.ServerResponse): v
     res.statusMessage = 'Created Here';
     res.statusCode = 201;
     res.setHeader('content-type', 'application/json');
+    res.setHeader('content-length', Buffer.byteLength(body));
     res.setHeader('x-upstream', 'echo');
     res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/']);
     res.setHeader('x-hop-resp', 'must not pass');
@@ -152,7 +161,10 @@ function frontHandler(req: http.IncomingMessage, res: http.ServerResponse): void
       if (res.headersSent) {
         res.destroy();
       } else {
-        res.writeHead(appError.status, { 'content-type': 'application/problem+json', 'twoway-error': appError.code });
+        res.writeHead(appError.status, {
+          'content-type': 'application/problem+json',
+          'twoway-error': appError.code,
+        });
         res.end(JSON.stringify({ code: appError.code, detail: appError.detail }));
       }
     } finally {
@@ -167,6 +179,12 @@ async function listen(server: http.Server | https.Server): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
+async function stop(server: http.Server | https.Server | undefined): Promise<void> {
+  if (server === undefined || !server.listening) return;
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+}
+
 /** Polls `condition` every 10 ms for at most `timeoutMs`. */
 async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -178,7 +196,12 @@ async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<voi
 
 async function forward(
   path: string,
-  options: { credential?: string; method?: string; body?: Buffer | Readable; headers?: Record<string, string> } = {},
+  options: {
+    credential?: string;
+    method?: string;
+    body?: Buffer | Readable;
+    headers?: Record<string, string>;
+  } = {},
 ) {
   const response = await request(frontUrl, {
     dispatcher: client,
@@ -202,13 +225,18 @@ async function forwardEcho(path: string, options: Parameters<typeof forward>[1] 
 
 beforeAll(async () => {
   pki = await makePki('Forward Proxy Test');
-  serverLeaf = await pki.leaf({ cn: 'upstream.test', eku: 'serverAuth', ips: ['127.0.0.1'], dns: ['localhost'] });
+  serverLeaf = await pki.leaf({
+    cn: 'upstream.test',
+    eku: 'serverAuth',
+    ips: ['127.0.0.1'],
+    dns: ['localhost'],
+  });
   clientA = await pki.leaf({ cn: 'tenant-a client' });
   clientB = await pki.leaf({ cn: 'tenant-b client' });
   upstream = https.createServer(
     {
       key: serverLeaf.keyPem,
-      cert: serverLeaf.certPem + pki.intermediate.certPem,
+      cert: `${serverLeaf.certPem}\n${pki.intermediate.certPem}`,
       ca: pki.root.certPem,
       requestCert: true,
       rejectUnauthorized: true,
@@ -220,7 +248,12 @@ beforeAll(async () => {
   });
   upstreamOrigin = `https://127.0.0.1:${await listen(upstream)}`;
   cache = new DispatcherCache({
-    timeouts: { connectTimeoutMs: 5_000, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 10_000 },
+    timeouts: {
+      connectTimeoutMs: 5_000,
+      headersTimeoutMs: 10_000,
+      bodyTimeoutMs: 10_000,
+      idleTimeoutMs: 10_000,
+    },
     allowPrivate: true,
   });
   credentials.set('a', credential('t1/id-a@1#root', clientA));
@@ -233,12 +266,7 @@ afterAll(async () => {
   for (const held of slow) held.res.destroy();
   await client.close();
   await cache?.close();
-  front?.closeAllConnections();
-  upstream?.closeAllConnections();
-  await Promise.all([
-    new Promise((resolve) => front?.close(resolve)),
-    new Promise((resolve) => upstream?.close(resolve)),
-  ]);
+  await Promise.all([stop(front), stop(upstream)]);
 });
 
 describe('proxyRequest', () => {
@@ -271,6 +299,14 @@ describe('proxyRequest', () => {
     expect(response.statusCode).toBe(201);
     expect(response.statusMessage).toBe('Created Here');
     expect(Number(response.headers['content-length'])).toBe(body.length);
+  });
+
+  it('answers HEAD with the remote headers and no body', async () => {
+    const response = await forward('/echo', { method: 'HEAD' });
+    expect(response.statusCode).toBe(201);
+    expect(Number(response.headers['content-length'])).toBeGreaterThan(0);
+    expect(response.headers['x-upstream']).toBe('echo');
+    expect((await response.body.arrayBuffer()).byteLength).toBe(0);
   });
 
   it('streams a 5 MiB POST body both ways unchanged (chunked in, sha256 equal)', async () => {
@@ -411,6 +447,14 @@ describe('DispatcherCache with real connections', () => {
   it('never shares TLS sessions between two credentials on the same origin', async () => {
     credentials.set('session-a', credential('t1/id-sa@1#root', clientA));
     credentials.set('session-b', credential('t2/id-sb@1#root', clientB));
+    // undici drops an origin's pool, and its session cache, when the pool's last connection closes;
+    // a held request per credential keeps each pool (and its cached sessions) alive meanwhile.
+    const slowBefore = slow.length;
+    const holders = [
+      forward('/slow', { credential: 'session-a' }),
+      forward('/slow', { credential: 'session-b' }),
+    ];
+    await waitFor(() => slow.length >= slowBefore + 2);
     let resumed = 0;
     // '/close' makes the upstream close each connection, so every request handshakes again and
     // resumes a cached session if there is one: a shared cache would present A's certificate for B.
@@ -424,6 +468,8 @@ describe('DispatcherCache with real connections', () => {
         if (echo.sessionReused) resumed += 1;
       }
     }
+    for (const held of slow.slice(slowBefore)) held.res.end('released');
+    for (const response of await Promise.all(holders)) await response.body.text();
     // Resumption did happen (each credential with its own sessions), so the check above meant something.
     expect(resumed).toBeGreaterThan(0);
   });
@@ -478,7 +524,12 @@ describe('DispatcherCache with real connections', () => {
 
   it('closes agents that stay unused for the idle TTL', async () => {
     const idle = new DispatcherCache({
-      timeouts: { connectTimeoutMs: 1_000, headersTimeoutMs: 1_000, bodyTimeoutMs: 1_000, idleTimeoutMs: 1_000 },
+      timeouts: {
+        connectTimeoutMs: 1_000,
+        headersTimeoutMs: 1_000,
+        bodyTimeoutMs: 1_000,
+        idleTimeoutMs: 1_000,
+      },
       allowPrivate: true,
       idleAgentTtlMs: 50,
     });

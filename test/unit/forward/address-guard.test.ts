@@ -112,7 +112,7 @@ describe('parseForwardUrl', () => {
     expect(url.pathname + url.search).toBe('/v1/items?x=1');
   });
 
-  it.each([
+  it.each<[string | undefined, string]>([
     [undefined, 'missing'],
     ['', 'empty'],
     ['http://api.example.com/', 'plain http'],
@@ -150,9 +150,11 @@ describe('parseForwardUrl', () => {
 
 describe('guardedLookup', () => {
   function lookup(allowPrivate: boolean, hostname: string, all: boolean) {
-    return new Promise<{ err: NodeJS.ErrnoException | null; address: string | LookupAddress[] }>((resolve) => {
-      guardedLookup(allowPrivate)(hostname, { all }, (err, address) => resolve({ err, address }));
-    });
+    return new Promise<{ err: NodeJS.ErrnoException | null; address: string | LookupAddress[] }>(
+      (resolve) => {
+        guardedLookup(allowPrivate)(hostname, { all }, (err, address) => resolve({ err, address }));
+      },
+    );
   }
 
   it('refuses a name that resolves to loopback', async () => {

@@ -17,7 +17,6 @@ describe('mapUpstreamError', () => {
     ['ECONNREFUSED', 'upstream_unreachable'],
     ['ENOTFOUND', 'upstream_unreachable'],
     ['EHOSTUNREACH', 'upstream_unreachable'],
-    ['ECONNRESET', 'upstream_unreachable'],
     ['UND_ERR_SOCKET', 'upstream_unreachable'],
     ['HPE_INVALID_CONSTANT', 'upstream_unreachable'],
     ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'upstream_tls_failed'],
@@ -42,7 +41,9 @@ describe('mapUpstreamError', () => {
   });
 
   it('finds the code in a cause chain', () => {
-    expect(mapUpstreamError(coded('UND_ERR', 'wrapped', coded('CERT_HAS_EXPIRED'))).code).toBe('upstream_tls_failed');
+    expect(mapUpstreamError(coded('UND_ERR', 'wrapped', coded('CERT_HAS_EXPIRED'))).code).toBe(
+      'upstream_tls_failed',
+    );
   });
 
   it('finds the code in AggregateError members (Happy Eyeballs tries several addresses)', () => {
@@ -51,9 +52,30 @@ describe('mapUpstreamError', () => {
   });
 
   it('prefers the TLS cause over the socket error that carries it', () => {
-    expect(mapUpstreamError(coded('ECONNRESET', 'reset', coded('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE'))).code).toBe(
-      'upstream_tls_failed',
+    expect(
+      mapUpstreamError(coded('ECONNRESET', 'reset', coded('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE'))).code,
+    ).toBe('upstream_tls_failed');
+  });
+
+  it('reads a fresh connection closed before any response byte as a refused client certificate', () => {
+    const closed = Object.assign(coded('UND_ERR_SOCKET', 'other side closed'), {
+      socket: { bytesRead: 0, bytesWritten: 65 },
+    });
+    expect(mapUpstreamError(closed).code).toBe('upstream_tls_failed');
+    const reused = Object.assign(coded('UND_ERR_SOCKET', 'other side closed'), {
+      socket: { bytesRead: 5120, bytesWritten: 650 },
+    });
+    expect(mapUpstreamError(reused).code).toBe('upstream_unreachable');
+  });
+
+  it('reads Node\'s "disconnected before secure TLS connection" as a TLS failure, a socket reset as unreachable', () => {
+    const handshake = coded(
+      'ECONNRESET',
+      'Client network socket disconnected before secure TLS connection was established',
     );
+    expect(mapUpstreamError(handshake).code).toBe('upstream_tls_failed');
+    const reset = Object.assign(coded('ECONNRESET', 'read ECONNRESET'), { syscall: 'read', errno: -104 });
+    expect(mapUpstreamError(reset).code).toBe('upstream_unreachable');
   });
 
   it('returns an AppError unchanged and anything else as internal_error', () => {

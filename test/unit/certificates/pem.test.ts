@@ -1,0 +1,117 @@
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { beforeAll, describe, expect, test } from 'vitest';
+import {
+  parsePemBlocks,
+  readCertificates,
+  readTrustAnchors,
+  toPem,
+} from '../../../src/certificates/index.js';
+import { makePki, type TestPki } from '../../fixtures/pki.js';
+import { codeOf, openssl } from './helpers.js';
+
+let pki: TestPki;
+beforeAll(async () => {
+  pki = await makePki('PEM Test');
+});
+
+const der = (pem: string) => new X509Certificate(pem).raw;
+
+describe('parsePemBlocks', () => {
+  test('reads blocks in order, with CRLF, text around them and encapsulated headers', () => {
+    const text = [
+      'Bag Attributes',
+      '    localKeyID: 01 02',
+      '-----BEGIN CERTIFICATE-----',
+      'AAEC',
+      'AwQ=',
+      '-----END CERTIFICATE-----',
+      'between',
+      '-----BEGIN RSA PRIVATE KEY-----',
+      'Proc-Type: 4,ENCRYPTED',
+      'DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF',
+      '',
+      'BQYH',
+      '-----END RSA PRIVATE KEY-----',
+      'after',
+    ].join('\r\n');
+    expect(parsePemBlocks(text)).toEqual([
+      { label: 'CERTIFICATE', der: Buffer.from([0, 1, 2, 3, 4]) },
+      {
+        label: 'RSA PRIVATE KEY',
+        der: Buffer.from([5, 6, 7]),
+        headers: { 'Proc-Type': '4,ENCRYPTED', 'DEK-Info': 'AES-128-CBC,00112233445566778899AABBCCDDEEFF' },
+      },
+    ]);
+  });
+
+  test('returns no blocks for text without PEM, and refuses a block that is not base64', () => {
+    expect(parsePemBlocks('hello')).toEqual([]);
+    // An END line with another label does not close the block.
+    expect(parsePemBlocks('-----BEGIN CERTIFICATE-----\nAAEC\n-----END PRIVATE KEY-----\n')).toEqual([]);
+    expect(codeOf(() => parsePemBlocks('-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----'))).toBe(
+      'unsupported_format',
+    );
+    expect(codeOf(() => parsePemBlocks('-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----'))).toBe(
+      'unsupported_format',
+    );
+  });
+
+  test('toPem writes 64-character lines that parsePemBlocks and openssl read back', () => {
+    const cert = der(pki.root.certPem);
+    const pem = toPem('CERTIFICATE', cert);
+    expect(pem.split('\n').every((line) => line.length <= 64)).toBe(true);
+    expect(pem.endsWith('-----END CERTIFICATE-----\n')).toBe(true);
+    expect(parsePemBlocks(pem)).toEqual([{ label: 'CERTIFICATE', der: cert }]);
+    expect(openssl(['x509', '-outform', 'DER'], pem).equals(cert)).toBe(true);
+  });
+});
+
+describe('readCertificates', () => {
+  test('reads several PEM certificates, skipping other blocks', async () => {
+    const leaf = await pki.leaf({ cn: 'pem leaf' });
+    const text = `${leaf.keyPem}${leaf.certPem}\n${pki.intermediate.certPem}\n`;
+    const certs = readCertificates(Buffer.from(text));
+    expect(certs.map((c) => c.raw)).toEqual([der(leaf.certPem), der(pki.intermediate.certPem)]);
+  });
+
+  test('reads a single DER certificate and the old X509 CERTIFICATE and TRUSTED CERTIFICATE labels', () => {
+    const cert = der(pki.root.certPem);
+    expect(readCertificates(cert)[0]?.raw).toEqual(cert);
+    const old = toPem('X509 CERTIFICATE', cert);
+    expect(readCertificates(Buffer.from(old))[0]?.raw).toEqual(cert);
+    // `openssl x509 -trustout` appends trust settings after the certificate; we keep the certificate.
+    const trusted = openssl(['x509', '-trustout', '-addtrust', 'clientAuth'], pki.root.certPem).toString();
+    expect(trusted).toContain('BEGIN TRUSTED CERTIFICATE');
+    expect(readCertificates(Buffer.from(trusted))[0]?.raw).toEqual(cert);
+  });
+
+  test('refuses random bytes, a truncated DER certificate, trailing bytes and PEM without certificates', () => {
+    const cert = der(pki.root.certPem);
+    expect(codeOf(() => readCertificates(randomBytes(500)))).toBe('unsupported_format');
+    expect(codeOf(() => readCertificates(cert.subarray(0, cert.length - 1)))).toBe('unsupported_format');
+    expect(codeOf(() => readCertificates(Buffer.concat([cert, cert])))).toBe('unsupported_format');
+    expect(codeOf(() => readCertificates(Buffer.from(pki.root.keyPem)))).toBe('unsupported_format');
+    expect(codeOf(() => readCertificates(Buffer.alloc(0)))).toBe('unsupported_format');
+  });
+});
+
+describe('readTrustAnchors', () => {
+  test('reads CA certificates', () => {
+    const anchors = readTrustAnchors(`${pki.root.certPem}\n${pki.intermediate.certPem}\n`);
+    expect(anchors.map((c) => c.subject)).toEqual(['CN=PEM Test Root', 'CN=PEM Test Intermediate']);
+  });
+
+  test('refuses a leaf, DER, garbage and empty text with invalid_trust_anchors', async () => {
+    const leaf = await pki.leaf({ cn: 'not a ca' });
+    expect(codeOf(() => readTrustAnchors(`${pki.root.certPem}\n${leaf.certPem}`))).toBe(
+      'invalid_trust_anchors',
+    );
+    expect(codeOf(() => readTrustAnchors(der(pki.root.certPem).toString('latin1')))).toBe(
+      'invalid_trust_anchors',
+    );
+    expect(
+      codeOf(() => readTrustAnchors('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----')),
+    ).toBe('invalid_trust_anchors');
+    expect(codeOf(() => readTrustAnchors(''))).toBe('invalid_trust_anchors');
+  });
+});

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { DispatcherCache } from './forward/dispatchers.js';
 import { RuntimeService } from './forward/service.js';
-import { type HttpApp, buildHttpApp } from './http/app.js';
+import { buildHttpApp, type HttpApp } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
 import { IdentityService } from './identities/service.js';
 import { makeKekCheck, verifyKekCheck } from './kms/envelope.js';
@@ -182,7 +182,9 @@ export async function startTwoway(
 
 function packageVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     return pkg.version;
   } catch {
     return '0.0.0';

@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/config.js';
-import { AppError } from '../errors/app-error.js';
-import { StartupError, createServices, openBackends, startTwoway } from '../main.js';
+import { AppError, toAppError } from '../errors/app-error.js';
+import { createServices, openBackends, StartupError, startTwoway } from '../main.js';
 
 /**
  * `twoway`: `serve` runs the service; the other commands act on the same store directly (as
@@ -13,7 +13,9 @@ import { StartupError, createServices, openBackends, startTwoway } from '../main
 const program = new Command('twoway').description('Multi-tenant mutual-TLS gateway and certificate service');
 
 /** Runs `work` with the store and services open, and closes them afterwards. */
-async function withServices<T>(work: (services: ReturnType<typeof createServices>) => Promise<T>): Promise<T> {
+async function withServices<T>(
+  work: (services: ReturnType<typeof createServices>) => Promise<T>,
+): Promise<T> {
   const config = loadConfig();
   const backends = await openBackends(config);
   try {
@@ -53,7 +55,8 @@ tenant
   .requiredOption('--id <id>', 'tenant id, ^[a-z0-9][a-z0-9-]{1,62}$')
   .option('--name <name>', 'display name (default: the id)')
   .action(async (options: { id: string; name?: string }) => {
-    if (!/^[a-z0-9][a-z0-9-]{1,62}$/.test(options.id)) throw new AppError('bad_request', 'Invalid tenant id.');
+    if (!/^[a-z0-9][a-z0-9-]{1,62}$/.test(options.id))
+      throw new AppError('bad_request', 'Invalid tenant id.');
     await withServices(async ({ tenants }) => {
       const { tenant: created, apiKey } = await tenants.createTenant(options.id, options.name ?? options.id);
       print({ ...created, apiKey });
@@ -106,9 +109,16 @@ mapping
   .requiredOption('--identity <id>', 'identity id')
   .option('--service <service>', 'api, webhooks, idp or a platform-defined name', 'api')
   .option('--url <url>', 'https URL (optional for --match any)')
-  .addOption(new Option('--match <kind>', 'exact | prefix | any').choices(['exact', 'prefix', 'any']).default('prefix'))
+  .addOption(
+    new Option('--match <kind>', 'exact | prefix | any')
+      .choices(['exact', 'prefix', 'any'])
+      .default('prefix'),
+  )
   .option('--name <name>', 'display name', 'mapping')
-  .option('--trust-anchors <path>', 'PEM CA certificates that verify the remote server instead of the system roots')
+  .option(
+    '--trust-anchors <path>',
+    'PEM CA certificates that verify the remote server instead of the system roots',
+  )
   .action(
     async (options: {
       tenant: string;
@@ -135,14 +145,12 @@ mapping
   );
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof StartupError) {
+  if (err instanceof ConfigError || err instanceof StartupError)
     process.stderr.write(`twoway: ${err.message}\n`);
-  } else if (err instanceof AppError) {
-    process.stderr.write(`twoway: ${err.code}: ${err.detail}\n`);
-  } else if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string' && 'code' in err) {
-    process.stderr.write(`twoway: ${(err as { code: string }).code}: ${err.message}\n`);
-  } else {
-    process.stderr.write(`twoway: ${err instanceof Error ? err.message : String(err)}\n`);
+  else {
+    const appError = toAppError(err);
+    const detail = appError.code === 'internal_error' && err instanceof Error ? err.message : appError.detail;
+    process.stderr.write(`twoway: ${appError.code}: ${detail}\n`);
   }
   process.exit(1);
 });

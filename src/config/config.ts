@@ -16,7 +16,9 @@ export const ConfigSchema = Type.Object({
   databaseUrl: Type.Optional(
     Type.String({ pattern: '^postgres(ql)?://', description: 'postgres://... (default: SQLite in dataDir)' }),
   ),
-  masterKey: Type.Optional(Type.String({ secret: true, description: 'base64 32-byte KEK for the local KMS' })),
+  masterKey: Type.Optional(
+    Type.String({ secret: true, description: 'base64 32-byte KEK for the local KMS' }),
+  ),
   operatorToken: Type.Optional(Type.String({ minLength: 16, secret: true })),
   forwardAllowPrivate: Type.Boolean({
     default: false,

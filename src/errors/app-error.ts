@@ -1,4 +1,4 @@
-import { type ErrorCode, catalogue, isErrorCode } from './catalogue.js';
+import { catalogue, type ErrorCode, isErrorCode } from './catalogue.js';
 
 /**
  * The one error type Twoway throws on purpose. `code` is stable (see catalogue.ts), `status` is the

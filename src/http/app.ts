@@ -4,12 +4,13 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
+import { AppError } from '../errors/app-error.js';
 import type { DispatcherCache } from '../forward/dispatchers.js';
 import { runtimeRoutes } from '../forward/routes.js';
 import type { RuntimeService } from '../forward/service.js';
 import { identityRoutes } from '../identities/routes.js';
-import type { IdentityService } from '../identities/service.js';
 import { IdentitySchema } from '../identities/schemas.js';
+import type { IdentityService } from '../identities/service.js';
 import { mappingRoutes } from '../mappings/routes.js';
 import { MappingSchema } from '../mappings/schemas.js';
 import type { MappingService } from '../mappings/service.js';
@@ -17,7 +18,6 @@ import { tenantRoutes } from '../tenants/routes.js';
 import type { Principal, TenantService } from '../tenants/service.js';
 import type { Metrics } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
-import { AppError } from '../errors/app-error.js';
 import { ProblemSchema } from './schemas.js';
 
 declare module 'fastify' {
@@ -76,7 +76,9 @@ export async function buildHttpApp(deps: AppDeps) {
       openapi: '3.1.0',
       info: { title: 'Twoway API', version: deps.version, description: 'Multi-tenant mutual-TLS gateway' },
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Operator token or tenant API key' } },
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'Operator token or tenant API key' },
+        },
       },
       security: [{ bearer: [] }],
     },
@@ -86,7 +88,13 @@ export async function buildHttpApp(deps: AppDeps) {
   app.get('/docs/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(multipart, {
-    limits: { fileSize: deps.maxUploadBytes, fieldSize: deps.maxUploadBytes, files: 4, fields: 16, parts: 20 },
+    limits: {
+      fileSize: deps.maxUploadBytes,
+      fieldSize: deps.maxUploadBytes,
+      files: 4,
+      fields: 16,
+      parts: 20,
+    },
   });
 
   app.decorateRequest('principal');
@@ -97,7 +105,12 @@ export async function buildHttpApp(deps: AppDeps) {
   app.addHook('onResponse', async (request, reply) => {
     if (request.url.startsWith('/v1/runtime/forward')) return;
     request.log.info(
-      { method: request.method, url: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      {
+        method: request.method,
+        url: request.routeOptions.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
       'request served',
     );
   });

@@ -38,7 +38,12 @@ export function sendProblem(reply: FastifyReply, err: AppError, forwardPath = fa
 }
 
 /** The Fastify error handler: logs 5xx with their cause, answers problem+json. */
-export function errorHandler(this: unknown, error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+export function errorHandler(
+  this: unknown,
+  error: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
   const err = normaliseError(error);
   if (err.status >= 500) request.log.error({ err: err.cause ?? err, code: err.code }, 'request failed');
   else request.log.info({ code: err.code, status: err.status }, 'request refused');

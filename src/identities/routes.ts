@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
-import { Collection, TenantParams, problemResponses } from '../http/schemas.js';
+import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import type { TenantService } from '../tenants/service.js';
-import { IdentityParams, IdentitySchema, IdentityUploadBody, VersionParams } from './schemas.js';
+import { IdentityParams, IdentityUploadBody, VersionParams } from './schemas.js';
 import type { IdentityService } from './service.js';
 import { jsonUploadBodyLimit, readUpload } from './upload.js';
 
@@ -42,16 +42,27 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     },
     async (request, reply) => {
       await tenants.authorize(request.principal, request.params.tenant);
-      if (request.validationError && !request.isMultipart()) throw new AppError('bad_request', request.validationError.message);
+      if (request.validationError && !request.isMultipart())
+        throw new AppError('bad_request', request.validationError.message);
       const parsed = await readUpload(request, maxUploadBytes);
-      const view = await identities.importIdentity(request.params.tenant, parsed.name ?? 'identity', parsed.upload);
+      const view = await identities.importIdentity(
+        request.params.tenant,
+        parsed.name ?? 'identity',
+        parsed.upload,
+      );
       return reply.code(201).send(view);
     },
   );
 
   app.get(
     '/v1/tenants/:tenant/identities',
-    { schema: { tags: ['identities'], params: TenantParams, response: { 200: Collection(Type.Ref('Identity')), ...problemResponses } } },
+    {
+      schema: {
+        tags: ['identities'],
+        params: TenantParams,
+        response: { 200: Collection(Type.Ref('Identity')), ...problemResponses },
+      },
+    },
     async (request) => {
       await tenants.authorize(request.principal, request.params.tenant);
       return { items: await identities.list(request.params.tenant) };
@@ -60,7 +71,13 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
 
   app.get(
     '/v1/tenants/:tenant/identities/:id',
-    { schema: { tags: ['identities'], params: IdentityParams, response: { 200: Type.Ref('Identity'), ...problemResponses } } },
+    {
+      schema: {
+        tags: ['identities'],
+        params: IdentityParams,
+        response: { 200: Type.Ref('Identity'), ...problemResponses },
+      },
+    },
     async (request) => {
       await tenants.authorize(request.principal, request.params.tenant);
       return identities.get(request.params.tenant, request.params.id);
@@ -75,7 +92,10 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
         summary: 'Rename, disable or re-enable an identity (a disabled one is never presented)',
         params: IdentityParams,
         body: Type.Object(
-          { name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), disabled: Type.Optional(Type.Boolean()) },
+          {
+            name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+            disabled: Type.Optional(Type.Boolean()),
+          },
           { additionalProperties: false },
         ),
         response: { 200: Type.Ref('Identity'), ...problemResponses },
@@ -120,7 +140,8 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     },
     async (request, reply) => {
       await tenants.authorize(request.principal, request.params.tenant);
-      if (request.validationError && !request.isMultipart()) throw new AppError('bad_request', request.validationError.message);
+      if (request.validationError && !request.isMultipart())
+        throw new AppError('bad_request', request.validationError.message);
       const parsed = await readUpload(request, maxUploadBytes);
       const view = await identities.addVersion(
         request.params.tenant,

@@ -16,7 +16,12 @@ export const VersionSchema = Type.Object({
   signatureAlgorithm: Type.String(),
   subjectAltNames: Type.Array(Type.String()),
   chain: Type.Array(
-    Type.Object({ subject: Type.String(), issuer: Type.String(), notAfter: Timestamp, fingerprintSha256: Type.String() }),
+    Type.Object({
+      subject: Type.String(),
+      issuer: Type.String(),
+      notAfter: Timestamp,
+      fingerprintSha256: Type.String(),
+    }),
   ),
   createdAt: Timestamp,
   activatedAt: Type.Optional(Timestamp),
@@ -51,4 +56,8 @@ export const IdentityUploadBody = Type.Object({
 });
 
 export const IdentityParams = Type.Object({ tenant: Type.String(), id: Type.String() });
-export const VersionParams = Type.Object({ tenant: Type.String(), id: Type.String(), version: Type.Integer({ minimum: 1 }) });
+export const VersionParams = Type.Object({
+  tenant: Type.String(),
+  id: Type.String(),
+  version: Type.Integer({ minimum: 1 }),
+});

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { type IdentityUpload, type ValidatedIdentity, readIdentity } from '../certificates/index.js';
+import { type IdentityUpload, readIdentity, type ValidatedIdentity } from '../certificates/index.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import { identityKeyAad, open, seal } from '../kms/envelope.js';
 import type { Kms } from '../kms/types.js';
@@ -158,7 +158,10 @@ export class IdentityService {
     await this.#require(tenantId, identityId);
     const inUse = await this.#deps.store.countActiveMappingsForIdentity(tenantId, identityId);
     if (inUse > 0) {
-      throw new AppError('identity_in_use', `${inUse} enabled mapping(s) use this identity; disable them first.`);
+      throw new AppError(
+        'identity_in_use',
+        `${inUse} enabled mapping(s) use this identity; disable them first.`,
+      );
     }
     await this.#deps.store.softDeleteIdentity(tenantId, identityId, this.#deps.clock.now());
     this.#announce(tenantId, identityId);
@@ -202,7 +205,11 @@ export class IdentityService {
    * @throws KmsError `unwrap_failed` when the ciphertext does not belong to this row
    */
   openPrivateKey(version: IdentityVersion): Promise<Buffer> {
-    return open(this.#deps.kms, version.secret, identityKeyAad(version.tenantId, version.identityId, version.version));
+    return open(
+      this.#deps.kms,
+      version.secret,
+      identityKeyAad(version.tenantId, version.identityId, version.version),
+    );
   }
 
   #validate(upload: IdentityUpload): ValidatedIdentity {

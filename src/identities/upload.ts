@@ -61,7 +61,8 @@ export async function readUpload(request: FastifyRequest, maxBytes: number): Pro
   }
   const upload: IdentityUpload = {};
   if (typeof body.pkcs12 === 'string') {
-    if (!/^[A-Za-z0-9+/=\s_-]*$/.test(body.pkcs12)) throw new AppError('bad_request', 'pkcs12 must be base64.');
+    if (!/^[A-Za-z0-9+/=\s_-]*$/.test(body.pkcs12))
+      throw new AppError('bad_request', 'pkcs12 must be base64.');
     upload.file = Buffer.from(body.pkcs12, 'base64');
   }
   if (typeof body.certificatePem === 'string') upload.certificate = Buffer.from(body.certificatePem, 'utf8');

@@ -29,7 +29,11 @@ export function compileMapping(mapping: Mapping): CompiledMapping {
  * go to the oldest mapping, so adding a mapping never silently changes an established route.
  * `candidates` must already be the enabled, not deleted mappings of one tenant.
  */
-export function matchMapping(candidates: readonly CompiledMapping[], service: string, url: URL): Mapping | undefined {
+export function matchMapping(
+  candidates: readonly CompiledMapping[],
+  service: string,
+  url: URL,
+): Mapping | undefined {
   let best: CompiledMapping | undefined;
   let bestRank = -1;
   const key = exactKey(url);
@@ -55,5 +59,5 @@ export function matchMapping(candidates: readonly CompiledMapping[], service: st
 
 function coversPath(prefix: string, path: string): boolean {
   if (prefix === '') return true;
-  return path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 /* / */);
+  return path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47) /* / */;
 }

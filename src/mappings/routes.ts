@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { Collection, TenantParams, problemResponses } from '../http/schemas.js';
+import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import type { TenantService } from '../tenants/service.js';
 import { CreateMappingBody, MappingParams, PatchMappingBody } from './schemas.js';
 import type { MappingService } from './service.js';
@@ -8,10 +8,10 @@ import type { MappingService } from './service.js';
 const errors = { ...problemResponses, 422: Type.Ref('Problem') };
 
 /** `/v1/tenants/{tenant}/mappings`: create, list, get, patch, soft delete. */
-export const mappingRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService; mappings: MappingService }> = async (
-  app,
-  { tenants, mappings },
-) => {
+export const mappingRoutes: FastifyPluginAsyncTypebox<{
+  tenants: TenantService;
+  mappings: MappingService;
+}> = async (app, { tenants, mappings }) => {
   app.post(
     '/v1/tenants/:tenant/mappings',
     {
@@ -47,7 +47,13 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService; 
 
   app.get(
     '/v1/tenants/:tenant/mappings/:id',
-    { schema: { tags: ['mappings'], params: MappingParams, response: { 200: Type.Ref('Mapping'), ...problemResponses } } },
+    {
+      schema: {
+        tags: ['mappings'],
+        params: MappingParams,
+        response: { 200: Type.Ref('Mapping'), ...problemResponses },
+      },
+    },
     async (request) => {
       await tenants.authorize(request.principal, request.params.tenant);
       return mappings.get(request.params.tenant, request.params.id);

@@ -2,9 +2,13 @@ import { Type } from '@sinclair/typebox';
 import { Timestamp } from '../http/schemas.js';
 
 const Match = Type.Union([Type.Literal('exact'), Type.Literal('prefix'), Type.Literal('any')], {
-  description: 'exact: whole URL; prefix (default): same origin, path prefix on a / boundary; any: every URL of the service',
+  description:
+    'exact: whole URL; prefix (default): same origin, path prefix on a / boundary; any: every URL of the service',
 });
-const Service = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$', description: 'api, webhooks, idp, or a platform-defined name' });
+const Service = Type.String({
+  pattern: '^[a-z0-9][a-z0-9._-]{0,62}$',
+  description: 'api, webhooks, idp, or a platform-defined name',
+});
 
 export const MappingSchema = Type.Object(
   {

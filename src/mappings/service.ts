@@ -31,7 +31,9 @@ export interface MappingInput {
   trustAnchorsPem?: string;
 }
 
-export type MappingPatch = Partial<Omit<MappingInput, 'service' | 'trustAnchorsPem'>> & { trustAnchorsPem?: string | null };
+export type MappingPatch = Partial<Omit<MappingInput, 'service' | 'trustAnchorsPem'>> & {
+  trustAnchorsPem?: string | null;
+};
 
 export interface MappingServiceDeps {
   store: MappingStore;
@@ -94,7 +96,8 @@ export class MappingService {
       updatedAt: this.#deps.clock.now(),
     };
     if (patch.trustAnchorsPem === null || patch.trustAnchorsPem === '') delete next.trustAnchorsPem;
-    else if (patch.trustAnchorsPem !== undefined) next.trustAnchorsPem = checkTrustAnchors(patch.trustAnchorsPem);
+    else if (patch.trustAnchorsPem !== undefined)
+      next.trustAnchorsPem = checkTrustAnchors(patch.trustAnchorsPem);
     await this.#deps.store.updateMapping(tenantId, next);
     this.#announce(next);
     return mappingView(next);
@@ -154,7 +157,8 @@ export function normaliseMappingUrl(raw: string | undefined, match: MatchKind): 
     throw new AppError('mapping_url_invalid', 'The url is not an absolute URL.');
   }
   if (url.protocol !== 'https:') throw new AppError('mapping_url_invalid', 'Only https URLs can be mapped.');
-  if (url.username || url.password) throw new AppError('mapping_url_invalid', 'The url must not hold credentials.');
+  if (url.username || url.password)
+    throw new AppError('mapping_url_invalid', 'The url must not hold credentials.');
   if (url.hash) throw new AppError('mapping_url_invalid', 'The url must not hold a fragment.');
   if (match === 'prefix' && url.search) {
     throw new AppError('mapping_url_invalid', 'A prefix mapping matches on the path; remove the query.');

@@ -137,7 +137,12 @@ export interface IdentityStore {
   activateVersion(tenantId: string, identityId: string, version: number, at: Date): Promise<void>;
   softDeleteIdentity(tenantId: string, identityId: string, at: Date): Promise<void>;
   /** Renames and/or disables a live identity. */
-  updateIdentity(tenantId: string, identityId: string, changes: { name?: string; disabled?: boolean }, at: Date): Promise<void>;
+  updateIdentity(
+    tenantId: string,
+    identityId: string,
+    changes: { name?: string; disabled?: boolean },
+    at: Date,
+  ): Promise<void>;
 }
 
 export interface MappingStore {

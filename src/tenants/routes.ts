@@ -1,12 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
-import { Collection, TenantParams, problemResponses } from '../http/schemas.js';
-import { ApiKeySchema, CreateTenantBody, CreatedTenantSchema, TenantSchema } from './schemas.js';
+import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { ApiKeySchema, CreatedTenantSchema, CreateTenantBody, TenantSchema } from './schemas.js';
 import type { TenantService } from './service.js';
 
 /** `/v1/tenants` and `/v1/tenants/{tenant}/api-keys`. */
-export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (app, { tenants }) => {
+export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
+  app,
+  { tenants },
+) => {
   app.post(
     '/v1/tenants',
     {
@@ -18,7 +21,8 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       },
     },
     async (request, reply) => {
-      if (request.principal.kind !== 'operator') throw new AppError('not_found', 'Only the operator creates tenants.');
+      if (request.principal.kind !== 'operator')
+        throw new AppError('not_found', 'Only the operator creates tenants.');
       const { tenant, apiKey } = await tenants.createTenant(request.body.id, request.body.name);
       return reply.code(201).send({ ...tenant, createdAt: tenant.createdAt.toISOString(), apiKey });
     },
@@ -26,7 +30,13 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
 
   app.get(
     '/v1/tenants',
-    { schema: { tags: ['tenants'], summary: 'List tenants (operator token)', response: { 200: Collection(TenantSchema) } } },
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: 'List tenants (operator token)',
+        response: { 200: Collection(TenantSchema) },
+      },
+    },
     async (request) => {
       if (request.principal.kind !== 'operator') {
         const own = await tenants.authorize(request.principal, request.principal.tenantId);
@@ -39,7 +49,13 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
 
   app.get(
     '/v1/tenants/:tenant',
-    { schema: { tags: ['tenants'], params: TenantParams, response: { 200: TenantSchema, ...problemResponses } } },
+    {
+      schema: {
+        tags: ['tenants'],
+        params: TenantParams,
+        response: { 200: TenantSchema, ...problemResponses },
+      },
+    },
     async (request) => {
       const tenant = await tenants.authorize(request.principal, request.params.tenant);
       return { ...tenant, createdAt: tenant.createdAt.toISOString() };

@@ -5,7 +5,9 @@ import { newId, sha256Hex } from '../shared/ids.js';
 import type { ApiKey, Tenant, TenantStore } from '../store/types.js';
 
 /** Who is calling: the operator (every tenant) or one tenant's API key. */
-export type Principal = { kind: 'operator'; actor: 'operator' } | { kind: 'tenant'; tenantId: string; actor: string };
+export type Principal =
+  | { kind: 'operator'; actor: 'operator' }
+  | { kind: 'tenant'; tenantId: string; actor: string };
 
 /** `^[a-z0-9][a-z0-9-]{1,62}$`, as API.md fixes it. */
 export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9-]{1,62}$';
@@ -81,7 +83,12 @@ export class TenantService {
   /** Creates a key; the plaintext `apiKey` is returned once and never stored. */
   async createApiKey(tenantId: string): Promise<{ apiKey: string; key: ApiKey }> {
     const apiKey = `tw_${randomBytes(32).toString('base64url')}`;
-    const key: ApiKey = { id: newId('key'), tenantId, tokenSha256: sha256Hex(apiKey), createdAt: this.#clock.now() };
+    const key: ApiKey = {
+      id: newId('key'),
+      tenantId,
+      tokenSha256: sha256Hex(apiKey),
+      createdAt: this.#clock.now(),
+    };
     await this.#store.createApiKey(tenantId, key);
     this.#keyCache.delete(key.tokenSha256);
     return { apiKey, key };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Server, createServer } from 'node:https';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { CertKey, TestPki } from '../fixtures/pki.js';
@@ -36,7 +36,12 @@ export async function startMtlsServer(
   clientCa: string[] = [pki.root.certPem],
   options: { delayMs?: number } = {},
 ): Promise<MtlsServer> {
-  const serverCert = await pki.leaf({ cn: 'localhost', eku: 'serverAuth', dns: ['localhost'], ips: ['127.0.0.1', '::1'] });
+  const serverCert = await pki.leaf({
+    cn: 'localhost',
+    eku: 'serverAuth',
+    dns: ['localhost'],
+    ips: ['127.0.0.1', '::1'],
+  });
   let handshakes = 0;
   const server = createServer(
     {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer, connect } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 
 /** Path of the nginx binary, or undefined (CI installs it in .ci/run; missing there is a failure). */
@@ -31,8 +31,14 @@ export interface RunningNginx {
  * Runs nginx in the foreground (`daemon off; master_process off;`) with `httpBlock` as the body of
  * its `http {}` block, all files in `dir`, and waits until `port` accepts connections.
  */
-export async function startNginx(binary: string, dir: string, port: number, httpBlock: string): Promise<RunningNginx> {
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub), { recursive: true });
+export async function startNginx(
+  binary: string,
+  dir: string,
+  port: number,
+  httpBlock: string,
+): Promise<RunningNginx> {
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(join(dir, sub), { recursive: true });
   const conf = `daemon off;
 master_process off;
 pid ${dir}/nginx.pid;

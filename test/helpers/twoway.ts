@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { type Config, loadConfig } from '../../src/config/config.js';
-import { type Twoway, startTwoway } from '../../src/main.js';
+import { startTwoway, type Twoway } from '../../src/main.js';
 import type { Clock } from '../../src/shared/clock.js';
 import { REDACT_PATHS } from '../../src/shared/logger.js';
 import { tempDir } from '../fixtures/pki.js';
@@ -85,5 +85,9 @@ export async function uploadPkcs12(
   form.set('name', 'client');
   form.set('password', password);
   form.set('file', new Blob([new Uint8Array(p12)], { type: 'application/x-pkcs12' }), 'client.p12');
-  return twoway.call(`/v1/tenants/${tenant}/identities`, { method: 'POST', body: form, ...(token ? { token } : {}) });
+  return twoway.call(`/v1/tenants/${tenant}/identities`, {
+    method: 'POST',
+    body: form,
+    ...(token ? { token } : {}),
+  });
 }

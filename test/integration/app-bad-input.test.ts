@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { type AddressInfo, type Socket, createServer as createTcpServer } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type CertKey, type TestPki, issueLeaf, makePkcs12, makePki } from '../fixtures/pki.js';
-import { freePort } from '../helpers/nginx.js';
+import { type CertKey, issueLeaf, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { type TestTwoway, startTestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+import { freePort } from '../helpers/nginx.js';
+import { startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
 
 const DAY = 86_400_000;
 
@@ -34,7 +34,9 @@ describe('bad input gets its documented code and changes nothing', () => {
     });
     strict = await startTestTwoway({ TWOWAY_FORWARD_ALLOW_PRIVATE: 'false' });
     for (const t of [twoway, strict]) {
-      expect((await t.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } })).status).toBe(201);
+      expect(
+        (await t.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } })).status,
+      ).toBe(201);
     }
     good = await pki.leaf({ cn: 'good', key: 'ec256' });
     // A TCP server that accepts and never answers: the TLS handshake never completes.
@@ -74,40 +76,109 @@ describe('bad input gets its documented code and changes nothing', () => {
   test('PKCS#12 uploads: wrong password, truncated, random bytes, too large', async () => {
     const p12 = makePkcs12(good, [pki.intermediate], 'right');
     await expectUnchanged(twoway, async () => {
-      const wrong = await expectProblem(await uploadPkcs12(twoway, 'acme', p12, 'wrong'), 422, 'bad_password');
+      const wrong = await expectProblem(
+        await uploadPkcs12(twoway, 'acme', p12, 'wrong'),
+        422,
+        'bad_password',
+      );
       expect(wrong.detail).not.toContain('wrong');
-      await expectProblem(await uploadPkcs12(twoway, 'acme', p12.subarray(0, p12.length >> 1), 'right'), 422, 'unsupported_format');
-      await expectProblem(await uploadPkcs12(twoway, 'acme', randomBytes(4096), 'right'), 422, 'unsupported_format');
-      await expectProblem(await uploadPkcs12(twoway, 'acme', randomBytes(10 * 1024 * 1024), 'right'), 413, 'payload_too_large');
+      await expectProblem(
+        await uploadPkcs12(twoway, 'acme', p12.subarray(0, p12.length >> 1), 'right'),
+        422,
+        'unsupported_format',
+      );
+      await expectProblem(
+        await uploadPkcs12(twoway, 'acme', randomBytes(4096), 'right'),
+        422,
+        'unsupported_format',
+      );
+      await expectProblem(
+        await uploadPkcs12(twoway, 'acme', randomBytes(10 * 1024 * 1024), 'right'),
+        413,
+        'payload_too_large',
+      );
       const json = await twoway.call('/v1/tenants/acme/identities', {
         method: 'POST',
         json: { name: 'big', pkcs12: randomBytes(10 * 1024 * 1024).toString('base64'), password: 'x' },
       });
       await expectProblem(json, 413, 'payload_too_large');
-      await expectProblem(await pemUpload({ certificatePem: '-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n' }), 422, 'unsupported_format');
+      await expectProblem(
+        await pemUpload({
+          certificatePem: '-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n',
+        }),
+        422,
+        'unsupported_format',
+      );
     });
   });
 
   test('PEM uploads: every certificate check gives its code', async () => {
     const other = await pki.leaf({ cn: 'other' });
-    const expired = await pki.leaf({ cn: 'expired', notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) });
-    const future = await pki.leaf({ cn: 'future', notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 30 * DAY) });
+    const expired = await pki.leaf({
+      cn: 'expired',
+      notBefore: new Date(Date.now() - 30 * DAY),
+      notAfter: new Date(Date.now() - DAY),
+    });
+    const future = await pki.leaf({
+      cn: 'future',
+      notBefore: new Date(Date.now() + DAY),
+      notAfter: new Date(Date.now() + 30 * DAY),
+    });
     const rsa1024 = await pki.leaf({ cn: 'weak', key: 'rsa1024' });
     const sha1 = await pki.leaf({ cn: 'sha1', key: 'rsa2048', hash: 'SHA-1' });
     const serverOnly = await pki.leaf({ cn: 'server-only', eku: 'serverAuth' });
     const strangerRoot = await issueLeaf('self', { cn: 'stranger', eku: 'none' });
     const cases: [string, Record<string, string>, number, string][] = [
-      ['key of another certificate', { certificatePem: good.certPem, privateKeyPem: other.keyPem }, 422, 'key_mismatch'],
-      ['expired leaf', { certificatePem: expired.certPem, privateKeyPem: expired.keyPem }, 422, 'certificate_expired'],
-      ['future leaf', { certificatePem: future.certPem, privateKeyPem: future.keyPem }, 422, 'certificate_not_yet_valid'],
+      [
+        'key of another certificate',
+        { certificatePem: good.certPem, privateKeyPem: other.keyPem },
+        422,
+        'key_mismatch',
+      ],
+      [
+        'expired leaf',
+        { certificatePem: expired.certPem, privateKeyPem: expired.keyPem },
+        422,
+        'certificate_expired',
+      ],
+      [
+        'future leaf',
+        { certificatePem: future.certPem, privateKeyPem: future.keyPem },
+        422,
+        'certificate_not_yet_valid',
+      ],
       ['RSA-1024', { certificatePem: rsa1024.certPem, privateKeyPem: rsa1024.keyPem }, 422, 'weak_key'],
       ['SHA-1 leaf', { certificatePem: sha1.certPem, privateKeyPem: sha1.keyPem }, 422, 'weak_signature'],
-      ['serverAuth-only EKU', { certificatePem: serverOnly.certPem, privateKeyPem: serverOnly.keyPem }, 422, 'client_auth_not_allowed'],
+      [
+        'serverAuth-only EKU',
+        { certificatePem: serverOnly.certPem, privateKeyPem: serverOnly.keyPem },
+        422,
+        'client_auth_not_allowed',
+      ],
       ['no key', { certificatePem: good.certPem }, 422, 'no_private_key'],
       ['no certificate', { privateKeyPem: good.keyPem }, 422, 'no_certificate'],
-      ['two keys', { certificatePem: good.certPem, privateKeyPem: good.keyPem + other.keyPem }, 422, 'multiple_private_keys'],
-      ['chain with a stranger', { certificatePem: good.certPem, privateKeyPem: good.keyPem, chainPem: pki.intermediate.certPem + strangerRoot.certPem }, 422, 'chain_mismatch'],
-      ['chain missing its intermediate', { certificatePem: good.certPem, privateKeyPem: good.keyPem, chainPem: pki.root.certPem }, 422, 'chain_mismatch'],
+      [
+        'two keys',
+        { certificatePem: good.certPem, privateKeyPem: good.keyPem + other.keyPem },
+        422,
+        'multiple_private_keys',
+      ],
+      [
+        'chain with a stranger',
+        {
+          certificatePem: good.certPem,
+          privateKeyPem: good.keyPem,
+          chainPem: pki.intermediate.certPem + strangerRoot.certPem,
+        },
+        422,
+        'chain_mismatch',
+      ],
+      [
+        'chain missing its intermediate',
+        { certificatePem: good.certPem, privateKeyPem: good.keyPem, chainPem: pki.root.certPem },
+        422,
+        'chain_mismatch',
+      ],
     ];
     await expectUnchanged(twoway, async () => {
       for (const [, body, status, code] of cases) await expectProblem(await pemUpload(body), status, code);
@@ -122,18 +193,32 @@ describe('bad input gets its documented code and changes nothing', () => {
     });
     expect(response.status).toBe(201);
     const identity = (await response.json()) as { versions: { chain: { fingerprintSha256: string }[] }[] };
-    expect(identity.versions[0]?.chain.map((c) => c.fingerprintSha256)).toEqual([pki.intermediate.fingerprintSha256]);
+    expect(identity.versions[0]?.chain.map((c) => c.fingerprintSha256)).toEqual([
+      pki.intermediate.fingerprintSha256,
+    ]);
   });
 
   async function mapTo(t: TestTwoway, url: string, trust = true): Promise<void> {
     const uploaded = await t.call('/v1/tenants/acme/identities', {
       method: 'POST',
-      json: { name: 'fwd', certificatePem: good.certPem, privateKeyPem: good.keyPem, chainPem: pki.intermediate.certPem },
+      json: {
+        name: 'fwd',
+        certificatePem: good.certPem,
+        privateKeyPem: good.keyPem,
+        chainPem: pki.intermediate.certPem,
+      },
     });
     const { id } = (await uploaded.json()) as { id: string };
     const mapped = await t.call('/v1/tenants/acme/mappings', {
       method: 'POST',
-      json: { name: url, service: 'api', url, match: 'prefix', identityId: id, ...(trust ? { trustAnchorsPem: pki.root.certPem } : {}) },
+      json: {
+        name: url,
+        service: 'api',
+        url,
+        match: 'prefix',
+        identityId: id,
+        ...(trust ? { trustAnchorsPem: pki.root.certPem } : {}),
+      },
     });
     expect(mapped.status).toBe(201);
   }
@@ -166,9 +251,21 @@ describe('bad input gets its documented code and changes nothing', () => {
     await expectGatewayError(await forward(twoway, `${upstream.url}/unmapped`), 403, 'no_mapping');
     await expectGatewayError(await forward(twoway, 'http://example.com/'), 400, 'forward_url_invalid');
     await expectGatewayError(await forward(twoway, 'not a url'), 400, 'forward_url_invalid');
-    await expectGatewayError(await forward(twoway, `${upstream.url}/untrusted/x`), 502, 'upstream_tls_failed');
-    await expectGatewayError(await forward(twoway, `https://127.0.0.1:${closedPort}/x`), 502, 'upstream_unreachable');
-    await expectGatewayError(await forward(twoway, `https://127.0.0.1:${silentPort}/x`), 504, 'upstream_timeout');
+    await expectGatewayError(
+      await forward(twoway, `${upstream.url}/untrusted/x`),
+      502,
+      'upstream_tls_failed',
+    );
+    await expectGatewayError(
+      await forward(twoway, `https://127.0.0.1:${closedPort}/x`),
+      502,
+      'upstream_unreachable',
+    );
+    await expectGatewayError(
+      await forward(twoway, `https://127.0.0.1:${silentPort}/x`),
+      504,
+      'upstream_timeout',
+    );
   });
 
   test('without the allow flag, loopback is blocked before and after DNS', async () => {
@@ -176,21 +273,45 @@ describe('bad input gets its documented code and changes nothing', () => {
     await mapTo(strict, `https://127.0.0.1:${port}/`);
     await mapTo(strict, `https://localhost:${port}/`);
     const handshakes = upstream.handshakes();
-    await expectGatewayError(await forward(strict, `https://127.0.0.1:${port}/x`), 403, 'forward_destination_blocked');
-    await expectGatewayError(await forward(strict, `https://localhost:${port}/x`), 403, 'forward_destination_blocked');
-    await expectGatewayError(await forward(strict, 'https://169.254.169.254/latest/meta-data/'), 403, 'forward_destination_blocked');
+    await expectGatewayError(
+      await forward(strict, `https://127.0.0.1:${port}/x`),
+      403,
+      'forward_destination_blocked',
+    );
+    await expectGatewayError(
+      await forward(strict, `https://localhost:${port}/x`),
+      403,
+      'forward_destination_blocked',
+    );
+    await expectGatewayError(
+      await forward(strict, 'https://169.254.169.254/latest/meta-data/'),
+      403,
+      'forward_destination_blocked',
+    );
     expect(upstream.handshakes()).toBe(handshakes);
   });
 
   test('auth: no token, a wrong token and another tenant are refused', async () => {
-    await expectProblem(await twoway.call('/v1/tenants/acme/identities', { token: null }), 401, 'unauthorized');
-    await expectProblem(await twoway.call('/v1/tenants/acme/identities', { token: 'tw_nope' }), 401, 'unauthorized');
+    await expectProblem(
+      await twoway.call('/v1/tenants/acme/identities', { token: null }),
+      401,
+      'unauthorized',
+    );
+    await expectProblem(
+      await twoway.call('/v1/tenants/acme/identities', { token: 'tw_nope' }),
+      401,
+      'unauthorized',
+    );
     await expectProblem(await twoway.call('/v1/tenants/nobody/identities'), 404, 'not_found');
     await expectProblem(
       await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'again' } }),
       409,
       'tenant_exists',
     );
-    await expectProblem(await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'A!', name: 'x' } }), 400, 'bad_request');
+    await expectProblem(
+      await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'A!', name: 'x' } }),
+      400,
+      'bad_request',
+    );
   });
 });

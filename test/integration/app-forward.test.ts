@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type CertKey, type TestPki, makePkcs12, makePki } from '../fixtures/pki.js';
+import { type CertKey, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { type Echo, type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { type TestTwoway, startTestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+import { startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 
@@ -29,7 +29,13 @@ describe.each(backends)('forward end to end on $name', (backend) => {
   });
 
   async function mapIdentity(leaf: CertKey, legacy: boolean, path: string): Promise<string> {
-    const uploaded = await uploadPkcs12(twoway, 'acme', makePkcs12(leaf, [pki.intermediate], 's3cret!', { legacy }), 's3cret!', apiKey);
+    const uploaded = await uploadPkcs12(
+      twoway,
+      'acme',
+      makePkcs12(leaf, [pki.intermediate], 's3cret!', { legacy }),
+      's3cret!',
+      apiKey,
+    );
     expect(uploaded.status).toBe(201);
     const identity = (await uploaded.json()) as { id: string; versions: { fingerprintSha256: string }[] };
     expect(identity.versions[0]?.fingerprintSha256).toBe(leaf.fingerprintSha256);
@@ -54,17 +60,26 @@ describe.each(backends)('forward end to end on $name', (backend) => {
     headers.set('authorization', `Bearer ${apiKey}`);
     headers.set('twoway-forward-url', `${upstream.url}${path}`);
     headers.set('twoway-service', 'api');
-    return fetch(`${twoway.url}/v1/runtime/forward`, { ...init, headers, ...(init.body ? { duplex: 'half' } : {}) } as RequestInit);
+    return fetch(`${twoway.url}/v1/runtime/forward`, {
+      ...init,
+      headers,
+      ...(init.body ? { duplex: 'half' } : {}),
+    } as RequestInit);
   }
 
   for (const legacy of [true, false]) {
     const kind = legacy ? 'legacy (RC2-40/3DES)' : 'modern (PBES2/AES-256)';
     test(`a ${kind} PKCS#12 is presented on GET and on a streamed 5 MiB POST`, async () => {
-      const leaf = await pki.leaf({ cn: `acme-${legacy ? 'legacy' : 'modern'}`, key: legacy ? 'rsa2048' : 'ec256' });
+      const leaf = await pki.leaf({
+        cn: `acme-${legacy ? 'legacy' : 'modern'}`,
+        key: legacy ? 'rsa2048' : 'ec256',
+      });
       const path = legacy ? '/legacy' : '/modern';
       await mapIdentity(leaf, legacy, path);
 
-      const got = await forward(`${path}/items?q=1`, { headers: { 'x-custom': 'kept', connection: 'keep-alive' } });
+      const got = await forward(`${path}/items?q=1`, {
+        headers: { 'x-custom': 'kept', connection: 'keep-alive' },
+      });
       expect(got.status).toBe(200);
       expect(got.headers.get('x-upstream')).toBe('node');
       expect(got.headers.get('twoway-error')).toBeNull();
@@ -105,7 +120,9 @@ describe.each(backends)('forward end to end on $name', (backend) => {
       },
     });
     expect(resolved.status).toBe(200);
-    const { items } = (await resolved.json()) as { items: { configured: boolean; identityStatus?: string }[] };
+    const { items } = (await resolved.json()) as {
+      items: { configured: boolean; identityStatus?: string }[];
+    };
     expect(items.map((i) => i.configured)).toEqual([true, false, false]);
     expect(items[0]?.identityStatus).toBe('active');
   });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Clock } from '../../src/shared/clock.js';
-import { type TestPki, makePki } from '../fixtures/pki.js';
+import { makePki, type TestPki } from '../fixtures/pki.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { type TestTwoway, startTestTwoway } from '../helpers/twoway.js';
+import { startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
 
 const DAY = 86_400_000;
 
@@ -36,16 +36,30 @@ describe('identity lifecycle through the API', () => {
   });
 
   async function upload(notAfterDays: number, path: string): Promise<string> {
-    const leaf = await pki.leaf({ cn: `life-${path}`, notAfter: new Date(clock.now().getTime() + notAfterDays * DAY) });
+    const leaf = await pki.leaf({
+      cn: `life-${path}`,
+      notAfter: new Date(clock.now().getTime() + notAfterDays * DAY),
+    });
     const response = await twoway.call('/v1/tenants/life/identities', {
       method: 'POST',
-      json: { name: path, certificatePem: leaf.certPem, privateKeyPem: leaf.keyPem, chainPem: pki.intermediate.certPem },
+      json: {
+        name: path,
+        certificatePem: leaf.certPem,
+        privateKeyPem: leaf.keyPem,
+        chainPem: pki.intermediate.certPem,
+      },
     });
     expect(response.status).toBe(201);
     const { id } = (await response.json()) as { id: string };
     const mapped = await twoway.call('/v1/tenants/life/mappings', {
       method: 'POST',
-      json: { name: path, service: 'api', url: `${upstream.url}/${path}`, identityId: id, trustAnchorsPem: pki.root.certPem },
+      json: {
+        name: path,
+        service: 'api',
+        url: `${upstream.url}/${path}`,
+        identityId: id,
+        trustAnchorsPem: pki.root.certPem,
+      },
     });
     expect(mapped.status).toBe(201);
     return id;
@@ -64,7 +78,8 @@ describe('identity lifecycle through the API', () => {
 
   test('status moves active → expiring → expired with time, and an expired identity is never presented', async () => {
     const id = await upload(10, 'short');
-    const status = async () => ((await (await twoway.call(`/v1/tenants/life/identities/${id}`)).json()) as { status: string }).status;
+    const status = async () =>
+      ((await (await twoway.call(`/v1/tenants/life/identities/${id}`)).json()) as { status: string }).status;
     expect(await status()).toBe('active');
     expect((await forward('short')).status).toBe(200);
     clock.advance(4 * DAY);
@@ -78,7 +93,9 @@ describe('identity lifecycle through the API', () => {
     expect(refused.headers.get('twoway-error')).toBe('identity_expired');
     expect(upstream.handshakes()).toBe(handshakes);
     // An expired version cannot be activated again either.
-    const activate = await twoway.call(`/v1/tenants/life/identities/${id}/versions/1/activate`, { method: 'POST' });
+    const activate = await twoway.call(`/v1/tenants/life/identities/${id}/versions/1/activate`, {
+      method: 'POST',
+    });
     expect(activate.status).toBe(409);
     expect(((await activate.json()) as { code: string }).code).toBe('version_not_usable');
   });
@@ -86,7 +103,10 @@ describe('identity lifecycle through the API', () => {
   test('a disabled identity is refused with identity_disabled, and works again once enabled', async () => {
     const id = await upload(100, 'toggle');
     expect((await forward('toggle')).status).toBe(200);
-    const disabled = await twoway.call(`/v1/tenants/life/identities/${id}`, { method: 'PATCH', json: { disabled: true } });
+    const disabled = await twoway.call(`/v1/tenants/life/identities/${id}`, {
+      method: 'PATCH',
+      json: { disabled: true },
+    });
     expect(((await disabled.json()) as { status: string }).status).toBe('disabled');
     const refused = await forward('toggle');
     expect(refused.status).toBe(409);
@@ -100,25 +120,37 @@ describe('identity lifecycle through the API', () => {
     const inUse = await twoway.call(`/v1/tenants/life/identities/${id}`, { method: 'DELETE' });
     expect(inUse.status).toBe(409);
     expect(((await inUse.json()) as { code: string }).code).toBe('identity_in_use');
-    const mappings = (await (await twoway.call('/v1/tenants/life/mappings')).json()) as { items: { id: string; identityId: string }[] };
+    const mappings = (await (await twoway.call('/v1/tenants/life/mappings')).json()) as {
+      items: { id: string; identityId: string }[];
+    };
     const mapping = mappings.items.find((m) => m.identityId === id);
     const removed = await twoway.call(`/v1/tenants/life/mappings/${mapping?.id}`, { method: 'DELETE' });
     expect(((await removed.json()) as { deleted: boolean }).deleted).toBe(true);
     expect((await forward('gone')).headers.get('twoway-error')).toBe('no_mapping');
     expect((await twoway.call(`/v1/tenants/life/identities/${id}`, { method: 'DELETE' })).status).toBe(204);
     expect((await twoway.call(`/v1/tenants/life/identities/${id}`)).status).toBe(404);
-    const listed = (await (await twoway.call('/v1/tenants/life/mappings?includeDeleted=true')).json()) as { items: { id: string }[] };
+    const listed = (await (await twoway.call('/v1/tenants/life/mappings?includeDeleted=true')).json()) as {
+      items: { id: string }[];
+    };
     expect(listed.items.some((m) => m.id === mapping?.id)).toBe(true);
   });
 
   test('PATCH mapping switches identity, and disabling it stops matching', async () => {
     const first = await upload(100, 'patch');
     const second = await upload(100, 'other');
-    const mappings = (await (await twoway.call('/v1/tenants/life/mappings')).json()) as { items: { id: string; identityId: string }[] };
+    const mappings = (await (await twoway.call('/v1/tenants/life/mappings')).json()) as {
+      items: { id: string; identityId: string }[];
+    };
     const mapping = mappings.items.find((m) => m.identityId === first);
-    const patched = await twoway.call(`/v1/tenants/life/mappings/${mapping?.id}`, { method: 'PATCH', json: { identityId: second } });
+    const patched = await twoway.call(`/v1/tenants/life/mappings/${mapping?.id}`, {
+      method: 'PATCH',
+      json: { identityId: second },
+    });
     expect(((await patched.json()) as { identityId: string }).identityId).toBe(second);
-    await twoway.call(`/v1/tenants/life/mappings/${mapping?.id}`, { method: 'PATCH', json: { enabled: false } });
+    await twoway.call(`/v1/tenants/life/mappings/${mapping?.id}`, {
+      method: 'PATCH',
+      json: { enabled: false },
+    });
     expect((await forward('patch')).headers.get('twoway-error')).toBe('no_mapping');
   });
 });

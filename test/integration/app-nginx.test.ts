@@ -2,9 +2,9 @@ import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type TestPki, makePkcs12, makePki, tempDir } from '../fixtures/pki.js';
-import { type RunningNginx, findNginx, freePort, startNginx } from '../helpers/nginx.js';
-import { type TestTwoway, startTestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+import { makePkcs12, makePki, type TestPki, tempDir } from '../fixtures/pki.js';
+import { findNginx, freePort, type RunningNginx, startNginx } from '../helpers/nginx.js';
+import { startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
 
 const nginx = findNginx();
 
@@ -17,7 +17,12 @@ describe.skipIf(!nginx)('forward to nginx with ssl_verify_client on', () => {
 
   beforeAll(async () => {
     pki = await makePki();
-    const serverCert = await pki.leaf({ cn: 'localhost', eku: 'serverAuth', dns: ['localhost'], ips: ['127.0.0.1'] });
+    const serverCert = await pki.leaf({
+      cn: 'localhost',
+      eku: 'serverAuth',
+      dns: ['localhost'],
+      ips: ['127.0.0.1'],
+    });
     writeFileSync(join(files.dir, 'server.pem'), serverCert.certPem + pki.intermediate.certPem);
     writeFileSync(join(files.dir, 'server.key'), serverCert.keyPem, { mode: 0o600 });
     // nginx verifies the client chain up to this root; the client sends its intermediate.
@@ -52,15 +57,30 @@ describe.skipIf(!nginx)('forward to nginx with ssl_verify_client on', () => {
 
   test('nginx sees the uploaded PKCS#12 certificate and verifies it', async () => {
     const leaf = await pki.leaf({ cn: 'nginx-client', key: 'rsa2048' });
-    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'globex', name: 'Globex' } });
+    const created = await twoway.call('/v1/tenants', {
+      method: 'POST',
+      json: { id: 'globex', name: 'Globex' },
+    });
     const { apiKey } = (await created.json()) as { apiKey: string };
-    const uploaded = await uploadPkcs12(twoway, 'globex', makePkcs12(leaf, [pki.intermediate], 'pw', { legacy: true }), 'pw', apiKey);
+    const uploaded = await uploadPkcs12(
+      twoway,
+      'globex',
+      makePkcs12(leaf, [pki.intermediate], 'pw', { legacy: true }),
+      'pw',
+      apiKey,
+    );
     expect(uploaded.status).toBe(201);
     const { id } = (await uploaded.json()) as { id: string };
     const mapped = await twoway.call('/v1/tenants/globex/mappings', {
       method: 'POST',
       token: apiKey,
-      json: { name: 'nginx', service: 'api', url: `https://127.0.0.1:${port}/`, identityId: id, trustAnchorsPem: pki.root.certPem },
+      json: {
+        name: 'nginx',
+        service: 'api',
+        url: `https://127.0.0.1:${port}/`,
+        identityId: id,
+        trustAnchorsPem: pki.root.certPem,
+      },
     });
     expect(mapped.status).toBe(201);
 
@@ -75,7 +95,12 @@ describe.skipIf(!nginx)('forward to nginx with ssl_verify_client on', () => {
         ...(method === 'POST' ? { body: Buffer.alloc(5 * 1024 * 1024, 7) } : {}),
       });
       expect(response.status).toBe(200);
-      const echo = (await response.json()) as { verify: string; subject: string; method: string; cert: string };
+      const echo = (await response.json()) as {
+        verify: string;
+        subject: string;
+        method: string;
+        cert: string;
+      };
       expect(echo.verify).toBe('SUCCESS');
       expect(echo.method).toBe(method);
       expect(echo.subject).toBe('CN=nginx-client');

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type TestPki, makePkcs12, makePki } from '../fixtures/pki.js';
+import { makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { type Echo, type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { type TestTwoway, startTestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+import { startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
 
 /**
  * When a request started: 0 before the rotation call was sent, 1 while it was in flight, 2 after it
@@ -26,7 +26,10 @@ describe('rotation under load', () => {
     pki = await makePki();
     upstream = await startMtlsServer(pki);
     twoway = await startTestTwoway();
-    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'rot', name: 'Rotation' } });
+    const created = await twoway.call('/v1/tenants', {
+      method: 'POST',
+      json: { id: 'rot', name: 'Rotation' },
+    });
     apiKey = ((await created.json()) as { apiKey: string }).apiKey;
   });
 
@@ -38,12 +41,24 @@ describe('rotation under load', () => {
   test('no request fails, and every request started after activation (or rollback) returned uses that version', async () => {
     const v1 = await pki.leaf({ cn: 'rot-v1', key: 'rsa2048' });
     const v2 = await pki.leaf({ cn: 'rot-v2', key: 'ec256' });
-    const uploaded = await uploadPkcs12(twoway, 'rot', makePkcs12(v1, [pki.intermediate], 'pw'), 'pw', apiKey);
+    const uploaded = await uploadPkcs12(
+      twoway,
+      'rot',
+      makePkcs12(v1, [pki.intermediate], 'pw'),
+      'pw',
+      apiKey,
+    );
     const { id } = (await uploaded.json()) as { id: string };
     await twoway.call('/v1/tenants/rot/mappings', {
       method: 'POST',
       token: apiKey,
-      json: { name: 'm', service: 'api', url: `${upstream.url}/`, identityId: id, trustAnchorsPem: pki.root.certPem },
+      json: {
+        name: 'm',
+        service: 'api',
+        url: `${upstream.url}/`,
+        identityId: id,
+        trustAnchorsPem: pki.root.certPem,
+      },
     });
 
     let phase: Phase = 0;
@@ -55,7 +70,11 @@ describe('rotation under load', () => {
       for (let i = 0; i < 400 && !stop && Date.now() < deadline; i++) {
         const startedIn = phase;
         const response = await fetch(`${twoway.url}/v1/runtime/forward`, {
-          headers: { authorization: `Bearer ${apiKey}`, 'twoway-service': 'api', 'twoway-forward-url': `${upstream.url}/r` },
+          headers: {
+            authorization: `Bearer ${apiKey}`,
+            'twoway-service': 'api',
+            'twoway-forward-url': `${upstream.url}/r`,
+          },
         });
         const echo = (await response.json()) as Echo;
         samples.push({ phase: startedIn, status: response.status, fingerprint: echo.clientFingerprint });
@@ -68,13 +87,20 @@ describe('rotation under load', () => {
       form.set('password', 'pw2');
       form.set('file', new Blob([new Uint8Array(p12)]), 'v2.p12');
       phase = 1;
-      const rotated = await twoway.call(`/v1/tenants/rot/identities/${id}/versions`, { method: 'POST', body: form, token: apiKey });
+      const rotated = await twoway.call(`/v1/tenants/rot/identities/${id}/versions`, {
+        method: 'POST',
+        body: form,
+        token: apiKey,
+      });
       expect(rotated.status).toBe(201);
       phase = 2;
       const mark = samples.length;
       while (samples.length < mark + 60 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       phase = 3;
-      const back = await twoway.call(`/v1/tenants/rot/identities/${id}/versions/1/activate`, { method: 'POST', token: apiKey });
+      const back = await twoway.call(`/v1/tenants/rot/identities/${id}/versions/1/activate`, {
+        method: 'POST',
+        token: apiKey,
+      });
       expect(back.status).toBe(200);
       phase = 4;
       const mark2 = samples.length;
@@ -99,7 +125,11 @@ describe('rotation under load', () => {
     expect(wrong(after, v1.fingerprintSha256)).toEqual([]);
     // The superseded versions' pools closed once their in-flight requests finished.
     const deadlineIdle = Date.now() + 5_000;
-    while (twoway.dispatchers.drainingCount > 0 && Date.now() < deadlineIdle) await new Promise((r) => setTimeout(r, 20));
-    expect({ live: twoway.dispatchers.size, draining: twoway.dispatchers.drainingCount }).toEqual({ live: 1, draining: 0 });
+    while (twoway.dispatchers.drainingCount > 0 && Date.now() < deadlineIdle)
+      await new Promise((r) => setTimeout(r, 20));
+    expect({ live: twoway.dispatchers.size, draining: twoway.dispatchers.drainingCount }).toEqual({
+      live: 1,
+      draining: 0,
+    });
   });
 });

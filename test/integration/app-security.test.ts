@@ -1,12 +1,12 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type CertKey, type TestPki, keyEncodings, makePkcs12, makePki } from '../fixtures/pki.js';
+import { type CertKey, keyEncodings, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { type TestTwoway, logLines, startTestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+import { logLines, startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 const PASSWORD = 'p12-password-never-logged';
@@ -34,14 +34,25 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
     keyB = ((await b.json()) as { apiKey: string }).apiKey;
     leafA = await pki.leaf({ cn: 'tenant-a-client', key: 'rsa2048' });
     leafA2 = await pki.leaf({ cn: 'tenant-a-second', key: 'ec384' });
-    const uploaded = await uploadPkcs12(twoway, 'tenant-a', makePkcs12(leafA, [pki.intermediate], PASSWORD), PASSWORD, keyA);
+    const uploaded = await uploadPkcs12(
+      twoway,
+      'tenant-a',
+      makePkcs12(leafA, [pki.intermediate], PASSWORD),
+      PASSWORD,
+      keyA,
+    );
     expect(uploaded.status).toBe(201);
     identityA = ((await uploaded.json()) as { id: string }).id;
     // The second identity goes in as PEM in JSON, the other upload path.
     const pem = await twoway.call('/v1/tenants/tenant-a/identities', {
       method: 'POST',
       token: keyA,
-      json: { name: 'pem', certificatePem: leafA2.certPem, privateKeyPem: leafA2.keyPem, chainPem: pki.intermediate.certPem },
+      json: {
+        name: 'pem',
+        certificatePem: leafA2.certPem,
+        privateKeyPem: leafA2.keyPem,
+        chainPem: pki.intermediate.certPem,
+      },
     });
     expect(pem.status).toBe(201);
     identityA2 = ((await pem.json()) as { id: string }).id;
@@ -52,7 +63,13 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
       const mapped = await twoway.call('/v1/tenants/tenant-a/mappings', {
         method: 'POST',
         token: keyA,
-        json: { name, service: 'api', url: `${upstream.url}/${name}`, identityId: id, trustAnchorsPem: pki.root.certPem },
+        json: {
+          name,
+          service: 'api',
+          url: `${upstream.url}/${name}`,
+          identityId: id,
+          trustAnchorsPem: pki.root.certPem,
+        },
       });
       expect(mapped.status).toBe(201);
     }
@@ -117,7 +134,9 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
   });
 
   test('tenant B can neither read, map nor forward with tenant A identity', async () => {
-    expect((await twoway.call(`/v1/tenants/tenant-a/identities/${identityA}`, { token: keyB })).status).toBe(404);
+    expect((await twoway.call(`/v1/tenants/tenant-a/identities/${identityA}`, { token: keyB })).status).toBe(
+      404,
+    );
     expect((await twoway.call('/v1/tenants/tenant-a/identities', { token: keyB })).status).toBe(404);
     expect((await twoway.call('/v1/tenants/tenant-a/mappings', { token: keyB })).status).toBe(404);
     const crossMap = await twoway.call('/v1/tenants/tenant-b/mappings', {
@@ -132,7 +151,10 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
     const ownForward = await forward(keyB, '/one/x');
     expect(ownForward.status).toBe(403);
     expect(ownForward.headers.get('twoway-error')).toBe('no_mapping');
-    const cross = await twoway.call(`/v1/tenants/tenant-a/identities/${identityA}`, { method: 'DELETE', token: keyB });
+    const cross = await twoway.call(`/v1/tenants/tenant-a/identities/${identityA}`, {
+      method: 'DELETE',
+      token: keyB,
+    });
     expect(cross.status).toBe(404);
     const rotate = await twoway.call(`/v1/tenants/tenant-a/identities/${identityA}/versions/1/activate`, {
       method: 'POST',
@@ -140,7 +162,9 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
     });
     expect(rotate.status).toBe(404);
     // And the tenant's own key still works.
-    expect((await twoway.call(`/v1/tenants/tenant-a/identities/${identityA}`, { token: keyA })).status).toBe(200);
+    expect((await twoway.call(`/v1/tenants/tenant-a/identities/${identityA}`, { token: keyA })).status).toBe(
+      200,
+    );
   });
 
   test('a ciphertext copied to another row does not decrypt', async () => {
@@ -165,7 +189,9 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
     }
     const version = await twoway.store.getVersion('tenant-a', identityA2, 1);
     expect(version).toBeDefined();
-    await expect(twoway.services.identities.openPrivateKey(version!)).rejects.toMatchObject({ reason: 'unwrap_failed' });
+    await expect(twoway.services.identities.openPrivateKey(version!)).rejects.toMatchObject({
+      reason: 'unwrap_failed',
+    });
     // The original row still opens: the failure is the binding, not a broken key.
     const original = await twoway.store.getVersion('tenant-a', identityA, 1);
     await expect(twoway.services.identities.openPrivateKey(original!)).resolves.toBeInstanceOf(Buffer);

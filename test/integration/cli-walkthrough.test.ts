@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type TestPki, makePkcs12, makePki, tempDir } from '../fixtures/pki.js';
+import { makePkcs12, makePki, type TestPki, tempDir } from '../fixtures/pki.js';
 import { type Echo, type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
 import { freePort } from '../helpers/nginx.js';
 
@@ -51,12 +51,26 @@ describe('README walk-through and CLI', () => {
     const tlsPort = await freePort();
     const work = tempDir('twoway-readme-');
     dirs.push(work);
-    const child = spawn('bash', ['-euo', 'pipefail', '-c', script!.replaceAll('8080', String(apiPort)).replaceAll('9443', String(tlsPort))], {
-      cwd: work.dir,
-      detached: true,
-      env: { ...process.env, TWOWAY: ROOT, TWOWAY_HTTP_PORT: String(apiPort), TWOWAY_DATA_DIR: join(work.dir, 'data') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'bash',
+      [
+        '-euo',
+        'pipefail',
+        '-c',
+        script!.replaceAll('8080', String(apiPort)).replaceAll('9443', String(tlsPort)),
+      ],
+      {
+        cwd: work.dir,
+        detached: true,
+        env: {
+          ...process.env,
+          TWOWAY: ROOT,
+          TWOWAY_HTTP_PORT: String(apiPort),
+          TWOWAY_DATA_DIR: join(work.dir, 'data'),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     children.push(child);
     let stdout = '';
     let stderr = '';
@@ -91,7 +105,8 @@ describe('README walk-through and CLI', () => {
       TWOWAY_CHANGE_POLL_INTERVAL_MS: '100',
       TWOWAY_LOG_LEVEL: 'warn',
     };
-    const cli = async (...args: string[]) => JSON.parse((await run('node', [CLI, ...args], { env })).stdout) as Record<string, unknown>;
+    const cli = async (...args: string[]) =>
+      JSON.parse((await run('node', [CLI, ...args], { env })).stdout) as Record<string, unknown>;
 
     beforeAll(async () => {
       pki = await makePki();
@@ -103,14 +118,30 @@ describe('README walk-through and CLI', () => {
       const tenant = await cli('tenant', 'create', '--id', 'cli-co', '--name', 'CLI Co');
       expect(tenant.apiKey).toMatch(/^tw_/);
       const leaf = await pki.leaf({ cn: 'cli-client', key: 'ec384' });
-      writeFileSync(join(data.dir, 'client.p12'), makePkcs12(leaf, [pki.intermediate], 'cli-pass', { legacy: true }));
+      writeFileSync(
+        join(data.dir, 'client.p12'),
+        makePkcs12(leaf, [pki.intermediate], 'cli-pass', { legacy: true }),
+      );
       writeFileSync(join(data.dir, 'pass.txt'), 'cli-pass\n');
       writeFileSync(join(data.dir, 'ca.pem'), pki.root.certPem);
-      const identity = await cli('identity', 'import', '--tenant', 'cli-co', '--file', join(data.dir, 'client.p12'), '--password-file', join(data.dir, 'pass.txt'));
+      const identity = await cli(
+        'identity',
+        'import',
+        '--tenant',
+        'cli-co',
+        '--file',
+        join(data.dir, 'client.p12'),
+        '--password-file',
+        join(data.dir, 'pass.txt'),
+      );
       expect(JSON.stringify(identity)).not.toContain('cli-pass');
 
       const port = await freePort();
-      const serve = spawn('node', [CLI, 'serve'], { env: { ...env, TWOWAY_HTTP_PORT: String(port) }, detached: true, stdio: 'ignore' });
+      const serve = spawn('node', [CLI, 'serve'], {
+        env: { ...env, TWOWAY_HTTP_PORT: String(port) },
+        detached: true,
+        stdio: 'ignore',
+      });
       children.push(serve);
       await waitFor(`http://127.0.0.1:${port}/readyz`, 20_000);
 
@@ -125,7 +156,18 @@ describe('README walk-through and CLI', () => {
       expect((await forward()).headers.get('twoway-error')).toBe('no_mapping');
 
       // Added by another process while serve runs: picked up by the revision poll.
-      await cli('mapping', 'add', '--tenant', 'cli-co', '--identity', identity.id as string, '--url', `${upstream.url}/`, '--trust-anchors', join(data.dir, 'ca.pem'));
+      await cli(
+        'mapping',
+        'add',
+        '--tenant',
+        'cli-co',
+        '--identity',
+        identity.id as string,
+        '--url',
+        `${upstream.url}/`,
+        '--trust-anchors',
+        join(data.dir, 'ca.pem'),
+      );
       let response = await forward();
       const deadline = Date.now() + 5_000;
       while (response.status !== 200 && Date.now() < deadline) {
@@ -138,9 +180,11 @@ describe('README walk-through and CLI', () => {
     });
 
     test('a CLI error is one clear line and a non-zero exit', async () => {
-      const failed = await run('node', [CLI, 'identity', 'import', '--tenant', 'cli-co', '--file', join(ROOT, 'package.json')], { env }).catch(
-        (err: { code: number; stderr: string }) => err,
-      );
+      const failed = await run(
+        'node',
+        [CLI, 'identity', 'import', '--tenant', 'cli-co', '--file', join(ROOT, 'package.json')],
+        { env },
+      ).catch((err: { code: number; stderr: string }) => err);
       expect(failed).toMatchObject({ code: 1 });
       expect((failed as { stderr: string }).stderr).toMatch(/^twoway: unsupported_format: /);
     });

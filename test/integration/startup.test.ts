@@ -3,7 +3,7 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
-import { StartupError, openBackends } from '../../src/main.js';
+import { openBackends, StartupError } from '../../src/main.js';
 import { openStore } from '../../src/store/index.js';
 import { tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';

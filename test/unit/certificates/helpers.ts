@@ -2,6 +2,7 @@
  * Shared helpers for the certificates/ unit tests: the openssl CLI over stdin/stdout, the fixture's
  * PKCS#12 writer, and error-code capture.
  */
+import 'reflect-metadata';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';

@@ -23,8 +23,15 @@ describe('loadConfig', () => {
   test('environment values are converted, and the file is overridden by the environment', () => {
     const { dir, cleanup } = tempDir();
     const file = join(dir, 'twoway.json');
-    writeFileSync(file, JSON.stringify({ TWOWAY_HTTP_PORT: 9000, TWOWAY_LOG_LEVEL: 'warn', TWOWAY_EDGE_PORT: 9443 }));
-    const config = loadConfig({ TWOWAY_CONFIG_FILE: file, TWOWAY_HTTP_PORT: '9100', TWOWAY_FORWARD_ALLOW_PRIVATE: 'true' });
+    writeFileSync(
+      file,
+      JSON.stringify({ TWOWAY_HTTP_PORT: 9000, TWOWAY_LOG_LEVEL: 'warn', TWOWAY_EDGE_PORT: 9443 }),
+    );
+    const config = loadConfig({
+      TWOWAY_CONFIG_FILE: file,
+      TWOWAY_HTTP_PORT: '9100',
+      TWOWAY_FORWARD_ALLOW_PRIVATE: 'true',
+    });
     expect(config.httpPort).toBe(9100);
     expect(config.edgePort).toBe(9443);
     expect(config.logLevel).toBe('warn');

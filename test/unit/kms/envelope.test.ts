@@ -20,7 +20,11 @@ describe('envelope encryption', () => {
 
   test('a sealed secret does not open for another tenant, identity or version', async () => {
     const sealed = await seal(kms, secret, identityKeyAad('t1', 'idn_1', 1));
-    for (const aad of [identityKeyAad('t2', 'idn_1', 1), identityKeyAad('t1', 'idn_2', 1), identityKeyAad('t1', 'idn_1', 2)]) {
+    for (const aad of [
+      identityKeyAad('t2', 'idn_1', 1),
+      identityKeyAad('t1', 'idn_2', 1),
+      identityKeyAad('t1', 'idn_1', 2),
+    ]) {
       await expect(open(kms, sealed, aad)).rejects.toMatchObject({ reason: 'unwrap_failed' });
     }
   });
@@ -31,7 +35,9 @@ describe('envelope encryption', () => {
     const tampered = { ...sealed, ciphertext: Buffer.from(sealed.ciphertext) };
     tampered.ciphertext[0] = (tampered.ciphertext[0] ?? 0) ^ 1;
     await expect(open(kms, tampered, aad)).rejects.toMatchObject({ reason: 'unwrap_failed' });
-    await expect(open(new LocalKms(randomBytes(32)), sealed, aad)).rejects.toMatchObject({ reason: 'unwrap_failed' });
+    await expect(open(new LocalKms(randomBytes(32)), sealed, aad)).rejects.toMatchObject({
+      reason: 'unwrap_failed',
+    });
   });
 
   test('the KEK check value tells the right KEK from a wrong one', async () => {

@@ -1,0 +1,26 @@
+// A small HTTPS server that requires and verifies client certificates, for benchmarks.
+// Usage: node bench/upstream.mjs <server.pem> <server.key> <clients-ca.pem> <port> [bodyBytes]
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+
+const [certFile, keyFile, caFile, port, bodyBytes] = process.argv.slice(2);
+const body = bodyBytes ? Buffer.alloc(Number(bodyBytes), 'x') : Buffer.from('Hello, world!');
+const server = createServer(
+  {
+    cert: readFileSync(certFile),
+    key: readFileSync(keyFile),
+    ca: readFileSync(caFile),
+    requestCert: true,
+    rejectUnauthorized: true,
+    keepAliveTimeout: 60_000,
+  },
+  (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+      res.end(body);
+    });
+  },
+);
+server.listen(Number(port), '127.0.0.1', () => process.send?.('ready'));
+process.on('SIGTERM', () => process.exit(0));

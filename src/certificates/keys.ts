@@ -138,7 +138,7 @@ export function privateKeyFromPem(block: PemBlock, password: string | undefined)
   } catch (err) {
     // Traditional encryption has no integrity check: a wrong password can pass the CBC padding
     // check and leave garbage that fails to decode. With a cipher we know, any failure is the password.
-    if (isPasswordError(err) || traditional) throw passwordError(password, err);
+    if (isPasswordError(err)) throw passwordError(password, err);
     throw unloadableKey(block.label === 'PRIVATE KEY' ? block.der : undefined, err);
   }
 }

@@ -15,7 +15,6 @@ import {
   AuthenticatedSafe,
   CertBag,
   type MacData,
-  PFX,
   type PKCS12Attribute,
   SafeContents,
 } from '@peculiar/asn1-pfx';

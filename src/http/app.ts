@@ -20,10 +20,27 @@ import type { Metrics } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
 
+/**
+ * What a mutating route changed, for the audit log: a handler sets `request.audit` once it has
+ * succeeded, and the audit hook records it with the actor (token id), time and source address.
+ * `detail` holds safe facts only (ids, fingerprints, names): never a key, password or token.
+ */
+export interface AuditNote {
+  /** `<object>.<verb>`, e.g. `identity.create`, `mapping.update`, `client_certificate.revoke`. */
+  action: string;
+  objectType: string;
+  objectId: string;
+  /** The tenant the object belongs to (defaults to the route's `:tenant`). */
+  tenantId?: string;
+  detail?: Record<string, unknown>;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** Who is calling; set for every `/v1/` route before the handler runs. */
     principal: Principal;
+    /** Set by mutating handlers on success; see {@link AuditNote}. */
+    audit?: AuditNote;
   }
 }
 

@@ -70,7 +70,7 @@ describe('readIdentity accepts every supported key type', () => {
   test.each(SUPPORTED.map((s) => [s.kind, s] as const))('%s in one PEM bundle, chain first', (_k, spec) => {
     const leaf = leaves.get(spec.kind)!;
     const file = Buffer.from(
-      pki.root.certPem + '\n' + pki.intermediate.certPem + '\n' + leaf.keyPem + leaf.certPem,
+      `${pki.root.certPem}\n${pki.intermediate.certPem}\n${leaf.keyPem}${leaf.certPem}`,
     );
     expectIdentity(readIdentity({ file }, { now: now() }), leaf, spec);
   });
@@ -148,7 +148,7 @@ describe('readIdentity reads every key encoding', () => {
     const leaf = leaves.get('ec384')!;
     const sec1 = openssl(['ec'], leaf.keyPem).toString();
     expect(sec1).toContain('BEGIN EC PRIVATE KEY');
-    const identity = readIdentity({ file: Buffer.from(leaf.certPem + '\n' + sec1) }, { now: now() });
+    const identity = readIdentity({ file: Buffer.from(`${leaf.certPem}\n${sec1}`) }, { now: now() });
     expect(identity.summary.curve).toBe('P-384');
   });
 
@@ -227,7 +227,7 @@ describe('readIdentity refuses', () => {
   test('multiple_private_keys: two keys in one PEM; the same key twice is one key', () => {
     const a = leaves.get('ec256')!;
     const b = leaves.get('ec384')!;
-    const two = Buffer.from(a.certPem + '\n' + a.keyPem + b.keyPem);
+    const two = Buffer.from(`${a.certPem}\n${a.keyPem}${b.keyPem}`);
     expect(codeOf(() => readIdentity({ file: two }, { now: now() }))).toBe('multiple_private_keys');
     const same = {
       file: Buffer.from(`${a.certPem}\n${a.keyPem}`),

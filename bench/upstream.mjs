@@ -1,10 +1,12 @@
 // A small HTTPS server that requires and verifies client certificates, for benchmarks.
-// Usage: node bench/upstream.mjs <server.pem> <server.key> <clients-ca.pem> <port> [bodyBytes]
+// Usage: node bench/upstream.mjs <server.pem> <server.key> <clients-ca.pem> <port>
+// Paths starting with /large answer 16 KiB; every other path answers `Hello, world!` (13 bytes).
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 
-const [certFile, keyFile, caFile, port, bodyBytes] = process.argv.slice(2);
-const body = bodyBytes ? Buffer.alloc(Number(bodyBytes), 'x') : Buffer.from('Hello, world!');
+const [certFile, keyFile, caFile, port] = process.argv.slice(2);
+const small = Buffer.from('Hello, world!');
+const large = Buffer.alloc(16 * 1024, 'x');
 const server = createServer(
   {
     cert: readFileSync(certFile),
@@ -17,6 +19,7 @@ const server = createServer(
   (req, res) => {
     req.resume();
     req.on('end', () => {
+      const body = req.url?.startsWith('/large') ? large : small;
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
       res.end(body);
     });

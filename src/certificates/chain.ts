@@ -5,7 +5,8 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { CertificateError } from './errors.js';
-import { fingerprintSha256, subjectOf } from './summary.js';
+import { subjectOfDer } from './names.js';
+import { fingerprintSha256 } from './summary.js';
 
 /** A path from the leaf: `chain` holds the intermediates leaf-first; a self-signed root goes to `root`. */
 export interface BuiltChain {
@@ -70,7 +71,7 @@ export function buildChain(leaf: X509Certificate, candidates: X509Certificate[])
   if (leftover) {
     throw new CertificateError(
       'chain_mismatch',
-      `The certificate "${subjectOf(leftover)}" (${fingerprintSha256(leftover)}) is not part of the ` +
+      `The certificate "${subjectOfDer(leftover.raw)}" (${fingerprintSha256(leftover)}) is not part of the ` +
         `leaf's chain: a link is missing, or it did not issue the certificate below it.`,
     );
   }

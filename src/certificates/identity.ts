@@ -156,6 +156,9 @@ export function readIdentity(upload: IdentityUpload, options: { now: Date }): Va
 }
 
 function validate(upload: IdentityUpload, now: Date): ValidatedIdentity {
+  if (!upload.file && !upload.certificate && !upload.privateKey && !upload.chain) {
+    throw new CertificateError('unsupported_format', 'Nothing was uploaded.');
+  }
   const { password } = upload;
   const material: Material = { certificates: [], privateKeys: [] };
   if (upload.file) {
@@ -165,9 +168,6 @@ function validate(upload: IdentityUpload, now: Date): ValidatedIdentity {
   if (upload.certificate) fromCertificatePart(upload.certificate, password, material);
   if (upload.privateKey) fromKeyPart(upload.privateKey, password, material);
   if (upload.chain) fromCertificatePart(upload.chain, password, material);
-  if (!upload.file && !upload.certificate && !upload.privateKey && !upload.chain) {
-    throw new CertificateError('unsupported_format', 'Nothing was uploaded.');
-  }
 
   const keys = distinctKeys(material.privateKeys);
   const [privateKey] = keys;

@@ -82,16 +82,10 @@ function unloadableKey(der: Buffer | undefined, cause: unknown): CertificateErro
  */
 export function privateKeyFromPkcs8(der: Buffer): KeyObject {
   try {
-    return createPrivateKeyChecked({ key: der, format: 'der', type: 'pkcs8' });
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
   } catch (err) {
     throw unloadableKey(der, err);
   }
-}
-
-function createPrivateKeyChecked(input: Parameters<typeof createPrivateKey>[0]): KeyObject {
-  const key = createPrivateKey(input);
-  if (key.type !== 'private') throw new Error('not a private key');
-  return key;
 }
 
 /** PEM labels that hold a private key, in any of the formats this module reads. */
@@ -130,7 +124,7 @@ export function privateKeyFromPem(block: PemBlock, password: string | undefined)
     text = text.replace('-----\n', `-----\n${headerLines.join('')}\n`);
   }
   try {
-    return createPrivateKeyChecked(
+    return createPrivateKey(
       password === undefined
         ? { key: text, format: 'pem' }
         : { key: text, format: 'pem', passphrase: password },
@@ -138,7 +132,7 @@ export function privateKeyFromPem(block: PemBlock, password: string | undefined)
   } catch (err) {
     // Traditional encryption has no integrity check: a wrong password can pass the CBC padding
     // check and leave garbage that fails to decode. With a cipher we know, any failure is the password.
-    if (isPasswordError(err)) throw passwordError(password, err);
+    if (isPasswordError(err) || traditional) throw passwordError(password, err);
     throw unloadableKey(block.label === 'PRIVATE KEY' ? block.der : undefined, err);
   }
 }
@@ -155,7 +149,7 @@ export function privateKeyFromDer(der: Buffer, password: string | undefined): Ke
   let firstError: unknown;
   for (const type of ['pkcs8', 'pkcs1', 'sec1'] as const) {
     try {
-      return createPrivateKeyChecked(
+      return createPrivateKey(
         type === 'pkcs8' && password !== undefined
           ? { key: der, format: 'der', type, passphrase: password }
           : { key: der, format: 'der', type },

@@ -21,10 +21,15 @@ const SHORT_NAMES: Record<string, string> = {
 
 /** Escapes an attribute value as RFC 4514 §2.4 requires. */
 function escapeValue(value: string): string {
-  let out = value.replace(/[\\"+,;<>]/g, (c) => `\\${c}`).replace(/\0/g, '\\00');
-  if (out.startsWith(' ') || out.startsWith('#')) out = `\\${out}`;
-  if (out.endsWith(' ') && out.length > 1) out = `${out.slice(0, -1)}\\ `;
-  return out;
+  const chars = [...value];
+  return chars
+    .map((c, i) => {
+      if ('\\"+,;<>'.includes(c)) return `\\${c}`;
+      if (c === '\0') return '\\00';
+      if ((i === 0 && (c === ' ' || c === '#')) || (i === chars.length - 1 && c === ' ')) return `\\${c}`;
+      return c;
+    })
+    .join('');
 }
 
 type AttributeValueLike = {

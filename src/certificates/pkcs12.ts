@@ -35,6 +35,7 @@ import { privateKeyFromPkcs8 } from './keys.js';
 import {
   DIGEST_OIDS,
   decryptPbe,
+  digestBytes,
   HMAC_OIDS,
   type Password,
   pbkdf2,
@@ -69,7 +70,8 @@ const MAX_NESTING = 4;
 /**
  * The passwords to try, in order. PKCS#12 tells "no password" (zero bytes into the KDF) from the
  * empty string (two zero bytes, RFC 7292 Appendix B.1), and writers disagree on which one "blank"
- * means (OpenSSL uses the empty string, Windows NULL; golang/crypto's tests load both with ""), so a
+ * means: OpenSSL MACs with the empty string, while go-pkcs12/windows-azure-tools.p12 and pyca's
+ * `*-no-pwd.p12` are MACed with NULL (golang/crypto's test still opens the Azure file with ""). So a
  * caller who gives either gets the other tried too. A non-empty password is tried as given only.
  */
 function candidatePasswords(password: Password): Password[] {
@@ -91,8 +93,9 @@ function macVerifier(macData: MacData, content: Buffer, budget: WorkBudget): (pa
   const expected = octets(macData.mac.digest);
   const algorithm = macData.mac.digestAlgorithm;
   if (algorithm.algorithm === OID.pbmac1) {
-    if (!algorithm.parameters)
+    if (!algorithm.parameters) {
       throw new CertificateError('unsupported_format', 'PBMAC1 parameters are missing.');
+    }
     const params = parseAsn1(algorithm.parameters, Pbmac1Params, 'PBMAC1 parameters');
     const hash = HMAC_OIDS[params.messageAuthScheme.algorithm];
     if (!hash) {
@@ -102,7 +105,7 @@ function macVerifier(macData: MacData, content: Buffer, budget: WorkBudget): (pa
       );
     }
     const kdf = readPbkdf2(params.keyDerivationFunc);
-    const macBytes = createHmac(hash, Buffer.alloc(0)).digest().length;
+    const macBytes = digestBytes(hash);
     // RFC 9579 §3 requires keyLength. We also require it to equal the HMAC output: a 1-byte key
     // leaves 256 possible keys, so a forger can find a salt under which a second password verifies
     // (sslmate-go-pkcs12's pbmac1-short-key-bypass.p12, OpenSSL CVE-2026-34181).
@@ -127,7 +130,7 @@ function macVerifier(macData: MacData, content: Buffer, budget: WorkBudget): (pa
       `The PKCS#12 MAC digest ${algorithm.algorithm} is not supported.`,
     );
   }
-  const macBytes = createHmac(hash, Buffer.alloc(0)).digest().length;
+  const macBytes = digestBytes(hash);
   const salt = octets(macData.macSalt);
   return (password) => {
     const key = pkcs12Kdf(password, salt, 3, macData.iterations, macBytes, hash, budget);
@@ -197,8 +200,9 @@ class Decoder {
   }
 
   private safeContents(bytes: Buffer, depth: number): void {
-    if (depth > MAX_NESTING)
+    if (depth > MAX_NESTING) {
       throw new CertificateError('unsupported_format', 'PKCS#12 bags are nested too deeply.');
+    }
     for (const bag of parseAsn1(bytes, SafeContents, 'PKCS#12 SafeContents')) {
       const attributes = readAttributes(bag.bagAttributes);
       const value = Buffer.from(bag.bagValue);
@@ -255,8 +259,9 @@ export function readPkcs12(data: Buffer, password: Password): Pkcs12Contents {
 
 function decodePkcs12(data: Buffer, password: Password): Pkcs12Contents {
   const pfx = parseAsn1(data, Pfx, 'The file');
-  if (pfx.version !== 3)
+  if (pfx.version !== 3) {
     throw new CertificateError('unsupported_format', `PKCS#12 version ${pfx.version} is not supported.`);
+  }
   if (pfx.authSafe.contentType !== OID.data) {
     // signedData: public-key integrity mode, which nobody uses for client identities.
     throw new CertificateError('unsupported_format', 'Only password-protected PKCS#12 files are supported.');

@@ -117,6 +117,9 @@ export function signatureAlgorithmOf(cert: X509Certificate): { name: string; oid
 /**
  * True when the certificate's own signature uses MD2, MD4, MD5 or SHA-1, including RSASSA-PSS with a
  * SHA-1 or MD5 hash (collisions are practical: SHAttered, 2017; Flame's MD5 certificate, 2012).
+ * Unreadable PSS parameters count as weak.
+ *
+ * @throws CertificateError `unsupported_format` when the outer structure does not decode.
  */
 export function hasWeakSignature(cert: X509Certificate): boolean {
   const outer = parseAsn1(cert.raw, CertificateOuter, 'The certificate');
@@ -125,8 +128,8 @@ export function hasWeakSignature(cert: X509Certificate): boolean {
   if (algorithm !== '1.2.840.113549.1.1.10') return false;
   if (!parameters) return true;
   try {
-    const pss = AsnConvert.parse(parameters, RsaSaPssParams);
-    return WEAK_HASHES.has(pss.hashAlgorithm.algorithm) || WEAK_HASHES.has(pss.maskGenAlgorithm.algorithm);
+    // hashAlgorithm defaults to SHA-1 when absent (RFC 4055 §3.1); asn1-rsa fills the default in.
+    return WEAK_HASHES.has(AsnConvert.parse(parameters, RsaSaPssParams).hashAlgorithm.algorithm);
   } catch {
     return true;
   }

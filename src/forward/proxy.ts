@@ -26,6 +26,8 @@ export interface ProxyOptions {
   dispatcher: Dispatcher;
   /** Extra request header names to drop, lowercase. */
   dropHeaders?: ReadonlySet<string>;
+  /** Request headers to add after the filtering, flat `[name, value, ...]` (the edge's identity headers). */
+  addHeaders?: readonly string[];
 }
 
 /** The promise's value: the status written to the client, or 499 when the client went away first. */
@@ -308,6 +310,7 @@ export function proxyRequest(
   tagged[kForward] = handler;
   tagged.on('close', onResponseClose);
   const request = new RequestHeaders(req.rawHeaders, options.dropHeaders);
+  if (options.addHeaders !== undefined) request.headers.push(...options.addHeaders);
   const url = options.url;
   options.dispatcher.dispatch(
     {

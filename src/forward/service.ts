@@ -7,6 +7,7 @@ import { type CompiledMapping, compileMapping, matchMapping } from '../mappings/
 import type { MappingService } from '../mappings/service.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
+import type { Mapping } from '../store/types.js';
 import type { DispatcherCache, ForwardCredential } from './dispatchers.js';
 
 /** One answer of `POST /v1/runtime/resolve`. */
@@ -112,7 +113,7 @@ export class RuntimeService {
       throw new AppError('identity_expired', 'The mapped identity is not yet valid.');
     }
     const trust = mapping.trustAnchorsPem;
-    const key = `${tenantId}/${identity.id}@${active.version}#${trust ? sha256(trust) : 'system'}`;
+    const key = `${tenantId}/${identity.id}@${active.version}#${trustKey(mapping)}`;
     let credential = this.#credentials.get(key);
     if (!credential) {
       credential = this.#buildCredential(key, runtime, trust);
@@ -190,6 +191,16 @@ export class RuntimeService {
   }
 }
 
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+const trustKeys = new WeakMap<Mapping, string>();
+
+/** Names a mapping's trust anchors in credential keys: a hash of the PEM, computed once per mapping. */
+function trustKey(mapping: Mapping): string {
+  let key = trustKeys.get(mapping);
+  if (key === undefined) {
+    key = mapping.trustAnchorsPem
+      ? createHash('sha256').update(mapping.trustAnchorsPem).digest('hex').slice(0, 32)
+      : 'system';
+    trustKeys.set(mapping, key);
+  }
+  return key;
 }

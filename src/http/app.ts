@@ -4,6 +4,11 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
+import type { PlatformCa } from '../ca/platform-ca.js';
+import { caRoutes } from '../ca/routes.js';
+import { clientCertificateRoutes } from '../client-certificates/routes.js';
+import { ClientCertificateSchema, IssuedClientCertificateSchema } from '../client-certificates/schemas.js';
+import type { ClientCertificateService } from '../client-certificates/service.js';
 import { AppError } from '../errors/app-error.js';
 import type { DispatcherCache } from '../forward/dispatchers.js';
 import { runtimeRoutes } from '../forward/routes.js';
@@ -11,9 +16,16 @@ import type { RuntimeService } from '../forward/service.js';
 import { identityRoutes } from '../identities/routes.js';
 import { IdentitySchema } from '../identities/schemas.js';
 import type { IdentityService } from '../identities/service.js';
+import { identityTestRoutes } from '../identity-tests/routes.js';
+import type { IdentityTester } from '../identity-tests/service.js';
+import type { AuditService } from '../lifecycle/audit.js';
+import { auditOnSend } from '../lifecycle/audit-hook.js';
+import { type LifecycleRouteOptions, lifecycleRoutes } from '../lifecycle/routes.js';
+import type { NotificationSettingsService } from '../lifecycle/settings.js';
 import { mappingRoutes } from '../mappings/routes.js';
 import { MappingSchema } from '../mappings/schemas.js';
 import type { MappingService } from '../mappings/service.js';
+import type { Clock } from '../shared/clock.js';
 import { tenantRoutes } from '../tenants/routes.js';
 import type { Principal, TenantService } from '../tenants/service.js';
 import type { Metrics } from './metrics.js';
@@ -42,6 +54,10 @@ declare module 'fastify' {
     /** Set by mutating handlers on success; see {@link AuditNote}. */
     audit?: AuditNote;
   }
+  interface FastifyContextConfig {
+    /** A `/v1/` route that needs no token (the platform CA's certificates and CRL). */
+    public?: boolean;
+  }
 }
 
 export interface AppDeps {
@@ -57,6 +73,14 @@ export interface AppDeps {
   maxUploadBytes: number;
   forwardAllowPrivate: boolean;
   version: string;
+  /** Writes `request.audit` notes (see {@link AuditNote}). */
+  audit: AuditService;
+  settings: NotificationSettingsService;
+  tester: IdentityTester;
+  lifecycleStore: LifecycleRouteOptions['store'];
+  clock: Clock;
+  clientCertificates: ClientCertificateService;
+  ca: PlatformCa;
 }
 
 function bearer(header: string | undefined): string | undefined {
@@ -74,6 +98,12 @@ export async function buildHttpApp(deps: AppDeps) {
     loggerInstance: deps.logger.child({ module: 'http' }),
     // Request lines are logged by our onResponse hook (not at all on the forward hot path).
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger (and its redaction set-up) per forward request: the hot path logs nothing
+    // per request at info, and errors there carry their own fields.
+    childLoggerFactory(logger, bindings, options, rawRequest) {
+      if (rawRequest.url?.startsWith('/v1/runtime/forward')) return logger;
+      return logger.child(bindings, options);
+    },
     bodyLimit: 256 * 1024,
     // Keep-alive clients (the platform's forwarders) should not be cut between requests.
     keepAliveTimeout: 65_000,
@@ -87,6 +117,8 @@ export async function buildHttpApp(deps: AppDeps) {
   app.addSchema(ProblemSchema);
   app.addSchema(IdentitySchema);
   app.addSchema(MappingSchema);
+  app.addSchema(ClientCertificateSchema);
+  app.addSchema(IssuedClientCertificateSchema);
 
   await app.register(swagger, {
     openapi: {
@@ -116,7 +148,7 @@ export async function buildHttpApp(deps: AppDeps) {
 
   app.decorateRequest('principal');
   app.addHook('onRequest', async (request) => {
-    if (!request.url.startsWith('/v1/')) return;
+    if (!request.url.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
     request.principal = await deps.tenants.authenticate(bearer(request.headers.authorization));
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -131,6 +163,8 @@ export async function buildHttpApp(deps: AppDeps) {
       'request served',
     );
   });
+
+  app.addHook('onSend', auditOnSend(deps.audit));
 
   app.get('/healthz', { schema: { tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { tags: ['operations'], security: [] } }, async (_request, reply) => {
@@ -154,6 +188,24 @@ export async function buildHttpApp(deps: AppDeps) {
     maxUploadBytes: deps.maxUploadBytes,
   });
   await app.register(mappingRoutes, { tenants: deps.tenants, mappings: deps.mappings });
+  await app.register(lifecycleRoutes, {
+    tenants: deps.tenants,
+    settings: deps.settings,
+    audit: deps.audit,
+    store: deps.lifecycleStore,
+    clock: deps.clock,
+  });
+  await app.register(identityTestRoutes, {
+    tenants: deps.tenants,
+    tester: deps.tester,
+    maxUploadBytes: deps.maxUploadBytes,
+  });
+  await app.register(clientCertificateRoutes, {
+    tenants: deps.tenants,
+    clientCertificates: deps.clientCertificates,
+    maxUploadBytes: deps.maxUploadBytes,
+  });
+  await app.register(caRoutes, { ca: deps.ca });
   await app.register(runtimeRoutes, {
     runtime: deps.runtime,
     dispatchers: deps.dispatchers,

@@ -23,6 +23,7 @@ export class TenantService {
   readonly #clock: Clock;
   readonly #operatorTokenSha256?: Buffer;
   readonly #keyCache = new Map<string, ApiKey | null>();
+  readonly #principals = new Map<string, Principal>();
 
   constructor(store: TenantStore, clock: Clock, operatorToken?: string) {
     this.#store = store;
@@ -36,9 +37,15 @@ export class TenantService {
    */
   async authenticate(token: string | undefined): Promise<Principal> {
     if (!token) throw new AppError('unauthorized', 'Send Authorization: Bearer <token>.');
+    // Every forward authenticates: answer known tokens without hashing again (cleared on any
+    // revocation or store change, so a revoked key stops working at once).
+    const known = this.#principals.get(token);
+    if (known) return known;
     const hash = sha256Hex(token);
     if (this.#operatorTokenSha256 && timingSafeEqual(Buffer.from(hash, 'hex'), this.#operatorTokenSha256)) {
-      return { kind: 'operator', actor: 'operator' };
+      const operator: Principal = { kind: 'operator', actor: 'operator' };
+      this.#principals.set(token, operator);
+      return operator;
     }
     let key = this.#keyCache.get(hash);
     if (key === undefined) {
@@ -47,7 +54,10 @@ export class TenantService {
       this.#keyCache.set(hash, key);
     }
     if (!key || key.revokedAt) throw new AppError('unauthorized', 'The token is not valid.');
-    return { kind: 'tenant', tenantId: key.tenantId, actor: key.id };
+    const principal: Principal = { kind: 'tenant', tenantId: key.tenantId, actor: key.id };
+    if (this.#principals.size >= 10_000) this.#principals.clear();
+    this.#principals.set(token, principal);
+    return principal;
   }
 
   /**
@@ -99,10 +109,12 @@ export class TenantService {
     const done = await this.#store.revokeApiKey(tenantId, keyId, this.#clock.now());
     if (!done) throw new AppError('not_found', 'No such API key.');
     this.#keyCache.clear();
+    this.#principals.clear();
   }
 
   /** Drops cached key lookups (another process may have revoked a key). */
   forgetCachedKeys(): void {
     this.#keyCache.clear();
+    this.#principals.clear();
   }
 }

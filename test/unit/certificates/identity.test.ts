@@ -90,51 +90,60 @@ describe('readIdentity accepts every supported key type', () => {
 });
 
 describe('readIdentity reads every key encoding', () => {
-  const encodings: [string, (leaf: CertKey) => { key: Buffer; password?: string }][] = [
-    ['PKCS#1 (RSA PRIVATE KEY)', (l) => ({ key: openssl(['pkey', '-traditional'], l.keyPem) })],
-    ['PKCS#8 DER', (l) => ({ key: openssl(['pkey', '-outform', 'DER'], l.keyPem) })],
+  const PW = { PW: 'k3y pass' };
+  /** Key encodings, the key kinds they apply to, and how openssl makes them from PKCS#8 PEM. */
+  const encodings: [string, (kind: KeyKind) => boolean, (keyPem: string) => Buffer, string?][] = [
+    [
+      'PKCS#1 PEM (openssl pkey -traditional)',
+      (k) => k.startsWith('rsa'),
+      (key) => openssl(['pkey', '-traditional'], key),
+    ],
+    ['SEC1 PEM (openssl ec)', (k) => k.startsWith('ec'), (key) => openssl(['ec'], key)],
+    [
+      'PKCS#8 DER (openssl pkey -outform DER)',
+      () => true,
+      (key) => openssl(['pkey', '-outform', 'DER'], key),
+    ],
     [
       'encrypted PKCS#8 (openssl pkcs8 -topk8 -v2 aes-256-cbc)',
-      (l) => ({
-        key: openssl(['pkcs8', '-topk8', '-v2', 'aes-256-cbc', '-passout', 'env:PW'], l.keyPem, {
-          PW: 'k3y pass',
-        }),
-        password: 'k3y pass',
-      }),
+      () => true,
+      (key) => openssl(['pkcs8', '-topk8', '-v2', 'aes-256-cbc', '-passout', 'env:PW'], key, PW),
+      'k3y pass',
     ],
     [
-      'encrypted PKCS#8 DER with PKCS#12 3DES (openssl pkcs8 -v1 PBE-SHA1-3DES)',
-      (l) => ({
-        key: openssl(
+      'encrypted PKCS#8 DER, PKCS#12 3DES (openssl pkcs8 -v1 PBE-SHA1-3DES)',
+      () => true,
+      (key) =>
+        openssl(
           ['pkcs8', '-topk8', '-v1', 'PBE-SHA1-3DES', '-outform', 'DER', '-passout', 'env:PW'],
-          l.keyPem,
-          {
-            PW: 'k3y pass',
-          },
+          key,
+          PW,
         ),
-        password: 'k3y pass',
-      }),
+      'k3y pass',
     ],
     [
-      'traditional encrypted PEM (openssl rsa -aes256 -traditional)',
-      (l) => ({
-        key: openssl(['rsa', '-aes256', '-traditional', '-passout', 'env:PW'], l.keyPem, { PW: 'k3y pass' }),
-        password: 'k3y pass',
-      }),
+      'traditional encrypted PEM (openssl pkey -traditional -aes256)',
+      (k) => k.startsWith('rsa') || k.startsWith('ec'),
+      (key) => openssl(['pkey', '-traditional', '-aes256', '-passout', 'env:PW'], key, PW),
+      'k3y pass',
     ],
   ];
+  const cases = SUPPORTED.flatMap((spec) =>
+    encodings
+      .filter(([, applies]) => applies(spec.kind))
+      .map(([name, , make, password]) => [`${spec.kind} as ${name}`, { spec, make, password }] as const),
+  );
 
-  test.each(encodings)('RSA key as %s', (name, make) => {
-    const leaf = leaves.get('rsa2048')!;
-    const { key, password } = make(leaf);
-    if (name.startsWith('PKCS#1')) expect(key.toString()).toContain('BEGIN RSA PRIVATE KEY');
-    if (name.startsWith('traditional')) expect(key.toString()).toContain('Proc-Type: 4,ENCRYPTED');
+  test.each(cases)('%s', (_name, { spec, make, password }) => {
+    const leaf = leaves.get(spec.kind)!;
+    const key = make(leaf.keyPem);
     const upload = {
       certificate: Buffer.from(leaf.certPem),
       privateKey: key,
+      chain: Buffer.from(pki.intermediate.certPem),
       ...(password ? { password } : {}),
     };
-    expect(readIdentity(upload, { now: now() }).summary.fingerprintSha256).toBe(leaf.fingerprintSha256);
+    expectIdentity(readIdentity(upload, { now: now() }), leaf, spec);
     if (password) {
       expect(codeOf(() => readIdentity({ ...upload, password: 'wrong' }, { now: now() }))).toBe(
         'bad_password',
@@ -144,12 +153,14 @@ describe('readIdentity reads every key encoding', () => {
     }
   });
 
-  test('EC key as SEC1 (EC PRIVATE KEY, openssl ec) in a bundle with its certificate', () => {
-    const leaf = leaves.get('ec384')!;
-    const sec1 = openssl(['ec'], leaf.keyPem).toString();
-    expect(sec1).toContain('BEGIN EC PRIVATE KEY');
-    const identity = readIdentity({ file: Buffer.from(`${leaf.certPem}\n${sec1}`) }, { now: now() });
-    expect(identity.summary.curve).toBe('P-384');
+  test('the encodings are what their names say', () => {
+    const rsa = leaves.get('rsa2048')!.keyPem;
+    const ec = leaves.get('ec256')!.keyPem;
+    expect(openssl(['pkey', '-traditional'], rsa).toString()).toContain('BEGIN RSA PRIVATE KEY');
+    expect(openssl(['ec'], ec).toString()).toContain('BEGIN EC PRIVATE KEY');
+    const traditional = openssl(['pkey', '-traditional', '-aes256', '-passout', 'env:PW'], ec, PW).toString();
+    expect(traditional).toContain('BEGIN EC PRIVATE KEY');
+    expect(traditional).toContain('Proc-Type: 4,ENCRYPTED');
   });
 
   test('a CRLF PEM bundle with text around the blocks', () => {

@@ -1,0 +1,215 @@
+// Shared pieces of the benchmark harness: tools, certificates, processes, load runs, CPU readings.
+// Everything runs on loopback; every run is bounded in time; every process is stopped by PID.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+
+/** Installs missing Debian packages (root, apt); returns the tools that are still missing. */
+export function ensureTools(tools) {
+  const has = (bin) => ['/usr/sbin/', '/usr/bin/', '/usr/local/bin/'].some((d) => existsSync(d + bin));
+  const missing = tools.filter((t) => !has(t));
+  if (missing.length > 0) {
+    try {
+      execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+      execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+      // Debian starts the packaged daemons; the harness runs its own instances.
+      for (const t of missing) spawnSyncQuiet('pkill', ['-x', t]);
+    } catch (err) {
+      console.error(`could not install ${missing.join(', ')}: ${err.message}`);
+    }
+  }
+  return tools.filter((t) => !has(t));
+}
+
+function spawnSyncQuiet(cmd, args) {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore' });
+  } catch {}
+}
+
+/** Version line of a tool, for the report. */
+export function versionOf(cmd, args) {
+  try {
+    const out = execFileSync('sh', ['-c', `${cmd} ${args.join(' ')} 2>&1`], { encoding: 'utf8' });
+    return out.split('\n')[0].trim();
+  } catch (err) {
+    return String(err.stdout ?? '')
+      .split('\n')[0]
+      .trim();
+  }
+}
+
+/**
+ * A CA, a server certificate for 127.0.0.1 and `clients` client certificates (RSA-2048 unless
+ * `keyType` is 'ec'), written to `dir` with the openssl CLI. Client i is `client<i>.pem/.key/.p12`
+ * (password `bench`), plus `client<i>-full.pem` (cert + key, for HAProxy `crt`).
+ */
+export function makeCertificates(dir, clients = 1, keyType = 'rsa') {
+  const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '3',
+    '-subj',
+    '/CN=Bench CA',
+  );
+  writeFileSync(
+    join(dir, 'srv.ext'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+  );
+  writeFileSync(join(dir, 'cli.ext'), 'extendedKeyUsage=clientAuth\n');
+  const newKey =
+    keyType === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
+  const issue = (name, ext, cn) => {
+    openssl(
+      'req',
+      ...newKey,
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      `/CN=${cn}`,
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '3',
+      '-out',
+      `${name}.pem`,
+      '-extfile',
+      ext,
+    );
+  };
+  issue('server', 'srv.ext', 'bench-server');
+  for (let i = 0; i < clients; i++) {
+    issue(`client${i}`, 'cli.ext', `bench-client-${i}`);
+    openssl(
+      'pkcs12',
+      '-export',
+      '-in',
+      `client${i}.pem`,
+      '-inkey',
+      `client${i}.key`,
+      '-out',
+      `client${i}.p12`,
+      '-passout',
+      'pass:bench',
+    );
+    writeFileSync(
+      join(dir, `client${i}-full.pem`),
+      readFileSync(join(dir, `client${i}.pem`), 'utf8') + readFileSync(join(dir, `client${i}.key`), 'utf8'),
+    );
+  }
+}
+
+/** Resolves when 127.0.0.1:port accepts a TCP connection (10 s at most). */
+export async function waitForPort(port, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const up = await new Promise((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (up) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} did not open`);
+}
+
+const children = new Set();
+/** Registers a child process so that it is killed when the harness exits. */
+export function track(child) {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+/** Spawns a long-running process that is killed on exit. */
+export function start(cmd, args, options = {}) {
+  return track(spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], ...options }));
+}
+export async function stop(child) {
+  if (!child || child.exitCode !== null) return;
+  await new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 3_000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+export function stopAll() {
+  for (const child of children) child.kill('SIGKILL');
+}
+process.on('exit', stopAll);
+
+/** user + system CPU seconds of a process, from /proc/<pid>/stat (clock ticks of 10 ms). */
+export function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Sum of cpuSeconds over several PIDs (a proxy with workers). */
+export function cpuOf(pids) {
+  return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+}
+
+function toMs(text) {
+  if (!text) return null;
+  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
+  if (!m) return null;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+/**
+ * One wrk run (1 thread) against `url`; returns req/s, request count, p50/p99 in ms, non-2xx count
+ * and socket errors. `script` is an optional Lua file (e.g. spreading requests over tenants).
+ */
+export function wrk(url, { seconds = 5, connections = 16, headers = {}, script } = {}) {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s'];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+  if (script) args.push('-s', script);
+  const out = execFileSync('wrk', [...args, url], { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
+    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
+    p50: toMs(/50%\s+(\S+)/.exec(out)?.[1]),
+    p99: toMs(/99%\s+(\S+)/.exec(out)?.[1]),
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+    socketErrors: socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+  };
+}
+
+export function median(values) {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}

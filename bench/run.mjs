@@ -1,0 +1,449 @@
+// Twoway benchmark harness: runs each scenario's contenders alternately (A B C D, then rotated),
+// several rounds, and reports medians and ratios against nginx, measured in the same run.
+// Usage: npm run bench [-- --scenarios forward-keepalive,forward-tenants --seconds 5 --rounds 3]
+// Writes bench/results/<date>.json and the tables between the markers in docs/benchmarks.md.
+import { execFileSync, fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  cpuOf,
+  ensureTools,
+  makeCertificates,
+  median,
+  start,
+  stop,
+  stopAll,
+  track,
+  versionOf,
+  waitForPort,
+  wrk,
+} from './lib.mjs';
+
+const root = new URL('..', import.meta.url).pathname;
+const { values: opts } = parseArgs({
+  options: {
+    scenarios: { type: 'string', default: 'forward-keepalive,forward-tenants' },
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '16' },
+    tenants: { type: 'string', default: '1000' },
+  },
+});
+const seconds = Number(opts.seconds);
+const rounds = Number(opts.rounds);
+const connections = Number(opts.connections);
+
+const missing = ensureTools(['nginx', 'haproxy', 'wrk']);
+if (missing.includes('wrk')) throw new Error('wrk is required (apt-get install wrk)');
+execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
+
+const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-'));
+const ports = { upstream: 19443, twoway: 18080, nginx: 18081, haproxy: 18082, bare: 18083 };
+const results = { date: new Date().toISOString(), machine: machine(), scenarios: {} };
+
+function machine() {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    nginx: versionOf('nginx', ['-v']),
+    haproxy: versionOf('haproxy', ['-v']),
+    openssl: versionOf('openssl', ['version']),
+    wrk: versionOf('wrk', ['-v']),
+  };
+}
+
+// ---- contenders -------------------------------------------------------------------------------
+
+async function startUpstream() {
+  const child = track(
+    fork(
+      join(root, 'bench/upstream.mjs'),
+      [join(dir, 'server.pem'), join(dir, 'server.key'), join(dir, 'ca.pem'), String(ports.upstream)],
+      {
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      },
+    ),
+  );
+  await new Promise((r) => child.once('message', r));
+  return child;
+}
+
+async function startTwoway(env = {}) {
+  const data = join(dir, `data-${Date.now()}`);
+  const token = 'bench-operator-token-0123456789';
+  const child = start('node', [join(root, 'dist/cli/index.js'), 'serve'], {
+    env: {
+      ...process.env,
+      TWOWAY_HTTP_PORT: String(ports.twoway),
+      TWOWAY_DATA_DIR: data,
+      TWOWAY_OPERATOR_TOKEN: token,
+      TWOWAY_FORWARD_ALLOW_PRIVATE: 'true',
+      TWOWAY_LOG_LEVEL: 'warn',
+      ...env,
+    },
+  });
+  await waitForPort(ports.twoway, 20_000);
+  const api = `http://127.0.0.1:${ports.twoway}`;
+  const call = async (path, body, auth = token) => {
+    const init = { method: 'POST', headers: { authorization: `Bearer ${auth}` } };
+    if (body instanceof FormData) init.body = body;
+    else {
+      init.body = JSON.stringify(body);
+      init.headers['content-type'] = 'application/json';
+    }
+    const response = await fetch(`${api}${path}`, init);
+    if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+    return response.json();
+  };
+  /** Creates tenant `id` with the identity of client `i`, mapped to the upstream; returns its API key. */
+  const addTenant = async (id, i) => {
+    const { apiKey } = await call('/v1/tenants', { id, name: id });
+    const form = new FormData();
+    form.set('file', new Blob([readFileSync(join(dir, `client${i}.p12`))]), 'client.p12');
+    form.set('password', 'bench');
+    const identity = await call(`/v1/tenants/${id}/identities`, form, apiKey);
+    await call(
+      `/v1/tenants/${id}/mappings`,
+      {
+        name: 'bench',
+        service: 'api',
+        url: `https://localhost:${ports.upstream}/`,
+        identityId: identity.id,
+        trustAnchorsPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+      },
+      apiKey,
+    );
+    return apiKey;
+  };
+  return { child, pids: [child.pid], api, addTenant };
+}
+
+function nginxConfig(port, locations) {
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(join(dir, 'nginx', sub), { recursive: true });
+  const n = join(dir, 'nginx');
+  return `daemon off;
+master_process off;
+worker_processes 1;
+pid ${n}/nginx.pid;
+error_log ${n}/error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${n}/body; proxy_temp_path ${n}/proxy; fastcgi_temp_path ${n}/fastcgi;
+  uwsgi_temp_path ${n}/uwsgi; scgi_temp_path ${n}/scgi;
+  upstream backend { server 127.0.0.1:${ports.upstream}; keepalive 64; }
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_ssl_trusted_certificate ${dir}/ca.pem;
+  proxy_ssl_verify on;
+  proxy_ssl_name localhost;
+  proxy_ssl_session_reuse on;
+  server {
+    listen 127.0.0.1:${port} reuseport;
+${locations}
+  }
+}
+`;
+}
+
+/** nginx with one `location` per client certificate (`/t<i>/` → client i); `count` 1 means `/`. */
+async function startNginx(count = 1) {
+  const locations =
+    count === 1
+      ? `    location / { proxy_pass https://backend; proxy_ssl_certificate ${dir}/client0.pem; proxy_ssl_certificate_key ${dir}/client0.key; }`
+      : Array.from(
+          { length: count },
+          (_, i) =>
+            `    location /t${i}/ { proxy_pass https://backend/; proxy_ssl_certificate ${dir}/client${i}.pem; proxy_ssl_certificate_key ${dir}/client${i}.key; }`,
+        ).join('\n');
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(conf, nginxConfig(ports.nginx, locations));
+  const child = start('nginx', ['-e', join(dir, 'nginx', 'error.log'), '-p', join(dir, 'nginx'), '-c', conf]);
+  await waitForPort(ports.nginx);
+  return { child, pids: [child.pid] };
+}
+
+/** HAProxy with one backend per client certificate, chosen by path prefix `/t<i>/` (or all to client 0). */
+async function startHaproxy(count = 1) {
+  const backends = Array.from(
+    { length: count },
+    (_, i) =>
+      `backend be${i}
+  ${count > 1 ? `http-request set-path %[path,regsub(^/t${i}/,/)]` : ''}
+  server s1 127.0.0.1:${ports.upstream} ssl crt ${dir}/client${i}-full.pem ca-file ${dir}/ca.pem verify required verifyhost localhost sni str(localhost) pool-max-conn 64`,
+  ).join('\n');
+  const uses =
+    count === 1
+      ? '  default_backend be0'
+      : Array.from({ length: count }, (_, i) => `  use_backend be${i} if { path_beg /t${i}/ }`).join('\n');
+  const conf = join(dir, 'haproxy.cfg');
+  writeFileSync(
+    conf,
+    `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${ports.haproxy}
+${uses}
+${backends}
+`,
+  );
+  const child = start('haproxy', ['-f', conf, '-db']);
+  await waitForPort(ports.haproxy);
+  return { child, pids: [child.pid] };
+}
+
+async function startBare() {
+  const child = start('node', [
+    join(root, 'bench/bare-forwarder.mjs'),
+    String(ports.bare),
+    String(ports.upstream),
+    join(dir, 'client0.pem'),
+    join(dir, 'client0.key'),
+    join(dir, 'ca.pem'),
+  ]);
+  await waitForPort(ports.bare);
+  return { child, pids: [child.pid] };
+}
+
+// ---- measuring --------------------------------------------------------------------------------
+
+function measure(contender, url, options) {
+  const before = cpuOf(contender.pids);
+  const run = wrk(url, { seconds, connections, ...options });
+  const cpu = cpuOf(contender.pids) - before;
+  return { ...run, cpuUsPerRequest: run.requests > 0 ? (cpu / run.requests) * 1e6 : null };
+}
+
+/** Runs `runs` (name → () => result) alternately for `rounds`, rotating the order; returns medians. */
+function alternate(runs) {
+  const names = Object.keys(runs);
+  const samples = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 0; r < rounds; r++) {
+    const order = names.map((_, i) => names[(i + r) % names.length]);
+    for (const name of order) {
+      const sample = runs[name]();
+      samples[name].push(sample);
+      console.log(
+        `  round ${r + 1} ${name}: ${Math.round(sample.rps)} req/s, ${sample.cpuUsPerRequest?.toFixed(1)} µs CPU/req, p99 ${sample.p99} ms, non-2xx ${sample.non2xx}, errors ${sample.socketErrors}`,
+      );
+    }
+  }
+  const summary = {};
+  for (const name of names) {
+    const s = samples[name];
+    summary[name] = {
+      rps: median(s.map((x) => x.rps)),
+      cpuUsPerRequest: median(s.map((x) => x.cpuUsPerRequest)),
+      p50Ms: median(s.map((x) => x.p50)),
+      p99Ms: median(s.map((x) => x.p99)),
+      failures: s.reduce((a, x) => a + x.non2xx + x.socketErrors, 0),
+      samples: s.length,
+    };
+  }
+  return summary;
+}
+
+function withRatios(summary, reference = 'nginx') {
+  const ref = summary[reference];
+  for (const value of Object.values(summary)) {
+    value.rpsRatio = ref?.rps ? value.rps / ref.rps : null;
+    value.cpuRatio = ref?.cpuUsPerRequest ? value.cpuUsPerRequest / ref.cpuUsPerRequest : null;
+  }
+  return summary;
+}
+
+// ---- scenarios --------------------------------------------------------------------------------
+
+const scenarios = {
+  /** 1. client → HTTP → proxy → mTLS (pooled) → upstream; 13 B and 16 KiB bodies. */
+  async 'forward-keepalive'() {
+    makeCertificates(dir, 1);
+    const upstream = await startUpstream();
+    const twoway = await startTwoway();
+    const apiKey = await twoway.addTenant('bench', 0);
+    const nginx = await startNginx(1);
+    const haproxy = await startHaproxy(1);
+    const bare = await startBare();
+    const out = {};
+    try {
+      for (const [label, path] of [
+        ['13 B', '/hello'],
+        ['16 KiB', '/large'],
+      ]) {
+        const twowayHeaders = {
+          authorization: `Bearer ${apiKey}`,
+          'twoway-service': 'api',
+          'twoway-forward-url': `https://localhost:${ports.upstream}${path}`,
+        };
+        // Warm every pool once (connections, TLS sessions, JIT).
+        for (const [c, url, headers] of [
+          [twoway, `${twoway.api}/v1/runtime/forward`, twowayHeaders],
+          [nginx, `http://127.0.0.1:${ports.nginx}${path}`, {}],
+          [haproxy, `http://127.0.0.1:${ports.haproxy}${path}`, {}],
+          [bare, `http://127.0.0.1:${ports.bare}${path}`, {}],
+        ])
+          measure(c, url, { headers, seconds: 2 });
+        console.log(`forward-keepalive, ${label} body`);
+        out[label] = withRatios(
+          alternate({
+            twoway: () => measure(twoway, `${twoway.api}/v1/runtime/forward`, { headers: twowayHeaders }),
+            nginx: () => measure(nginx, `http://127.0.0.1:${ports.nginx}${path}`),
+            haproxy: () => measure(haproxy, `http://127.0.0.1:${ports.haproxy}${path}`),
+            'bare node': () => measure(bare, `http://127.0.0.1:${ports.bare}${path}`),
+          }),
+        );
+      }
+    } finally {
+      for (const c of [twoway, nginx, haproxy, bare]) await stop(c.child);
+      await stop(upstream);
+    }
+    return out;
+  },
+
+  /** 2. Requests spread over many tenants, one identity each (nginx/HAProxy: one block per certificate). */
+  async 'forward-tenants'() {
+    const count = Number(opts.tenants);
+    console.log(`making ${count} client certificates (EC P-256)...`);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    makeCertificates(dir, count, 'ec');
+    const upstream = await startUpstream();
+    const twoway = await startTwoway();
+    const keys = [];
+    const t0 = Date.now();
+    for (let i = 0; i < count; i++) keys.push(await twoway.addTenant(`t${i}`, i));
+    const importsPerSecond = count / ((Date.now() - t0) / 1000);
+    const nginx = await startNginx(count);
+    const haproxy = await startHaproxy(count);
+    // wrk Lua: each request picks a tenant at random.
+    const twowayLua = join(dir, 'twoway-tenants.lua');
+    writeFileSync(
+      twowayLua,
+      `local keys = {${keys.map((k) => `"${k}"`).join(',')}}
+math.randomseed(42)
+request = function()
+  local i = math.random(#keys)
+  wrk.headers["authorization"] = "Bearer " .. keys[i]
+  wrk.headers["twoway-service"] = "api"
+  wrk.headers["twoway-forward-url"] = "https://localhost:${ports.upstream}/hello"
+  return wrk.format("GET", "/v1/runtime/forward")
+end
+`,
+    );
+    const pathLua = join(dir, 'path-tenants.lua');
+    writeFileSync(
+      pathLua,
+      `math.randomseed(42)\nrequest = function()\n  return wrk.format("GET", "/t" .. (math.random(${count}) - 1) .. "/hello")\nend\n`,
+    );
+    try {
+      for (const [c, url, script] of [
+        [twoway, `${twoway.api}/v1/runtime/forward`, twowayLua],
+        [nginx, `http://127.0.0.1:${ports.nginx}/`, pathLua],
+        [haproxy, `http://127.0.0.1:${ports.haproxy}/`, pathLua],
+      ])
+        measure(c, url, { script, seconds: Math.max(seconds, 5) });
+      console.log(`forward-tenants, ${count} tenants`);
+      const out = withRatios(
+        alternate({
+          twoway: () => measure(twoway, `${twoway.api}/v1/runtime/forward`, { script: twowayLua }),
+          nginx: () => measure(nginx, `http://127.0.0.1:${ports.nginx}/`, { script: pathLua }),
+          haproxy: () => measure(haproxy, `http://127.0.0.1:${ports.haproxy}/`, { script: pathLua }),
+        }),
+      );
+      const rss = Number(
+        readFileSync(`/proc/${twoway.child.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0,
+      );
+      return {
+        tenants: count,
+        twowayImportsPerSecond: importsPerSecond,
+        twowayRssKiBWithLivePools: rss,
+        ...out,
+      };
+    } finally {
+      for (const c of [twoway, nginx, haproxy]) await stop(c.child);
+      await stop(upstream);
+    }
+  },
+};
+
+// ---- report -----------------------------------------------------------------------------------
+
+function table(summary) {
+  const rows = [
+    '| contender | req/s | × nginx | CPU µs/req | × nginx | p50 ms | p99 ms | failures |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const [name, v] of Object.entries(summary)) {
+    if (typeof v !== 'object' || v === null || !('rps' in v)) continue;
+    const f = (x, d = 0) => (x === null || x === undefined ? '–' : x.toFixed(d));
+    rows.push(
+      `| ${name} | ${f(v.rps)} | ${f(v.rpsRatio, 2)} | ${f(v.cpuUsPerRequest, 1)} | ${f(v.cpuRatio, 2)} | ${f(v.p50Ms, 2)} | ${f(v.p99Ms, 2)} | ${v.failures} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+function markdown() {
+  const m = results.machine;
+  const lines = [
+    `Run ${results.date.slice(0, 16).replace('T', ' ')} UTC on ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB; Node ${m.node}, ${m.nginx}, ${m.haproxy.split(' - ')[0]}, ${m.openssl}, ${m.wrk.split(' ')[0] ?? 'wrk'} (1 thread, ${connections} connections); medians of ${rounds} alternating rounds of ${seconds} s; every proxy with one worker.`,
+    '',
+  ];
+  for (const [name, data] of Object.entries(results.scenarios)) {
+    lines.push(`### ${name}`, '');
+    const groups = Object.entries(data).filter(
+      ([, v]) => typeof v === 'object' && v !== null && !('rps' in v),
+    );
+    const flat = Object.fromEntries(
+      Object.entries(data).filter(([, v]) => typeof v === 'object' && v !== null && 'rps' in v),
+    );
+    for (const [label, summary] of groups) lines.push(`${label}:`, '', table(summary), '');
+    if (Object.keys(flat).length > 0) lines.push(table(flat), '');
+    const facts = Object.entries(data).filter(([, v]) => typeof v !== 'object');
+    if (facts.length > 0)
+      lines.push(
+        facts.map(([k, v]) => `- ${k}: ${typeof v === 'number' ? Math.round(v * 10) / 10 : v}`).join('\n'),
+        '',
+      );
+  }
+  return lines.join('\n');
+}
+
+try {
+  for (const name of opts.scenarios.split(',')) {
+    if (!scenarios[name]) throw new Error(`unknown scenario ${name}`);
+    console.log(`== ${name}`);
+    results.scenarios[name] = await scenarios[name]();
+  }
+  mkdirSync(join(root, 'bench/results'), { recursive: true });
+  const file = join(root, 'bench/results', `${results.date.slice(0, 10)}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  const docs = join(root, 'docs/benchmarks.md');
+  const current = readFileSync(docs, 'utf8');
+  const begin = '<!-- bench:begin -->';
+  const end = '<!-- bench:end -->';
+  const body = `${begin}\n${markdown()}\n${end}`;
+  writeFileSync(
+    docs,
+    current.includes(begin)
+      ? current.replace(new RegExp(`${begin}[\\s\\S]*${end}`), body)
+      : `${current}\n${body}\n`,
+  );
+  console.log(`\nwrote ${file} and docs/benchmarks.md\n`);
+  console.log(markdown());
+} finally {
+  stopAll();
+  rmSync(dir, { recursive: true, force: true });
+}

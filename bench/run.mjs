@@ -24,11 +24,12 @@ import {
 const root = new URL('..', import.meta.url).pathname;
 const { values: opts } = parseArgs({
   options: {
-    scenarios: { type: 'string', default: 'forward-keepalive,forward-tenants' },
+    scenarios: { type: 'string', default: 'forward-keepalive,forward-tenants,store-scale' },
     seconds: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '16' },
     tenants: { type: 'string', default: '1000' },
+    identities: { type: 'string', default: '10000' },
   },
 });
 const seconds = Number(opts.seconds);
@@ -375,6 +376,126 @@ end
       for (const c of [twoway, nginx, haproxy]) await stop(c.child);
       await stop(upstream);
     }
+  },
+
+  /**
+   * 5. Scale of the store: PKCS#12 imports per second (8 concurrent uploads), start-up time of
+   * `twoway serve` on that store, resident memory at rest and with 1,000 live identity pools (one idle
+   * upstream connection each), and memory after the idle pools closed.
+   */
+  async 'store-scale'() {
+    const identities = Number(opts.identities ?? 10_000);
+    const live = Math.min(1_000, identities);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    makeCertificates(dir, 1, 'ec');
+    const upstream = await startUpstream();
+    const data = join(dir, 'scale-data');
+    const env = {
+      TWOWAY_DATA_DIR: data,
+      TWOWAY_FORWARD_IDLE_AGENT_TTL_MS: '5000',
+      TWOWAY_FORWARD_KEEP_ALIVE_TIMEOUT_MS: '60000',
+    };
+    let twoway = await startTwoway(env);
+    const token = 'bench-operator-token-0123456789';
+    const api = twoway.api;
+    const post = async (path, body) => {
+      const init = { method: 'POST', headers: { authorization: `Bearer ${token}` } };
+      if (body instanceof FormData) init.body = body;
+      else {
+        init.body = JSON.stringify(body);
+        init.headers['content-type'] = 'application/json';
+      }
+      const response = await fetch(`${api}${path}`, init);
+      if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+      return response.json();
+    };
+    const tenants = 100;
+    for (let t = 0; t < tenants; t++) await post('/v1/tenants', { id: `s${t}`, name: `s${t}` });
+    const p12 = readFileSync(join(dir, 'client0.p12'));
+    const ca = readFileSync(join(dir, 'ca.pem'), 'utf8');
+    const ids = [];
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < identities) {
+          const i = next++;
+          const form = new FormData();
+          form.set('file', new Blob([p12]), 'c.p12');
+          form.set('password', 'bench');
+          form.set('name', `id${i}`);
+          const identity = await post(`/v1/tenants/s${i % tenants}/identities`, form);
+          if (i < live) ids[i] = identity.id;
+        }
+      }),
+    );
+    const importsPerSecond = identities / ((performance.now() - t0) / 1000);
+    for (let i = 0; i < live; i++) {
+      await post(`/v1/tenants/s${i % tenants}/mappings`, {
+        name: `m${i}`,
+        service: `svc${i}`,
+        url: `https://localhost:${ports.upstream}/`,
+        identityId: ids[i],
+        trustAnchorsPem: ca,
+      });
+    }
+    await stop(twoway.child);
+
+    const s0 = performance.now();
+    twoway = await startTwoway(env);
+    for (;;) {
+      const ready = await fetch(`${api}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ready) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const startupMs = performance.now() - s0;
+    await new Promise((r) => setTimeout(r, 2_000));
+    const rss = () =>
+      Number(readFileSync(`/proc/${twoway.child.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0);
+    const restKiB = rss();
+    for (let i = 0; i < live; i++) {
+      const response = await fetch(`${api}/v1/runtime/forward`, {
+        headers: {
+          authorization: `Bearer ${token}`,
+          'twoway-tenant': `s${i % tenants}`,
+          'twoway-service': `svc${i}`,
+          'twoway-forward-url': `https://localhost:${ports.upstream}/hello`,
+        },
+      });
+      if (!response.ok) throw new Error(`forward ${i}: ${response.status} ${await response.text()}`);
+      await response.arrayBuffer();
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+    const livePoolsKiB = rss();
+    const poolsMetric = async () =>
+      Number(
+        /twoway_forward_pools\{state="live"\} (\d+)/.exec(
+          await (await fetch(`${api}/metrics`)).text(),
+        )?.[1] ?? NaN,
+      );
+    const poolsLive = await poolsMetric();
+    await new Promise((r) => setTimeout(r, 12_000));
+    const afterIdleKiB = rss();
+    const poolsAfterIdle = await poolsMetric();
+    await stop(twoway.child);
+    await stop(upstream);
+    return {
+      identities,
+      tenants,
+      importsPerSecond,
+      startupMs,
+      restRssKiB: restKiB,
+      livePools: live,
+      poolsReportedLive: poolsLive,
+      rssWithLivePoolsKiB: livePoolsKiB,
+      kibPerLivePool: (livePoolsKiB - restKiB) / live,
+      poolsAfterIdleTtl: poolsAfterIdle,
+      rssAfterIdleKiB: afterIdleKiB,
+    };
   },
 };
 

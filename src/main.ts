@@ -1,15 +1,31 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { CaKeyAlgorithm } from './ca/crypto.js';
+import { PlatformCa } from './ca/platform-ca.js';
+import { clientCertificatePolicy } from './client-certificates/policy.js';
+import { ClientCertificateService } from './client-certificates/service.js';
 import type { Config } from './config/config.js';
+import { type RunningEdge, startEdgeListener } from './edge/start.js';
 import { DispatcherCache } from './forward/dispatchers.js';
+import { registerForwardGauges } from './forward/metrics.js';
 import { RuntimeService } from './forward/service.js';
 import { buildHttpApp, type HttpApp } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
 import { IdentityService } from './identities/service.js';
+import { IdentityTester } from './identity-tests/service.js';
 import { makeKekCheck, verifyKekCheck } from './kms/envelope.js';
 import { LocalKms, loadLocalKek } from './kms/local/local-kms.js';
 import type { Kms } from './kms/types.js';
+import {
+  AuditService,
+  clientCertificateSource,
+  createLifecycle,
+  type ExpiringSource,
+  identitySource,
+  type Lifecycle,
+  NotificationSettingsService,
+} from './lifecycle/index.js';
 import { MappingService } from './mappings/service.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
@@ -75,20 +91,75 @@ export interface Services {
   tenants: TenantService;
   identities: IdentityService;
   mappings: MappingService;
+  /** Notification settings (and the expiry thresholds every status uses). */
+  settings: NotificationSettingsService;
+  audit: AuditService;
+  /** The certificate tester (stores nothing). */
+  tester: IdentityTester;
+  /** The platform CA (opened on first use; `ensure()` creates it on the very first start). */
+  ca: PlatformCa;
+  clientCertificates: ClientCertificateService;
 }
 
-export function createServices(backends: Backends, config: Config, clock: Clock = systemClock): Services {
+/**
+ * Every kind of certificate the expiry scanner watches, one line each: add a source here when a
+ * domain gets certificates (the platform CA and the edge server certificate are not tenant objects
+ * and are not scanned yet).
+ */
+export function expiringSources(services: Services): ExpiringSource[] {
+  return [identitySource(services.identities), clientCertificateSource(services.clientCertificates)];
+}
+
+export function createServices(
+  backends: Backends,
+  config: Config,
+  clock: Clock = systemClock,
+  logger?: Logger,
+): Services {
   const { store, kms } = backends;
   const changes = new ChangeBus();
   const tenants = new TenantService(store, clock, config.operatorToken);
-  const identities = new IdentityService({ store, kms, clock, changes });
+  const settings = new NotificationSettingsService({
+    store,
+    kms,
+    clock,
+    changes,
+    allowPrivate: config.forwardAllowPrivate,
+  });
+  const identities = new IdentityService({
+    store,
+    kms,
+    clock,
+    changes,
+    expiringWithinDays: (tenantId) => settings.firstThresholdDays(tenantId),
+  });
   const mappings = new MappingService({
     store,
     clock,
     changes,
     identityExists: (tenantId, identityId) => identities.exists(tenantId, identityId),
   });
-  return { changes, tenants, identities, mappings };
+  const audit = new AuditService({ store, clock });
+  const tester = new IdentityTester({
+    identities,
+    clock,
+    allowPrivate: config.forwardAllowPrivate,
+    timeoutMs: config.identityTestTimeoutMs,
+  });
+  const ca = new PlatformCa({
+    store,
+    kms,
+    clock,
+    keyAlgorithm: config.caKeyAlgorithm as CaKeyAlgorithm,
+    ...(logger ? { logger: logger.child({ module: 'ca' }) } : {}),
+  });
+  const clientCertificates = new ClientCertificateService({
+    store,
+    ca,
+    clock,
+    policy: clientCertificatePolicy(config),
+  });
+  return { changes, tenants, identities, mappings, settings, audit, tester, ca, clientCertificates };
 }
 
 /** A running `twoway serve`. */
@@ -96,10 +167,15 @@ export interface Twoway {
   app: HttpApp;
   /** Base URL of the HTTP listener, e.g. `http://127.0.0.1:8080`. */
   url: string;
+  /** Base URL of the inbound mTLS edge listener, e.g. `https://127.0.0.1:8443`. */
+  edgeUrl: string;
+  edge: RunningEdge;
   services: Services;
   store: Store;
   /** The forward connection pools (one undici Agent per identity version). */
   dispatchers: DispatcherCache;
+  /** Expiry scan, notifications, scheduled activation (`lifecycle.scheduler.runOnce()`). */
+  lifecycle: Lifecycle;
   close(): Promise<void>;
 }
 
@@ -113,7 +189,8 @@ export async function startTwoway(
 ): Promise<Twoway> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const backends = await openBackends(config, logger);
-  const services = createServices(backends, config, options.clock);
+  const services = createServices(backends, config, options.clock, logger);
+  await services.ca.ensure();
   const dispatchers = new DispatcherCache({
     timeouts: {
       connectTimeoutMs: config.forwardConnectTimeoutMs,
@@ -131,18 +208,52 @@ export async function startTwoway(
     changes: services.changes,
     clock: options.clock ?? systemClock,
   });
+  const metrics = createMetrics();
+  registerForwardGauges(metrics.registry, dispatchers);
+  const clock = options.clock ?? systemClock;
+  const lifecycle = createLifecycle({
+    store: backends.store,
+    tenants: services.tenants,
+    identities: services.identities,
+    settings: services.settings,
+    audit: services.audit,
+    changes: services.changes,
+    sources: expiringSources(services),
+    clock,
+    logger,
+    registry: metrics.registry,
+    options: {
+      smtpUrl: config.smtpUrl,
+      smtpFrom: config.smtpFrom,
+      scanIntervalMs: config.lifecycleScanIntervalMs,
+      retry: {
+        baseMs: config.notificationRetryBaseMs,
+        maxMs: config.notificationRetryMaxMs,
+        maxAttempts: config.notificationMaxAttempts,
+      },
+      notificationTimeoutMs: config.notificationTimeoutMs,
+      allowPrivate: config.forwardAllowPrivate,
+    },
+  });
   const app = await buildHttpApp({
     logger,
+    audit: services.audit,
+    settings: services.settings,
+    tester: services.tester,
+    lifecycleStore: backends.store,
+    clock,
     tenants: services.tenants,
     identities: services.identities,
     mappings: services.mappings,
     runtime,
     dispatchers,
-    metrics: createMetrics(),
+    metrics,
     checkReady: () => backends.store.ping(),
     maxUploadBytes: config.maxUploadBytes,
     forwardAllowPrivate: config.forwardAllowPrivate,
     version: packageVersion(),
+    clientCertificates: services.clientCertificates,
+    ca: services.ca,
   });
 
   // Other processes (the CLI, other replicas) write to the same store: a revision counter tells.
@@ -161,17 +272,34 @@ export async function startTwoway(
   poll.unref();
 
   const address = await app.listen({ host: config.host, port: config.httpPort });
+  const edge = await startEdgeListener({
+    config,
+    ca: services.ca,
+    clientCertificates: services.clientCertificates,
+    tenants: services.tenants,
+    store: backends.store,
+    changes: services.changes,
+    clock,
+    logger,
+  });
   if (config.forwardAllowPrivate) logger.warn('forwarding to private and loopback addresses is allowed');
   logger.info({ address, database: backends.store.dialect }, 'twoway started');
+  // Runs once now (scheduled activations, expiry scan, due deliveries), then on its timer.
+  lifecycle.scheduler.start();
 
   return {
     app,
     url: address,
+    edgeUrl: edge.url,
+    edge,
     services,
     store: backends.store,
     dispatchers,
+    lifecycle,
     async close() {
       clearInterval(poll);
+      await edge.close();
+      await lifecycle.close();
       await app.close();
       await dispatchers.close();
       await backends.store.close();

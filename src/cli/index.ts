@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import { createServices, openBackends, StartupError, startTwoway } from '../main.js';
+import type { RevocationReason } from '../store/types.js';
 
 /**
  * `twoway`: `serve` runs the service; the other commands act on the same store directly (as
@@ -57,8 +58,19 @@ tenant
   .action(async (options: { id: string; name?: string }) => {
     if (!/^[a-z0-9][a-z0-9-]{1,62}$/.test(options.id))
       throw new AppError('bad_request', 'Invalid tenant id.');
-    await withServices(async ({ tenants }) => {
-      const { tenant: created, apiKey } = await tenants.createTenant(options.id, options.name ?? options.id);
+    await withServices(async ({ tenants, audit }) => {
+      const {
+        tenant: created,
+        apiKey,
+        keyId,
+      } = await tenants.createTenant(options.id, options.name ?? options.id);
+      await audit.record(created.id, {
+        actor: 'cli',
+        action: 'tenant.create',
+        objectType: 'tenant',
+        objectId: created.id,
+        detail: { name: created.name, apiKeyId: keyId },
+      });
       print({ ...created, apiKey });
     });
   });
@@ -87,7 +99,7 @@ identity
       passwordFile?: string;
     }) => {
       const password = readPassword(options);
-      await withServices(async ({ tenants, identities }) => {
+      await withServices(async ({ tenants, identities, audit }) => {
         if (!(await tenants.getTenant(options.tenant))) throw new AppError('not_found', 'No such tenant.');
         const view = await identities.importIdentity(options.tenant, options.name, {
           ...(options.file ? { file: readFileSync(options.file) } : {}),
@@ -96,8 +108,73 @@ identity
           ...(options.chain ? { chain: readFileSync(options.chain) } : {}),
           ...(password !== undefined ? { password } : {}),
         });
+        const active = view.versions.find((v) => v.version === view.activeVersion);
+        await audit.record(options.tenant, {
+          actor: 'cli',
+          action: 'identity.create',
+          objectType: 'identity',
+          objectId: view.id,
+          detail: { name: view.name, version: 1, fingerprintSha256: active?.fingerprintSha256 },
+        });
         print(view);
       });
+    },
+  );
+
+identity
+  .command('test')
+  .description(
+    'Try a certificate (a file, or a stored identity) against an https URL; stores nothing. ' +
+      'Prints the report; exits 0 when the verdict is ok, 3 otherwise',
+  )
+  .requiredOption('--tenant <tenant>')
+  .requiredOption('--url <url>', 'https URL to GET with the certificate')
+  .option('--identity <id>', 'test a stored identity (its active version) instead of a file')
+  .option('--file <path>', 'PKCS#12, or a PEM bundle with certificate, key and chain')
+  .option('--cert <path>', 'PEM or DER leaf certificate')
+  .option('--key <path>', 'PEM private key')
+  .option('--chain <path>', 'PEM intermediates')
+  .addOption(new Option('--password <password>', 'PKCS#12 / key password (or TWOWAY_IDENTITY_PASSWORD)'))
+  .option('--password-file <path>', 'read the password from a file')
+  .option('--trust-anchors <path>', 'PEM CA certificates that verify the server instead of the system roots')
+  .option('--timeout-ms <ms>', 'give up after this long (at most TWOWAY_IDENTITY_TEST_TIMEOUT_MS)')
+  .action(
+    async (options: {
+      tenant: string;
+      url: string;
+      identity?: string;
+      file?: string;
+      cert?: string;
+      key?: string;
+      chain?: string;
+      password?: string;
+      passwordFile?: string;
+      trustAnchors?: string;
+      timeoutMs?: string;
+    }) => {
+      const password = readPassword(options);
+      const verdict = await withServices(async ({ tenants, tester }) => {
+        if (!(await tenants.getTenant(options.tenant))) throw new AppError('not_found', 'No such tenant.');
+        const timeoutMs = options.timeoutMs === undefined ? undefined : Number(options.timeoutMs);
+        if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 100))
+          throw new AppError('bad_request', '--timeout-ms must be an integer of at least 100.');
+        const report = await tester.test(options.tenant, {
+          url: options.url,
+          ...(options.identity ? { identityId: options.identity } : {}),
+          upload: {
+            ...(options.file ? { file: readFileSync(options.file) } : {}),
+            ...(options.cert ? { certificate: readFileSync(options.cert) } : {}),
+            ...(options.key ? { privateKey: readFileSync(options.key) } : {}),
+            ...(options.chain ? { chain: readFileSync(options.chain) } : {}),
+            ...(password !== undefined ? { password } : {}),
+          },
+          ...(options.trustAnchors ? { trustAnchorsPem: readFileSync(options.trustAnchors, 'utf8') } : {}),
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        });
+        print(report);
+        return report.verdict;
+      });
+      if (verdict !== 'ok') process.exitCode = 3;
     },
   );
 
@@ -129,7 +206,7 @@ mapping
       name: string;
       trustAnchors?: string;
     }) => {
-      await withServices(async ({ tenants, mappings }) => {
+      await withServices(async ({ tenants, mappings, audit }) => {
         if (!(await tenants.getTenant(options.tenant))) throw new AppError('not_found', 'No such tenant.');
         const view = await mappings.create(options.tenant, {
           name: options.name,
@@ -139,6 +216,114 @@ mapping
           ...(options.url ? { url: options.url } : {}),
           ...(options.trustAnchors ? { trustAnchorsPem: readFileSync(options.trustAnchors, 'utf8') } : {}),
         });
+        await audit.record(options.tenant, {
+          actor: 'cli',
+          action: 'mapping.create',
+          objectType: 'mapping',
+          objectId: view.id,
+          detail: { name: view.name, service: view.service, url: view.url, identityId: view.identityId },
+        });
+        print(view);
+      });
+    },
+  );
+
+const clientCert = program
+  .command('client-cert')
+  .description('Inbound client certificates for the edge listener (public certificates only)');
+clientCert
+  .command('add')
+  .description("Register a tenant's own client certificate (PEM or DER; never a private key)")
+  .requiredOption('--tenant <tenant>')
+  .requiredOption('--file <path>', 'PEM or DER certificate')
+  .option('--name <name>', 'display name', 'client certificate')
+  .action(async (options: { tenant: string; file: string; name: string }) => {
+    await withServices(async ({ tenants, clientCertificates, audit }) => {
+      if (!(await tenants.getTenant(options.tenant))) throw new AppError('not_found', 'No such tenant.');
+      const view = await clientCertificates.register(
+        options.tenant,
+        options.name,
+        readFileSync(options.file),
+      );
+      await audit.record(options.tenant, {
+        actor: 'cli',
+        action: 'client_certificate.create',
+        objectType: 'client_certificate',
+        objectId: view.id,
+        detail: { source: 'uploaded', fingerprintSha256: view.fingerprintSha256, name: view.name },
+      });
+      print(view);
+    });
+  });
+clientCert
+  .command('revoke')
+  .description('Revoke a client certificate: the edge refuses it at once; an issued one is added to the CRL')
+  .requiredOption('--tenant <tenant>')
+  .requiredOption('--id <id>', 'client certificate id (ccr_...)')
+  .addOption(
+    new Option('--reason <reason>', 'CRL reason code (RFC 5280 §5.3.1)')
+      .choices(['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation'])
+      .default('unspecified'),
+  )
+  .action(async (options: { tenant: string; id: string; reason: RevocationReason }) => {
+    await withServices(async ({ ca, clientCertificates, audit }) => {
+      await ca.ensure();
+      const view = await clientCertificates.revoke(options.tenant, options.id, options.reason);
+      await audit.record(options.tenant, {
+        actor: 'cli',
+        action: 'client_certificate.revoke',
+        objectType: 'client_certificate',
+        objectId: view.id,
+        detail: { fingerprintSha256: view.fingerprintSha256, reason: options.reason },
+      });
+      print(view);
+    });
+  });
+
+const csr = program.command('csr').description('Certificate signing requests for the platform CA');
+csr
+  .command('sign')
+  .description('Issue a client certificate from a PKCS#10 CSR (clientAuth, URI SAN urn:twoway:tenant:<id>)')
+  .requiredOption('--tenant <tenant>')
+  .requiredOption('--csr <path>', 'PEM or DER CSR')
+  .option('--name <name>', 'display name', 'client certificate')
+  .option('--days <days>', 'validity in days (default TWOWAY_CLIENT_CERT_ISSUE_VALIDITY_DAYS)')
+  .option('--out <path>', 'write the certificate (PEM) to this file')
+  .option('--chain-out <path>', 'write the chain (issuing CA, root; PEM) to this file')
+  .action(
+    async (options: {
+      tenant: string;
+      csr: string;
+      name: string;
+      days?: string;
+      out?: string;
+      chainOut?: string;
+    }) => {
+      const days = options.days === undefined ? undefined : Number(options.days);
+      if (days !== undefined && !Number.isInteger(days))
+        throw new AppError('bad_request', '--days must be an integer.');
+      await withServices(async ({ tenants, ca, clientCertificates, audit }) => {
+        if (!(await tenants.getTenant(options.tenant))) throw new AppError('not_found', 'No such tenant.');
+        await ca.ensure();
+        const view = await clientCertificates.issue(
+          options.tenant,
+          options.name,
+          readFileSync(options.csr),
+          days,
+        );
+        await audit.record(options.tenant, {
+          actor: 'cli',
+          action: 'client_certificate.issue',
+          objectType: 'client_certificate',
+          objectId: view.id,
+          detail: {
+            source: 'issued',
+            fingerprintSha256: view.fingerprintSha256,
+            serialNumber: view.serialNumber,
+          },
+        });
+        if (options.out) writeFileSync(options.out, view.certificatePem);
+        if (options.chainOut) writeFileSync(options.chainOut, view.chainPem);
         print(view);
       });
     },

@@ -32,7 +32,65 @@ export const ConfigSchema = Type.Object({
   maxUploadBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
   changePollIntervalMs: Type.Integer({ minimum: 50, default: 1_000 }),
   edgeUpstream: Type.Optional(Type.String({ pattern: '^https?://' })),
-  smtpUrl: Type.Optional(Type.String({ secret: true })),
+  edgeHostNames: Type.String({
+    minLength: 1,
+    default: 'localhost,127.0.0.1,::1',
+    description: 'DNS names and IP addresses (comma-separated) of the default edge server certificate',
+  }),
+  edgeCertFile: Type.Optional(
+    Type.String({ minLength: 1, description: 'PEM server certificate (+ chain) of the edge listener' }),
+  ),
+  edgeKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of edgeCertFile' })),
+  caKeyAlgorithm: Type.Union(
+    ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'].map((a) => Type.Literal(a)),
+    { default: 'ecdsa-p256', description: 'Key algorithm of a new platform CA (root and issuing)' },
+  ),
+  clientCertKeyTypes: Type.String({
+    pattern:
+      '^(rsa-2048|rsa-3072|rsa-4096|ec-p256|ec-p384|ec-p521|ed25519)(,(rsa-2048|rsa-3072|rsa-4096|ec-p256|ec-p384|ec-p521|ed25519))*$',
+    default: 'rsa-2048,rsa-3072,rsa-4096,ec-p256,ec-p384,ed25519',
+    description: 'Key types a client certificate (upload or CSR) may use',
+  }),
+  clientCertMaxValidityDays: Type.Integer({ minimum: 1, maximum: 3650, default: 398 }),
+  clientCertIssueValidityDays: Type.Integer({ minimum: 1, maximum: 3650, default: 365 }),
+  smtpUrl: Type.Optional(
+    Type.String({
+      pattern: '^smtps?://',
+      secret: true,
+      description: 'smtp:// or smtps:// (credentials in the URL)',
+    }),
+  ),
+  smtpFrom: Type.String({
+    minLength: 3,
+    default: 'Twoway <twoway@localhost>',
+    description: 'From of notification e-mails',
+  }),
+  lifecycleScanIntervalMs: Type.Integer({
+    minimum: 1_000,
+    default: 3_600_000,
+    description: 'expiry scan interval',
+  }),
+  notificationRetryBaseMs: Type.Integer({
+    minimum: 1,
+    default: 30_000,
+    description: 'first retry delay; doubles',
+  }),
+  notificationRetryMaxMs: Type.Integer({
+    minimum: 1,
+    default: 3_600_000,
+    description: 'longest retry delay',
+  }),
+  notificationMaxAttempts: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  notificationTimeoutMs: Type.Integer({
+    minimum: 1,
+    default: 10_000,
+    description: 'one SMTP or webhook attempt',
+  }),
+  identityTestTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 10_000,
+    description: 'whole certificate test',
+  }),
   logLevel: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -106,6 +164,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (typeof withDefaults.masterKey === 'string') {
     const bytes = Buffer.from(withDefaults.masterKey, 'base64');
     if (bytes.length !== 32) problems.push('TWOWAY_MASTER_KEY: must be 32 bytes, base64-encoded');
+  }
+  if ((withDefaults.edgeCertFile === undefined) !== (withDefaults.edgeKeyFile === undefined)) {
+    problems.push('TWOWAY_EDGE_CERT_FILE and TWOWAY_EDGE_KEY_FILE: set both or neither');
+  }
+  if (Number(withDefaults.clientCertIssueValidityDays) > Number(withDefaults.clientCertMaxValidityDays)) {
+    problems.push(
+      'TWOWAY_CLIENT_CERT_ISSUE_VALIDITY_DAYS: must not exceed TWOWAY_CLIENT_CERT_MAX_VALIDITY_DAYS',
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(withDefaults as Static<typeof ConfigSchema>);

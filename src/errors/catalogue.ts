@@ -36,6 +36,25 @@ export const catalogue = {
   version_not_usable: { status: 409, title: 'Version cannot be activated' },
   // mappings
   mapping_url_invalid: { status: 422, title: 'Invalid mapping URL' },
+  // inbound: client certificates, platform CA, edge listener
+  private_key_not_accepted: { status: 422, title: 'Private keys are not accepted here' },
+  client_certificate_exists: { status: 409, title: 'Client certificate already registered' },
+  certificate_in_use: { status: 409, title: 'Certificate registered by another tenant' },
+  key_type_not_allowed: { status: 422, title: 'Key type not allowed' },
+  validity_too_long: { status: 422, title: 'Validity too long' },
+  invalid_csr: { status: 422, title: 'Invalid certificate signing request' },
+  client_certificate_required: { status: 401, title: 'Client certificate required' },
+  client_certificate_unknown: { status: 403, title: 'Client certificate not registered' },
+  client_certificate_expired: { status: 403, title: 'Client certificate expired' },
+  client_certificate_not_yet_valid: { status: 403, title: 'Client certificate not yet valid' },
+  client_certificate_revoked: { status: 403, title: 'Client certificate revoked' },
+  client_certificate_tenant_mismatch: {
+    status: 403,
+    title: 'Client certificate and API key of different tenants',
+  },
+  edge_upstream_not_configured: { status: 404, title: 'No platform upstream configured' },
+  // lifecycle
+  notification_settings_invalid: { status: 422, title: 'Invalid notification settings' },
   // runtime forward (also sent as the Twoway-Error header)
   no_mapping: { status: 403, title: 'No mapping covers this URL' },
   identity_expired: { status: 409, title: 'Identity expired' },

@@ -4,7 +4,7 @@ import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import type { TenantService } from '../tenants/service.js';
 import { IdentityParams, IdentityUploadBody, VersionParams } from './schemas.js';
-import type { IdentityService } from './service.js';
+import type { IdentityService, IdentityView } from './service.js';
 import { jsonUploadBodyLimit, readUpload } from './upload.js';
 
 export interface IdentityRouteOptions {
@@ -50,6 +50,12 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
         parsed.name ?? 'identity',
         parsed.upload,
       );
+      request.audit = {
+        action: 'identity.create',
+        objectType: 'identity',
+        objectId: view.id,
+        detail: { name: view.name, ...versionFacts(view, view.activeVersion) },
+      };
       return reply.code(201).send(view);
     },
   );
@@ -103,7 +109,14 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     },
     async (request) => {
       await tenants.authorize(request.principal, request.params.tenant);
-      return identities.updateIdentity(request.params.tenant, request.params.id, request.body);
+      const view = await identities.updateIdentity(request.params.tenant, request.params.id, request.body);
+      request.audit = {
+        action: 'identity.update',
+        objectType: 'identity',
+        objectId: view.id,
+        detail: { ...request.body },
+      };
+      return view;
     },
   );
 
@@ -120,6 +133,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     async (request, reply) => {
       await tenants.authorize(request.principal, request.params.tenant);
       await identities.deleteIdentity(request.params.tenant, request.params.id);
+      request.audit = { action: 'identity.delete', objectType: 'identity', objectId: request.params.id };
       return reply.code(204).send(null);
     },
   );
@@ -143,12 +157,35 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       if (request.validationError && !request.isMultipart())
         throw new AppError('bad_request', request.validationError.message);
       const parsed = await readUpload(request, maxUploadBytes);
+      let activateAt: Date | undefined;
+      if (parsed.activateAt !== undefined) {
+        activateAt = new Date(parsed.activateAt);
+        if (Number.isNaN(activateAt.getTime()) || !/^\d{4}-\d\d-\d\dT/.test(parsed.activateAt))
+          throw new AppError('bad_request', 'activateAt must be an RFC 3339 date-time.');
+        if (parsed.activate === true)
+          throw new AppError('bad_request', 'Send either activate: true or activateAt, not both.');
+      }
+      const before = await identities.get(request.params.tenant, request.params.id);
       const view = await identities.addVersion(
         request.params.tenant,
         request.params.id,
         parsed.upload,
         parsed.activate ?? true,
+        activateAt ? { activateAt } : {},
       );
+      const added = Math.max(...view.versions.map((v) => v.version));
+      const scheduled = view.versions.find((v) => v.version === added)?.activateAt;
+      request.audit = {
+        action: 'identity.add_version',
+        objectType: 'identity',
+        objectId: view.id,
+        detail: {
+          ...versionFacts(view, added),
+          activated: view.activeVersion === added,
+          ...(view.activeVersion === added ? { previousVersion: before.activeVersion } : {}),
+          ...(scheduled ? { activateAt: scheduled } : {}),
+        },
+      };
       return reply.code(201).send(view);
     },
   );
@@ -165,7 +202,52 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     },
     async (request) => {
       await tenants.authorize(request.principal, request.params.tenant);
-      return identities.activateVersion(request.params.tenant, request.params.id, request.params.version);
+      const before = await identities.get(request.params.tenant, request.params.id);
+      const view = await identities.activateVersion(
+        request.params.tenant,
+        request.params.id,
+        request.params.version,
+      );
+      request.audit = {
+        action: 'identity.activate_version',
+        objectType: 'identity',
+        objectId: view.id,
+        detail: { ...versionFacts(view, request.params.version), previousVersion: before.activeVersion },
+      };
+      return view;
+    },
+  );
+
+  app.delete(
+    '/v1/tenants/:tenant/identities/:id/versions/:version/activate-at',
+    {
+      schema: {
+        tags: ['identities'],
+        summary: 'Cancel the scheduled activation of a version (uploaded with activateAt)',
+        params: VersionParams,
+        response: { 200: Type.Ref('Identity'), ...problemResponses },
+      },
+    },
+    async (request) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      const view = await identities.cancelScheduledActivation(
+        request.params.tenant,
+        request.params.id,
+        request.params.version,
+      );
+      request.audit = {
+        action: 'identity.cancel_activation',
+        objectType: 'identity',
+        objectId: view.id,
+        detail: { version: request.params.version },
+      };
+      return view;
     },
   );
 };
+
+/** Public facts of one version for an audit entry: number, fingerprint, notAfter. */
+function versionFacts(view: IdentityView, version: number): Record<string, unknown> {
+  const v = view.versions.find((candidate) => candidate.version === version);
+  return v ? { version, fingerprintSha256: v.fingerprintSha256, notAfter: v.notAfter } : { version };
+}

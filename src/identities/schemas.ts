@@ -25,6 +25,7 @@ export const VersionSchema = Type.Object({
   ),
   createdAt: Timestamp,
   activatedAt: Type.Optional(Timestamp),
+  activateAt: Type.Optional({ ...Timestamp, description: 'When the scheduler will activate this version' }),
 });
 
 export const IdentitySchema = Type.Object(
@@ -53,6 +54,10 @@ export const IdentityUploadBody = Type.Object({
   privateKeyPem: Type.Optional(Type.String()),
   chainPem: Type.Optional(Type.String()),
   activate: Type.Optional(Type.Boolean({ description: 'versions only; default true' })),
+  activateAt: Type.Optional({
+    ...Timestamp,
+    description: 'versions only: activate at this instant (RFC 3339) instead of now (scheduled rotation)',
+  }),
 });
 
 export const IdentityParams = Type.Object({ tenant: Type.String(), id: Type.String() });

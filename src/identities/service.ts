@@ -6,7 +6,13 @@ import type { Kms } from '../kms/types.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
-import type { Identity, IdentityStore, IdentityVersion, MappingStore } from '../store/types.js';
+import type {
+  Identity,
+  IdentityStore,
+  IdentityVersion,
+  LifecycleStore,
+  MappingStore,
+} from '../store/types.js';
 import { type CertificateStatus, certificateStatus } from './status.js';
 
 /** An identity as the API shows it (API.md "Identity"); never any key material. */
@@ -39,6 +45,8 @@ export interface VersionView {
   chain: { subject: string; issuer: string; notAfter: string; fingerprintSha256: string }[];
   createdAt: string;
   activatedAt?: string;
+  /** When the scheduler will activate this version (upload with `activateAt`). */
+  activateAt?: string;
 }
 
 /** What the runtime needs to present an identity: the active version, decrypted on demand. */
@@ -49,10 +57,17 @@ export interface RuntimeIdentity {
 }
 
 export interface IdentityServiceDeps {
-  store: IdentityStore & Pick<MappingStore, 'countActiveMappingsForIdentity'>;
+  store: IdentityStore &
+    Pick<MappingStore, 'countActiveMappingsForIdentity'> &
+    Pick<LifecycleStore, 'clearScheduledActivation'>;
   kms: Kms;
   clock: Clock;
   changes: ChangeBus;
+  /**
+   * The tenant's first (largest) expiry threshold in days, which makes a status `expiring`
+   * (lifecycle notification settings); 7 when not given.
+   */
+  expiringWithinDays?: (tenantId: string) => Promise<number>;
 }
 
 /**
@@ -86,34 +101,55 @@ export class IdentityService {
     };
     const first = await this.#version(tenantId, identity.id, 1, validated, now, true);
     await this.#deps.store.createIdentity(tenantId, identity, first);
-    this.#announce(tenantId, identity.id);
+    await this.#announce(tenantId, identity.id);
     return this.get(tenantId, identity.id);
   }
 
   /**
-   * Adds a version (rotation); activates it at once unless `activate` is false.
-   * @throws AppError `not_found`, an upload code, or `version_not_usable` (activating an expired or
-   *   not yet valid certificate)
+   * Adds a version (rotation); activates it at once unless `activate` is false or `activateAt` (a
+   * future instant) is given, in which case the lifecycle scheduler activates it then, through
+   * {@link activateVersion}. An `activateAt` that is not in the future activates at once.
+   * @throws AppError `not_found`, an upload code, or `version_not_usable` (the certificate is not
+   *   valid at `activateAt`)
    */
   async addVersion(
     tenantId: string,
     identityId: string,
     upload: IdentityUpload,
     activate: boolean,
+    options: { activateAt?: Date } = {},
   ): Promise<IdentityView> {
     await this.#require(tenantId, identityId);
     const validated = this.#validate(upload);
     const now = this.#deps.clock.now();
+    let activateAt: Date | undefined;
+    if (options.activateAt !== undefined) {
+      if (options.activateAt.getTime() <= now.getTime()) activate = true;
+      else {
+        activate = false;
+        activateAt = options.activateAt;
+        const { notBefore, notAfter } = validated.summary;
+        if (notAfter.getTime() < activateAt.getTime() || notBefore.getTime() > activateAt.getTime()) {
+          throw new AppError(
+            'version_not_usable',
+            'This certificate is not valid at activateAt; it cannot be scheduled for then.',
+          );
+        }
+      }
+    }
     // The version number is decided inside the store's transaction and is part of the AAD, so
     // the key is sealed there, for exactly that number.
     await this.#deps.store.addVersion(
       tenantId,
       identityId,
-      (version) => this.#version(tenantId, identityId, version, validated, now, activate),
+      async (version) => ({
+        ...(await this.#version(tenantId, identityId, version, validated, now, activate)),
+        ...(activateAt ? { activateAt } : {}),
+      }),
       activate,
       now,
     );
-    this.#announce(tenantId, identityId);
+    await this.#announce(tenantId, identityId);
     return this.get(tenantId, identityId);
   }
 
@@ -133,7 +169,22 @@ export class IdentityService {
       throw new AppError('version_not_usable', 'This version is not yet valid; it cannot be activated.');
     }
     await this.#deps.store.activateVersion(tenantId, identityId, version, now);
-    this.#announce(tenantId, identityId);
+    await this.#announce(tenantId, identityId);
+    return this.get(tenantId, identityId);
+  }
+
+  /**
+   * Cancels a version's scheduled activation.
+   * @throws AppError `not_found` (no such identity, or no activation is scheduled for the version)
+   */
+  async cancelScheduledActivation(
+    tenantId: string,
+    identityId: string,
+    version: number,
+  ): Promise<IdentityView> {
+    await this.#require(tenantId, identityId);
+    const cleared = await this.#deps.store.clearScheduledActivation(tenantId, identityId, version);
+    if (!cleared) throw new AppError('not_found', 'No activation is scheduled for this version.');
     return this.get(tenantId, identityId);
   }
 
@@ -149,7 +200,7 @@ export class IdentityService {
   ): Promise<IdentityView> {
     await this.#require(tenantId, identityId);
     await this.#deps.store.updateIdentity(tenantId, identityId, changes, this.#deps.clock.now());
-    this.#announce(tenantId, identityId);
+    await this.#announce(tenantId, identityId);
     return this.get(tenantId, identityId);
   }
 
@@ -164,20 +215,21 @@ export class IdentityService {
       );
     }
     await this.#deps.store.softDeleteIdentity(tenantId, identityId, this.#deps.clock.now());
-    this.#announce(tenantId, identityId);
+    await this.#announce(tenantId, identityId);
   }
 
   /** @throws AppError `not_found` */
   async get(tenantId: string, identityId: string): Promise<IdentityView> {
     const identity = await this.#require(tenantId, identityId);
     const versions = await this.#deps.store.listVersions(tenantId, identityId);
-    return this.#view(identity, versions);
+    return this.#view(identity, versions, await this.#expiringWithinDays(tenantId));
   }
 
   async list(tenantId: string): Promise<IdentityView[]> {
     const identities = await this.#deps.store.listIdentities(tenantId);
+    const days = await this.#expiringWithinDays(tenantId);
     return Promise.all(
-      identities.map(async (i) => this.#view(i, await this.#deps.store.listVersions(tenantId, i.id))),
+      identities.map(async (i) => this.#view(i, await this.#deps.store.listVersions(tenantId, i.id), days)),
     );
   }
 
@@ -195,6 +247,7 @@ export class IdentityService {
     if (!active) return undefined;
     const status = certificateStatus(active.summary.notAfter, this.#deps.clock.now(), {
       disabled: identity.disabled,
+      expiringWithinDays: await this.#expiringWithinDays(tenantId),
     });
     return { identity, active, status };
   }
@@ -253,18 +306,25 @@ export class IdentityService {
     return identity;
   }
 
-  #announce(tenantId: string, identityId: string): void {
-    this.#deps.changes.emit({ tenantId, kind: 'identity', id: identityId });
+  #announce(tenantId: string, identityId: string): Promise<void> {
+    return this.#deps.changes.emit({ tenantId, kind: 'identity', id: identityId });
   }
 
-  #view(identity: Identity, versions: IdentityVersion[]): IdentityView {
+  #expiringWithinDays(tenantId: string): Promise<number> {
+    return this.#deps.expiringWithinDays?.(tenantId) ?? Promise.resolve(7);
+  }
+
+  #view(identity: Identity, versions: IdentityVersion[], expiringWithinDays: number): IdentityView {
     const active = versions.find((v) => v.version === identity.activeVersion);
     return {
       id: identity.id,
       tenant: identity.tenantId,
       name: identity.name,
       status: active
-        ? certificateStatus(active.summary.notAfter, this.#deps.clock.now(), { disabled: identity.disabled })
+        ? certificateStatus(active.summary.notAfter, this.#deps.clock.now(), {
+            disabled: identity.disabled,
+            expiringWithinDays,
+          })
         : 'disabled',
       activeVersion: identity.activeVersion,
       versions: versions.map(versionView),
@@ -297,5 +357,6 @@ function versionView(v: IdentityVersion): VersionView {
     chain: v.chain.map((c) => ({ ...c, notAfter: c.notAfter.toISOString() })),
     createdAt: v.createdAt.toISOString(),
     ...(v.activatedAt ? { activatedAt: v.activatedAt.toISOString() } : {}),
+    ...(v.activateAt ? { activateAt: v.activateAt.toISOString() } : {}),
   };
 }

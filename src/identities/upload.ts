@@ -6,6 +6,8 @@ import { AppError } from '../errors/app-error.js';
 export interface ParsedUpload {
   name?: string;
   activate?: boolean;
+  /** `activateAt` as sent (RFC 3339); the route parses it. */
+  activateAt?: string;
   upload: IdentityUpload;
   /** Extra text fields the route may need (e.g. `url`, `identityId` for tests). */
   fields: Record<string, string>;
@@ -20,6 +22,7 @@ export interface IdentityJsonBody {
   privateKeyPem?: string;
   chainPem?: string;
   activate?: boolean;
+  activateAt?: string;
 }
 
 const FILE_PARTS = new Set(['file', 'certificate', 'privateKey', 'chain']);
@@ -53,6 +56,7 @@ export async function readUpload(request: FastifyRequest, maxBytes: number): Pro
     const parsed: ParsedUpload = { upload, fields };
     if (fields.name !== undefined) parsed.name = fields.name;
     if (fields.activate !== undefined) parsed.activate = fields.activate !== 'false';
+    if (fields.activateAt !== undefined) parsed.activateAt = fields.activateAt;
     return parsed;
   }
   const body = request.body as IdentityJsonBody | undefined;
@@ -77,6 +81,7 @@ export async function readUpload(request: FastifyRequest, maxBytes: number): Pro
   const parsed: ParsedUpload = { upload, fields: {} };
   if (body.name !== undefined) parsed.name = body.name;
   if (body.activate !== undefined) parsed.activate = body.activate;
+  if (typeof body.activateAt === 'string') parsed.activateAt = body.activateAt;
   return parsed;
 }
 

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import type { TenantService } from '../tenants/service.js';
 import { CreateMappingBody, MappingParams, PatchMappingBody } from './schemas.js';
-import type { MappingService } from './service.js';
+import type { MappingService, MappingView } from './service.js';
 
 const errors = { ...problemResponses, 422: Type.Ref('Problem') };
 
@@ -25,7 +25,14 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
     },
     async (request, reply) => {
       await tenants.authorize(request.principal, request.params.tenant);
-      return reply.code(201).send(await mappings.create(request.params.tenant, request.body));
+      const view = await mappings.create(request.params.tenant, request.body);
+      request.audit = {
+        action: 'mapping.create',
+        objectType: 'mapping',
+        objectId: view.id,
+        detail: mappingFacts(view),
+      };
+      return reply.code(201).send(view);
     },
   );
 
@@ -72,7 +79,14 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
     },
     async (request) => {
       await tenants.authorize(request.principal, request.params.tenant);
-      return mappings.update(request.params.tenant, request.params.id, request.body);
+      const view = await mappings.update(request.params.tenant, request.params.id, request.body);
+      request.audit = {
+        action: 'mapping.update',
+        objectType: 'mapping',
+        objectId: view.id,
+        detail: { changed: Object.keys(request.body), ...mappingFacts(view) },
+      };
+      return view;
     },
   );
 
@@ -88,7 +102,21 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
     },
     async (request) => {
       await tenants.authorize(request.principal, request.params.tenant);
-      return mappings.remove(request.params.tenant, request.params.id);
+      const view = await mappings.remove(request.params.tenant, request.params.id);
+      request.audit = { action: 'mapping.delete', objectType: 'mapping', objectId: view.id };
+      return view;
     },
   );
 };
+
+/** What an audit entry keeps of a mapping: routing facts, not the trust anchor PEM. */
+function mappingFacts(view: MappingView): Record<string, unknown> {
+  return {
+    name: view.name,
+    service: view.service,
+    url: view.url,
+    match: view.match,
+    identityId: view.identityId,
+    enabled: view.enabled,
+  };
+}

@@ -76,7 +76,7 @@ export class MappingService {
       updatedAt: now,
     };
     await this.#deps.store.createMapping(tenantId, mapping);
-    this.#announce(mapping);
+    await this.#announce(mapping);
     return mappingView(mapping);
   }
 
@@ -99,7 +99,7 @@ export class MappingService {
     else if (patch.trustAnchorsPem !== undefined)
       next.trustAnchorsPem = checkTrustAnchors(patch.trustAnchorsPem);
     await this.#deps.store.updateMapping(tenantId, next);
-    this.#announce(next);
+    await this.#announce(next);
     return mappingView(next);
   }
 
@@ -108,7 +108,7 @@ export class MappingService {
     const current = await this.#require(tenantId, mappingId);
     const next: Mapping = { ...current, deleted: true, enabled: false, updatedAt: this.#deps.clock.now() };
     await this.#deps.store.updateMapping(tenantId, next);
-    this.#announce(next);
+    await this.#announce(next);
     return mappingView(next);
   }
 
@@ -137,8 +137,8 @@ export class MappingService {
     }
   }
 
-  #announce(mapping: Mapping): void {
-    this.#deps.changes.emit({ tenantId: mapping.tenantId, kind: 'mapping', id: mapping.id });
+  #announce(mapping: Mapping): Promise<void> {
+    return this.#deps.changes.emit({ tenantId: mapping.tenantId, kind: 'mapping', id: mapping.id });
   }
 }
 

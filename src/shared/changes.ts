@@ -7,15 +7,36 @@ export interface Change {
   id: string;
 }
 
+/** Carries changes to the other workers of this deployment (see cluster/cluster.ts). */
+export interface ChangeRelay {
+  /** Resolves once every other worker has applied `change` (or could not be reached in time). */
+  publish(change: Change): Promise<void>;
+}
+
 /**
- * In-process change announcements: services emit after a committed write; the runtime index
- * listens and drops what it cached. Changes made by other processes are noticed by polling the
- * store's revision counter (see main.ts).
+ * Change announcements: services emit after a committed write; the runtime index listens and
+ * drops what it cached. With several workers (TWOWAY_WORKERS), a relay carries each change to the
+ * others and `emit` resolves only when they applied it, so a request answered after a change sees
+ * it in every worker. Changes made by other processes (the CLI, other hosts) are noticed by polling
+ * the store's revision counter (see main.ts).
  */
 export class ChangeBus {
   readonly #events = new EventEmitter();
+  #relay: ChangeRelay | undefined;
 
-  emit(change: Change): void {
+  /** Sets the relay to the other workers; without one, changes stay in this process. */
+  setRelay(relay: ChangeRelay): void {
+    this.#relay = relay;
+  }
+
+  /** Applies `change` here, then (with a relay) waits until the other workers applied it. */
+  emit(change: Change): Promise<void> {
+    this.#events.emit('change', change);
+    return this.#relay ? this.#relay.publish(change) : Promise.resolve();
+  }
+
+  /** Applies a change another worker made; nothing is relayed. */
+  applyFromPeer(change: Change): void {
     this.#events.emit('change', change);
   }
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 /** A new random object id with a type prefix, e.g. `idn_3kq8...` (80 random bits, base32-like). */
-export function newId(prefix: 'idn' | 'map' | 'key'): string {
+export function newId(prefix: 'idn' | 'map' | 'key' | 'ccr'): string {
   return `${prefix}_${randomBytes(10).toString('base64url').replace(/[-_]/g, 'x').toLowerCase()}`;
 }
 

@@ -1,8 +1,25 @@
-import { type Kysely, Migrator, type Selectable, sql, type Transaction } from 'kysely';
+import { createHash } from 'node:crypto';
+import { type Insertable, type Kysely, Migrator, type Selectable, sql, type Transaction } from 'kysely';
 import { AppError, toAppError } from '../errors/app-error.js';
+import {
+  alertFromRow,
+  alertKey,
+  alertToRow,
+  attemptFromRow,
+  attemptToRow,
+  auditFromRow,
+  auditToRow,
+  deliveryFromRow,
+  deliveryToRow,
+  notificationFromRow,
+  notificationToRow,
+  settingsFromRow,
+  settingsToRow,
+} from './lifecycle-rows.js';
 import { migrationProvider, type StoreDialect } from './migrations/index.js';
 import type {
   ApiKeysTable,
+  ClientCertificatesTable,
   Database,
   IdentitiesTable,
   IdentityVersionsTable,
@@ -10,14 +27,30 @@ import type {
   TenantsTable,
 } from './tables.js';
 import type {
+  AlertRecord,
   ApiKey,
+  AuditEvent,
+  AuditQuery,
   CertificateSummary,
   ChainEntry,
+  ClientCertificate,
+  ClientCertificateIndexRow,
+  ClientCertificateSource,
+  CrlMaker,
+  DeliveryAttempt,
+  DeliveryRecord,
+  DeliveryStatus,
+  DueActivation,
   Identity,
   IdentityVersion,
   Mapping,
   MatchKind,
+  NotificationRecord,
+  NotificationSettings,
+  PlatformCaCertificate,
+  RevocationReason,
   Store,
+  StoredCrl,
   Tenant,
 } from './types.js';
 
@@ -376,7 +409,7 @@ export class KyselyStore implements Store {
       if (identity.numUpdatedRows === 0n) throw new Unchanged(undefined);
       const stamped = await trx
         .updateTable('identity_versions')
-        .set({ activated_at: atMs })
+        .set({ activated_at: atMs, activate_at: null })
         .where('tenant_id', '=', tenantId)
         .where('identity_id', '=', identityId)
         .where('version', '=', version)
@@ -530,6 +563,738 @@ export class KyselyStore implements Store {
       this.#db.selectFrom('revision').select('value').where('id', '=', 1).executeTakeFirst(),
     );
     return row === undefined ? 0 : Number(row.value);
+  }
+
+  // ---- client certificates and the platform CA (inbound mTLS) -----------------------------------
+
+  /**
+   * Inserts a client certificate, stamped with the store revision of this write. The duplicate check
+   * runs inside the write transaction, which holds the write lock, so it cannot race; the partial
+   * unique index on live fingerprints is the second net.
+   * @throws AppError `client_certificate_exists` (this tenant has it), `certificate_in_use` (another
+   *   tenant has it), `not_found` (no such tenant).
+   */
+  async createClientCertificate(tenantId: string, certificate: ClientCertificate): Promise<void> {
+    await this.#write(async (trx) => {
+      const existing = await trx
+        .selectFrom('client_certificates')
+        .select('tenant_id')
+        .where('fingerprint_sha256', '=', certificate.summary.fingerprintSha256)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (existing) {
+        throw existing.tenant_id === tenantId
+          ? new AppError(
+              'client_certificate_exists',
+              'This certificate is already registered in this tenant.',
+            )
+          : new AppError(
+              'certificate_in_use',
+              'This certificate is registered by another tenant; a certificate can name one tenant only.',
+            );
+      }
+      const revision = await this.#currentRevision(trx);
+      await trx
+        .insertInto('client_certificates')
+        .values(this.#clientCertificateRow(tenantId, certificate, revision))
+        .execute();
+    });
+  }
+
+  /**
+   * Inserts many client certificates in one transaction, 500 rows per statement, without the
+   * friendly duplicate check: a duplicate fingerprint fails the whole batch with `bad_request`.
+   */
+  async createClientCertificates(tenantId: string, certificates: ClientCertificate[]): Promise<void> {
+    await this.#write(async (trx) => {
+      const revision = await this.#currentRevision(trx);
+      for (let i = 0; i < certificates.length; i += 500) {
+        const rows = certificates
+          .slice(i, i + 500)
+          .map((c) => this.#clientCertificateRow(tenantId, c, revision));
+        await trx.insertInto('client_certificates').values(rows).execute();
+      }
+    });
+  }
+
+  async getClientCertificate(tenantId: string, id: string): Promise<ClientCertificate | undefined> {
+    const row = await this.#read(() =>
+      this.#db
+        .selectFrom('client_certificates')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst(),
+    );
+    return row && this.#toClientCertificate(row);
+  }
+
+  async listClientCertificates(tenantId: string): Promise<ClientCertificate[]> {
+    const rows = await this.#read(() =>
+      this.#db
+        .selectFrom('client_certificates')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('deleted_at', 'is', null)
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute(),
+    );
+    return rows.map((row) => this.#toClientCertificate(row));
+  }
+
+  /**
+   * Revokes a live certificate (a second call changes nothing and returns it as it is). For an issued
+   * certificate the CRL is remade by `crl` in the same transaction, so no process can ever serve a
+   * CRL that misses a committed revocation.
+   */
+  async revokeClientCertificate(
+    tenantId: string,
+    id: string,
+    at: Date,
+    reason: RevocationReason,
+    crl: CrlMaker,
+  ): Promise<ClientCertificate | undefined> {
+    const atMs = toMs(at);
+    return this.#write(async (trx) => {
+      const row = await trx
+        .selectFrom('client_certificates')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (!row) throw new Unchanged(undefined);
+      if (row.revoked_at !== null) throw new Unchanged(this.#toClientCertificate(row));
+      const revision = await this.#currentRevision(trx);
+      const changes = { revoked_at: atMs, revocation_reason: reason, updated_at: atMs, revision };
+      await trx
+        .updateTable('client_certificates')
+        .set(changes)
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .execute();
+      if (row.source === 'issued') await this.#storeCrl(trx, crl);
+      return this.#toClientCertificate({ ...row, ...changes });
+    });
+  }
+
+  /**
+   * Soft-deletes a live certificate. An issued one not yet revoked is revoked first
+   * (`cessationOfOperation`) and the CRL remade, in the same transaction: the platform CA's signature
+   * on it stays valid until notAfter, so relying parties must learn from the CRL that it is gone.
+   */
+  async deleteClientCertificate(tenantId: string, id: string, at: Date, crl: CrlMaker): Promise<boolean> {
+    const atMs = toMs(at);
+    return this.#write(async (trx) => {
+      const row = await trx
+        .selectFrom('client_certificates')
+        .select(['source', 'revoked_at'])
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (!row) throw new Unchanged(false);
+      const revision = await this.#currentRevision(trx);
+      const revoke = row.source === 'issued' && row.revoked_at === null;
+      await trx
+        .updateTable('client_certificates')
+        .set({
+          deleted_at: atMs,
+          updated_at: atMs,
+          revision,
+          ...(revoke ? { revoked_at: atMs, revocation_reason: 'cessationOfOperation' } : {}),
+        })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .execute();
+      if (revoke) await this.#storeCrl(trx, crl);
+      return true;
+    });
+  }
+
+  async findClientCertificateByFingerprint(
+    fingerprintSha256: string,
+  ): Promise<ClientCertificate | undefined> {
+    const row = await this.#read(() =>
+      this.#db
+        .selectFrom('client_certificates')
+        .selectAll()
+        .where('fingerprint_sha256', '=', fingerprintSha256)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst(),
+    );
+    return row && this.#toClientCertificate(row);
+  }
+
+  /** Ordered by revision; rows of one write share its revision. */
+  async listClientCertificateChanges(
+    afterRevision: number,
+    options?: { includeDeleted?: boolean },
+  ): Promise<ClientCertificateIndexRow[]> {
+    const rows = await this.#read(() => {
+      let query = this.#db
+        .selectFrom('client_certificates')
+        .select([
+          'id',
+          'tenant_id',
+          'fingerprint_sha256',
+          'not_before',
+          'not_after',
+          'revoked_at',
+          'deleted_at',
+          'revision',
+        ])
+        .where('revision', '>', afterRevision);
+      if (options?.includeDeleted === false) query = query.where('deleted_at', 'is', null);
+      return query.orderBy('revision').execute();
+    });
+    return rows.map((row) => {
+      const entry: ClientCertificateIndexRow = {
+        id: row.id,
+        tenantId: row.tenant_id,
+        fingerprintSha256: row.fingerprint_sha256,
+        notBefore: fromMs(row.not_before),
+        notAfter: fromMs(row.not_after),
+        revision: Number(row.revision),
+      };
+      if (row.revoked_at !== null) entry.revokedAt = fromMs(row.revoked_at);
+      if (row.deleted_at !== null) entry.deletedAt = fromMs(row.deleted_at);
+      return entry;
+    });
+  }
+
+  async getPlatformCa(): Promise<
+    { root: PlatformCaCertificate; issuing: PlatformCaCertificate } | undefined
+  > {
+    const rows = await this.#read(() => this.#db.selectFrom('platform_ca').selectAll().execute());
+    const find = (role: 'root' | 'issuing'): PlatformCaCertificate | undefined => {
+      const row = rows.find((r) => r.role === role);
+      return (
+        row && {
+          role,
+          certificatePem: row.certificate_pem,
+          secret: {
+            ciphertext: asBuffer(row.ciphertext),
+            iv: asBuffer(row.iv),
+            wrappedDek: asBuffer(row.wrapped_dek),
+            kekId: row.kek_id,
+          },
+          createdAt: fromMs(row.created_at),
+        }
+      );
+    };
+    const root = find('root');
+    const issuing = find('issuing');
+    return root && issuing ? { root, issuing } : undefined;
+  }
+
+  /** Inserts both certificates in one transaction unless a platform CA exists (then false). */
+  async createPlatformCa(root: PlatformCaCertificate, issuing: PlatformCaCertificate): Promise<boolean> {
+    return this.#write(async (trx) => {
+      const existing = await trx.selectFrom('platform_ca').select('role').limit(1).executeTakeFirst();
+      if (existing) throw new Unchanged(false);
+      await trx
+        .insertInto('platform_ca')
+        .values(
+          [root, issuing].map((ca, i) => ({
+            role: i === 0 ? 'root' : 'issuing',
+            certificate_pem: ca.certificatePem,
+            ciphertext: ca.secret.ciphertext,
+            iv: ca.secret.iv,
+            wrapped_dek: ca.secret.wrappedDek,
+            kek_id: ca.secret.kekId,
+            created_at: toMs(ca.createdAt),
+          })),
+        )
+        .execute();
+      return true;
+    });
+  }
+
+  async getCrl(): Promise<StoredCrl | undefined> {
+    const row = await this.#read(() =>
+      this.#db.selectFrom('platform_crl').selectAll().where('id', '=', 1).executeTakeFirst(),
+    );
+    return (
+      row && {
+        crlNumber: Number(row.crl_number),
+        der: asBuffer(row.der),
+        thisUpdate: fromMs(row.this_update),
+        nextUpdate: fromMs(row.next_update),
+      }
+    );
+  }
+
+  async refreshCrl(crl: CrlMaker): Promise<StoredCrl> {
+    return this.#write((trx) => this.#storeCrl(trx, crl));
+  }
+
+  /** Makes the next CRL from every revoked issued certificate (deleted ones too) and stores it. */
+  async #storeCrl(trx: Transaction<Database>, crl: CrlMaker): Promise<StoredCrl> {
+    const revoked = await trx
+      .selectFrom('client_certificates')
+      .select(['serial_number', 'revoked_at', 'revocation_reason'])
+      .where('source', '=', 'issued')
+      .where('revoked_at', 'is not', null)
+      .orderBy('revoked_at')
+      .orderBy('id')
+      .execute();
+    const current = await trx
+      .selectFrom('platform_crl')
+      .select('crl_number')
+      .where('id', '=', 1)
+      .executeTakeFirst();
+    const crlNumber = (current === undefined ? 0 : Number(current.crl_number)) + 1;
+    const made = await crl(
+      revoked.map((r) => ({
+        serialNumber: r.serial_number,
+        revokedAt: fromMs(r.revoked_at ?? 0),
+        ...(r.revocation_reason !== null ? { reason: r.revocation_reason as RevocationReason } : {}),
+      })),
+      crlNumber,
+    );
+    const values = {
+      crl_number: crlNumber,
+      der: made.der,
+      this_update: toMs(made.thisUpdate),
+      next_update: toMs(made.nextUpdate),
+    };
+    await trx
+      .insertInto('platform_crl')
+      .values({ id: 1, ...values })
+      .onConflict((oc) => oc.column('id').doUpdateSet(values))
+      .execute();
+    return { crlNumber, ...made };
+  }
+
+  /** The revision this write transaction set (it bumped the counter first, see #write). */
+  async #currentRevision(trx: Transaction<Database>): Promise<number> {
+    const row = await trx
+      .selectFrom('revision')
+      .select('value')
+      .where('id', '=', 1)
+      .executeTakeFirstOrThrow();
+    return Number(row.value);
+  }
+
+  /** Copies field by field (see summaryToJson): nothing a caller attached can reach the database. */
+  #clientCertificateRow(
+    tenantId: string,
+    c: ClientCertificate,
+    revision: number,
+  ): Insertable<ClientCertificatesTable> {
+    return {
+      id: c.id,
+      tenant_id: tenantId,
+      name: c.name,
+      source: c.source,
+      fingerprint_sha256: c.summary.fingerprintSha256,
+      serial_number: c.summary.serialNumber,
+      not_before: toMs(c.summary.notBefore),
+      not_after: toMs(c.summary.notAfter),
+      summary_json: summaryToJson(c.summary),
+      certificate_pem: c.certificatePem,
+      revoked_at: optionalMs(c.revokedAt),
+      revocation_reason: c.revocationReason ?? null,
+      deleted_at: optionalMs(c.deletedAt),
+      created_at: toMs(c.createdAt),
+      updated_at: toMs(c.updatedAt),
+      revision,
+    };
+  }
+
+  #toClientCertificate(row: Selectable<ClientCertificatesTable>): ClientCertificate {
+    const certificate: ClientCertificate = {
+      id: row.id,
+      tenantId: row.tenant_id,
+      name: row.name,
+      source: row.source as ClientCertificateSource,
+      summary: summaryFromJson(row.summary_json),
+      certificatePem: row.certificate_pem,
+      createdAt: fromMs(row.created_at),
+      updatedAt: fromMs(row.updated_at),
+    };
+    if (row.revoked_at !== null) certificate.revokedAt = fromMs(row.revoked_at);
+    if (row.revocation_reason !== null) {
+      certificate.revocationReason = row.revocation_reason as RevocationReason;
+    }
+    if (row.deleted_at !== null) certificate.deletedAt = fromMs(row.deleted_at);
+    return certificate;
+  }
+
+  // ---- lifecycle: notification settings, alerts, notifications, audit, scheduling (issue 4) ------
+
+  async getNotificationSettings(tenantId: string): Promise<NotificationSettings | undefined> {
+    const row = await this.#read(() =>
+      this.#db
+        .selectFrom('notification_settings')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .executeTakeFirst(),
+    );
+    return row && settingsFromRow(row);
+  }
+
+  /** Inserts or replaces; bumps the revision (settings are configuration). @throws AppError `not_found` (tenant) */
+  async putNotificationSettings(tenantId: string, settings: NotificationSettings): Promise<void> {
+    const row = settingsToRow(tenantId, settings);
+    const { tenant_id: _key, ...changes } = row;
+    await this.#write((trx) =>
+      trx
+        .insertInto('notification_settings')
+        .values(row)
+        .onConflict((oc) => oc.column('tenant_id').doUpdateSet(changes))
+        .execute(),
+    );
+  }
+
+  async syncAlerts(tenantId: string, current: Omit<AlertRecord, 'raisedAt'>[], at: Date): Promise<void> {
+    const atMs = toMs(at);
+    const wanted = new Map(current.map((a) => [alertKey(a), a]));
+    try {
+      await this.#append(async (trx) => {
+        const rows = await trx.selectFrom('alerts').selectAll().where('tenant_id', '=', tenantId).execute();
+        const keyOf = (r: (typeof rows)[number]) =>
+          alertKey({
+            objectType: r.object_type,
+            objectId: r.object_id,
+            objectVersion: r.object_version,
+            kind: r.kind,
+          });
+        const byKey = (r: (typeof rows)[number]) =>
+          trx
+            .updateTable('alerts')
+            .where('tenant_id', '=', tenantId)
+            .where('object_type', '=', r.object_type)
+            .where('object_id', '=', r.object_id)
+            .where('object_version', '=', r.object_version)
+            .where('kind', '=', r.kind);
+        for (const row of rows) {
+          const key = keyOf(row);
+          const alert = wanted.get(key);
+          if (alert === undefined) {
+            if (row.resolved_at === null) await byKey(row).set({ resolved_at: atMs }).execute();
+            continue;
+          }
+          wanted.delete(key);
+          const fresh = alertToRow(tenantId, alert, row.resolved_at === null ? fromMs(row.raised_at) : at);
+          const changed =
+            row.resolved_at !== null ||
+            row.name !== fresh.name ||
+            Number(row.not_after) !== fresh.not_after ||
+            Number(row.threshold_days) !== fresh.threshold_days;
+          if (changed) {
+            await byKey(row)
+              .set({
+                name: fresh.name,
+                not_after: fresh.not_after,
+                threshold_days: fresh.threshold_days,
+                raised_at: fresh.raised_at,
+                resolved_at: null,
+              })
+              .execute();
+          }
+        }
+        for (const alert of wanted.values()) {
+          await trx
+            .insertInto('alerts')
+            .values(alertToRow(tenantId, alert, at))
+            .execute();
+        }
+      });
+    } catch (err) {
+      // Another process synced the same alerts at the same moment: its result stands.
+      if (!this.#isUniqueViolation(err)) throw err;
+    }
+  }
+
+  async listAlerts(tenantId: string): Promise<AlertRecord[]> {
+    const rows = await this.#read(() =>
+      this.#db
+        .selectFrom('alerts')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('resolved_at', 'is', null)
+        .orderBy('not_after')
+        .orderBy('object_id')
+        .execute(),
+    );
+    return rows.map(alertFromRow);
+  }
+
+  async claimNotification(
+    tenantId: string,
+    notification: NotificationRecord,
+    deliveries: DeliveryRecord[],
+  ): Promise<boolean> {
+    try {
+      return await this.#append(async (trx) => {
+        const sent = await trx
+          .selectFrom('notifications')
+          .select('id')
+          .where('tenant_id', '=', tenantId)
+          .where('object_type', '=', notification.objectType)
+          .where('object_id', '=', notification.objectId)
+          .where('object_version', '=', notification.objectVersion)
+          .where('threshold_days', '<=', notification.thresholdDays)
+          .limit(1)
+          .executeTakeFirst();
+        if (sent) return false;
+        await trx.insertInto('notifications').values(notificationToRow(tenantId, notification)).execute();
+        for (const delivery of deliveries) {
+          await trx
+            .insertInto('notification_deliveries')
+            .values(deliveryToRow(tenantId, notification.id, delivery))
+            .execute();
+        }
+        return true;
+      });
+    } catch (err) {
+      if (this.#isUniqueViolation(err)) return false;
+      throw err;
+    }
+  }
+
+  async listNotifications(
+    tenantId: string,
+    limit: number,
+  ): Promise<
+    { notification: NotificationRecord; deliveries: DeliveryRecord[]; attempts: DeliveryAttempt[] }[]
+  > {
+    return this.#read(async () => {
+      const rows = await this.#db
+        .selectFrom('notifications')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .execute();
+      if (rows.length === 0) return [];
+      const deliveries = await this.#db
+        .selectFrom('notification_deliveries')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where(
+          'notification_id',
+          'in',
+          rows.map((r) => r.id),
+        )
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute();
+      const attempts =
+        deliveries.length === 0
+          ? []
+          : await this.#db
+              .selectFrom('notification_attempts')
+              .selectAll()
+              .where('tenant_id', '=', tenantId)
+              .where(
+                'delivery_id',
+                'in',
+                deliveries.map((d) => d.id),
+              )
+              .orderBy('delivery_id')
+              .orderBy('attempt')
+              .execute();
+      return rows.map((row) => {
+        const own = deliveries.filter((d) => d.notification_id === row.id);
+        const ids = new Set(own.map((d) => d.id));
+        return {
+          notification: notificationFromRow(row),
+          deliveries: own.map(deliveryFromRow),
+          attempts: attempts.filter((a) => ids.has(a.delivery_id)).map(attemptFromRow),
+        };
+      });
+    });
+  }
+
+  async getNotification(tenantId: string, notificationId: string): Promise<NotificationRecord | undefined> {
+    const row = await this.#read(() =>
+      this.#db
+        .selectFrom('notifications')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', notificationId)
+        .executeTakeFirst(),
+    );
+    return row && notificationFromRow(row);
+  }
+
+  async listDueDeliveries(now: Date, limit: number): Promise<DeliveryRecord[]> {
+    const rows = await this.#read(() =>
+      this.#db
+        .selectFrom('notification_deliveries')
+        .selectAll()
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', toMs(now))
+        .orderBy('next_attempt_at')
+        .orderBy('id')
+        .limit(limit)
+        .execute(),
+    );
+    return rows.map(deliveryFromRow);
+  }
+
+  async leaseDelivery(
+    tenantId: string,
+    deliveryId: string,
+    expected: Date,
+    leaseUntil: Date,
+  ): Promise<boolean> {
+    return this.#append(async (trx) => {
+      const result = await trx
+        .updateTable('notification_deliveries')
+        .set({ next_attempt_at: toMs(leaseUntil) })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', deliveryId)
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '=', toMs(expected))
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  async recordDeliveryAttempt(
+    tenantId: string,
+    attempt: DeliveryAttempt,
+    next: { status: DeliveryStatus; nextAttemptAt?: Date; lastError?: string; deliveredAt?: Date },
+  ): Promise<void> {
+    await this.#append(async (trx) => {
+      await trx.insertInto('notification_attempts').values(attemptToRow(tenantId, attempt)).execute();
+      await trx
+        .updateTable('notification_deliveries')
+        .set({
+          status: next.status,
+          attempts: attempt.attempt,
+          next_attempt_at: optionalMs(next.nextAttemptAt),
+          last_error: next.lastError ?? null,
+          updated_at: toMs(attempt.at),
+          delivered_at: optionalMs(next.deliveredAt),
+        })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', attempt.deliveryId)
+        .execute();
+    });
+  }
+
+  async appendAuditEvent(tenantId: string, event: AuditEvent): Promise<void> {
+    await this.#append((trx) => trx.insertInto('audit_events').values(auditToRow(tenantId, event)).execute());
+  }
+
+  async listAuditEvents(tenantId: string, query: AuditQuery): Promise<(AuditEvent & { seq: number })[]> {
+    const rows = await this.#read(() => {
+      let q = this.#db.selectFrom('audit_events').selectAll().where('tenant_id', '=', tenantId);
+      if (query.action !== undefined) q = q.where('action', '=', query.action);
+      if (query.objectType !== undefined) q = q.where('object_type', '=', query.objectType);
+      if (query.objectId !== undefined) q = q.where('object_id', '=', query.objectId);
+      if (query.since !== undefined) q = q.where('at', '>=', toMs(query.since));
+      if (query.until !== undefined) q = q.where('at', '<', toMs(query.until));
+      if (query.beforeSeq !== undefined) q = q.where('seq', '<', query.beforeSeq);
+      return q.orderBy('seq', 'desc').limit(query.limit).execute();
+    });
+    return rows.map(auditFromRow);
+  }
+
+  async listDueActivations(now: Date): Promise<DueActivation[]> {
+    const rows = await this.#read(() =>
+      this.#db
+        .selectFrom('identity_versions as v')
+        .innerJoin('identities as i', (join) =>
+          join.onRef('i.tenant_id', '=', 'v.tenant_id').onRef('i.id', '=', 'v.identity_id'),
+        )
+        .select(['v.tenant_id', 'v.identity_id', 'v.version', 'v.activate_at'])
+        .where('v.activate_at', 'is not', null)
+        .where('v.activate_at', '<=', toMs(now))
+        .where('i.deleted_at', 'is', null)
+        .orderBy('v.activate_at')
+        .orderBy('v.identity_id')
+        .orderBy('v.version')
+        .execute(),
+    );
+    return rows.map((r) => ({
+      tenantId: r.tenant_id,
+      identityId: r.identity_id,
+      version: Number(r.version),
+      activateAt: fromMs(r.activate_at ?? 0),
+    }));
+  }
+
+  async clearScheduledActivation(tenantId: string, identityId: string, version: number): Promise<boolean> {
+    return this.#write(async (trx) => {
+      const result = await trx
+        .updateTable('identity_versions')
+        .set({ activate_at: null })
+        .where('tenant_id', '=', tenantId)
+        .where('identity_id', '=', identityId)
+        .where('version', '=', version)
+        .where('activate_at', 'is not', null)
+        .executeTakeFirst();
+      if (result.numUpdatedRows === 0n) throw new Unchanged(false);
+      return true;
+    });
+  }
+
+  async nextScheduledAt(): Promise<Date | undefined> {
+    return this.#read(async () => {
+      // Same filter as listDueActivations: a deleted identity's schedule must not wake anyone.
+      const activation = await this.#db
+        .selectFrom('identity_versions as v')
+        .innerJoin('identities as i', (join) =>
+          join.onRef('i.tenant_id', '=', 'v.tenant_id').onRef('i.id', '=', 'v.identity_id'),
+        )
+        .select((eb) => eb.fn.min('v.activate_at').as('at'))
+        .where('v.activate_at', 'is not', null)
+        .where('i.deleted_at', 'is', null)
+        .executeTakeFirst();
+      const delivery = await this.#db
+        .selectFrom('notification_deliveries')
+        .select((eb) => eb.fn.min('next_attempt_at').as('at'))
+        .where('status', '=', 'pending')
+        .executeTakeFirst();
+      const times = [activation?.at, delivery?.at].filter((t) => t !== null && t !== undefined).map(Number);
+      return times.length === 0 ? undefined : new Date(Math.min(...times));
+    });
+  }
+
+  /**
+   * PostgreSQL: a session advisory lock held on one reserved connection for the duration of
+   * `work` (released on unlock, or by the server if the connection dies). The key is derived from
+   * the schema, so deployments (and test runs) in different schemas of one database do not block
+   * each other. SQLite: one process per database file, so `work` always runs.
+   */
+  async withSchedulerLock<T>(work: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
+    if (this.dialect !== 'postgres') return { ran: true, value: await work() };
+    const key = schedulerLockKey(this.#support.migrationTableSchema ?? 'public');
+    return this.#db.connection().execute(async (connection) => {
+      const { rows } = await this.#read(() =>
+        sql<{ locked: boolean }>`select pg_try_advisory_lock(${key}::bigint) as locked`.execute(connection),
+      );
+      if (rows[0]?.locked !== true) return { ran: false };
+      try {
+        return { ran: true, value: await work() };
+      } finally {
+        await sql`select pg_advisory_unlock(${key}::bigint)`.execute(connection).catch(() => undefined);
+      }
+    });
+  }
+
+  /** Runs `work` in a transaction that does not bump the revision (lifecycle bookkeeping only). */
+  async #append<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    try {
+      return await this.#db.transaction().execute(work);
+    } catch (err) {
+      if (err instanceof Unchanged) return err.value as T;
+      throw this.#translate(err);
+    }
+  }
+
+  #isUniqueViolation(err: unknown): boolean {
+    const cause = err instanceof AppError ? err.cause : err;
+    return this.#support.classifyError(cause)?.kind === 'unique';
   }
 
   // ---- plumbing ----------------------------------------------------------------------------------
@@ -720,6 +1485,7 @@ function toVersionRow(
     kek_id: v.secret.kekId,
     created_at: toMs(v.createdAt),
     activated_at: optionalMs(activatedAt),
+    activate_at: activatedAt === undefined ? optionalMs(v.activateAt) : null,
   };
 }
 
@@ -740,6 +1506,7 @@ function toVersion(row: Selectable<IdentityVersionsTable>): IdentityVersion {
     createdAt: fromMs(row.created_at),
   };
   if (row.activated_at !== null) version.activatedAt = fromMs(row.activated_at);
+  if (row.activate_at !== null) version.activateAt = fromMs(row.activate_at);
   return version;
 }
 
@@ -774,4 +1541,12 @@ function toMapping(row: Selectable<MappingsTable>): Mapping {
   };
   if (row.trust_anchors_pem !== null) mapping.trustAnchorsPem = row.trust_anchors_pem;
   return mapping;
+}
+
+/**
+ * The advisory lock key of the lifecycle scheduler for one PostgreSQL schema: the first 8 bytes of
+ * SHA-256("twoway/scheduler/<schema>") as a signed 64-bit integer, in decimal.
+ */
+function schedulerLockKey(schema: string): string {
+  return createHash('sha256').update(`twoway/scheduler/${schema}`).digest().readBigInt64BE(0).toString();
 }

@@ -9,6 +9,8 @@
  * - structured public data (certificate summary, chain) is JSON text.
  */
 
+import type { Generated } from 'kysely';
+
 export interface TenantsTable {
   id: string;
   name: string;
@@ -55,6 +57,8 @@ export interface IdentityVersionsTable {
   kek_id: string;
   created_at: number;
   activated_at: number | null;
+  /** When the scheduler is to activate this version (0003_lifecycle); null once done or never asked. */
+  activate_at: number | null;
 }
 
 export interface MappingsTable {
@@ -86,6 +90,141 @@ export interface RevisionTable {
   value: number;
 }
 
+// ---- lifecycle (0003_lifecycle) --------------------------------------------------------------------
+
+export interface NotificationSettingsTable {
+  tenant_id: string;
+  emails_json: string;
+  webhook_urls_json: string;
+  /** number[], largest first. */
+  thresholds_json: string;
+  webhook_secret_ciphertext: Buffer | null;
+  webhook_secret_iv: Buffer | null;
+  webhook_secret_wrapped_dek: Buffer | null;
+  webhook_secret_kek_id: string | null;
+  webhook_secret_created_at: number | null;
+  updated_at: number;
+}
+
+export interface AlertsTable {
+  tenant_id: string;
+  object_type: string;
+  object_id: string;
+  object_version: string;
+  /** `expiring` or `expired`. */
+  kind: string;
+  name: string;
+  fingerprint_sha256: string;
+  not_after: number;
+  threshold_days: number;
+  raised_at: number;
+  resolved_at: number | null;
+}
+
+export interface NotificationsTable {
+  id: string;
+  tenant_id: string;
+  object_type: string;
+  object_id: string;
+  object_version: string;
+  /** 0 for the "expired" notification. */
+  threshold_days: number;
+  kind: string;
+  not_after: number;
+  /** The event as sent to webhooks (and rendered into e-mails); public facts only. */
+  payload_json: string;
+  created_at: number;
+}
+
+export interface NotificationDeliveriesTable {
+  id: string;
+  notification_id: string;
+  tenant_id: string;
+  /** `email` or `webhook`. */
+  channel: string;
+  /** Comma-separated addresses (email) or the URL (webhook). */
+  target: string;
+  /** `pending`, `delivered` or `failed` (gave up). */
+  status: string;
+  attempts: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+}
+
+export interface NotificationAttemptsTable {
+  delivery_id: string;
+  attempt: number;
+  tenant_id: string;
+  at: number;
+  /** 0 or 1. */
+  ok: number;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+}
+
+export interface AuditEventsTable {
+  seq: Generated<number>;
+  id: string;
+  tenant_id: string;
+  at: number;
+  actor: string;
+  action: string;
+  object_type: string;
+  object_id: string;
+  source_address: string | null;
+  request_id: string | null;
+  detail_json: string;
+}
+
+/** Inbound client certificates (migration 0002). */
+export interface ClientCertificatesTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  /** ClientCertificateSource: `uploaded` or `issued`. */
+  source: string;
+  /** Unique among rows that are not deleted: one fingerprint names one tenant. */
+  fingerprint_sha256: string;
+  /** Uppercase hex, for the CRL. */
+  serial_number: string;
+  not_before: number;
+  not_after: number;
+  /** CertificateSummary as JSON, instants as RFC 3339 strings. */
+  summary_json: string;
+  certificate_pem: string;
+  revoked_at: number | null;
+  revocation_reason: string | null;
+  deleted_at: number | null;
+  created_at: number;
+  updated_at: number;
+  /** The store revision of the row's last change: the edge index asks for rows newer than it has. */
+  revision: number;
+}
+
+/** The platform CA: `root` and `issuing`, each with its sealed private key (migration 0002). */
+export interface PlatformCaTable {
+  role: string;
+  certificate_pem: string;
+  ciphertext: Buffer;
+  iv: Buffer;
+  wrapped_dek: Buffer;
+  kek_id: string;
+  created_at: number;
+}
+
+/** The current CRL of the platform CA; exactly one row, `id = 1` (migration 0002). */
+export interface PlatformCrlTable {
+  id: number;
+  crl_number: number;
+  der: Buffer;
+  this_update: number;
+  next_update: number;
+}
+
 /** The whole schema, for `Kysely<Database>`. */
 export interface Database {
   tenants: TenantsTable;
@@ -95,4 +234,13 @@ export interface Database {
   mappings: MappingsTable;
   meta: MetaTable;
   revision: RevisionTable;
+  client_certificates: ClientCertificatesTable;
+  platform_ca: PlatformCaTable;
+  platform_crl: PlatformCrlTable;
+  notification_settings: NotificationSettingsTable;
+  alerts: AlertsTable;
+  notifications: NotificationsTable;
+  notification_deliveries: NotificationDeliveriesTable;
+  notification_attempts: NotificationAttemptsTable;
+  audit_events: AuditEventsTable;
 }

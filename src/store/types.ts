@@ -73,6 +73,8 @@ export interface IdentityVersion {
   secret: SealedSecret;
   createdAt: Date;
   activatedAt?: Date;
+  /** When the lifecycle scheduler is to activate this version; cleared once it is active. */
+  activateAt?: Date;
 }
 
 /** An outbound client identity. */
@@ -155,6 +157,129 @@ export interface MappingStore {
   countActiveMappingsForIdentity(tenantId: string, identityId: string): Promise<number>;
 }
 
+/** Where a client certificate came from: uploaded by the tenant (BYOC) or issued by the platform CA. */
+export type ClientCertificateSource = 'uploaded' | 'issued';
+
+/** CRL reason codes Twoway records (RFC 5280 §5.3.1). */
+export type RevocationReason =
+  | 'unspecified'
+  | 'keyCompromise'
+  | 'affiliationChanged'
+  | 'superseded'
+  | 'cessationOfOperation';
+
+/** An inbound client certificate: public certificate only, never a key. */
+export interface ClientCertificate {
+  id: string;
+  tenantId: string;
+  name: string;
+  source: ClientCertificateSource;
+  summary: CertificateSummary;
+  /** The leaf certificate, PEM. Public data. */
+  certificatePem: string;
+  createdAt: Date;
+  updatedAt: Date;
+  revokedAt?: Date;
+  revocationReason?: RevocationReason;
+  deletedAt?: Date;
+}
+
+/**
+ * What the edge's fingerprint index needs of one client certificate, with the store revision of
+ * its last change (to apply changes in order and to ask only for newer ones).
+ */
+export interface ClientCertificateIndexRow {
+  id: string;
+  tenantId: string;
+  fingerprintSha256: string;
+  notBefore: Date;
+  notAfter: Date;
+  revokedAt?: Date;
+  deletedAt?: Date;
+  revision: number;
+}
+
+/** A revoked issued certificate as the CRL lists it (RFC 5280 §5.1.2.6). */
+export interface RevokedSerial {
+  /** Uppercase hex. */
+  serialNumber: string;
+  revokedAt: Date;
+  reason?: RevocationReason;
+}
+
+/** The current CRL of the platform CA. */
+export interface StoredCrl {
+  /** CRLNumber (RFC 5280 §5.2.3), monotonic. */
+  crlNumber: number;
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+}
+
+/** Makes a signed CRL from every revoked issued certificate, numbered `crlNumber`. */
+export type CrlMaker = (revoked: RevokedSerial[], crlNumber: number) => Promise<Omit<StoredCrl, 'crlNumber'>>;
+
+/** One certificate of the platform CA with its sealed private key. */
+export interface PlatformCaCertificate {
+  role: 'root' | 'issuing';
+  certificatePem: string;
+  secret: SealedSecret;
+  createdAt: Date;
+}
+
+export interface ClientCertificateStore {
+  /**
+   * Inserts a client certificate; the fingerprint must not be registered (and not deleted) in any
+   * tenant. With `crl`, the CRL is regenerated in the same transaction (not needed on insert).
+   * @throws AppError `client_certificate_exists` (same tenant), `certificate_in_use` (another
+   *   tenant), `not_found` (no such tenant).
+   */
+  createClientCertificate(tenantId: string, certificate: ClientCertificate): Promise<void>;
+  /** Inserts many at once without the friendly duplicate check (bulk import, benchmarks). */
+  createClientCertificates(tenantId: string, certificates: ClientCertificate[]): Promise<void>;
+  /** Not deleted ones only. */
+  getClientCertificate(tenantId: string, id: string): Promise<ClientCertificate | undefined>;
+  /** Not deleted, ordered by createdAt then id. */
+  listClientCertificates(tenantId: string): Promise<ClientCertificate[]>;
+  /**
+   * Sets `revokedAt` and the reason of a live certificate (a second call keeps the first) and, for an
+   * issued certificate, stores a new CRL made by `crl` in the same transaction.
+   * @returns the certificate after the change; undefined when it does not exist in this tenant.
+   */
+  revokeClientCertificate(
+    tenantId: string,
+    id: string,
+    at: Date,
+    reason: RevocationReason,
+    crl: CrlMaker,
+  ): Promise<ClientCertificate | undefined>;
+  /**
+   * Soft-deletes a live certificate; an issued one that is not revoked yet is revoked
+   * (`cessationOfOperation`) and the CRL regenerated in the same transaction. False when not found.
+   */
+  deleteClientCertificate(tenantId: string, id: string, at: Date, crl: CrlMaker): Promise<boolean>;
+  /** The live (not deleted) certificate with this fingerprint, any tenant: the edge's fallback lookup. */
+  findClientCertificateByFingerprint(fingerprintSha256: string): Promise<ClientCertificate | undefined>;
+  /**
+   * Index rows changed after store revision `afterRevision`, deleted ones included (pass -1 for
+   * everything; `includeDeleted: false` leaves deleted ones out of a full load).
+   */
+  listClientCertificateChanges(
+    afterRevision: number,
+    options?: { includeDeleted?: boolean },
+  ): Promise<ClientCertificateIndexRow[]>;
+}
+
+export interface PlatformCaStore {
+  /** Both certificates of the platform CA, or undefined before the first start created them. */
+  getPlatformCa(): Promise<{ root: PlatformCaCertificate; issuing: PlatformCaCertificate } | undefined>;
+  /** Stores the platform CA unless one exists; false when another process was first. */
+  createPlatformCa(root: PlatformCaCertificate, issuing: PlatformCaCertificate): Promise<boolean>;
+  getCrl(): Promise<StoredCrl | undefined>;
+  /** Stores a new CRL made by `crl` from the revoked issued certificates, in one transaction. */
+  refreshCrl(crl: CrlMaker): Promise<StoredCrl>;
+}
+
 /** Small key/value facts about the deployment (KEK check value, schema facts). */
 export interface MetaStore {
   getMeta(key: string): Promise<Buffer | undefined>;
@@ -163,7 +288,198 @@ export interface MetaStore {
   getRevision(): Promise<number>;
 }
 
-export interface Store extends TenantStore, IdentityStore, MappingStore, MetaStore {
+// ---- lifecycle (issue 4): notifications, alerts, audit, scheduling ----------------------------------
+
+/** A tenant's notification settings (API.md "Lifecycle"); thresholds are whole days, largest first. */
+export interface NotificationSettings {
+  tenantId: string;
+  emails: string[];
+  webhookUrls: string[];
+  thresholdsDays: number[];
+  /** The webhook signing secret, sealed (AAD: tenant); absent until first generated. */
+  webhookSecret?: SealedSecret;
+  webhookSecretCreatedAt?: Date;
+  updatedAt: Date;
+}
+
+export type AlertKind = 'expiring' | 'expired';
+
+/** An alert raised by the expiry scanner for one version of one certificate-bearing object. */
+export interface AlertRecord {
+  tenantId: string;
+  /** `identity`, `client_certificate`, ... */
+  objectType: string;
+  objectId: string;
+  /** The identity version number, or another object's version marker (its fingerprint). */
+  objectVersion: string;
+  kind: AlertKind;
+  name: string;
+  fingerprintSha256: string;
+  notAfter: Date;
+  /** The threshold (days) that made it `expiring`; 0 for `expired`. */
+  thresholdDays: number;
+  raisedAt: Date;
+}
+
+/** One expiry notification (per object, version and threshold), sent once over every channel. */
+export interface NotificationRecord {
+  id: string;
+  tenantId: string;
+  objectType: string;
+  objectId: string;
+  objectVersion: string;
+  /** 0 for the "expired" notification. */
+  thresholdDays: number;
+  kind: AlertKind;
+  notAfter: Date;
+  /** The event JSON as webhooks receive it. Public facts only. */
+  payload: string;
+  createdAt: Date;
+}
+
+export type DeliveryChannel = 'email' | 'webhook';
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** One channel + target of a notification, retried with backoff until delivered or given up. */
+export interface DeliveryRecord {
+  id: string;
+  notificationId: string;
+  tenantId: string;
+  channel: DeliveryChannel;
+  /** Comma-separated addresses (email) or the URL (webhook). */
+  target: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptAt?: Date;
+  lastError?: string;
+  createdAt: Date;
+  updatedAt: Date;
+  deliveredAt?: Date;
+}
+
+/** One try of one delivery. */
+export interface DeliveryAttempt {
+  deliveryId: string;
+  /** 1-based. */
+  attempt: number;
+  at: Date;
+  ok: boolean;
+  /** HTTP status of a webhook answer, or the SMTP reply code. */
+  statusCode?: number;
+  /** A short, safe description of the failure (no secrets, no response bodies). */
+  error?: string;
+  durationMs: number;
+}
+
+/** An audit log entry. `detail` holds safe facts only (ids, names, fingerprints). */
+export interface AuditEvent {
+  id: string;
+  tenantId: string;
+  at: Date;
+  /** `operator`, an API key id, `scheduler`, `cli`. */
+  actor: string;
+  action: string;
+  objectType: string;
+  objectId: string;
+  sourceAddress?: string;
+  requestId?: string;
+  detail: Record<string, unknown>;
+}
+
+/** Filters of {@link LifecycleStore.listAuditEvents}; newest first. */
+export interface AuditQuery {
+  action?: string;
+  objectType?: string;
+  objectId?: string;
+  /** Inclusive lower bound of `at`. */
+  since?: Date;
+  /** Exclusive upper bound of `at`. */
+  until?: Date;
+  /** Paging: only events older than this sequence number. */
+  beforeSeq?: number;
+  limit: number;
+}
+
+/** A version waiting for its scheduled activation. */
+export interface DueActivation {
+  tenantId: string;
+  identityId: string;
+  version: number;
+  activateAt: Date;
+}
+
+/**
+ * The lifecycle's own rows. Except for notification settings (configuration, so it bumps the
+ * revision like every other change), these are bookkeeping: writing them does not bump the
+ * revision, so a scan or an audit entry never makes other processes drop their runtime caches.
+ * The scheduler methods (`listDue*`, `nextScheduledAt`, `withSchedulerLock`) span every tenant.
+ */
+export interface LifecycleStore {
+  getNotificationSettings(tenantId: string): Promise<NotificationSettings | undefined>;
+  /** Inserts or replaces; bumps the revision. */
+  putNotificationSettings(tenantId: string, settings: NotificationSettings): Promise<void>;
+  /**
+   * Makes the tenant's unresolved alerts exactly `current` (keyed by object, version and kind): new
+   * ones are raised at `at`, ones no longer current are resolved at `at`.
+   */
+  syncAlerts(tenantId: string, current: Omit<AlertRecord, 'raisedAt'>[], at: Date): Promise<void>;
+  /** Unresolved alerts, soonest notAfter first. */
+  listAlerts(tenantId: string): Promise<AlertRecord[]>;
+  /**
+   * Inserts the notification and its deliveries in one transaction unless a notification for the
+   * same object and version with a threshold ≤ this one exists (this one, or a more urgent one,
+   * was already sent). True when inserted; false when it existed, also when another process
+   * inserted it at the same moment (unique key).
+   */
+  claimNotification(
+    tenantId: string,
+    notification: NotificationRecord,
+    deliveries: DeliveryRecord[],
+  ): Promise<boolean>;
+  /** Newest first, with their deliveries and attempts. */
+  listNotifications(
+    tenantId: string,
+    limit: number,
+  ): Promise<
+    { notification: NotificationRecord; deliveries: DeliveryRecord[]; attempts: DeliveryAttempt[] }[]
+  >;
+  getNotification(tenantId: string, notificationId: string): Promise<NotificationRecord | undefined>;
+  /** Pending deliveries due at `now`, any tenant, earliest due first. */
+  listDueDeliveries(now: Date, limit: number): Promise<DeliveryRecord[]>;
+  /**
+   * Leases a pending delivery for one attempt: moves `nextAttemptAt` from `expected` to
+   * `leaseUntil`. False when another worker leased or finished it first.
+   */
+  leaseDelivery(tenantId: string, deliveryId: string, expected: Date, leaseUntil: Date): Promise<boolean>;
+  /** Records an attempt and the delivery's new state in one transaction. */
+  recordDeliveryAttempt(
+    tenantId: string,
+    attempt: DeliveryAttempt,
+    next: { status: DeliveryStatus; nextAttemptAt?: Date; lastError?: string; deliveredAt?: Date },
+  ): Promise<void>;
+  appendAuditEvent(tenantId: string, event: AuditEvent): Promise<void>;
+  listAuditEvents(tenantId: string, query: AuditQuery): Promise<(AuditEvent & { seq: number })[]>;
+  /** Versions of live identities whose `activateAt` is at or before `now`, any tenant, earliest first. */
+  listDueActivations(now: Date): Promise<DueActivation[]>;
+  /** Drops a version's pending `activateAt`; false when it had none. Bumps the revision. */
+  clearScheduledActivation(tenantId: string, identityId: string, version: number): Promise<boolean>;
+  /** The earliest pending activation or delivery, for arming the scheduler's timer. */
+  nextScheduledAt(): Promise<Date | undefined>;
+  /**
+   * Runs `work` only if no other process holds the scheduler lock (a PostgreSQL session advisory
+   * lock; SQLite serves one process and always runs it). `{ ran: false }` when skipped.
+   */
+  withSchedulerLock<T>(work: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
+}
+
+export interface Store
+  extends TenantStore,
+    LifecycleStore,
+    IdentityStore,
+    MappingStore,
+    MetaStore,
+    ClientCertificateStore,
+    PlatformCaStore {
   /** `sqlite` or `postgres`. */
   readonly dialect: 'sqlite' | 'postgres';
   /** True when the database already holds Twoway tables with data (used before migrating). */

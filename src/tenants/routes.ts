@@ -23,7 +23,14 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
     async (request, reply) => {
       if (request.principal.kind !== 'operator')
         throw new AppError('not_found', 'Only the operator creates tenants.');
-      const { tenant, apiKey } = await tenants.createTenant(request.body.id, request.body.name);
+      const { tenant, apiKey, keyId } = await tenants.createTenant(request.body.id, request.body.name);
+      request.audit = {
+        action: 'tenant.create',
+        objectType: 'tenant',
+        objectId: tenant.id,
+        tenantId: tenant.id,
+        detail: { name: tenant.name, apiKeyId: keyId },
+      };
       return reply.code(201).send({ ...tenant, createdAt: tenant.createdAt.toISOString(), apiKey });
     },
   );
@@ -75,6 +82,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
     async (request, reply) => {
       await tenants.authorize(request.principal, request.params.tenant);
       const { apiKey, key } = await tenants.createApiKey(request.params.tenant);
+      request.audit = { action: 'api_key.create', objectType: 'api_key', objectId: key.id };
       return reply.code(201).send({ id: key.id, apiKey, createdAt: key.createdAt.toISOString() });
     },
   );
@@ -92,6 +100,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
     async (request, reply) => {
       await tenants.authorize(request.principal, request.params.tenant);
       await tenants.revokeApiKey(request.params.tenant, request.params.id);
+      request.audit = { action: 'api_key.revoke', objectType: 'api_key', objectId: request.params.id };
       return reply.code(204).send(null);
     },
   );

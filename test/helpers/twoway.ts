@@ -31,6 +31,7 @@ export async function startTestTwoway(
   const { dir, cleanup } = tempDir('twoway-data-');
   const config = loadConfig({
     TWOWAY_HTTP_PORT: '0',
+    TWOWAY_EDGE_PORT: '0',
     TWOWAY_DATA_DIR: dir,
     TWOWAY_OPERATOR_TOKEN: OPERATOR_TOKEN,
     TWOWAY_FORWARD_ALLOW_PRIVATE: 'true',

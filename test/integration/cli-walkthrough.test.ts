@@ -66,6 +66,7 @@ describe('README walk-through and CLI', () => {
           ...process.env,
           TWOWAY: ROOT,
           TWOWAY_HTTP_PORT: String(apiPort),
+          TWOWAY_EDGE_PORT: '0',
           TWOWAY_DATA_DIR: join(work.dir, 'data'),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -104,6 +105,7 @@ describe('README walk-through and CLI', () => {
       TWOWAY_FORWARD_ALLOW_PRIVATE: 'true',
       TWOWAY_CHANGE_POLL_INTERVAL_MS: '100',
       TWOWAY_LOG_LEVEL: 'warn',
+      TWOWAY_EDGE_PORT: '0',
     };
     const cli = async (...args: string[]) =>
       JSON.parse((await run('node', [CLI, ...args], { env })).stdout) as Record<string, unknown>;

@@ -1,5 +1,7 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import { initial } from './0001-initial.js';
+import { inbound } from './0002-inbound.js';
+import { lifecycle } from './0003-lifecycle.js';
 
 /** The two SQL engines Twoway stores data in. */
 export type StoreDialect = 'sqlite' | 'postgres';
@@ -12,6 +14,8 @@ export type StoreDialect = 'sqlite' | 'postgres';
 export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
+    '0002_inbound': inbound(dialect),
+    '0003_lifecycle': lifecycle(dialect),
   };
 }
 

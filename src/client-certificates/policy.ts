@@ -1,0 +1,160 @@
+/**
+ * The client certificate policy of a deployment: which keys, signatures and validity periods an
+ * inbound client certificate (uploaded, or issued from a CSR) may have. Defaults follow current
+ * practice: RSA 2048/3072/4096, EC P-256/P-384 and Ed25519 keys (NIST SP 800-131A rev. 2; RFC 8446
+ * §4.2.3 signature schemes), SHA-256 or stronger signatures, and at most 398 days of validity (the
+ * CA/Browser Forum limit for TLS certificates since 2020).
+ */
+import type { KeyObject, X509Certificate } from 'node:crypto';
+import {
+  type CertificateSummary,
+  checkKeyPolicy,
+  hasWeakSignature,
+  type KeyDescription,
+  MIN_RSA_BITS,
+  signatureAlgorithmOf,
+  summarize,
+} from '../certificates/index.js';
+import { AppError, toAppError } from '../errors/app-error.js';
+
+/** Key type names of `TWOWAY_CLIENT_CERT_KEY_TYPES`. */
+export type KeyTypeName =
+  | 'rsa-2048'
+  | 'rsa-3072'
+  | 'rsa-4096'
+  | 'ec-p256'
+  | 'ec-p384'
+  | 'ec-p521'
+  | 'ed25519';
+
+export interface ClientCertificatePolicy {
+  keyTypes: ReadonlySet<string>;
+  /** Longest notBefore..notAfter span accepted, in days. Default 398. */
+  maxValidityDays: number;
+  /** Validity of a certificate issued from a CSR when the request names none, in days. Default 365. */
+  issueValidityDays: number;
+}
+
+/** The policy from the configuration's slice. */
+export function clientCertificatePolicy(config: {
+  clientCertKeyTypes: string;
+  clientCertMaxValidityDays: number;
+  clientCertIssueValidityDays: number;
+}): ClientCertificatePolicy {
+  return {
+    keyTypes: new Set(config.clientCertKeyTypes.split(',').map((t) => t.trim())),
+    maxValidityDays: config.clientCertMaxValidityDays,
+    issueValidityDays: config.clientCertIssueValidityDays,
+  };
+}
+
+const DAY_MS = 86_400_000;
+
+/** Signatures of SHA-256 or stronger (RFC 4055, RFC 5758, RFC 8410), by OpenSSL's long name. */
+const STRONG_SIGNATURES = new Set([
+  'sha256WithRSAEncryption',
+  'sha384WithRSAEncryption',
+  'sha512WithRSAEncryption',
+  'ecdsa-with-SHA256',
+  'ecdsa-with-SHA384',
+  'ecdsa-with-SHA512',
+  'Ed25519',
+  'rsassaPss',
+]);
+
+/** clientAuth (RFC 5280 §4.2.1.12) and anyExtendedKeyUsage. */
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const ANY_EKU = '2.5.29.37.0';
+
+/** `rsa-2048`, `ec-p256`, `ed25519`, ... for a described key. */
+export function keyTypeName(key: KeyDescription): string {
+  if (key.keyType === 'RSA') return `rsa-${key.keySize ?? 0}`;
+  if (key.keyType === 'EC') return `ec-${(key.curve ?? '').toLowerCase().replace('-', '')}`;
+  return 'ed25519';
+}
+
+/**
+ * Checks a public key against the policy.
+ * @throws AppError `weak_key` (RSA below 2048 bits), `key_type_not_allowed` (anything else outside
+ *   the configured list), `unsupported_key_type` (not RSA, EC on a named NIST curve or Ed25519).
+ */
+export function checkKey(key: KeyObject, policy: ClientCertificatePolicy): KeyDescription {
+  let description: KeyDescription;
+  try {
+    description = checkKeyPolicy(key);
+  } catch (err) {
+    throw toAppError(err);
+  }
+  const name = keyTypeName(description);
+  if (!policy.keyTypes.has(name)) {
+    if (description.keyType === 'RSA' && (description.keySize ?? 0) < MIN_RSA_BITS) {
+      throw new AppError(
+        'weak_key',
+        `The RSA key has ${description.keySize} bits; at least ${MIN_RSA_BITS} are required.`,
+      );
+    }
+    throw new AppError(
+      'key_type_not_allowed',
+      `The key (${name}) is not allowed for client certificates; allowed: ${[...policy.keyTypes].join(', ')}.`,
+    );
+  }
+  return description;
+}
+
+/**
+ * Checks a client certificate against the policy, in this order: readable key (`unsupported_key_type`,
+ * `unsupported_format`); key type (`weak_key`, `key_type_not_allowed`); signature SHA-256 or
+ * stronger (`weak_signature`); `now` within notBefore..notAfter (`certificate_expired`,
+ * `certificate_not_yet_valid`, RFC 5280 §4.1.2.5); validity span at most `maxValidityDays`
+ * (`validity_too_long`); an extendedKeyUsage, when present, allowing clientAuth
+ * (`client_auth_not_allowed`). A self-signed certificate is fine: registration pins the exact
+ * certificate by fingerprint, so no chain is built.
+ * @returns the certificate's summary.
+ */
+export function checkClientCertificate(
+  cert: X509Certificate,
+  policy: ClientCertificatePolicy,
+  now: Date,
+): CertificateSummary {
+  let summary: CertificateSummary;
+  try {
+    summary = summarize(cert);
+  } catch (err) {
+    throw toAppError(err);
+  }
+  checkKey(cert.publicKey, policy);
+  const signature = signatureAlgorithmOf(cert).name;
+  if (!STRONG_SIGNATURES.has(signature) || hasWeakSignature(cert)) {
+    throw new AppError(
+      'weak_signature',
+      `The certificate is signed with ${signature}; client certificates need SHA-256 or stronger.`,
+    );
+  }
+  if (now.getTime() > summary.notAfter.getTime()) {
+    throw new AppError(
+      'certificate_expired',
+      `The certificate expired at ${summary.notAfter.toISOString()}.`,
+    );
+  }
+  if (now.getTime() < summary.notBefore.getTime()) {
+    throw new AppError(
+      'certificate_not_yet_valid',
+      `The certificate is not valid before ${summary.notBefore.toISOString()}.`,
+    );
+  }
+  const spanMs = summary.notAfter.getTime() - summary.notBefore.getTime();
+  if (spanMs > policy.maxValidityDays * DAY_MS) {
+    throw new AppError(
+      'validity_too_long',
+      `The certificate is valid for ${Math.ceil(spanMs / DAY_MS)} days; at most ${policy.maxValidityDays} are allowed.`,
+    );
+  }
+  const eku = cert.keyUsage;
+  if (eku && !eku.includes(CLIENT_AUTH) && !eku.includes(ANY_EKU)) {
+    throw new AppError(
+      'client_auth_not_allowed',
+      'The certificate has an extended key usage without clientAuth, so it cannot be a client certificate.',
+    );
+  }
+  return summary;
+}

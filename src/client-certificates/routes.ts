@@ -1,0 +1,202 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { AppError } from '../errors/app-error.js';
+import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import type { RevocationReason } from '../store/types.js';
+import type { TenantService } from '../tenants/service.js';
+import { ClientCertificateParams, ClientCertificateUploadBody, CsrBody, RevokeBody } from './schemas.js';
+import type { ClientCertificateService } from './service.js';
+import { readClientCertificateUpload, refuseSecrets } from './upload.js';
+
+export interface ClientCertificateRouteOptions {
+  tenants: TenantService;
+  clientCertificates: ClientCertificateService;
+  maxUploadBytes: number;
+}
+
+const createdResponses = {
+  ...problemResponses,
+  409: Type.Ref('Problem'),
+  413: Type.Ref('Problem'),
+  422: Type.Ref('Problem'),
+};
+
+/**
+ * `/v1/tenants/{tenant}/client-certificates` (register, list, get, revoke, delete) and
+ * `/v1/tenants/{tenant}/certificate-signing-requests` (issue from a CSR). Another tenant's objects
+ * are `404`, as everywhere.
+ */
+export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificateRouteOptions> = async (
+  app,
+  options,
+) => {
+  const { tenants, clientCertificates, maxUploadBytes } = options;
+  const bodyLimit = maxUploadBytes * 2 + 64 * 1024;
+
+  app.post(
+    '/v1/tenants/:tenant/client-certificates',
+    {
+      bodyLimit,
+      attachValidation: true,
+      schema: {
+        tags: ['client certificates'],
+        summary: 'Register a client certificate (public certificate only, PEM or DER; BYOC)',
+        description:
+          'multipart/form-data with `file` (PEM or DER file, or pasted PEM) and `name`, or JSON ' +
+          '`{ name, certificatePem }`. A private key anywhere in the request is refused with ' +
+          '`private_key_not_accepted` and nothing of it is kept.',
+        consumes: ['application/json', 'multipart/form-data'],
+        params: TenantParams,
+        body: ClientCertificateUploadBody,
+        response: { 201: Type.Ref('ClientCertificate'), ...createdResponses },
+      },
+    },
+    async (request, reply) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      // Keys first: a body with a key gets the precise refusal whatever else is wrong with it.
+      if (!request.isMultipart()) refuseSecrets(request.body);
+      if (request.validationError && !request.isMultipart()) {
+        throw new AppError('bad_request', request.validationError.message);
+      }
+      const upload = await readClientCertificateUpload(request, maxUploadBytes);
+      const view = await clientCertificates.register(
+        request.params.tenant,
+        upload.name ?? 'client certificate',
+        upload.certificate,
+      );
+      upload.certificate.fill(0);
+      request.audit = {
+        action: 'client_certificate.create',
+        objectType: 'client_certificate',
+        objectId: view.id,
+        detail: { source: 'uploaded', fingerprintSha256: view.fingerprintSha256, name: view.name },
+      };
+      return reply.code(201).send(view);
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/certificate-signing-requests',
+    {
+      bodyLimit: 128 * 1024,
+      attachValidation: true,
+      schema: {
+        tags: ['client certificates'],
+        summary: 'Issue a client certificate from a CSR with the platform CA',
+        description:
+          'Verifies the CSR signature (RFC 2986) and key policy, and issues a certificate with the ' +
+          'clientAuth EKU and the URI SAN `urn:twoway:tenant:<tenant>`, valid `validityDays` (default ' +
+          '365). The answer holds the certificate and its chain (issuing CA, root).',
+        params: TenantParams,
+        body: CsrBody,
+        response: { 201: Type.Ref('IssuedClientCertificate'), ...createdResponses },
+      },
+    },
+    async (request, reply) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      refuseSecrets(request.body);
+      if (request.validationError) throw new AppError('bad_request', request.validationError.message);
+      const { name, csrPem, validityDays } = request.body;
+      const view = await clientCertificates.issue(
+        request.params.tenant,
+        name ?? 'client certificate',
+        Buffer.from(csrPem, 'utf8'),
+        validityDays,
+      );
+      request.audit = {
+        action: 'client_certificate.issue',
+        objectType: 'client_certificate',
+        objectId: view.id,
+        detail: {
+          source: 'issued',
+          fingerprintSha256: view.fingerprintSha256,
+          serialNumber: view.serialNumber,
+          notAfter: view.notAfter,
+        },
+      };
+      return reply.code(201).send(view);
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/client-certificates',
+    {
+      schema: {
+        tags: ['client certificates'],
+        params: TenantParams,
+        response: { 200: Collection(Type.Ref('ClientCertificate')), ...problemResponses },
+      },
+    },
+    async (request) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      return { items: await clientCertificates.list(request.params.tenant) };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/client-certificates/:id',
+    {
+      schema: {
+        tags: ['client certificates'],
+        params: ClientCertificateParams,
+        response: { 200: Type.Ref('ClientCertificate'), ...problemResponses },
+      },
+    },
+    async (request) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      return clientCertificates.get(request.params.tenant, request.params.id);
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/client-certificates/:id/revoke',
+    {
+      // The body is optional; without one the schema would refuse `undefined`.
+      attachValidation: true,
+      schema: {
+        tags: ['client certificates'],
+        summary: 'Revoke: the edge refuses it at once (new handshakes and open connections); CRL updated',
+        params: ClientCertificateParams,
+        body: RevokeBody,
+        response: { 200: Type.Ref('ClientCertificate'), ...problemResponses },
+      },
+    },
+    async (request) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      if (request.validationError && request.body !== undefined && request.body !== null) {
+        throw new AppError('bad_request', request.validationError.message);
+      }
+      const reason = (request.body?.reason ?? 'unspecified') as RevocationReason;
+      const view = await clientCertificates.revoke(request.params.tenant, request.params.id, reason);
+      request.audit = {
+        action: 'client_certificate.revoke',
+        objectType: 'client_certificate',
+        objectId: view.id,
+        detail: { fingerprintSha256: view.fingerprintSha256, reason },
+      };
+      return view;
+    },
+  );
+
+  app.delete(
+    '/v1/tenants/:tenant/client-certificates/:id',
+    {
+      schema: {
+        tags: ['client certificates'],
+        summary: 'Delete: the edge refuses it at once; an issued certificate is revoked first',
+        params: ClientCertificateParams,
+        response: { 204: Type.Null(), ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      await clientCertificates.delete(request.params.tenant, request.params.id);
+      request.audit = {
+        action: 'client_certificate.delete',
+        objectType: 'client_certificate',
+        objectId: request.params.id,
+      };
+      return reply.code(204).send(null);
+    },
+  );
+};

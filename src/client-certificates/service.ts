@@ -1,0 +1,215 @@
+import { readCsr } from '../ca/csr.js';
+import type { PlatformCa } from '../ca/platform-ca.js';
+import { summarize, toPem } from '../certificates/index.js';
+import { AppError, toAppError } from '../errors/app-error.js';
+import { certificateStatus } from '../identities/status.js';
+import type { Clock } from '../shared/clock.js';
+import { newId } from '../shared/ids.js';
+import type {
+  ClientCertificate,
+  ClientCertificateSource,
+  ClientCertificateStore,
+  RevocationReason,
+} from '../store/types.js';
+import { type ClientCertificatePolicy, checkClientCertificate, checkKey } from './policy.js';
+import { readCertificateInput } from './upload.js';
+
+/** A client certificate as the API shows it (API.md "ClientCertificate"). */
+export interface ClientCertificateView {
+  id: string;
+  tenant: string;
+  name: string;
+  source: ClientCertificateSource;
+  status: 'active' | 'expiring' | 'expired' | 'revoked';
+  subject: string;
+  issuer: string;
+  serialNumber: string;
+  fingerprintSha256: string;
+  spkiSha256: string;
+  notBefore: string;
+  notAfter: string;
+  keyType: 'RSA' | 'EC' | 'Ed25519';
+  keySize?: number;
+  curve?: string;
+  createdAt: string;
+  revokedAt?: string;
+}
+
+/** A certificate issued from a CSR, with the certificate and its chain (issuing CA, root). */
+export interface IssuedClientCertificateView extends ClientCertificateView {
+  certificatePem: string;
+  chainPem: string;
+}
+
+export interface ClientCertificateServiceDeps {
+  store: ClientCertificateStore;
+  ca: PlatformCa;
+  clock: Clock;
+  policy: ClientCertificatePolicy;
+}
+
+/**
+ * Inbound client certificates: registration of tenants' own certificates (BYOC, public part only),
+ * issuance from CSRs by the platform CA, revocation (with a new CRL in the same transaction) and
+ * deletion. Every change is announced to the registered listeners after it committed (the edge
+ * listener's fingerprint index waits for it before the API answers, so a change takes effect for
+ * the next handshake at once).
+ */
+export class ClientCertificateService {
+  readonly #deps: ClientCertificateServiceDeps;
+  readonly #listeners: (() => Promise<void>)[] = [];
+
+  constructor(deps: ClientCertificateServiceDeps) {
+    this.#deps = deps;
+  }
+
+  /** Calls `listener` after every committed change made through this service (awaited). */
+  onChange(listener: () => Promise<void>): void {
+    this.#listeners.push(listener);
+  }
+
+  /**
+   * Registers an uploaded certificate (PEM or DER; see upload.ts and policy.ts for what is refused).
+   * @throws AppError `private_key_not_accepted`, `unsupported_format`, `no_certificate`,
+   *   `unsupported_key_type`, `weak_key`, `key_type_not_allowed`, `weak_signature`,
+   *   `certificate_expired`, `certificate_not_yet_valid`, `validity_too_long`,
+   *   `client_auth_not_allowed`, `client_certificate_exists`, `certificate_in_use`
+   */
+  async register(tenantId: string, name: string, input: Buffer): Promise<ClientCertificateView> {
+    const cert = readCertificateInput(input);
+    const now = this.#deps.clock.now();
+    const summary = checkClientCertificate(cert, this.#deps.policy, now);
+    const record: ClientCertificate = {
+      id: newId('ccr'),
+      tenantId,
+      name,
+      source: 'uploaded',
+      summary,
+      certificatePem: toPem('CERTIFICATE', cert.raw),
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.#deps.store.createClientCertificate(tenantId, record);
+    await this.#announce();
+    return this.#view(record);
+  }
+
+  /**
+   * Issues a client certificate from a CSR (RFC 2986) with the platform CA: the CSR's signature and
+   * key are checked, the certificate is valid for `validityDays` (default
+   * `TWOWAY_CLIENT_CERT_ISSUE_VALIDITY_DAYS`, at most `TWOWAY_CLIENT_CERT_MAX_VALIDITY_DAYS`) and
+   * names the tenant in a `urn:twoway:tenant:<id>` URI SAN (see ca/naming.ts). It is registered at
+   * once, so the edge admits it.
+   * @throws AppError `invalid_csr`, `weak_signature`, `private_key_not_accepted`,
+   *   `unsupported_key_type`, `weak_key`, `key_type_not_allowed`, `validity_too_long`
+   */
+  async issue(
+    tenantId: string,
+    name: string,
+    csrInput: Buffer,
+    validityDays?: number,
+  ): Promise<IssuedClientCertificateView> {
+    const { policy, ca } = this.#deps;
+    const days = validityDays ?? policy.issueValidityDays;
+    if (!Number.isInteger(days) || days < 1) throw new AppError('bad_request', 'validityDays must be ≥ 1.');
+    if (days > policy.maxValidityDays) {
+      throw new AppError('validity_too_long', `At most ${policy.maxValidityDays} days can be issued.`);
+    }
+    const csr = readCsr(csrInput);
+    checkKey(csr.publicKey, policy);
+    const issued = await ca.issueClientCertificate({ csr, tenantId, days, fallbackCommonName: name });
+    let summary: ClientCertificate['summary'];
+    try {
+      summary = summarize(issued.certificate);
+    } catch (err) {
+      throw toAppError(err);
+    }
+    const now = this.#deps.clock.now();
+    const record: ClientCertificate = {
+      id: newId('ccr'),
+      tenantId,
+      name,
+      source: 'issued',
+      summary,
+      certificatePem: issued.certificatePem,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.#deps.store.createClientCertificate(tenantId, record);
+    await this.#announce();
+    return { ...this.#view(record), certificatePem: issued.certificatePem, chainPem: await ca.chainPem() };
+  }
+
+  async list(tenantId: string): Promise<ClientCertificateView[]> {
+    const records = await this.#deps.store.listClientCertificates(tenantId);
+    return records.map((r) => this.#view(r));
+  }
+
+  /** @throws AppError `not_found` */
+  async get(tenantId: string, id: string): Promise<ClientCertificateView> {
+    const record = await this.#deps.store.getClientCertificate(tenantId, id);
+    if (!record) throw new AppError('not_found', 'No such client certificate.');
+    return this.#view(record);
+  }
+
+  /**
+   * Revokes a certificate: the edge refuses it from the next handshake and the next request on open
+   * connections; an issued one is listed in a new CRL made in the same transaction. Revoking twice
+   * keeps the first revocation.
+   * @throws AppError `not_found`
+   */
+  async revoke(
+    tenantId: string,
+    id: string,
+    reason: RevocationReason = 'unspecified',
+  ): Promise<ClientCertificateView> {
+    const { store, ca, clock } = this.#deps;
+    const record = await store.revokeClientCertificate(tenantId, id, clock.now(), reason, ca.crlMaker());
+    if (!record) throw new AppError('not_found', 'No such client certificate.');
+    ca.forgetCachedCrl();
+    await this.#announce();
+    return this.#view(record);
+  }
+
+  /**
+   * Deletes a certificate (soft: the row stays for the CRL and the audit). The edge refuses it from
+   * the next handshake; an issued one is revoked first (`cessationOfOperation`).
+   * @throws AppError `not_found`
+   */
+  async delete(tenantId: string, id: string): Promise<void> {
+    const { store, ca, clock } = this.#deps;
+    const done = await store.deleteClientCertificate(tenantId, id, clock.now(), ca.crlMaker());
+    if (!done) throw new AppError('not_found', 'No such client certificate.');
+    ca.forgetCachedCrl();
+    await this.#announce();
+  }
+
+  async #announce(): Promise<void> {
+    for (const listener of this.#listeners) await listener();
+  }
+
+  #view(record: ClientCertificate): ClientCertificateView {
+    const s = record.summary;
+    return {
+      id: record.id,
+      tenant: record.tenantId,
+      name: record.name,
+      source: record.source,
+      status: record.revokedAt
+        ? 'revoked'
+        : (certificateStatus(s.notAfter, this.#deps.clock.now()) as 'active' | 'expiring' | 'expired'),
+      subject: s.subject,
+      issuer: s.issuer,
+      serialNumber: s.serialNumber,
+      fingerprintSha256: s.fingerprintSha256,
+      spkiSha256: s.spkiSha256,
+      notBefore: s.notBefore.toISOString(),
+      notAfter: s.notAfter.toISOString(),
+      keyType: s.keyType,
+      ...(s.keySize !== undefined ? { keySize: s.keySize } : {}),
+      ...(s.curve !== undefined ? { curve: s.curve } : {}),
+      createdAt: record.createdAt.toISOString(),
+      ...(record.revokedAt ? { revokedAt: record.revokedAt.toISOString() } : {}),
+    };
+  }
+}

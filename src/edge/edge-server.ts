@@ -1,0 +1,317 @@
+/**
+ * The edge listener: inbound mTLS on its own port, in front of the platform's API.
+ *
+ * TLS: the server asks every client for a certificate (`requestCert`) with an empty list of
+ * acceptable CA names (no `ca` option: RFC 8446 §4.3.2 lets the CertificateRequest omit
+ * `certificate_authorities`, RFC 5246 §7.4.4 allows an empty list), so any client sends its
+ * certificate, self-signed (BYOC) or issued by the platform CA, and the request stays small however
+ * many certificates are registered (a CA-names list is capped at 64 KiB: haproxy/haproxy#1011,
+ * openssl/openssl#6609). OpenSSL is told not to refuse certificates it cannot chain
+ * (`rejectUnauthorized: false`, on this server only; never on a client).
+ *
+ * Why that is safe: OpenSSL still verifies the client's CertificateVerify, a signature over the
+ * handshake transcript with the private key of the presented certificate (RFC 8446 §4.4.3; RFC 5246
+ * §7.4.8 for TLS 1.2), and fails the handshake when it does not verify. So a completed handshake
+ * proves possession of the key of exactly the certificate we then look at; trust is not decided by
+ * OpenSSL's chain building but by our own check right after the handshake: the certificate's SHA-256
+ * fingerprint must be registered (admission.ts), which pins that exact certificate. A resumed session
+ * carries the certificate of the full handshake it resumes, and is checked the same way.
+ *
+ * HTTP: a connection whose certificate is refused gets, on its first request, a problem+json answer
+ * (`client_certificate_required` 401, `client_certificate_unknown`/`_revoked`/`_expired` 403) with
+ * `Connection: close`, and nothing reaches the platform. An admitted connection's every request is
+ * checked again (one Map lookup: revocation refuses the next request of an open keep-alive connection)
+ * and must carry the API key of the certificate's tenant (`Authorization: Bearer`). Then
+ * `GET /v1/tenants/{tenant}/mtls/hello` answers `Hello, world!`, and every other path is streamed to
+ * the platform upstream with the verified identity headers (identity-headers.ts).
+ */
+import { createHash, type X509Certificate } from 'node:crypto';
+import type http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { summarize } from '../certificates/index.js';
+import { AppError, problemOf, toAppError } from '../errors/app-error.js';
+import { proxyRequest } from '../forward/proxy.js';
+import type { Clock } from '../shared/clock.js';
+import type { Principal } from '../tenants/service.js';
+import { refusalFor } from './admission.js';
+import type { ClientCertificateIndex, EdgeEntry } from './certificate-index.js';
+import { IDENTITY_HEADER_NAMES, identityHeaders } from './identity-headers.js';
+
+/** The platform API the edge proxies to, and the pool it uses. */
+export interface EdgeUpstream {
+  /** Origin (`http://platform:8080`) plus an optional base path prepended to every request path. */
+  url: URL;
+  dispatcher: Dispatcher;
+}
+
+export interface EdgeOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** PEM server certificate followed by its chain, and its private key. */
+  certificatePem: string;
+  keyPem: string;
+  index: ClientCertificateIndex;
+  /** Bearer token → principal (TenantService.authenticate); throws AppError `unauthorized`. */
+  authenticate(token: string | undefined): Promise<Principal>;
+  /** A certificate the index does not know: platform-issued and just registered elsewhere? */
+  lookupUnindexed(cert: X509Certificate, fingerprintSha256: string): Promise<EdgeEntry | undefined>;
+  upstream?: EdgeUpstream;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** A running edge listener. */
+export interface EdgeListener {
+  /** `https://<host>:<port>`. */
+  url: string;
+  port: number;
+  server: https.Server;
+  /** Replaces the server certificate for new handshakes (renewal). */
+  setCertificate(certificatePem: string, keyPem: string): void;
+  close(): Promise<void>;
+}
+
+/** What the edge knows about one TLS connection, decided right after its handshake. */
+interface ConnectionState {
+  /** SHA-256 of the DER client certificate; null when the client sent none. */
+  fingerprint: string | null;
+  peer: X509Certificate | null;
+  der: Buffer | null;
+  /** The lookup of a certificate missing from the index, while it runs. */
+  pending: Promise<unknown> | null;
+  /** Identity headers, made on the first proxied request, for `headersTenant`. */
+  headers: string[] | null;
+  headersTenant: string | null;
+}
+
+const kState = Symbol('twoway.edge.connection');
+type TaggedSocket = TLSSocket & { [kState]?: ConnectionState };
+
+const HELLO_PATH = /^\/v1\/tenants\/([^/?]+)\/mtls\/hello$/;
+const HELLO_BODY = Buffer.from('Hello, world!', 'utf8');
+
+/** `Bearer <token>`, as the main listener reads it (http/app.ts). */
+function bearer(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+}
+
+/** Answers with an RFC 9457 problem and `Twoway-Error`; `close` ends the connection after it. */
+function sendProblem(res: http.ServerResponse, err: AppError, close: boolean): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(problemOf(err));
+  if (close) res.shouldKeepAlive = false;
+  res.writeHead(err.status, {
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(body),
+    'twoway-error': err.code,
+    ...(err.code === 'method_not_allowed' ? { allow: 'GET, HEAD' } : {}),
+  });
+  res.end(body);
+}
+
+/**
+ * Starts the edge listener on `options.host:options.port` (see the module comment).
+ * @throws the listen error (EADDRINUSE, EACCES).
+ */
+export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
+  const { index, clock, logger } = options;
+  const log = logger.child({ module: 'edge' });
+  const upstreamBase = options.upstream
+    ? {
+        origin: options.upstream.url.origin,
+        path: options.upstream.url.pathname.replace(/\/$/, ''),
+        dispatcher: options.upstream.dispatcher,
+      }
+    : undefined;
+
+  const admit = (socket: TaggedSocket): void => {
+    const peer = socket.getPeerX509Certificate() ?? null;
+    const state: ConnectionState = {
+      fingerprint: null,
+      peer,
+      der: null,
+      pending: null,
+      headers: null,
+      headersTenant: null,
+    };
+    socket[kState] = state;
+    if (peer === null) return;
+    state.der = peer.raw;
+    state.fingerprint = createHash('sha256').update(state.der).digest('hex');
+    if (index.get(state.fingerprint) !== undefined) return;
+    state.pending = options.lookupUnindexed(peer, state.fingerprint).then(
+      () => {
+        state.pending = null;
+      },
+      (err: unknown) => {
+        state.pending = null;
+        log.warn({ err, fingerprintSha256: state.fingerprint }, 'client certificate lookup failed');
+      },
+    );
+  };
+
+  const refuse = (res: http.ServerResponse, code: AppError['code'], state: ConnectionState): void => {
+    if (log.isLevelEnabled('debug')) {
+      log.debug({ code, fingerprintSha256: state.fingerprint }, 'edge refused client certificate');
+    }
+    sendProblem(res, new AppError(code), true);
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const state = (req.socket as TaggedSocket)[kState];
+    if (state === undefined) {
+      sendProblem(res, new AppError('internal_error'), true);
+      return;
+    }
+    if (state.pending !== null) await state.pending;
+    if (state.fingerprint === null) {
+      refuse(res, 'client_certificate_required', state);
+      return;
+    }
+    const entry = index.get(state.fingerprint);
+    const refusal = refusalFor(entry, clock.now().getTime());
+    if (refusal !== null || entry === undefined) {
+      refuse(res, refusal ?? 'client_certificate_unknown', state);
+      return;
+    }
+
+    let principal: Principal;
+    try {
+      principal = await options.authenticate(bearer(req.headers.authorization));
+    } catch (err) {
+      sendProblem(res, toAppError(err), !req.complete);
+      return;
+    }
+    if (principal.kind !== 'tenant' || principal.tenantId !== entry.tenantId) {
+      sendProblem(res, new AppError('client_certificate_tenant_mismatch'), !req.complete);
+      return;
+    }
+
+    const url = req.url ?? '';
+    if (!url.startsWith('/')) {
+      sendProblem(res, new AppError('bad_request', 'The request target must be a path.'), true);
+      return;
+    }
+    const query = url.indexOf('?');
+    const hello = HELLO_PATH.exec(query < 0 ? url : url.slice(0, query));
+    if (hello !== null) {
+      if (hello[1] !== entry.tenantId) {
+        sendProblem(res, new AppError('not_found', 'No such tenant.'), !req.complete);
+      } else if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendProblem(res, new AppError('method_not_allowed'), !req.complete);
+      } else {
+        req.resume();
+        res.writeHead(200, {
+          'content-type': 'text/plain; charset=utf-8',
+          'content-length': HELLO_BODY.length,
+        });
+        res.end(req.method === 'HEAD' ? undefined : HELLO_BODY);
+      }
+      return;
+    }
+
+    if (upstreamBase === undefined) {
+      sendProblem(
+        res,
+        new AppError(
+          'edge_upstream_not_configured',
+          'This edge serves GET /v1/tenants/{tenant}/mtls/hello only; TWOWAY_EDGE_UPSTREAM is not set.',
+        ),
+        !req.complete,
+      );
+      return;
+    }
+    if (state.headers === null || state.headersTenant !== entry.tenantId) {
+      const summary = summarize(state.peer as X509Certificate);
+      state.headers = identityHeaders({
+        tenantId: entry.tenantId,
+        fingerprintSha256: state.fingerprint,
+        der: state.der as Buffer,
+        subject: summary.subject,
+        subjectAltNames: summary.subjectAltNames,
+      });
+      state.headersTenant = entry.tenantId;
+    }
+    // Origin first, then the path as a string: a request target like `//evil.example/x` stays a
+    // path on the upstream instead of becoming another host.
+    let target: URL;
+    try {
+      target = new URL(`${upstreamBase.origin}${upstreamBase.path}${url}`);
+    } catch {
+      sendProblem(res, new AppError('bad_request', 'The request target is not a valid path.'), true);
+      return;
+    }
+    try {
+      await proxyRequest(req, res, {
+        url: target,
+        dispatcher: upstreamBase.dispatcher,
+        dropHeaders: IDENTITY_HEADER_NAMES,
+        addHeaders: state.headers,
+      });
+    } catch (err) {
+      const appError = toAppError(err);
+      if (appError.code === 'internal_error') log.error({ err }, 'edge proxy failed');
+      sendProblem(res, appError, !req.complete);
+    } finally {
+      if (!req.complete) req.resume();
+    }
+  };
+
+  const server = https.createServer(
+    {
+      cert: options.certificatePem,
+      key: options.keyPem,
+      requestCert: true,
+      // The edge server only: see the module comment. The decision is refusalFor() per request.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: 10_000,
+    },
+    (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        log.error({ err }, 'edge request failed');
+        sendProblem(res, new AppError('internal_error'), true);
+      });
+    },
+  );
+  server.keepAliveTimeout = 65_000;
+  // Before http's own listener (registered in the constructor), so the state exists before any
+  // request on the connection is parsed.
+  server.prependListener('secureConnection', admit);
+  server.on('tlsClientError', (err) => {
+    if (log.isLevelEnabled('debug'))
+      log.debug({ code: (err as { code?: string }).code }, 'edge handshake failed');
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  log.info({ port, upstream: options.upstream?.url.origin }, 'edge listener started');
+  return {
+    url: `https://${host}:${port}`,
+    port,
+    server,
+    setCertificate(certificatePem, keyPem) {
+      server.setSecureContext({ cert: certificatePem, key: keyPem });
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

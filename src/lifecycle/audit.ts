@@ -1,0 +1,151 @@
+import { AppError } from '../errors/app-error.js';
+import type { Clock } from '../shared/clock.js';
+import type { AuditEvent, LifecycleStore } from '../store/types.js';
+import { lifecycleId } from './ids.js';
+
+/** An audit entry as the API shows it. */
+export interface AuditEventView {
+  id: string;
+  at: string;
+  actor: string;
+  action: string;
+  objectType: string;
+  objectId: string;
+  sourceAddress?: string;
+  detail: Record<string, unknown>;
+}
+
+/** What a caller records; the service adds id and time. */
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  objectType: string;
+  objectId: string;
+  sourceAddress?: string;
+  requestId?: string;
+  detail?: Record<string, unknown>;
+}
+
+/** Filters of `GET .../audit-events`. */
+export interface AuditFilter {
+  action?: string;
+  objectType?: string;
+  objectId?: string;
+  since?: Date;
+  until?: Date;
+  cursor?: string;
+  limit?: number;
+}
+
+/** Field names that never belong in an audit entry, whatever a caller passes. */
+const SECRET_FIELD = /pass(word|phrase)|private|pkcs12|secret|token|credential|^api_?key$|^key(pem)?$/i;
+/** Values that look like key material or bearer tokens. */
+const SECRET_VALUE = /-----BEGIN [A-Z ]*PRIVATE KEY-----|^tw_[A-Za-z0-9_-]{20,}$|^whsec_/;
+
+/**
+ * Drops fields whose name or value looks secret (a second net: handlers put only ids, names,
+ * fingerprints and dates in `detail`). Nested objects and arrays are scrubbed too; depth is capped.
+ */
+export function scrubDetail(detail: Record<string, unknown>, depth = 0): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(detail)) {
+    if (SECRET_FIELD.test(key)) continue;
+    const clean = scrubValue(value, depth);
+    if (clean !== undefined) out[key] = clean;
+  }
+  return out;
+}
+
+function scrubValue(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return SECRET_VALUE.test(value) ? undefined : value.slice(0, 2048);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return value;
+  if (depth >= 3) return undefined;
+  if (Array.isArray(value)) return value.slice(0, 50).map((v) => scrubValue(v, depth + 1) ?? null);
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'object') return scrubDetail(value as Record<string, unknown>, depth + 1);
+  return undefined;
+}
+
+const MAX_LIMIT = 500;
+const DEFAULT_LIMIT = 100;
+
+/**
+ * The audit log: who (actor: `operator`, an API key id, `scheduler`, `cli`) changed what (action,
+ * object type and id), when, from where (source address). Entries are appended, never changed;
+ * `detail` passes {@link scrubDetail} on the way in.
+ */
+export class AuditService {
+  readonly #store: Pick<LifecycleStore, 'appendAuditEvent' | 'listAuditEvents'>;
+  readonly #clock: Clock;
+
+  constructor(deps: { store: Pick<LifecycleStore, 'appendAuditEvent' | 'listAuditEvents'>; clock: Clock }) {
+    this.#store = deps.store;
+    this.#clock = deps.clock;
+  }
+
+  async record(tenantId: string, entry: AuditEntry): Promise<void> {
+    const event: AuditEvent = {
+      id: lifecycleId('aud'),
+      tenantId,
+      at: this.#clock.now(),
+      actor: entry.actor,
+      action: entry.action,
+      objectType: entry.objectType,
+      objectId: entry.objectId,
+      detail: scrubDetail(entry.detail ?? {}),
+      ...(entry.sourceAddress ? { sourceAddress: entry.sourceAddress } : {}),
+      ...(entry.requestId ? { requestId: entry.requestId } : {}),
+    };
+    await this.#store.appendAuditEvent(tenantId, event);
+  }
+
+  /**
+   * Newest first; `nextCursor` when more match.
+   * @throws AppError `bad_request` for a cursor this service did not make
+   */
+  async list(
+    tenantId: string,
+    filter: AuditFilter,
+  ): Promise<{ items: AuditEventView[]; nextCursor?: string }> {
+    const limit = Math.min(Math.max(filter.limit ?? DEFAULT_LIMIT, 1), MAX_LIMIT);
+    const beforeSeq = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor);
+    const events = await this.#store.listAuditEvents(tenantId, {
+      limit: limit + 1,
+      ...(filter.action ? { action: filter.action } : {}),
+      ...(filter.objectType ? { objectType: filter.objectType } : {}),
+      ...(filter.objectId ? { objectId: filter.objectId } : {}),
+      ...(filter.since ? { since: filter.since } : {}),
+      ...(filter.until ? { until: filter.until } : {}),
+      ...(beforeSeq !== undefined ? { beforeSeq } : {}),
+    });
+    const page = events.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map(view),
+      ...(events.length > limit && last ? { nextCursor: encodeCursor(last.seq) } : {}),
+    };
+  }
+}
+
+function view(e: AuditEvent): AuditEventView {
+  return {
+    id: e.id,
+    at: e.at.toISOString(),
+    actor: e.actor,
+    action: e.action,
+    objectType: e.objectType,
+    objectId: e.objectId,
+    ...(e.sourceAddress ? { sourceAddress: e.sourceAddress } : {}),
+    detail: e.detail,
+  };
+}
+
+function encodeCursor(seq: number): string {
+  return Buffer.from(`a1:${seq}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const match = /^a1:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match?.[1]) throw new AppError('bad_request', 'The cursor is not valid.');
+  return Number(match[1]);
+}

@@ -1,0 +1,187 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import type { Clock } from '../shared/clock.js';
+import type { LifecycleStore } from '../store/types.js';
+import type { TenantService } from '../tenants/service.js';
+import type { AuditService } from './audit.js';
+import { daysLeft } from './scanner.js';
+import {
+  AlertSchema,
+  AuditEventSchema,
+  AuditQuery,
+  NotificationSchema,
+  NotificationSettingsSchema,
+  PutNotificationSettingsBody,
+  PutNotificationSettingsResponse,
+} from './schemas.js';
+import type { NotificationSettingsService } from './settings.js';
+
+export interface LifecycleRouteOptions {
+  tenants: TenantService;
+  settings: NotificationSettingsService;
+  audit: AuditService;
+  store: Pick<LifecycleStore, 'listAlerts' | 'listNotifications'>;
+  clock: Clock;
+}
+
+/** `/v1/tenants/{tenant}/alerts`, `notification-settings`, `notifications`, `audit-events`. */
+export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, options) => {
+  const { tenants, settings, audit, store, clock } = options;
+  app.addSchema(NotificationSettingsSchema);
+
+  app.get(
+    '/v1/tenants/:tenant/alerts',
+    {
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'Current expiry alerts (raised by the expiry scanner), soonest first',
+        params: TenantParams,
+        response: { 200: Type.Object({ items: Type.Array(AlertSchema) }), ...problemResponses },
+      },
+    },
+    async (request) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      const now = clock.now();
+      const alerts = await store.listAlerts(request.params.tenant);
+      return {
+        items: alerts.map((a) => ({
+          kind: a.kind,
+          objectType: a.objectType,
+          objectId: a.objectId,
+          objectVersion: a.objectVersion,
+          name: a.name,
+          fingerprintSha256: a.fingerprintSha256,
+          notAfter: a.notAfter.toISOString(),
+          daysLeft: daysLeft(a.notAfter, now),
+          thresholdDays: a.thresholdDays,
+          raisedAt: a.raisedAt.toISOString(),
+        })),
+      };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/notification-settings',
+    {
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'E-mail addresses, webhook URLs and expiry thresholds (default [7] days)',
+        params: TenantParams,
+        response: { 200: Type.Ref('NotificationSettings'), ...problemResponses },
+      },
+    },
+    async (request) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      return settings.get(request.params.tenant);
+    },
+  );
+
+  app.put(
+    '/v1/tenants/:tenant/notification-settings',
+    {
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'Replace the notification settings; the webhook signing secret is returned once when made',
+        params: TenantParams,
+        body: PutNotificationSettingsBody,
+        response: { 200: PutNotificationSettingsResponse, ...problemResponses, 422: Type.Ref('Problem') },
+      },
+    },
+    async (request) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      const { settings: view, webhookSecret } = await settings.put(request.params.tenant, request.body);
+      request.audit = {
+        action: 'notification_settings.update',
+        objectType: 'notification_settings',
+        objectId: request.params.tenant,
+        detail: {
+          emails: view.emails.length,
+          webhookUrls: view.webhookUrls.length,
+          thresholdsDays: view.thresholdsDays,
+          webhookSecretMade: webhookSecret !== undefined,
+        },
+      };
+      return { ...view, ...(webhookSecret ? { webhookSecret } : {}) };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/notifications',
+    {
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'Expiry notifications sent or being sent, newest first, with every delivery attempt',
+        params: TenantParams,
+        querystring: Type.Object({
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+        }),
+        response: { 200: Collection(NotificationSchema), ...problemResponses },
+      },
+    },
+    async (request) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      const rows = await store.listNotifications(request.params.tenant, request.query.limit ?? 50);
+      return {
+        items: rows.map(({ notification: n, deliveries, attempts }) => ({
+          id: n.id,
+          kind: n.kind,
+          objectType: n.objectType,
+          objectId: n.objectId,
+          objectVersion: n.objectVersion,
+          thresholdDays: n.thresholdDays,
+          notAfter: n.notAfter.toISOString(),
+          createdAt: n.createdAt.toISOString(),
+          deliveries: deliveries.map((d) => ({
+            id: d.id,
+            channel: d.channel,
+            target: d.target,
+            status: d.status,
+            attempts: attempts
+              .filter((a) => a.deliveryId === d.id)
+              .map((a) => ({
+                attempt: a.attempt,
+                at: a.at.toISOString(),
+                ok: a.ok,
+                durationMs: Math.round(a.durationMs),
+                ...(a.statusCode !== undefined ? { statusCode: a.statusCode } : {}),
+                ...(a.error !== undefined ? { error: a.error } : {}),
+              })),
+            ...(d.status === 'pending' && d.nextAttemptAt
+              ? { nextAttemptAt: d.nextAttemptAt.toISOString() }
+              : {}),
+            ...(d.deliveredAt ? { deliveredAt: d.deliveredAt.toISOString() } : {}),
+            ...(d.lastError ? { lastError: d.lastError } : {}),
+          })),
+        })),
+      };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/audit-events',
+    {
+      schema: {
+        tags: ['lifecycle'],
+        summary:
+          'The audit log, newest first; filter by action, objectType, objectId, since, until; page with cursor',
+        params: TenantParams,
+        querystring: AuditQuery,
+        response: { 200: Collection(AuditEventSchema), ...problemResponses },
+      },
+    },
+    async (request) => {
+      await tenants.authorize(request.principal, request.params.tenant);
+      const q = request.query;
+      return audit.list(request.params.tenant, {
+        ...(q.action ? { action: q.action } : {}),
+        ...(q.objectType ? { objectType: q.objectType } : {}),
+        ...(q.objectId ? { objectId: q.objectId } : {}),
+        ...(q.since ? { since: new Date(q.since) } : {}),
+        ...(q.until ? { until: new Date(q.until) } : {}),
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+        ...(q.limit ? { limit: q.limit } : {}),
+      });
+    },
+  );
+};

@@ -1,0 +1,392 @@
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { tempDir } from '../fixtures/pki.js';
+import { appBackends } from '../helpers/backends.js';
+import {
+  curl,
+  makeByoc,
+  makeCsr,
+  openssl,
+  RawEdgeConnection,
+  rawHeaderValues,
+  run,
+  startPlatformUpstream,
+  type UpstreamRequest,
+  writeFile,
+} from '../helpers/edge-clients.js';
+import { ALERT_DECRYPT_ERROR, tls13Exchange } from '../helpers/edge-tls13-client.js';
+import { OPERATOR_TOKEN, startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
+
+const backends = await appBackends();
+const DAY_MS = 86_400_000;
+
+/** A clock the test can move: the edge checks validity against it. */
+const clock = { offsetMs: 0, now: () => new Date(Date.now() + clock.offsetMs) };
+
+function fingerprintOf(pemFile: string): string {
+  return new X509Certificate(readFileSync(pemFile)).fingerprint256.replaceAll(':', '').toLowerCase();
+}
+
+describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
+  const files = tempDir('twoway-edge-');
+  let twoway: TestTwoway;
+  let upstream: Awaited<ReturnType<typeof startPlatformUpstream>>;
+  let keyA: string;
+  let keyB: string;
+  let caFile: string;
+  /** tenant-a's BYOC certificate, registered by `curl -F file=@...` as the README tells tenants. */
+  let byoc: { cert: string; key: string; id: string };
+  /** tenant-a's certificate issued from an `openssl req -new` CSR. */
+  let issued: { cert: string; key: string; id: string };
+
+  const hello = (tenant = 'tenant-a') => `${twoway.edgeUrl}/v1/tenants/${tenant}/mtls/hello`;
+
+  async function register(
+    cert: string,
+    apiKey: string,
+    tenant = 'tenant-a',
+  ): Promise<{ status: number; id: string }> {
+    const result = await run('curl', [
+      '-sS',
+      '-H',
+      `Authorization: Bearer ${apiKey}`,
+      '-F',
+      `file=@${cert}`,
+      '-F',
+      'name=laptop',
+      `${twoway.url}/v1/tenants/${tenant}/client-certificates`,
+      '-w',
+      '\n%{http_code}',
+    ]);
+    const lines = result.stdout.trim().split('\n');
+    const status = Number(lines.pop());
+    return { status, id: status === 201 ? (JSON.parse(lines.join('\n')) as { id: string }).id : '' };
+  }
+
+  beforeAll(async () => {
+    upstream = await startPlatformUpstream();
+    twoway = await startTestTwoway(
+      { ...(await backend.env()), TWOWAY_EDGE_UPSTREAM: upstream.url },
+      { clock },
+    );
+    const a = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'tenant-a', name: 'A' } });
+    const b = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'tenant-b', name: 'B' } });
+    keyA = ((await a.json()) as { apiKey: string }).apiKey;
+    keyB = ((await b.json()) as { apiKey: string }).apiKey;
+    // Public material: no token needed.
+    const chain = await fetch(`${twoway.url}/v1/ca/certificates`);
+    expect(chain.status).toBe(200);
+    caFile = writeFile(files.dir, 'ca.pem', await chain.text());
+
+    const made = await makeByoc(files.dir, 'byoc', 'tenant-a-laptop');
+    const registered = await register(made.cert, keyA);
+    expect(registered.status).toBe(201);
+    byoc = { ...made, id: registered.id };
+
+    const csr = await makeCsr(files.dir, 'issued', '/O=Tenant A/CN=tenant-a-service');
+    const signed = await twoway.call('/v1/tenants/tenant-a/certificate-signing-requests', {
+      method: 'POST',
+      token: keyA,
+      json: { name: 'service', csrPem: readFileSync(csr.csr, 'utf8') },
+    });
+    expect(signed.status).toBe(201);
+    const body = (await signed.json()) as { id: string; certificatePem: string; chainPem: string };
+    issued = { cert: writeFile(files.dir, 'issued.crt', body.certificatePem), key: csr.key, id: body.id };
+  });
+
+  afterAll(async () => {
+    await twoway?.close();
+    await upstream?.close();
+    await backend.cleanup();
+    files.cleanup();
+  });
+
+  test('curl with a self-signed certificate made by openssl req -x509 (RSA 2048, SHA-256, 365 days) gets Hello, world!', async () => {
+    const text = await openssl(files.dir, 'x509', '-in', byoc.cert, '-noout', '-text');
+    expect(text).toMatch(/Public-Key: \(2048 bit\)/);
+    expect(text).toMatch(/Signature Algorithm: sha256WithRSAEncryption/);
+    const answer = await curl(hello(), { ca: caFile, cert: byoc.cert, key: byoc.key, apiKey: keyA });
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toMatch(/^text\/plain/);
+    expect(answer.body).toBe('Hello, world!');
+  });
+
+  test('curl with a certificate issued from an openssl req -new CSR gets Hello, world!', async () => {
+    const answer = await curl(hello(), { ca: caFile, cert: issued.cert, key: issued.key, apiKey: keyA });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe('Hello, world!');
+  });
+
+  test('no client certificate is refused with 401 client_certificate_required', async () => {
+    const answer = await curl(hello(), { ca: caFile, apiKey: keyA });
+    expect(answer.status).toBe(401);
+    expect(answer.headers['content-type']).toBe('application/problem+json');
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'client_certificate_required' });
+    expect(answer.headers.connection).toBe('close');
+  });
+
+  test('an unregistered certificate is refused with 403 client_certificate_unknown', async () => {
+    const stranger = await makeByoc(files.dir, 'stranger', 'not-registered');
+    const answer = await curl(hello(), { ca: caFile, cert: stranger.cert, key: stranger.key, apiKey: keyA });
+    expect(answer.status).toBe(403);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'client_certificate_unknown' });
+  });
+
+  test('a certificate past notAfter is refused with 403 client_certificate_expired', async () => {
+    clock.offsetMs = 400 * DAY_MS;
+    try {
+      const answer = await curl(hello(), { ca: caFile, cert: byoc.cert, key: byoc.key, apiKey: keyA });
+      expect(answer.status).toBe(403);
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'client_certificate_expired' });
+    } finally {
+      clock.offsetMs = 0;
+    }
+    expect((await curl(hello(), { ca: caFile, cert: byoc.cert, key: byoc.key, apiKey: keyA })).status).toBe(
+      200,
+    );
+  });
+
+  test("tenant A's certificate with tenant B's API key is refused; so are a missing key and the operator token", async () => {
+    const withB = await curl(hello('tenant-a'), { ca: caFile, cert: byoc.cert, key: byoc.key, apiKey: keyB });
+    expect(withB.status).toBe(403);
+    expect(JSON.parse(withB.body)).toMatchObject({ code: 'client_certificate_tenant_mismatch' });
+    const bPath = await curl(hello('tenant-b'), { ca: caFile, cert: byoc.cert, key: byoc.key, apiKey: keyB });
+    expect(JSON.parse(bPath.body)).toMatchObject({ code: 'client_certificate_tenant_mismatch' });
+    // The right key but the other tenant's path: like every other tenant-scoped route, 404.
+    const otherPath = await curl(hello('tenant-b'), {
+      ca: caFile,
+      cert: byoc.cert,
+      key: byoc.key,
+      apiKey: keyA,
+    });
+    expect(otherPath.status).toBe(404);
+    const operator = await curl(hello(), {
+      ca: caFile,
+      cert: byoc.cert,
+      key: byoc.key,
+      apiKey: OPERATOR_TOKEN,
+    });
+    expect(JSON.parse(operator.body)).toMatchObject({ code: 'client_certificate_tenant_mismatch' });
+    const none = await curl(hello(), { ca: caFile, cert: byoc.cert, key: byoc.key });
+    expect(none.status).toBe(401);
+    expect(JSON.parse(none.body)).toMatchObject({ code: 'unauthorized' });
+  });
+
+  test('the right certificate with the wrong private key fails the handshake', async () => {
+    // OpenSSL itself will not even try: the key does not match the certificate.
+    const otherKey = writeFile(
+      files.dir,
+      'other.key',
+      generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    );
+    const url = new URL(twoway.edgeUrl);
+    const sClient = await run(
+      'openssl',
+      [
+        's_client',
+        '-connect',
+        `${url.hostname}:${url.port}`,
+        '-cert',
+        issued.cert,
+        '-key',
+        otherKey,
+        '-CAfile',
+        caFile,
+      ],
+      { input: '' },
+    );
+    expect(sClient.code).not.toBe(0);
+    expect(sClient.stderr + sClient.stdout).toMatch(/key values mismatch|private key does not match/i);
+
+    // A client that does send the registered certificate and signs CertificateVerify with another
+    // key (a hand-written TLS 1.3 client): the edge ends the handshake with decrypt_error and
+    // nothing is answered. The same client with the certificate's own key gets the hello.
+    const der = new X509Certificate(readFileSync(issued.cert)).raw;
+    const request = `GET /v1/tenants/tenant-a/mtls/hello HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${keyA}\r\n\r\n`;
+    const exchange = (signingKey: Parameters<typeof tls13Exchange>[0]['signingKey']) =>
+      tls13Exchange({
+        host: url.hostname,
+        port: Number(url.port),
+        serverName: 'localhost',
+        certificateDer: der,
+        signingKey,
+        request,
+      });
+    const forged = await exchange(createPrivateKey(readFileSync(otherKey)));
+    expect(forged).toMatchObject({ kind: 'alert', description: ALERT_DECRYPT_ERROR });
+    const genuine = await exchange(createPrivateKey(readFileSync(issued.key)));
+    expect(genuine.kind).toBe('response');
+    expect(genuine.kind === 'response' && genuine.text).toMatch(
+      /^HTTP\/1\.1 200 [\s\S]*\r\n\r\nHello, world!$/,
+    );
+  });
+
+  test('proxied requests reach the upstream with the verified identity headers, byte-exact; forged copies are dropped', async () => {
+    const before = upstream.requests.length;
+    const answer = await curl(`${twoway.edgeUrl}/api/orders?limit=2`, {
+      ca: caFile,
+      cert: issued.cert,
+      key: issued.key,
+      apiKey: keyA,
+      method: 'POST',
+      headers: [
+        'X-Forwarded-Client-Cert: Hash=0000;Subject="CN=admin";URI=urn:twoway:tenant:tenant-b',
+        'Client-Cert: :Zm9yZ2Vk:',
+        'Client-Cert-Chain: :Zm9yZ2Vk:',
+        'Twoway-Tenant: tenant-b',
+        'Content-Type: application/json',
+        'X-Custom: kept',
+      ],
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.headers['x-platform']).toBe('yes');
+    expect(upstream.requests.length).toBe(before + 1);
+    const seen = upstream.requests.at(-1) as UpstreamRequest;
+    expect(seen.method).toBe('POST');
+    expect(seen.url).toBe('/api/orders?limit=2');
+
+    const cert = new X509Certificate(readFileSync(issued.cert));
+    const fingerprint = fingerprintOf(issued.cert);
+    expect(rawHeaderValues(seen.rawHeaders, 'twoway-tenant')).toEqual(['tenant-a']);
+    expect(rawHeaderValues(seen.rawHeaders, 'x-forwarded-client-cert')).toEqual([
+      `Hash=${fingerprint};Subject="CN=tenant-a-service,O=Tenant A";URI=urn:twoway:tenant:tenant-a`,
+    ]);
+    expect(rawHeaderValues(seen.rawHeaders, 'client-cert')).toEqual([`:${cert.raw.toString('base64')}:`]);
+    expect(rawHeaderValues(seen.rawHeaders, 'client-cert-chain')).toEqual([]);
+    expect(rawHeaderValues(seen.rawHeaders, 'authorization')).toEqual([]);
+    expect(rawHeaderValues(seen.rawHeaders, 'x-custom')).toEqual(['kept']);
+
+    // A BYOC certificate has no SAN: Hash and Subject only.
+    await curl(`${twoway.edgeUrl}/api/me`, { ca: caFile, cert: byoc.cert, key: byoc.key, apiKey: keyA });
+    const byocSeen = upstream.requests.at(-1) as UpstreamRequest;
+    expect(rawHeaderValues(byocSeen.rawHeaders, 'x-forwarded-client-cert')).toEqual([
+      `Hash=${fingerprintOf(byoc.cert)};Subject="CN=tenant-a-laptop"`,
+    ]);
+  });
+
+  test('revocation refuses new handshakes and the next request on an already open keep-alive connection', async () => {
+    const csr = await makeCsr(files.dir, 'revoked', '/CN=tenant-a-revoked');
+    const signed = await twoway.call('/v1/tenants/tenant-a/certificate-signing-requests', {
+      method: 'POST',
+      token: keyA,
+      json: { name: 'to revoke', csrPem: readFileSync(csr.csr, 'utf8') },
+    });
+    const { id, certificatePem } = (await signed.json()) as { id: string; certificatePem: string };
+    const certFile = writeFile(files.dir, 'revoked.crt', certificatePem);
+
+    const connection = await RawEdgeConnection.connect(twoway.edgeUrl, {
+      ca: readFileSync(caFile, 'utf8'),
+      cert: certificatePem,
+      key: readFileSync(csr.key, 'utf8'),
+    });
+    try {
+      expect((await connection.get('/v1/tenants/tenant-a/mtls/hello', keyA)).body).toBe('Hello, world!');
+      expect((await connection.get('/v1/tenants/tenant-a/mtls/hello', keyA)).status).toBe(200);
+
+      const revoked = await twoway.call(`/v1/tenants/tenant-a/client-certificates/${id}/revoke`, {
+        method: 'POST',
+        token: keyA,
+        json: { reason: 'keyCompromise' },
+      });
+      expect(revoked.status).toBe(200);
+      expect(((await revoked.json()) as { status: string }).status).toBe('revoked');
+
+      // Same TLS connection, next request: refused, and the connection is closed after it.
+      const refused = await connection.get('/v1/tenants/tenant-a/mtls/hello', keyA);
+      expect(refused.status).toBe(403);
+      expect(JSON.parse(refused.body)).toMatchObject({ code: 'client_certificate_revoked' });
+      expect(refused.headers.connection).toBe('close');
+    } finally {
+      connection.close();
+    }
+    const fresh = await curl(hello(), { ca: caFile, cert: certFile, key: csr.key, apiKey: keyA });
+    expect(fresh.status).toBe(403);
+    expect(JSON.parse(fresh.body)).toMatchObject({ code: 'client_certificate_revoked' });
+  });
+
+  test('deletion and registration take effect for the next handshake at once', async () => {
+    const laptop = await makeByoc(files.dir, 'laptop2', 'tenant-a-laptop-2');
+    const first = await register(laptop.cert, keyA);
+    expect(first.status).toBe(201);
+    expect(
+      (await curl(hello(), { ca: caFile, cert: laptop.cert, key: laptop.key, apiKey: keyA })).status,
+    ).toBe(200);
+    const deleted = await twoway.call(`/v1/tenants/tenant-a/client-certificates/${first.id}`, {
+      method: 'DELETE',
+      token: keyA,
+    });
+    expect(deleted.status).toBe(204);
+    const gone = await curl(hello(), { ca: caFile, cert: laptop.cert, key: laptop.key, apiKey: keyA });
+    expect(JSON.parse(gone.body)).toMatchObject({ code: 'client_certificate_unknown' });
+    // Registered again, now by tenant B: admitted at once, for tenant B only.
+    expect((await register(laptop.cert, keyB, 'tenant-b')).status).toBe(201);
+    expect(
+      (await curl(hello('tenant-b'), { ca: caFile, cert: laptop.cert, key: laptop.key, apiKey: keyB })).body,
+    ).toBe('Hello, world!');
+    const asA = await curl(hello(), { ca: caFile, cert: laptop.cert, key: laptop.key, apiKey: keyA });
+    expect(JSON.parse(asA.body)).toMatchObject({ code: 'client_certificate_tenant_mismatch' });
+  });
+
+  test('the edge asks for a client certificate without listing CA names', async () => {
+    const url = new URL(twoway.edgeUrl);
+    const sClient = await run(
+      'openssl',
+      ['s_client', '-connect', `${url.hostname}:${url.port}`, '-CAfile', caFile, '-verify_return_error'],
+      { input: '' },
+    );
+    expect(sClient.stdout).toContain('No client certificate CA names sent');
+    expect(sClient.stdout).toMatch(/Verify return code: 0 \(ok\)/);
+  });
+});
+
+describe('edge listener without a platform upstream', () => {
+  const files = tempDir('twoway-edge-noup-');
+  let twoway: TestTwoway;
+
+  beforeAll(async () => {
+    twoway = await startTestTwoway();
+  });
+  afterAll(async () => {
+    await twoway?.close();
+    files.cleanup();
+  });
+
+  test('other paths get a clear 404 edge_upstream_not_configured; the main listener is plain HTTP as before', async () => {
+    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'solo', name: 'Solo' } });
+    const { apiKey } = (await created.json()) as { apiKey: string };
+    const caFile = writeFile(
+      files.dir,
+      'ca.pem',
+      await (await fetch(`${twoway.url}/v1/ca/certificates`)).text(),
+    );
+    const made = await makeByoc(files.dir, 'solo', 'solo-client');
+    const registered = await twoway.call('/v1/tenants/solo/client-certificates', {
+      method: 'POST',
+      token: apiKey,
+      json: { certificatePem: readFileSync(made.cert, 'utf8') },
+    });
+    expect(registered.status).toBe(201);
+    const other = await curl(`${twoway.edgeUrl}/api/anything`, {
+      ca: caFile,
+      cert: made.cert,
+      key: made.key,
+      apiKey,
+    });
+    expect(other.status).toBe(404);
+    expect(other.headers['twoway-error']).toBe('edge_upstream_not_configured');
+    expect(JSON.parse(other.body)).toMatchObject({ code: 'edge_upstream_not_configured' });
+    expect(
+      (
+        await curl(`${twoway.edgeUrl}/v1/tenants/solo/mtls/hello`, {
+          ca: caFile,
+          cert: made.cert,
+          key: made.key,
+          apiKey,
+        })
+      ).body,
+    ).toBe('Hello, world!');
+    expect(twoway.url).toMatch(/^http:\/\//);
+    expect((await fetch(`${twoway.url}/healthz`)).status).toBe(200);
+  });
+});

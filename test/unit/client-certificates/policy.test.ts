@@ -1,0 +1,53 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, test } from 'vitest';
+import { checkKey, clientCertificatePolicy, keyTypeName } from '../../../src/client-certificates/policy.js';
+
+const defaults = clientCertificatePolicy({
+  clientCertKeyTypes: 'rsa-2048,rsa-3072,rsa-4096,ec-p256,ec-p384,ed25519',
+  clientCertMaxValidityDays: 398,
+  clientCertIssueValidityDays: 365,
+});
+const codeOf = (fn: () => unknown) => {
+  try {
+    fn();
+    return 'ok';
+  } catch (err) {
+    return (err as { code: string }).code;
+  }
+};
+
+describe('client certificate key policy', () => {
+  test('names keys as the configuration does', () => {
+    expect(keyTypeName({ keyType: 'RSA', keySize: 3072 })).toBe('rsa-3072');
+    expect(keyTypeName({ keyType: 'EC', keySize: 384, curve: 'P-384' })).toBe('ec-p384');
+    expect(keyTypeName({ keyType: 'Ed25519' })).toBe('ed25519');
+  });
+
+  test('defaults: RSA 2048, EC P-256/P-384 and Ed25519 pass; RSA 1024 is weak; P-521 and RSA 2560 are not allowed', () => {
+    const key = (type: 'rsa' | 'ec' | 'ed25519', option?: number | string) =>
+      generateKeyPairSync(
+        type as 'rsa',
+        (type === 'rsa' ? { modulusLength: option } : type === 'ec' ? { namedCurve: option } : {}) as {
+          modulusLength: number;
+        },
+      ).publicKey;
+    expect(codeOf(() => checkKey(key('rsa', 2048), defaults))).toBe('ok');
+    expect(codeOf(() => checkKey(key('ec', 'P-256'), defaults))).toBe('ok');
+    expect(codeOf(() => checkKey(key('ec', 'P-384'), defaults))).toBe('ok');
+    expect(codeOf(() => checkKey(key('ed25519'), defaults))).toBe('ok');
+    expect(codeOf(() => checkKey(key('rsa', 1024), defaults))).toBe('weak_key');
+    expect(codeOf(() => checkKey(key('rsa', 2560), defaults))).toBe('key_type_not_allowed');
+    expect(codeOf(() => checkKey(key('ec', 'P-521'), defaults))).toBe('key_type_not_allowed');
+  });
+
+  test('a deployment can narrow the list', () => {
+    const edOnly = clientCertificatePolicy({
+      clientCertKeyTypes: 'ed25519',
+      clientCertMaxValidityDays: 90,
+      clientCertIssueValidityDays: 30,
+    });
+    expect(edOnly).toMatchObject({ maxValidityDays: 90, issueValidityDays: 30 });
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+    expect(codeOf(() => checkKey(rsa, edOnly))).toBe('key_type_not_allowed');
+  });
+});

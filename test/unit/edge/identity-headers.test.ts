@@ -1,0 +1,42 @@
+import { describe, expect, test } from 'vitest';
+import { clientCertHeader, identityHeaders, xfcc } from '../../../src/edge/identity-headers.js';
+
+const base = {
+  tenantId: 'acme',
+  fingerprintSha256: 'ab'.repeat(32),
+  der: Buffer.from([0x30, 0x03, 0x02, 0x01, 0x01]),
+  subject: 'CN=client,O=Acme',
+  subjectAltNames: [] as string[],
+};
+
+describe('identity headers', () => {
+  test('XFCC is Envoy format: Hash, quoted Subject, then URI and DNS names', () => {
+    expect(
+      xfcc({ ...base, subjectAltNames: ['DNS:a.example', 'URI:urn:twoway:tenant:acme', 'IP:127.0.0.1'] }),
+    ).toBe(`Hash=${'ab'.repeat(32)};Subject="CN=client,O=Acme";URI=urn:twoway:tenant:acme;DNS=a.example`);
+  });
+
+  test('a Subject never holds a raw quote, backslash or non-ASCII byte', () => {
+    // formatName (RFC 4514) writes `"` as `\"` and `\` as `\\`; the header writes both as hex pairs.
+    const value = xfcc({ ...base, subject: 'CN=evil\\"\\,x\\\\y,O=Müller\n' });
+    expect(value).toBe(`Hash=${'ab'.repeat(32)};Subject="CN=evil\\22\\,x\\5Cy,O=M\\C3\\BCller\\0A"`);
+    expect(value).toMatch(/^[\x20-\x7e]+$/);
+  });
+
+  test('URI values with separators are quoted; control bytes are percent-encoded', () => {
+    expect(xfcc({ ...base, subjectAltNames: ['URI:spiffe://x/a;b=c,"d"', 'URI:http://x/\r\ny'] })).toBe(
+      `Hash=${'ab'.repeat(32)};Subject="CN=client,O=Acme";URI="spiffe://x/a;b=c,\\"d\\"";URI=http://x/%0D%0Ay`,
+    );
+  });
+
+  test('Client-Cert is an RFC 8941 byte sequence of the DER; the header list is Twoway-Tenant, XFCC, Client-Cert', () => {
+    expect(clientCertHeader(base.der)).toBe(':MAMCAQE=:');
+    const headers = identityHeaders(base);
+    expect(headers.filter((_, i) => i % 2 === 0)).toEqual([
+      'Twoway-Tenant',
+      'X-Forwarded-Client-Cert',
+      'Client-Cert',
+    ]);
+    expect(headers[1]).toBe('acme');
+  });
+});

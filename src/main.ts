@@ -272,16 +272,28 @@ export async function startTwoway(
   poll.unref();
 
   const address = await app.listen({ host: config.host, port: config.httpPort });
-  const edge = await startEdgeListener({
-    config,
-    ca: services.ca,
-    clientCertificates: services.clientCertificates,
-    tenants: services.tenants,
-    store: backends.store,
-    changes: services.changes,
-    clock,
-    logger,
-  });
+  let edge: RunningEdge;
+  try {
+    edge = await startEdgeListener({
+      config,
+      ca: services.ca,
+      clientCertificates: services.clientCertificates,
+      tenants: services.tenants,
+      store: backends.store,
+      changes: services.changes,
+      clock,
+      logger,
+    });
+  } catch (err) {
+    // The edge port is taken (or its certificate files unreadable): stop what already runs.
+    clearInterval(poll);
+    await lifecycle.close();
+    await app.close();
+    await dispatchers.close();
+    await backends.store.close();
+    await backends.kms.close();
+    throw err;
+  }
   if (config.forwardAllowPrivate) logger.warn('forwarding to private and loopback addresses is allowed');
   logger.info({ address, database: backends.store.dialect }, 'twoway started');
   // Runs once now (scheduled activations, expiry scan, due deliveries), then on its timer.

@@ -132,6 +132,8 @@ export async function readClientCertificateUpload(
         continue;
       } else if (part.fieldname === 'name' && part.type !== 'file') {
         name = value.toString('utf8');
+      } else if (part.fieldname === 'chain') {
+        // Intermediates are not needed: registration pins the leaf by its fingerprint.
       } else {
         problem ??= new AppError('bad_request', `Unexpected part "${part.fieldname}".`);
       }

@@ -79,6 +79,7 @@ export async function startEdgeListener(deps: EdgeDeps): Promise<RunningEdge> {
     .split(',')
     .map((name) => name.trim())
     .filter((name) => name.length > 0);
+  if (hostNames.length === 0) hostNames.push('localhost');
   let tls: { certificatePem: string; keyPem: string; notAfter?: Date };
   if (config.edgeCertFile !== undefined && config.edgeKeyFile !== undefined) {
     tls = {

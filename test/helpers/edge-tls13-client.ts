@@ -6,10 +6,12 @@
  * control that shows the client is correct); with another key the server must end the handshake.
  *
  * One cipher suite (TLS_AES_128_GCM_SHA256), one group (x25519), ECDSA P-256 client keys
- * (ecdsa_secp256r1_sha256). The server certificate is not verified: this client talks only to the
- * test's own edge listener and sends nothing secret before the server has checked our signature.
+ * (ecdsa_secp256r1_sha256). The server is verified as a real client would: its certificate chain up
+ * to a trusted root and for the server name, its CertificateVerify signature over the handshake, and
+ * its Finished MAC; a failure throws before anything is sent.
  */
 import {
+  constants,
   createCipheriv,
   createDecipheriv,
   createHash,
@@ -20,6 +22,8 @@ import {
   type KeyObject,
   randomBytes,
   sign,
+  verify,
+  X509Certificate,
 } from 'node:crypto';
 import net from 'node:net';
 
@@ -146,6 +150,76 @@ class RecordReader {
 }
 
 /**
+ * Checks the server's Certificate message (RFC 8446 §4.4.2): the leaf is valid now, names
+ * `serverName` and chains through the certificates sent up to a root in `caPem`.
+ * @returns the leaf
+ */
+function verifyServerChain(message: Buffer, caPem: string, serverName: string): X509Certificate {
+  const body = message.subarray(4);
+  let at = 1 + (body[0] ?? 0);
+  const end = at + 3 + body.readUIntBE(at, 3);
+  at += 3;
+  const sent: X509Certificate[] = [];
+  while (at < end) {
+    const length = body.readUIntBE(at, 3);
+    sent.push(new X509Certificate(body.subarray(at + 3, at + 3 + length)));
+    at += 3 + length + 2 + body.readUInt16BE(at + 3 + length);
+  }
+  const trusted = (caPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
+    (pem) => new X509Certificate(pem),
+  );
+  const [leaf] = sent;
+  if (!leaf) throw new Error('the server sent no certificate');
+  const now = Date.now();
+  if (now < Date.parse(leaf.validFrom) || now > Date.parse(leaf.validTo))
+    throw new Error('server certificate not valid now');
+  if (leaf.checkHost(serverName) === undefined)
+    throw new Error(`server certificate is not for ${serverName}`);
+  let current = leaf;
+  for (let depth = 0; depth < 4; depth++) {
+    const root = trusted.find(
+      (t) => t.checkIssued(t) && current.checkIssued(t) && current.verify(t.publicKey),
+    );
+    if (root) return leaf;
+    const parent = [...sent.slice(1), ...trusted].find(
+      (c) => current.checkIssued(c) && current.verify(c.publicKey),
+    );
+    if (!parent) break;
+    current = parent;
+  }
+  throw new Error('the server certificate does not chain to a trusted root');
+}
+
+/** Checks the server's CertificateVerify (RFC 8446 §4.4.3) over the transcript hash so far. */
+function verifyServerSignature(
+  message: Buffer,
+  leaf: X509Certificate | undefined,
+  transcriptHash: Buffer,
+): void {
+  if (!leaf) throw new Error('CertificateVerify before Certificate');
+  const scheme = message.readUInt16BE(4);
+  const signature = message.subarray(8, 8 + message.readUInt16BE(6));
+  const signed = Buffer.concat([
+    Buffer.alloc(64, 0x20),
+    Buffer.from('TLS 1.3, server CertificateVerify', 'latin1'),
+    u8(0),
+    transcriptHash,
+  ]);
+  const ok =
+    scheme === 0x0403
+      ? verify('sha256', signed, leaf.publicKey, signature)
+      : scheme === 0x0804
+        ? verify(
+            'sha256',
+            signed,
+            { key: leaf.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
+            signature,
+          )
+        : scheme === 0x0807 && verify(null, signed, leaf.publicKey, signature);
+  if (!ok) throw new Error('the server CertificateVerify does not verify');
+}
+
+/**
  * Connects to `host:port`, does a TLS 1.3 handshake presenting `certificateDer` and signing the
  * CertificateVerify with `signingKey` (ECDSA P-256), then sends `request` (raw HTTP/1.1) and returns
  * the first thing the server sends back after our Finished: an alert, the HTTP response, or nothing.
@@ -157,6 +231,8 @@ export async function tls13Exchange(options: {
   certificateDer: Buffer;
   signingKey: KeyObject;
   request: string;
+  /** Trusted roots and intermediates (PEM) for the server certificate. */
+  ca: string;
 }): Promise<Tls13Outcome> {
   const socket = net.connect(options.port, options.host);
   await new Promise<void>((resolve, reject) => {
@@ -230,6 +306,7 @@ export async function tls13Exchange(options: {
     // EncryptedExtensions, CertificateRequest, Certificate, CertificateVerify, Finished.
     let pending = Buffer.alloc(0);
     let requestContext = Buffer.alloc(0);
+    let serverLeaf: X509Certificate | undefined;
     let serverFinished = false;
     while (!serverFinished) {
       record = await reader.next();
@@ -248,7 +325,14 @@ export async function tls13Exchange(options: {
         const message = pending.subarray(0, 4 + length);
         pending = pending.subarray(4 + length);
         if (message[0] === 13) requestContext = message.subarray(5, 5 + (message[4] ?? 0));
-        if (message[0] === 20) serverFinished = true;
+        if (message[0] === 11) serverLeaf = verifyServerChain(message, options.ca, options.serverName);
+        if (message[0] === 15) verifyServerSignature(message, serverLeaf, sha256(...transcript));
+        if (message[0] === 20) {
+          const key = expandLabel(serverHandshake.secret, 'finished', Buffer.alloc(0), HASH_LEN);
+          if (!hmac(key, sha256(...transcript)).equals(message.subarray(4)))
+            throw new Error('bad server Finished');
+          serverFinished = true;
+        }
         transcript.push(message);
       }
     }

@@ -1,7 +1,7 @@
 import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { tempDir } from '../fixtures/pki.js';
+import { makePki, tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import {
   curl,
@@ -204,7 +204,10 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
     // nothing is answered. The same client with the certificate's own key gets the hello.
     const der = new X509Certificate(readFileSync(issued.cert)).raw;
     const request = `GET /v1/tenants/tenant-a/mtls/hello HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${keyA}\r\n\r\n`;
-    const exchange = (signingKey: Parameters<typeof tls13Exchange>[0]['signingKey']) =>
+    const exchange = (
+      signingKey: Parameters<typeof tls13Exchange>[0]['signingKey'],
+      ca = readFileSync(caFile, 'utf8'),
+    ) =>
       tls13Exchange({
         host: url.hostname,
         port: Number(url.port),
@@ -212,10 +215,15 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
         certificateDer: der,
         signingKey,
         request,
+        ca,
       });
     const forged = await exchange(createPrivateKey(readFileSync(otherKey)));
     expect(forged).toMatchObject({ kind: 'alert', description: ALERT_DECRYPT_ERROR });
     const genuine = await exchange(createPrivateKey(readFileSync(issued.key)));
+    // The hand-written client verifies the edge like any client: an untrusted root is refused.
+    await expect(
+      exchange(createPrivateKey(readFileSync(issued.key)), readFileSync(byoc.cert, 'utf8')),
+    ).rejects.toThrow(/does not chain to a trusted root/);
     expect(genuine.kind).toBe('response');
     expect(genuine.kind === 'response' && genuine.text).toMatch(
       /^HTTP\/1\.1 200 [\s\S]*\r\n\r\nHello, world!$/,
@@ -388,5 +396,43 @@ describe('edge listener without a platform upstream', () => {
     ).toBe('Hello, world!');
     expect(twoway.url).toMatch(/^http:\/\//);
     expect((await fetch(`${twoway.url}/healthz`)).status).toBe(200);
+  });
+
+  test('a configured server certificate (TWOWAY_EDGE_CERT_FILE, TWOWAY_EDGE_KEY_FILE) replaces the default one', async () => {
+    const pki = await makePki('Edge Operator');
+    const server = await pki.leaf({
+      cn: 'edge.example',
+      eku: 'serverAuth',
+      dns: ['localhost'],
+      ips: ['127.0.0.1'],
+    });
+    const own = await startTestTwoway({
+      TWOWAY_EDGE_CERT_FILE: writeFile(files.dir, 'edge.crt', server.certPem + pki.intermediate.certPem),
+      TWOWAY_EDGE_KEY_FILE: writeFile(files.dir, 'edge.key', server.keyPem),
+    });
+    try {
+      const created = await own.call('/v1/tenants', { method: 'POST', json: { id: 'own', name: 'Own' } });
+      const { apiKey } = (await created.json()) as { apiKey: string };
+      const made = await makeByoc(files.dir, 'own', 'own-client');
+      await own.call('/v1/tenants/own/client-certificates', {
+        method: 'POST',
+        token: apiKey,
+        json: { certificatePem: readFileSync(made.cert, 'utf8') },
+      });
+      const rootFile = writeFile(files.dir, 'operator-root.pem', pki.root.certPem);
+      const hello = `${own.edgeUrl}/v1/tenants/own/mtls/hello`;
+      expect((await curl(hello, { ca: rootFile, cert: made.cert, key: made.key, apiKey })).body).toBe(
+        'Hello, world!',
+      );
+      // The platform CA no longer vouches for this listener.
+      const platformCa = writeFile(
+        files.dir,
+        'platform.pem',
+        await (await fetch(`${own.url}/v1/ca/certificates`)).text(),
+      );
+      expect((await curl(hello, { ca: platformCa, cert: made.cert, key: made.key, apiKey })).status).toBe(0);
+    } finally {
+      await own.close();
+    }
   });
 });

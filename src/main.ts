@@ -5,6 +5,7 @@ import type { CaKeyAlgorithm } from './ca/crypto.js';
 import { PlatformCa } from './ca/platform-ca.js';
 import { clientCertificatePolicy } from './client-certificates/policy.js';
 import { ClientCertificateService } from './client-certificates/service.js';
+import { workerRelay } from './cluster/cluster.js';
 import type { Config } from './config/config.js';
 import { type RunningEdge, startEdgeListener } from './edge/start.js';
 import { DispatcherCache } from './forward/dispatchers.js';
@@ -185,12 +186,18 @@ export interface Twoway {
  */
 export async function startTwoway(
   config: Config,
-  options: { logger?: Logger; clock?: Clock } = {},
+  options: { logger?: Logger; clock?: Clock; clusterWorker?: boolean } = {},
 ): Promise<Twoway> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const backends = await openBackends(config, logger);
   const services = createServices(backends, config, options.clock, logger);
   await services.ca.ensure();
+  if (options.clusterWorker) {
+    services.changes.setRelay(workerRelay((change) => services.changes.applyFromPeer(change)));
+    services.clientCertificates.onChange(() =>
+      services.changes.emit({ tenantId: '*', kind: 'client_certificate', id: '*' }),
+    );
+  }
   const dispatchers = new DispatcherCache({
     timeouts: {
       connectTimeoutMs: config.forwardConnectTimeoutMs,
@@ -296,8 +303,9 @@ export async function startTwoway(
   }
   if (config.forwardAllowPrivate) logger.warn('forwarding to private and loopback addresses is allowed');
   logger.info({ address, database: backends.store.dialect }, 'twoway started');
-  // Runs once now (scheduled activations, expiry scan, due deliveries), then on its timer.
-  lifecycle.scheduler.start();
+  // Runs once now (scheduled activations, expiry scan, due deliveries), then on its timer; with
+  // several workers only the first runs it (PostgreSQL also serialises scans across hosts).
+  if (!options.clusterWorker || config.workerIndex === 0) lifecycle.scheduler.start();
 
   return {
     app,
@@ -328,5 +336,20 @@ function packageVersion(): string {
     return pkg.version;
   } catch {
     return '0.0.0';
+  }
+}
+
+/**
+ * Prepares a deployment for `TWOWAY_WORKERS` > 1, in the primary before any worker starts: KEK
+ * check, migrations and the platform CA, so that workers never race to create them.
+ * @throws StartupError as {@link openBackends}
+ */
+export async function prepareDeployment(config: Config, logger: Logger): Promise<void> {
+  const backends = await openBackends(config, logger);
+  try {
+    await createServices(backends, config, systemClock, logger).ca.ensure();
+  } finally {
+    await backends.store.close();
+    await backends.kms.close();
   }
 }

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
+import { runPrimary } from '../cluster/cluster.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { AppError, toAppError } from '../errors/app-error.js';
-import { createServices, openBackends, StartupError, startTwoway } from '../main.js';
+import { createServices, openBackends, prepareDeployment, StartupError, startTwoway } from '../main.js';
+import { createLogger } from '../shared/logger.js';
 import type { RevocationReason } from '../store/types.js';
 
 /**
@@ -38,9 +41,18 @@ function readPassword(options: { password?: string; passwordFile?: string }): st
 
 program
   .command('serve')
-  .description('Run the HTTP API (admin + runtime) on embedded defaults or the TWOWAY_* configuration')
+  .description('Run the HTTP API, the edge listener and the scheduler (TWOWAY_WORKERS processes)')
   .action(async () => {
-    const twoway = await startTwoway(loadConfig());
+    const config = loadConfig();
+    if (config.workers > 1 && cluster.isPrimary) {
+      // The primary only prepares the store and relays changes; the workers serve.
+      const logger = createLogger(config.logLevel);
+      await prepareDeployment(config, logger);
+      runPrimary(config.workers, { log: (message) => logger.warn(message) });
+      logger.info({ workers: config.workers }, 'twoway workers started');
+      return;
+    }
+    const twoway = await startTwoway(config, { clusterWorker: cluster.isWorker });
     const stop = async () => {
       await twoway.close();
       process.exit(0);

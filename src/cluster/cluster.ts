@@ -35,8 +35,15 @@ export function runPrimary(
     timer: NodeJS.Timeout;
   }
   const relays = new Map<number, Relay>();
+  /** Worker id → its index (0 runs the scheduler); a replacement keeps the index of the one it replaces. */
+  const indexes = new Map<number, number>();
   let nextId = 0;
   let stopping = false;
+  const fork = (index: number) => {
+    const worker = cluster.fork({ TWOWAY_WORKER_INDEX: String(index) });
+    indexes.set(worker.id, index);
+    attach(worker);
+  };
 
   const finish = (relayId: number) => {
     const relay = relays.get(relayId);
@@ -75,12 +82,14 @@ export function runPrimary(
     for (const [id, relay] of relays) {
       if (relay.waiting.delete(worker.id) && relay.waiting.size === 0) finish(id);
     }
+    const index = indexes.get(worker.id) ?? 0;
+    indexes.delete(worker.id);
     if (stopping) return;
     options.log(`worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
-    setTimeout(() => attach(cluster.fork()), options.restartDelayMs ?? 500);
+    setTimeout(() => fork(index), options.restartDelayMs ?? 500);
   });
 
-  for (let i = 0; i < count; i++) attach(cluster.fork({ TWOWAY_WORKER_INDEX: String(i) }));
+  for (let i = 0; i < count; i++) fork(i);
 
   const stop = () => {
     stopping = true;
@@ -95,14 +104,14 @@ export function runPrimary(
  * once every other worker has applied them; `apply` is called for changes made by other workers,
  * which are acknowledged after it ran.
  */
-export function workerRelay(apply: (change: Change) => void): ChangeRelay {
+export function workerRelay(apply: (change: Change) => Promise<void>): ChangeRelay {
   let nextId = 0;
   const waiting = new Map<number, () => void>();
   process.on('message', (message: unknown) => {
     if (!isMessage(message)) return;
     if (message.twoway === 'change') {
-      apply(message.change);
-      process.send?.({ twoway: 'ack', id: message.id } satisfies Message);
+      const ack = () => process.send?.({ twoway: 'ack', id: message.id } satisfies Message);
+      apply(message.change).then(ack, ack);
     } else if (message.twoway === 'settled') {
       waiting.get(message.id)?.();
       waiting.delete(message.id);

@@ -91,6 +91,13 @@ export const ConfigSchema = Type.Object({
     default: 10_000,
     description: 'whole certificate test',
   }),
+  workers: Type.Integer({
+    minimum: 1,
+    maximum: 64,
+    default: 1,
+    description: 'Processes serving the listeners (node:cluster); changes are relayed between them',
+  }),
+  workerIndex: Type.Integer({ minimum: 0, default: 0, description: 'Set by the primary for each worker' }),
   logLevel: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },

@@ -67,6 +67,12 @@ export async function startEdgeListener(deps: EdgeDeps): Promise<RunningEdge> {
   const index = new ClientCertificateIndex(store, log);
   await index.load();
   deps.clientCertificates.onChange(() => index.sync());
+  // Another worker of this deployment changed a client certificate: reload before acknowledging.
+  deps.changes.onPeerChange(async (change) => {
+    if (change.kind !== 'client_certificate') return;
+    ca.forgetCachedCrl();
+    await index.sync();
+  });
   deps.changes.on(
     () => {},
     () => {

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 /** A change to a tenant's runtime-relevant objects, announced after the store committed it. */
 export interface Change {
   tenantId: string;
-  kind: 'identity' | 'mapping' | 'tenant';
+  kind: 'identity' | 'mapping' | 'tenant' | 'client_certificate';
   id: string;
 }
 
@@ -22,6 +22,7 @@ export interface ChangeRelay {
  */
 export class ChangeBus {
   readonly #events = new EventEmitter();
+  readonly #peerListeners: ((change: Change) => Promise<void>)[] = [];
   #relay: ChangeRelay | undefined;
 
   /** Sets the relay to the other workers; without one, changes stay in this process. */
@@ -35,9 +36,18 @@ export class ChangeBus {
     return this.#relay ? this.#relay.publish(change) : Promise.resolve();
   }
 
-  /** Applies a change another worker made; nothing is relayed. */
-  applyFromPeer(change: Change): void {
+  /**
+   * Applies a change another worker made (nothing is relayed back); resolves once the listeners
+   * registered with {@link onPeerChange} finished, so the relay acknowledges only then.
+   */
+  async applyFromPeer(change: Change): Promise<void> {
     this.#events.emit('change', change);
+    await Promise.all(this.#peerListeners.map((listener) => listener(change)));
+  }
+
+  /** Work to finish before a change from another worker counts as applied (e.g. an index reload). */
+  onPeerChange(listener: (change: Change) => Promise<void>): void {
+    this.#peerListeners.push(listener);
   }
 
   /** Announces that anything may have changed (another process wrote to the store). */

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type TestPki, makePkcs12, makePki, tempDir } from '../fixtures/pki.js';
+import { makePkcs12, makePki, type TestPki, tempDir } from '../fixtures/pki.js';
 import { type Echo, type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
 import { freePort } from '../helpers/nginx.js';
 
@@ -75,7 +75,9 @@ describe('twoway serve with two workers (TWOWAY_WORKERS=2)', () => {
     const form = new FormData();
     form.set('file', new Blob([new Uint8Array(makePkcs12(v1, [pki.intermediate], 'pw'))]), 'v1.p12');
     form.set('password', 'pw');
-    const identity = (await (await call('/v1/tenants/multi/identities', { method: 'POST', body: form }, apiKey)).json()) as {
+    const identity = (await (
+      await call('/v1/tenants/multi/identities', { method: 'POST', body: form }, apiKey)
+    ).json()) as {
       id: string;
     };
     const mapped = await call(
@@ -83,16 +85,26 @@ describe('twoway serve with two workers (TWOWAY_WORKERS=2)', () => {
       {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'm', service: 'api', url: `${upstream.url}/`, identityId: identity.id, trustAnchorsPem: pki.root.certPem }),
+        body: JSON.stringify({
+          name: 'm',
+          service: 'api',
+          url: `${upstream.url}/`,
+          identityId: identity.id,
+          trustAnchorsPem: pki.root.certPem,
+        }),
       },
       apiKey,
     );
     expect(mapped.status).toBe(201);
 
     const presented = async () => {
-      const response = await call('/v1/runtime/forward', {
-        headers: { 'twoway-service': 'api', 'twoway-forward-url': `${upstream.url}/x` },
-      }, apiKey);
+      const response = await call(
+        '/v1/runtime/forward',
+        {
+          headers: { 'twoway-service': 'api', 'twoway-forward-url': `${upstream.url}/x` },
+        },
+        apiKey,
+      );
       expect(response.status).toBe(200);
       return ((await response.json()) as Echo).clientFingerprint;
     };
@@ -103,11 +115,19 @@ describe('twoway serve with two workers (TWOWAY_WORKERS=2)', () => {
     rotate.set('certificate', v2.certPem);
     rotate.set('privateKey', v2.keyPem);
     rotate.set('chain', pki.intermediate.certPem);
-    const rotated = await call(`/v1/tenants/multi/identities/${identity.id}/versions`, { method: 'POST', body: rotate }, apiKey);
+    const rotated = await call(
+      `/v1/tenants/multi/identities/${identity.id}/versions`,
+      { method: 'POST', body: rotate },
+      apiKey,
+    );
     expect(rotated.status).toBe(201);
     for (let i = 0; i < 10; i++) expect(await presented()).toBe(v2.fingerprintSha256);
 
-    const back = await call(`/v1/tenants/multi/identities/${identity.id}/versions/1/activate`, { method: 'POST' }, apiKey);
+    const back = await call(
+      `/v1/tenants/multi/identities/${identity.id}/versions/1/activate`,
+      { method: 'POST' },
+      apiKey,
+    );
     expect(back.status).toBe(200);
     for (let i = 0; i < 10; i++) expect(await presented()).toBe(v1.fingerprintSha256);
   });

@@ -174,9 +174,21 @@ export function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** Sum of cpuSeconds over several PIDs (a proxy with workers). */
+/** The PIDs of a process and all its descendants (a primary with workers). */
+export function processTree(pid) {
+  const all = [pid];
+  for (let i = 0; i < all.length; i++) {
+    try {
+      const children = readFileSync(`/proc/${all[i]}/task/${all[i]}/children`, 'utf8').trim();
+      if (children) all.push(...children.split(/\s+/).map(Number));
+    } catch {}
+  }
+  return all;
+}
+
+/** Sum of cpuSeconds over several PIDs and their descendants (a proxy with workers). */
 export function cpuOf(pids) {
-  return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  return pids.flatMap(processTree).reduce((sum, pid) => sum + cpuSeconds(pid), 0);
 }
 
 function toMs(text) {

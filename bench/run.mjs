@@ -84,6 +84,7 @@ async function startTwoway(env = {}) {
       TWOWAY_OPERATOR_TOKEN: token,
       TWOWAY_FORWARD_ALLOW_PRIVATE: 'true',
       TWOWAY_LOG_LEVEL: 'warn',
+      TWOWAY_EDGE_PORT: '0',
       ...env,
     },
   });
@@ -277,6 +278,12 @@ const scenarios = {
     const nginx = await startNginx(1);
     const haproxy = await startHaproxy(1);
     const bare = await startBare();
+    // Both cores: the same Twoway with two workers (node:cluster), on its own port.
+    const saved = ports.twoway;
+    ports.twoway = 18084;
+    const cluster = await startTwoway({ TWOWAY_WORKERS: '2', TWOWAY_EDGE_PORT: '18444' });
+    const clusterKey = await cluster.addTenant('bench', 0);
+    ports.twoway = saved;
     const out = {};
     try {
       for (const [label, path] of [
@@ -288,8 +295,10 @@ const scenarios = {
           'twoway-service': 'api',
           'twoway-forward-url': `https://localhost:${ports.upstream}${path}`,
         };
+        const clusterHeaders = { ...twowayHeaders, authorization: `Bearer ${clusterKey}` };
         // Warm every pool once (connections, TLS sessions, JIT).
         for (const [c, url, headers] of [
+          [cluster, `${cluster.api}/v1/runtime/forward`, clusterHeaders],
           [twoway, `${twoway.api}/v1/runtime/forward`, twowayHeaders],
           [nginx, `http://127.0.0.1:${ports.nginx}${path}`, {}],
           [haproxy, `http://127.0.0.1:${ports.haproxy}${path}`, {}],
@@ -303,11 +312,13 @@ const scenarios = {
             nginx: () => measure(nginx, `http://127.0.0.1:${ports.nginx}${path}`),
             haproxy: () => measure(haproxy, `http://127.0.0.1:${ports.haproxy}${path}`),
             'bare node': () => measure(bare, `http://127.0.0.1:${ports.bare}${path}`),
+            'twoway, 2 workers': () =>
+              measure(cluster, `${cluster.api}/v1/runtime/forward`, { headers: clusterHeaders }),
           }),
         );
       }
     } finally {
-      for (const c of [twoway, nginx, haproxy, bare]) await stop(c.child);
+      for (const c of [twoway, nginx, haproxy, bare, cluster]) await stop(c.child);
       await stop(upstream);
     }
     return out;

@@ -3,6 +3,7 @@
 // Usage: npm run bench [-- --scenarios forward-keepalive,forward-tenants --seconds 5 --rounds 3]
 // Writes bench/results/<date>.json and the tables between the markers in docs/benchmarks.md.
 import { execFileSync, fork } from 'node:child_process';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -24,12 +25,13 @@ import {
 const root = new URL('..', import.meta.url).pathname;
 const { values: opts } = parseArgs({
   options: {
-    scenarios: { type: 'string', default: 'forward-keepalive,forward-tenants,store-scale' },
+    scenarios: { type: 'string', default: 'forward-keepalive,forward-tenants,edge,store-scale' },
     seconds: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '16' },
     tenants: { type: 'string', default: '1000' },
     identities: { type: 'string', default: '10000' },
+    edgeCounts: { type: 'string', default: '10,100000' },
   },
 });
 const seconds = Number(opts.seconds);
@@ -41,7 +43,16 @@ if (missing.includes('wrk')) throw new Error('wrk is required (apt-get install w
 execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-'));
-const ports = { upstream: 19443, twoway: 18080, nginx: 18081, haproxy: 18082, bare: 18083 };
+const ports = {
+  upstream: 19443,
+  twoway: 18080,
+  nginx: 18081,
+  haproxy: 18082,
+  bare: 18083,
+  edge: 18443,
+  nginxEdge: 18444,
+  haproxyEdge: 18445,
+};
 const results = { date: new Date().toISOString(), machine: machine(), scenarios: {} };
 
 function machine() {
@@ -242,8 +253,13 @@ function alternate(runs) {
       );
     }
   }
+  return summarise(samples);
+}
+
+/** Medians per contender of {@link alternate}'s samples. */
+function summarise(samples) {
   const summary = {};
-  for (const name of names) {
+  for (const name of Object.keys(samples)) {
     const s = samples[name];
     summary[name] = {
       rps: median(s.map((x) => x.rps)),
@@ -508,7 +524,296 @@ end
       rssAfterIdleKiB: afterIdleKiB,
     };
   },
+
+  /**
+   * 3 + 4. Edge: full mTLS handshakes (a new connection per request) and keep-alive requests through
+   * the edge to a plain HTTP upstream, with 10 and 100,000 registered client certificates (RSA-2048
+   * and ECDSA P-256 clients, self-signed as tenants make them). nginx (`ssl_verify_client on`) and
+   * HAProxy (`verify required`) get a CA file holding that many certificates.
+   */
+  async edge() {
+    const counts = (opts.edgeCounts ?? '10,100000').split(',').map(Number);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    makeCertificates(dir, 0);
+    const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    for (const kind of ['rsa', 'ec']) {
+      const newKey =
+        kind === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
+      openssl(
+        'req',
+        '-x509',
+        ...newKey,
+        '-sha256',
+        '-days',
+        '365',
+        '-nodes',
+        '-keyout',
+        `byoc-${kind}.key`,
+        '-out',
+        `byoc-${kind}.pem`,
+        '-subj',
+        `/CN=byoc-${kind}-000000`,
+        '-addext',
+        'extendedKeyUsage=clientAuth',
+      );
+    }
+    const plainPort = 19080;
+    const plain = track(
+      fork(join(root, 'bench/plain-upstream.mjs'), [String(plainPort)], {
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      }),
+    );
+    await new Promise((r) => plain.once('message', r));
+    const runLoad = (options) =>
+      new Promise((resolve, reject) => {
+        const child = fork(join(root, 'bench/mtls-load.mjs'), ['run', JSON.stringify(options)], {
+          stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+        });
+        child.once('message', resolve);
+        child.once('exit', (code) => code !== 0 && reject(new Error(`load exited ${code}`)));
+      });
+    const measureLoad = async (contender, options) => {
+      const before = cpuOf(contender.pids);
+      const run = await runLoad({ connections: 8, seconds, ...options });
+      const cpu = cpuOf(contender.pids) - before;
+      return {
+        rps: (run.done / run.ms) * 1000,
+        requests: run.done,
+        p50: run.latenciesMs[0],
+        p99: run.latenciesMs[1],
+        non2xx: run.failed,
+        socketErrors: 0,
+        cpuUsPerRequest: run.done > 0 ? (cpu / run.done) * 1e6 : null,
+      };
+    };
+    const out = {};
+    for (const count of counts) {
+      // CA file for the references: the two real client certificates plus synthetic ones (the same
+      // certificate with another subject: a trust store does not check its anchors' signatures).
+      const caFile = join(dir, `clients-${count}.pem`);
+      writeFileSync(
+        caFile,
+        syntheticCertificates(
+          [readFileSync(join(dir, 'byoc-rsa.pem'), 'utf8'), readFileSync(join(dir, 'byoc-ec.pem'), 'utf8')],
+          count,
+        ),
+      );
+      const twoway = await startEdgeTwoway(count, plainPort);
+      const nginx = await startEdgeNginx(caFile, plainPort);
+      const haproxy = await startEdgeHaproxy(caFile, plainPort);
+      const serverCa = readFileSync(join(dir, 'ca.pem'), 'utf8');
+      try {
+        for (const kind of ['rsa', 'ec']) {
+          const cert = readFileSync(join(dir, `byoc-${kind}.pem`), 'utf8');
+          const key = readFileSync(join(dir, `byoc-${kind}.key`), 'utf8');
+          const targets = {
+            twoway: {
+              c: twoway,
+              o: {
+                port: ports.edge,
+                ca: twoway.ca,
+                cert,
+                key,
+                path: '/api/hello',
+                headers: { authorization: `Bearer ${twoway.apiKey}` },
+              },
+            },
+            nginx: { c: nginx, o: { port: ports.nginxEdge, ca: serverCa, cert, key, path: '/api/hello' } },
+            haproxy: {
+              c: haproxy,
+              o: { port: ports.haproxyEdge, ca: serverCa, cert, key, path: '/api/hello' },
+            },
+          };
+          for (const mode of ['handshakes', 'keepalive']) {
+            for (const t of Object.values(targets)) await measureLoad(t.c, { ...t.o, mode, seconds: 1 });
+            console.log(`edge ${mode}, ${kind}, ${count} registered`);
+            const runs = {};
+            for (const [name, t] of Object.entries(targets))
+              runs[name] = () => measureLoad(t.c, { ...t.o, mode });
+            out[`${mode}, ${kind}, ${count} registered`] = withRatios(await alternateAsync(runs));
+          }
+        }
+      } finally {
+        for (const c of [twoway, nginx, haproxy]) await stop(c.child);
+      }
+    }
+    await stop(plain);
+    return out;
+  },
 };
+
+// ---- edge contenders ---------------------------------------------------------------------------
+
+/** `count` PEM certificates: the real ones first, then copies of the first with another subject. */
+function syntheticCertificates(real, count) {
+  const template = new X509Certificate(real[0]).raw;
+  const marker = Buffer.from('000000');
+  const out = [...real];
+  for (let i = real.length; i < count; i++) {
+    const der = Buffer.from(template);
+    const digits = Buffer.from(String(i).padStart(6, '0'));
+    for (let at = der.indexOf(marker); at >= 0; at = der.indexOf(marker, at + 1)) digits.copy(der, at);
+    out.push(
+      `-----BEGIN CERTIFICATE-----\n${der
+        .toString('base64')
+        .match(/.{1,64}/g)
+        .join('\n')}\n-----END CERTIFICATE-----\n`,
+    );
+  }
+  return out.join('');
+}
+
+/** Twoway with `count` registered client certificates (the two real BYOC ones plus synthetic rows). */
+async function startEdgeTwoway(count, plainPort) {
+  const data = join(dir, `edge-data-${count}`);
+  const config = (await import(join(root, 'dist/config/config.js'))).loadConfig({
+    TWOWAY_DATA_DIR: data,
+    TWOWAY_LOG_LEVEL: 'warn',
+  });
+  const { openBackends, createServices } = await import(join(root, 'dist/main.js'));
+  const backends = await openBackends(config);
+  let apiKey;
+  try {
+    const services = createServices(backends, config);
+    await services.ca.ensure();
+    ({ apiKey } = await services.tenants.createTenant('bench', 'Bench'));
+    const real = [];
+    for (const kind of ['rsa', 'ec'])
+      real.push(
+        await services.clientCertificates.register(
+          'bench',
+          `byoc ${kind}`,
+          readFileSync(join(dir, `byoc-${kind}.pem`)),
+        ),
+      );
+    const template = await backends.store.getClientCertificate('bench', real[0].id);
+    const now = new Date();
+    const batch = [];
+    for (let i = real.length; i < count; i++) {
+      batch.push({
+        ...template,
+        id: `ccr_bench_${i}`,
+        name: `synthetic ${i}`,
+        summary: {
+          ...template.summary,
+          fingerprintSha256: randomBytes(32).toString('hex'),
+          serialNumber: randomBytes(16).toString('hex').toUpperCase(),
+        },
+        createdAt: now,
+        updatedAt: now,
+      });
+      if (batch.length === 10_000) await backends.store.createClientCertificates('bench', batch.splice(0));
+    }
+    if (batch.length > 0) await backends.store.createClientCertificates('bench', batch);
+  } finally {
+    await backends.store.close();
+    await backends.kms.close();
+  }
+  const child = start('node', [join(root, 'dist/cli/index.js'), 'serve'], {
+    env: {
+      ...process.env,
+      TWOWAY_HTTP_PORT: String(ports.twoway),
+      TWOWAY_EDGE_PORT: String(ports.edge),
+      TWOWAY_DATA_DIR: data,
+      TWOWAY_LOG_LEVEL: 'warn',
+      TWOWAY_EDGE_UPSTREAM: `http://127.0.0.1:${plainPort}`,
+    },
+  });
+  await waitForPort(ports.edge, 60_000);
+  // Let start-up work (the first expiry scan reads every certificate) finish before measuring.
+  for (let i = 0; i < 120; i++) {
+    const before = cpuOf([child.pid]);
+    await new Promise((r) => setTimeout(r, 500));
+    if (cpuOf([child.pid]) - before < 0.01) break;
+  }
+  const ca = await (await fetch(`http://127.0.0.1:${ports.twoway}/v1/ca/certificates`)).text();
+  return { child, pids: [child.pid], apiKey, ca };
+}
+
+async function startEdgeNginx(caFile, plainPort) {
+  const n = join(dir, 'nginx-edge');
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(join(n, sub), { recursive: true });
+  const conf = join(n, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process off;
+worker_processes 1;
+pid ${n}/nginx.pid;
+error_log ${n}/error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${n}/body; proxy_temp_path ${n}/proxy; fastcgi_temp_path ${n}/fastcgi;
+  uwsgi_temp_path ${n}/uwsgi; scgi_temp_path ${n}/scgi;
+  upstream plain { server 127.0.0.1:${plainPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${ports.nginxEdge} ssl;
+    ssl_certificate ${dir}/server.pem;
+    ssl_certificate_key ${dir}/server.key;
+    ssl_client_certificate ${caFile};
+    ssl_verify_client on;
+    ssl_verify_depth 1;
+    location / {
+      proxy_pass http://plain;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`,
+  );
+  const child = start('nginx', ['-e', join(n, 'error.log'), '-p', n, '-c', conf]);
+  await waitForPort(ports.nginxEdge, 120_000);
+  return { child, pids: [child.pid] };
+}
+
+async function startEdgeHaproxy(caFile, plainPort) {
+  const conf = join(dir, 'haproxy-edge.cfg');
+  writeFileSync(
+    join(dir, 'server-full.pem'),
+    readFileSync(join(dir, 'server.pem'), 'utf8') + readFileSync(join(dir, 'server.key'), 'utf8'),
+  );
+  writeFileSync(
+    conf,
+    `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${ports.haproxyEdge} ssl crt ${dir}/server-full.pem ca-file ${caFile} verify required
+  default_backend plain
+backend plain
+  server p 127.0.0.1:${plainPort} pool-max-conn 64
+`,
+  );
+  const child = start('haproxy', ['-f', conf, '-db']);
+  await waitForPort(ports.haproxyEdge, 120_000);
+  return { child, pids: [child.pid] };
+}
+
+/** {@link alternate} for asynchronous runs. */
+async function alternateAsync(runs) {
+  const names = Object.keys(runs);
+  const samples = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const name of names.map((_, i) => names[(i + r) % names.length])) {
+      const sample = await runs[name]();
+      samples[name].push(sample);
+      console.log(
+        `  round ${r + 1} ${name}: ${Math.round(sample.rps)} /s, ${sample.cpuUsPerRequest?.toFixed(1)} µs CPU each, p99 ${sample.p99?.toFixed(2)} ms, failed ${sample.non2xx}`,
+      );
+    }
+  }
+  return summarise(samples);
+}
 
 // ---- report -----------------------------------------------------------------------------------
 

@@ -134,7 +134,11 @@ function withoutNamed<T extends string>(pairs: T[], named: string[]): T[] {
   return kept;
 }
 
-/** The response header list for `res.writeHead`, from undici's raw Buffers (latin1, as on the wire), less hop-by-hop. */
+/**
+ * The response header list for `res.writeHead`, from undici's raw Buffers (latin1, as on the wire),
+ * less hop-by-hop fields and `Twoway-Error`: that header marks errors made by the gateway (API.md),
+ * so a remote server must not be able to send one that a caller would take for the gateway's.
+ */
 function responseHeaders(raw: Buffer[]): string[] {
   const out: string[] = [];
   let named: string[] | null = null;
@@ -146,6 +150,7 @@ function responseHeaders(raw: Buffer[]): string[] {
       if (lower === 'connection') named = connectionOptions(value, named);
       continue;
     }
+    if (lower === 'twoway-error') continue;
     out.push(name, value);
   }
   return named === null ? out : withoutNamed(out, named);
@@ -290,8 +295,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
  * proxy-authenticate, and every field named in Connection), less `authorization`, `host`, `expect`,
  * `twoway-*` and `options.dropHeaders`; the body streamed from `req` (no buffering; only when the
  * request declares one with Content-Length > 0 or Transfer-Encoding, so GET/HEAD go without body).
- * Response: status, reason phrase, headers (less hop-by-hop) and body written to `res` as they
- * arrive, with backpressure both ways.
+ * Response: status, reason phrase, headers (less hop-by-hop ones and `Twoway-Error`) and body
+ * written to `res` as they arrive, with backpressure both ways.
  *
  * Resolves `{ status }` when `res` has finished; `{ status: 499 }` when the client closed first (the
  * upstream request is then aborted). Rejects with an AppError from {@link mapUpstreamError}

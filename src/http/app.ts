@@ -148,7 +148,10 @@ export async function buildHttpApp(deps: AppDeps) {
 
   app.decorateRequest('principal');
   app.addHook('onRequest', async (request) => {
-    if (!request.url.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
+    // The matched route, not the raw URL: the router decodes percent-escapes, so `/%761/tenants`
+    // reaches the `/v1/tenants` handler while its raw URL does not start with `/v1/`.
+    const path = request.routeOptions.url ?? request.url;
+    if (!path.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
     request.principal = await deps.tenants.authenticate(bearer(request.headers.authorization));
   });
   app.addHook('onResponse', async (request, reply) => {

@@ -47,5 +47,5 @@ export function errorHandler(
   const err = normaliseError(error);
   if (err.status >= 500) request.log.error({ err: err.cause ?? err, code: err.code }, 'request failed');
   else request.log.info({ code: err.code, status: err.status }, 'request refused');
-  sendProblem(reply, err, request.url.startsWith('/v1/runtime/forward'));
+  sendProblem(reply, err, (request.routeOptions.url ?? request.url).startsWith('/v1/runtime/forward'));
 }

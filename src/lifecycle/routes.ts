@@ -99,7 +99,8 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
           emails: view.emails.length,
           webhookUrls: view.webhookUrls.length,
           thresholdsDays: view.thresholdsDays,
-          webhookSecretMade: webhookSecret !== undefined,
+          // Not `webhookSecret…`: scrubDetail drops every field whose name says "secret".
+          webhookSigningKeyMade: webhookSecret !== undefined,
         },
       };
       return { ...view, ...(webhookSecret ? { webhookSecret } : {}) };

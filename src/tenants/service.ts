@@ -24,6 +24,11 @@ export class TenantService {
   readonly #operatorTokenSha256?: Buffer;
   readonly #keyCache = new Map<string, ApiKey | null>();
   readonly #principals = new Map<string, Principal>();
+  /**
+   * Bumped whenever the caches are cleared: a lookup that was in flight across a clear (it may have
+   * read a key just before its revocation) does not put its answer in the cache.
+   */
+  #generation = 0;
 
   constructor(store: TenantStore, clock: Clock, operatorToken?: string) {
     this.#store = store;
@@ -47,16 +52,21 @@ export class TenantService {
       this.#principals.set(token, operator);
       return operator;
     }
+    const generation = this.#generation;
     let key = this.#keyCache.get(hash);
     if (key === undefined) {
       key = (await this.#store.findApiKeyByHash(hash)) ?? null;
-      if (this.#keyCache.size > 100_000) this.#keyCache.clear();
-      this.#keyCache.set(hash, key);
+      if (generation === this.#generation) {
+        if (this.#keyCache.size > 100_000) this.#keyCache.clear();
+        this.#keyCache.set(hash, key);
+      }
     }
     if (!key || key.revokedAt) throw new AppError('unauthorized', 'The token is not valid.');
     const principal: Principal = { kind: 'tenant', tenantId: key.tenantId, actor: key.id };
-    if (this.#principals.size >= 10_000) this.#principals.clear();
-    this.#principals.set(token, principal);
+    if (generation === this.#generation) {
+      if (this.#principals.size >= 10_000) this.#principals.clear();
+      this.#principals.set(token, principal);
+    }
     return principal;
   }
 
@@ -82,10 +92,12 @@ export class TenantService {
     return { tenant, apiKey, keyId: key.id };
   }
 
+  /** The tenant, or undefined; no authorization (callers use {@link authorize} for requests). */
   getTenant(id: string): Promise<Tenant | undefined> {
     return this.#store.getTenant(id);
   }
 
+  /** Every tenant, oldest first (the operator's list and the expiry scan). */
   listTenants(): Promise<Tenant[]> {
     return this.#store.listTenants();
   }
@@ -108,12 +120,12 @@ export class TenantService {
   async revokeApiKey(tenantId: string, keyId: string): Promise<void> {
     const done = await this.#store.revokeApiKey(tenantId, keyId, this.#clock.now());
     if (!done) throw new AppError('not_found', 'No such API key.');
-    this.#keyCache.clear();
-    this.#principals.clear();
+    this.forgetCachedKeys();
   }
 
   /** Drops cached key lookups (another process may have revoked a key). */
   forgetCachedKeys(): void {
+    this.#generation += 1;
     this.#keyCache.clear();
     this.#principals.clear();
   }

@@ -111,6 +111,10 @@ export function expiringSources(services: Services): ExpiringSource[] {
   return [identitySource(services.identities), clientCertificateSource(services.clientCertificates)];
 }
 
+/**
+ * Builds the domain services over opened backends (no listener, no timer): what `twoway serve` and
+ * the CLI share. `clock` defaults to the system clock; `logger` is used by the platform CA.
+ */
 export function createServices(
   backends: Backends,
   config: Config,
@@ -278,9 +282,10 @@ export async function startTwoway(
   }, config.changePollIntervalMs);
   poll.unref();
 
-  const address = await app.listen({ host: config.host, port: config.httpPort });
+  let address: string;
   let edge: RunningEdge;
   try {
+    address = await app.listen({ host: config.host, port: config.httpPort });
     edge = await startEdgeListener({
       config,
       ca: services.ca,
@@ -292,7 +297,8 @@ export async function startTwoway(
       logger,
     });
   } catch (err) {
-    // The edge port is taken (or its certificate files unreadable): stop what already runs.
+    // The HTTP or edge port is taken (or the edge certificate files are unreadable): stop what
+    // already runs.
     clearInterval(poll);
     await lifecycle.close();
     await app.close();

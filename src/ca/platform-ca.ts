@@ -90,6 +90,10 @@ export interface IssuedCertificate {
   certificatePem: string;
 }
 
+/**
+ * The deployment's platform CA (see the module comment): opened once per process, created on the
+ * very first start by {@link PlatformCa.ensure}.
+ */
 export class PlatformCa {
   readonly #deps: PlatformCaDeps;
   #opened: Promise<OpenCa> | undefined;
@@ -114,15 +118,6 @@ export class PlatformCa {
   async chainPem(): Promise<string> {
     const ca = await this.#open();
     return toPem('CERTIFICATE', ca.issuing.raw) + toPem('CERTIFICATE', ca.root.raw);
-  }
-
-  /** The root certificate (the trust anchor clients install). */
-  async rootCertificate(): Promise<X509Certificate> {
-    return (await this.#open()).root;
-  }
-
-  async issuingCertificate(): Promise<X509Certificate> {
-    return (await this.#open()).issuing;
   }
 
   /**

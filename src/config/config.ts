@@ -184,7 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze(withDefaults as Static<typeof ConfigSchema>);
 }
 
-/** The config with secrets replaced by `[redacted]`, for logs and `twoway config`. */
+/** The config with secrets replaced by `[redacted]`, for showing it (nothing in src/ does yet). */
 export function redactedConfig(config: Config): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(config).map(([k, v]) => [k, secretKeys.has(k) && v !== undefined ? '[redacted]' : v]),

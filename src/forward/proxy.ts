@@ -330,8 +330,12 @@ export function proxyRequest(
   return handler.promise;
 }
 
-/** Codes of OpenSSL certificate verification failures as Node reports them (X509_V_ERR_* names). */
-const CERTIFICATE_CODES: ReadonlySet<string> = new Set([
+/**
+ * Codes of OpenSSL certificate verification failures as Node reports them (X509_V_ERR_* names), plus
+ * Node's host name check: the remote server's certificate is not trusted. The certificate tester
+ * uses the same list.
+ */
+export const CERTIFICATE_CODES: ReadonlySet<string> = new Set([
   'UNABLE_TO_GET_ISSUER_CERT',
   'UNABLE_TO_GET_CRL',
   'UNABLE_TO_DECRYPT_CERT_SIGNATURE',

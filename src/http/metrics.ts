@@ -9,6 +9,7 @@ export interface Metrics {
   forwardDuration: Histogram<'outcome'>;
 }
 
+/** A fresh registry with the process's default metrics and the forward counters. */
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'twoway_process_' });

@@ -5,7 +5,7 @@ import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import type { TenantService } from '../tenants/service.js';
 import { IdentityParams, IdentityUploadBody, VersionParams } from './schemas.js';
 import type { IdentityService, IdentityView } from './service.js';
-import { jsonUploadBodyLimit, readUpload } from './upload.js';
+import { jsonUploadBodyLimit, readUpload, zeroUpload } from './upload.js';
 
 export interface IdentityRouteOptions {
   tenants: TenantService;
@@ -45,11 +45,16 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       if (request.validationError && !request.isMultipart())
         throw new AppError('bad_request', request.validationError.message);
       const parsed = await readUpload(request, maxUploadBytes);
-      const view = await identities.importIdentity(
-        request.params.tenant,
-        parsed.name ?? 'identity',
-        parsed.upload,
-      );
+      let view: IdentityView;
+      try {
+        view = await identities.importIdentity(
+          request.params.tenant,
+          parsed.name ?? 'identity',
+          parsed.upload,
+        );
+      } finally {
+        zeroUpload(parsed.upload);
+      }
       request.audit = {
         action: 'identity.create',
         objectType: 'identity',
@@ -157,22 +162,28 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       if (request.validationError && !request.isMultipart())
         throw new AppError('bad_request', request.validationError.message);
       const parsed = await readUpload(request, maxUploadBytes);
-      let activateAt: Date | undefined;
-      if (parsed.activateAt !== undefined) {
-        activateAt = new Date(parsed.activateAt);
-        if (Number.isNaN(activateAt.getTime()) || !/^\d{4}-\d\d-\d\dT/.test(parsed.activateAt))
-          throw new AppError('bad_request', 'activateAt must be an RFC 3339 date-time.');
-        if (parsed.activate === true)
-          throw new AppError('bad_request', 'Send either activate: true or activateAt, not both.');
+      let before: IdentityView;
+      let view: IdentityView;
+      try {
+        let activateAt: Date | undefined;
+        if (parsed.activateAt !== undefined) {
+          activateAt = new Date(parsed.activateAt);
+          if (Number.isNaN(activateAt.getTime()) || !/^\d{4}-\d\d-\d\dT/.test(parsed.activateAt))
+            throw new AppError('bad_request', 'activateAt must be an RFC 3339 date-time.');
+          if (parsed.activate === true)
+            throw new AppError('bad_request', 'Send either activate: true or activateAt, not both.');
+        }
+        before = await identities.get(request.params.tenant, request.params.id);
+        view = await identities.addVersion(
+          request.params.tenant,
+          request.params.id,
+          parsed.upload,
+          parsed.activate ?? true,
+          activateAt ? { activateAt } : {},
+        );
+      } finally {
+        zeroUpload(parsed.upload);
       }
-      const before = await identities.get(request.params.tenant, request.params.id);
-      const view = await identities.addVersion(
-        request.params.tenant,
-        request.params.id,
-        parsed.upload,
-        parsed.activate ?? true,
-        activateAt ? { activateAt } : {},
-      );
       const added = Math.max(...view.versions.map((v) => v.version));
       const scheduled = view.versions.find((v) => v.version === added)?.activateAt;
       request.audit = {

@@ -53,6 +53,11 @@ export async function readUpload(request: FastifyRequest, maxBytes: number): Pro
       }
     }
     if (fields.password !== undefined) upload.password = fields.password;
+    // The JSON body is checked by its schema; multipart fields are not, so the same limit is here.
+    if (fields.name !== undefined && (fields.name.length === 0 || fields.name.length > 200)) {
+      zeroUpload(upload);
+      throw new AppError('bad_request', 'name must be 1 to 200 characters.');
+    }
     const parsed: ParsedUpload = { upload, fields };
     if (fields.name !== undefined) parsed.name = fields.name;
     if (fields.activate !== undefined) parsed.activate = fields.activate !== 'false';
@@ -83,6 +88,14 @@ export async function readUpload(request: FastifyRequest, maxBytes: number): Pro
   if (body.activate !== undefined) parsed.activate = body.activate;
   if (typeof body.activateAt === 'string') parsed.activateAt = body.activateAt;
   return parsed;
+}
+
+/**
+ * Zeroes the uploaded buffers (a PKCS#12 file or PEM key among them) once they have been read;
+ * call it when the upload has been validated and sealed, or refused.
+ */
+export function zeroUpload(upload: IdentityUpload): void {
+  for (const buffer of [upload.file, upload.certificate, upload.privateKey, upload.chain]) buffer?.fill(0);
 }
 
 /** Room for base64 (4/3) plus JSON around the largest allowed upload, in bytes. */

@@ -1,8 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.js';
 import { problemResponses, TenantParams } from '../http/schemas.js';
-import { type IdentityJsonBody, jsonUploadBodyLimit, readUpload } from '../identities/upload.js';
+import {
+  type IdentityJsonBody,
+  jsonUploadBodyLimit,
+  type ParsedUpload,
+  readUpload,
+  zeroUpload,
+} from '../identities/upload.js';
 import type { TenantService } from '../tenants/service.js';
 import { IdentityTestBody, IdentityTestReportSchema } from './schemas.js';
 import type { IdentityTester, IdentityTestInput } from './service.js';
@@ -54,31 +61,39 @@ export const identityTestRoutes: FastifyPluginAsyncTypebox<IdentityTestRouteOpti
       if (request.validationError && !request.isMultipart())
         throw new AppError('bad_request', request.validationError.message);
       const parsed = await readUpload(request, maxUploadBytes);
-      const json = request.isMultipart()
-        ? undefined
-        : (request.body as IdentityJsonBody & {
-            url?: string;
-            identityId?: string;
-            trustAnchorsPem?: string;
-            timeoutMs?: number;
-          });
-      const fields = parsed.fields;
-      const url = json?.url ?? fields.url;
-      if (url === undefined) throw new AppError('bad_request', 'url is required.');
-      const identityId = json?.identityId ?? fields.identityId;
-      const trustAnchorsPem = json?.trustAnchorsPem ?? fields.trustAnchorsPem;
-      const timeoutRaw =
-        json?.timeoutMs ?? (fields.timeoutMs !== undefined ? Number(fields.timeoutMs) : undefined);
-      if (timeoutRaw !== undefined && (!Number.isInteger(timeoutRaw) || timeoutRaw < 100))
-        throw new AppError('bad_request', 'timeoutMs must be an integer of at least 100.');
-      const input: IdentityTestInput = {
-        url,
-        upload: parsed.upload,
-        ...(identityId !== undefined ? { identityId } : {}),
-        ...(trustAnchorsPem !== undefined && trustAnchorsPem !== '' ? { trustAnchorsPem } : {}),
-        ...(timeoutRaw !== undefined ? { timeoutMs: timeoutRaw } : {}),
-      };
-      return tester.test(request.params.tenant, input);
+      try {
+        return await tester.test(request.params.tenant, testInput(request, parsed));
+      } finally {
+        zeroUpload(parsed.upload);
+      }
     },
   );
 };
+
+/** The tester's input from the JSON body or the multipart fields, next to the upload itself. */
+function testInput(request: FastifyRequest, parsed: ParsedUpload): IdentityTestInput {
+  const json = request.isMultipart()
+    ? undefined
+    : (request.body as IdentityJsonBody & {
+        url?: string;
+        identityId?: string;
+        trustAnchorsPem?: string;
+        timeoutMs?: number;
+      });
+  const fields = parsed.fields;
+  const url = json?.url ?? fields.url;
+  if (url === undefined) throw new AppError('bad_request', 'url is required.');
+  const identityId = json?.identityId ?? fields.identityId;
+  const trustAnchorsPem = json?.trustAnchorsPem ?? fields.trustAnchorsPem;
+  const timeoutRaw =
+    json?.timeoutMs ?? (fields.timeoutMs !== undefined ? Number(fields.timeoutMs) : undefined);
+  if (timeoutRaw !== undefined && (!Number.isInteger(timeoutRaw) || timeoutRaw < 100))
+    throw new AppError('bad_request', 'timeoutMs must be an integer of at least 100.');
+  return {
+    url,
+    upload: parsed.upload,
+    ...(identityId !== undefined ? { identityId } : {}),
+    ...(trustAnchorsPem !== undefined && trustAnchorsPem !== '' ? { trustAnchorsPem } : {}),
+    ...(timeoutRaw !== undefined ? { timeoutMs: timeoutRaw } : {}),
+  };
+}

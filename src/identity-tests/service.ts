@@ -2,6 +2,8 @@ import { createPrivateKey, type X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Name } from '@peculiar/asn1-x509';
 import {
+  type CertificateSummary,
+  type ChainEntry,
   chainEntry,
   formatName,
   type IdentityUpload,
@@ -11,6 +13,7 @@ import {
 } from '../certificates/index.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import { DESTINATION_BLOCKED, parseForwardUrl } from '../forward/address-guard.js';
+import { CERTIFICATE_CODES } from '../forward/proxy.js';
 import type { IdentityService } from '../identities/service.js';
 import type { Clock } from '../shared/clock.js';
 import { type ProbeResult, probe } from './probe.js';
@@ -103,31 +106,6 @@ export interface IdentityTestInput {
   timeoutMs?: number;
 }
 
-/** Node's names for certificate verification failures (X509_V_ERR_*), plus the hostname check. */
-const UNTRUSTED_CODES = new Set([
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
-  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_NOT_YET_VALID',
-  'CERT_HAS_EXPIRED',
-  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
-  'ERROR_IN_CERT_NOT_AFTER_FIELD',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'CERT_CHAIN_TOO_LONG',
-  'CERT_REVOKED',
-  'INVALID_CA',
-  'PATH_LENGTH_EXCEEDED',
-  'INVALID_PURPOSE',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'HOSTNAME_MISMATCH',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
 /** Socket errors that mean nobody (reachable) is there. */
 const UNREACHABLE_CODES = new Set([
   'ENOTFOUND',
@@ -199,21 +177,8 @@ export class IdentityTester {
     if (hasUpload && input.upload) {
       try {
         const validated = readIdentity(input.upload, { now: this.#deps.clock.now() });
-        const s = validated.summary;
         certificate.ok = true;
-        certificate.summary = {
-          subject: s.subject,
-          issuer: s.issuer,
-          serialNumber: s.serialNumber,
-          fingerprintSha256: s.fingerprintSha256,
-          notBefore: s.notBefore.toISOString(),
-          notAfter: s.notAfter.toISOString(),
-          keyType: s.keyType,
-          ...(s.keySize !== undefined ? { keySize: s.keySize } : {}),
-          ...(s.curve !== undefined ? { curve: s.curve } : {}),
-          subjectAltNames: s.subjectAltNames,
-          chain: validated.chainSummary.map((c) => ({ ...c, notAfter: c.notAfter.toISOString() })),
-        };
+        certificate.summary = summaryView(validated.summary, validated.chainSummary);
         client = {
           certificatesPem: validated.certificatesPem,
           keyPem: validated.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
@@ -225,23 +190,10 @@ export class IdentityTester {
     } else if (input.identityId !== undefined) {
       const runtime = await this.#deps.identities.getRuntimeIdentity(tenantId, input.identityId);
       if (!runtime) throw new AppError('not_found', 'No such identity.');
-      const s = runtime.active.summary;
       certificate.identityId = input.identityId;
       certificate.version = runtime.active.version;
       certificate.ok = true;
-      certificate.summary = {
-        subject: s.subject,
-        issuer: s.issuer,
-        serialNumber: s.serialNumber,
-        fingerprintSha256: s.fingerprintSha256,
-        notBefore: s.notBefore.toISOString(),
-        notAfter: s.notAfter.toISOString(),
-        keyType: s.keyType,
-        ...(s.keySize !== undefined ? { keySize: s.keySize } : {}),
-        ...(s.curve !== undefined ? { curve: s.curve } : {}),
-        subjectAltNames: s.subjectAltNames,
-        chain: runtime.active.chain.map((c) => ({ ...c, notAfter: c.notAfter.toISOString() })),
-      };
+      certificate.summary = summaryView(runtime.active.summary, runtime.active.chain);
       const der = await this.#deps.identities.openPrivateKey(runtime.active);
       try {
         client = {
@@ -271,6 +223,26 @@ export class IdentityTester {
   }
 }
 
+/** The report's view of the certificate under test: public facts, instants as RFC 3339. */
+function summaryView(
+  s: CertificateSummary,
+  chain: readonly ChainEntry[],
+): NonNullable<IdentityTestReport['certificate']['summary']> {
+  return {
+    subject: s.subject,
+    issuer: s.issuer,
+    serialNumber: s.serialNumber,
+    fingerprintSha256: s.fingerprintSha256,
+    notBefore: s.notBefore.toISOString(),
+    notAfter: s.notAfter.toISOString(),
+    keyType: s.keyType,
+    ...(s.keySize !== undefined ? { keySize: s.keySize } : {}),
+    ...(s.curve !== undefined ? { curve: s.curve } : {}),
+    subjectAltNames: s.subjectAltNames,
+    chain: chain.map((c) => ({ ...c, notAfter: c.notAfter.toISOString() })),
+  };
+}
+
 function report(
   url: URL,
   certificate: IdentityTestReport['certificate'],
@@ -279,7 +251,7 @@ function report(
 ): IdentityTestReport {
   const requested = r.handshake.certificateRequested;
   const code = r.error?.code;
-  const untrusted = code !== undefined && UNTRUSTED_CODES.has(code);
+  const untrusted = code !== undefined && CERTIFICATE_CODES.has(code);
   const verdict = verdictOf(r, hasClient, untrusted);
   return {
     url: url.toString(),

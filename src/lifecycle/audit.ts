@@ -1,7 +1,7 @@
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../shared/clock.js';
+import { newId } from '../shared/ids.js';
 import type { AuditEvent, LifecycleStore } from '../store/types.js';
-import { lifecycleId } from './ids.js';
 
 /** An audit entry as the API shows it. */
 export interface AuditEventView {
@@ -85,7 +85,7 @@ export class AuditService {
 
   async record(tenantId: string, entry: AuditEntry): Promise<void> {
     const event: AuditEvent = {
-      id: lifecycleId('aud'),
+      id: newId('aud'),
       tenantId,
       at: this.#clock.now(),
       actor: entry.actor,

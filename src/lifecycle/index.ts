@@ -60,6 +60,10 @@ export interface Lifecycle {
   close(): Promise<void>;
 }
 
+/**
+ * Wires the lifecycle of one process: e-mail (when TWOWAY_SMTP_URL is set) and webhook senders, the
+ * expiry scanner, the delivery worker and the scheduler (not started: call `scheduler.start()`).
+ */
 export function createLifecycle(deps: LifecycleDeps): Lifecycle {
   const { options } = deps;
   const logger = deps.logger.child({ module: 'lifecycle' });

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.js';
+import { newId } from '../shared/ids.js';
 import type {
   AlertKind,
   AlertRecord,
@@ -7,7 +8,6 @@ import type {
   LifecycleStore,
   NotificationRecord,
 } from '../store/types.js';
-import { lifecycleId } from './ids.js';
 import type { LifecycleMetrics } from './metrics.js';
 import type { NotificationSettingsService } from './settings.js';
 import type { ExpiringObject, ExpiringSource } from './sources.js';
@@ -163,7 +163,7 @@ export class ExpiryScanner {
         const deliveries = this.#deliveries(settings.emails, settings.webhookUrls, tenantId, now);
         if (deliveries.length === 0) continue;
         const event: ExpiryEvent = {
-          id: lifecycleId('evt'),
+          id: newId('evt'),
           type: record.kind === 'expired' ? 'certificate.expired' : 'certificate.expiring',
           createdAt: now.toISOString(),
           tenant: tenantId,
@@ -224,7 +224,7 @@ export class ExpiryScanner {
     if (this.#deps.emailEnabled && emails.length > 0) {
       list.push({
         ...base,
-        id: lifecycleId('dlv'),
+        id: newId('dlv'),
         channel: 'email',
         target: emails.join(', '),
         createdAt: now,
@@ -234,7 +234,7 @@ export class ExpiryScanner {
     for (const url of webhookUrls) {
       list.push({
         ...base,
-        id: lifecycleId('dlv'),
+        id: newId('dlv'),
         channel: 'webhook',
         target: url,
         createdAt: now,

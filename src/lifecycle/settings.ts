@@ -174,7 +174,7 @@ export class NotificationSettingsService {
     await this.#store.putNotificationSettings(tenantId, next);
     this.#thresholds.delete(tenantId);
     // Thresholds decide statuses: the runtime drops the tenant's cached ones, the scheduler rescans it.
-    this.#changes.emit({ tenantId, kind: 'tenant', id: tenantId });
+    await this.#changes.emit({ tenantId, kind: 'tenant', id: tenantId });
     return { settings: view(next), ...(webhookSecret ? { webhookSecret } : {}) };
   }
 

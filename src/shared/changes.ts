@@ -55,6 +55,7 @@ export class ChangeBus {
     this.#events.emit('all');
   }
 
+  /** Calls `listener` for each change and `onAll` for "anything may have changed", synchronously. */
   on(listener: (change: Change) => void, onAll: () => void): void {
     this.#events.on('change', listener);
     this.#events.on('all', onAll);

@@ -5,6 +5,8 @@
  * Instants are `Date` values here and RFC 3339 strings on the wire.
  */
 
+import type { CertificateSummary, ChainEntry } from '../certificates/summary.js';
+
 /** A tenant: the isolation boundary. */
 export interface Tenant {
   id: string;
@@ -34,32 +36,9 @@ export interface SealedSecret {
   kekId: string;
 }
 
-/** Public facts about one certificate, as stored with a version (never key material). */
-export interface CertificateSummary {
-  subject: string;
-  issuer: string;
-  /** Uppercase hex, as OpenSSL prints it. */
-  serialNumber: string;
-  fingerprintSha256: string;
-  spkiSha256: string;
-  notBefore: Date;
-  notAfter: Date;
-  keyType: 'RSA' | 'EC' | 'Ed25519';
-  /** Bits (RSA modulus, EC field size). */
-  keySize?: number;
-  /** `P-256`, `P-384`, `P-521`. */
-  curve?: string;
-  signatureAlgorithm: string;
-  subjectAltNames: string[];
-}
-
-/** A chain certificate as summarised for the API. */
-export interface ChainEntry {
-  subject: string;
-  issuer: string;
-  notAfter: Date;
-  fingerprintSha256: string;
-}
+// Public facts about one certificate (never key material) and one chain entry, as stored with a
+// version or client certificate: one definition, in certificates/.
+export type { CertificateSummary, ChainEntry };
 
 /** One numbered version of an identity. */
 export interface IdentityVersion {

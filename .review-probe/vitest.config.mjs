@@ -1,1 +1,0 @@
-export default { test: { include: ['.review-probe/*.test.ts'], testTimeout: 30000, hookTimeout: 60000, pool: 'forks' } };

@@ -68,8 +68,10 @@ export async function openBackends(config: Config, logger?: Logger): Promise<Bac
     const kms = new LocalKms(found.kek);
     found.kek.fill(0);
     if (hasData) {
+      // A database with data always has its check value (written right after the first
+      // migration); without one, no KEK can be proven right, so none is accepted.
       const check = await store.getMeta(KEK_CHECK);
-      if (check && !(await verifyKekCheck(kms, check))) {
+      if (!check || !(await verifyKekCheck(kms, check))) {
         await kms.close();
         throw new StartupError(
           `The KEK (${found.source === 'env' ? 'TWOWAY_MASTER_KEY' : keyFile}) does not match this database. Nothing was written.`,
@@ -123,7 +125,7 @@ export function createServices(
 ): Services {
   const { store, kms } = backends;
   const changes = new ChangeBus();
-  const tenants = new TenantService(store, clock, config.operatorToken);
+  const tenants = new TenantService(store, clock, config.operatorToken, changes);
   const settings = new NotificationSettingsService({
     store,
     kms,
@@ -198,6 +200,9 @@ export async function startTwoway(
   await services.ca.ensure();
   if (options.clusterWorker) {
     services.changes.setRelay(workerRelay((change) => services.changes.applyFromPeer(change)));
+    services.changes.onPeerChange(async (change) => {
+      if (change.kind === 'api_key') services.tenants.forgetCachedKeys();
+    });
     services.clientCertificates.onChange(() =>
       services.changes.emit({ tenantId: '*', kind: 'client_certificate', id: '*' }),
     );

@@ -73,10 +73,19 @@ export class ClientCertificateService {
    * @throws AppError `private_key_not_accepted`, `unsupported_format`, `no_certificate`,
    *   `unsupported_key_type`, `weak_key`, `key_type_not_allowed`, `weak_signature`,
    *   `certificate_expired`, `certificate_not_yet_valid`, `validity_too_long`,
-   *   `client_auth_not_allowed`, `client_certificate_exists`, `certificate_in_use`
+   *   `client_auth_not_allowed`, `client_certificate_exists`, `certificate_in_use`,
+   *   `issued_certificate_not_accepted`
    */
   async register(tenantId: string, name: string, input: Buffer): Promise<ClientCertificateView> {
     const cert = readCertificateInput(input);
+    // An issued certificate is registered (to its tenant) when it is issued. Uploading one again
+    // would re-admit it after deletion or revocation, or put tenant A's certificate under tenant B.
+    if (await this.#deps.ca.issued(cert)) {
+      throw new AppError(
+        'issued_certificate_not_accepted',
+        'Certificates issued by the platform CA cannot be uploaded; submit a new CSR instead.',
+      );
+    }
     const now = this.#deps.clock.now();
     const summary = checkClientCertificate(cert, this.#deps.policy, now);
     const record: ClientCertificate = {

@@ -121,7 +121,15 @@ export function workerRelay(apply: (change: Change) => Promise<void>): ChangeRel
     publish(change: Change): Promise<void> {
       const id = nextId++;
       return new Promise<void>((resolve) => {
-        waiting.set(id, resolve);
+        // The primary settles within ACK_TIMEOUT_MS; if it is gone, do not hang the request.
+        const timer = setTimeout(() => {
+          waiting.delete(id);
+          resolve();
+        }, ACK_TIMEOUT_MS * 2);
+        waiting.set(id, () => {
+          clearTimeout(timer);
+          resolve();
+        });
         process.send?.({ twoway: 'change', id, change } satisfies Message);
       });
     },

@@ -40,6 +40,7 @@ export const catalogue = {
   private_key_not_accepted: { status: 422, title: 'Private keys are not accepted here' },
   client_certificate_exists: { status: 409, title: 'Client certificate already registered' },
   certificate_in_use: { status: 409, title: 'Certificate registered by another tenant' },
+  issued_certificate_not_accepted: { status: 422, title: 'Platform-issued certificates cannot be uploaded' },
   key_type_not_allowed: { status: 422, title: 'Key type not allowed' },
   validity_too_long: { status: 422, title: 'Validity too long' },
   invalid_csr: { status: 422, title: 'Invalid certificate signing request' },

@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../errors/app-error.js';
+import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId, sha256Hex } from '../shared/ids.js';
 import type { ApiKey, Tenant, TenantStore } from '../store/types.js';
@@ -30,9 +31,13 @@ export class TenantService {
    */
   #generation = 0;
 
-  constructor(store: TenantStore, clock: Clock, operatorToken?: string) {
+  readonly #changes: ChangeBus | undefined;
+
+  /** `changes` carries a revocation to the other workers (cluster mode) before the answer. */
+  constructor(store: TenantStore, clock: Clock, operatorToken?: string, changes?: ChangeBus) {
     this.#store = store;
     this.#clock = clock;
+    this.#changes = changes;
     if (operatorToken) this.#operatorTokenSha256 = Buffer.from(sha256Hex(operatorToken), 'hex');
   }
 
@@ -121,6 +126,7 @@ export class TenantService {
     const done = await this.#store.revokeApiKey(tenantId, keyId, this.#clock.now());
     if (!done) throw new AppError('not_found', 'No such API key.');
     this.forgetCachedKeys();
+    await this.#changes?.emit({ tenantId, kind: 'api_key', id: keyId });
   }
 
   /** Drops cached key lookups (another process may have revoked a key). */

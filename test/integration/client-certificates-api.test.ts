@@ -359,6 +359,30 @@ describe.each(backends)('client certificates API on $name', (backend) => {
     );
   });
 
+  test('a certificate the platform CA issued cannot be uploaded again, not even after deletion', async () => {
+    const csr = await makeCsr(files.dir, 'reupload', '/CN=reupload', 'ec');
+    const issued = await json(
+      await twoway.call('/v1/tenants/tenant-a/certificate-signing-requests', {
+        method: 'POST',
+        token: keyA,
+        json: { name: 'reupload', csrPem: readFileSync(csr.csr, 'utf8') },
+      }),
+    );
+    const deleted = await twoway.call(`/v1/tenants/tenant-a/client-certificates/${issued.id}`, {
+      method: 'DELETE',
+      token: keyA,
+    });
+    expect(deleted.status).toBe(204);
+    for (const [token, tenant] of [
+      [keyA, 'tenant-a'],
+      [keyB, 'tenant-b'],
+    ] as const) {
+      const again = await upload(fileForm(issued.certificatePem ?? ''), token, tenant);
+      expect(again.status).toBe(422);
+      expect((await json(again)).code).toBe('issued_certificate_not_accepted');
+    }
+  });
+
   test('CSR signing refuses a bad signature, weak keys and hashes, and what is not a CSR', async () => {
     const good = await makeCsr(files.dir, 'bad', '/CN=bad');
     const der = Buffer.from(

@@ -131,4 +131,13 @@ describe('twoway serve with two workers (TWOWAY_WORKERS=2)', () => {
     expect(back.status).toBe(200);
     for (let i = 0; i < 10; i++) expect(await presented()).toBe(v1.fingerprintSha256);
   });
+
+  test('an API key revoked through one worker is refused by every worker at once', async () => {
+    const created = await call('/v1/tenants/multi/api-keys', { method: 'POST' });
+    const { id, apiKey } = (await created.json()) as { id: string; apiKey: string };
+    // Both workers have it cached.
+    for (let i = 0; i < 6; i++) expect((await call('/v1/tenants/multi', {}, apiKey)).status).toBe(200);
+    expect((await call(`/v1/tenants/multi/api-keys/${id}`, { method: 'DELETE' })).status).toBe(204);
+    for (let i = 0; i < 10; i++) expect((await call('/v1/tenants/multi', {}, apiKey)).status).toBe(401);
+  });
 });

@@ -47,6 +47,13 @@ describe.each(backends)('start-up with the KEK on $name', (backend) => {
     const raw = await openStore(env.TWOWAY_DATABASE_URL, dir);
     expect(await raw.getRevision()).toBe(revision);
     await raw.close();
+
+    // A database with data but without its KEK check value accepts no KEK at all.
+    const withKey = { ...env, TWOWAY_MASTER_KEY: randomBytes(32).toString('base64') };
+    const fresh = await openStore(env.TWOWAY_DATABASE_URL, dir);
+    await fresh.setMeta('kek_check', Buffer.alloc(0));
+    await fresh.close();
+    await expect(openBackends(loadConfig(withKey))).rejects.toThrow(StartupError);
     cleanup();
   });
 });

@@ -165,6 +165,8 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     sendProblem(res, new AppError(code), true);
   };
 
+  /** Subject and SANs per certificate fingerprint (immutable for a fingerprint), for the identity headers. */
+  const namesByFingerprint = new Map<string, { subject: string; subjectAltNames: string[] }>();
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const state = (req.socket as TaggedSocket)[kState];
     if (state === undefined) {
@@ -230,13 +232,21 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
       return;
     }
     if (state.headers === null || state.headersTenant !== entry.tenantId) {
-      const summary = summarize(state.peer as X509Certificate);
+      // Parsing the names costs more than the rest of a request: once per certificate, not per
+      // connection (clients reconnect with the same certificate all the time).
+      let names = namesByFingerprint.get(state.fingerprint);
+      if (names === undefined) {
+        const summary = summarize(state.peer as X509Certificate);
+        names = { subject: summary.subject, subjectAltNames: summary.subjectAltNames };
+        if (namesByFingerprint.size >= 50_000) namesByFingerprint.clear();
+        namesByFingerprint.set(state.fingerprint, names);
+      }
       state.headers = identityHeaders({
         tenantId: entry.tenantId,
         fingerprintSha256: state.fingerprint,
         der: state.der as Buffer,
-        subject: summary.subject,
-        subjectAltNames: summary.subjectAltNames,
+        subject: names.subject,
+        subjectAltNames: names.subjectAltNames,
       });
       state.headersTenant = entry.tenantId;
     }

@@ -1,12 +1,13 @@
 // A load client for mTLS servers (wrk has no client certificates): `connections` sockets each send
 // `GET path` with the given headers, one request at a time, for `seconds`. Mode `handshakes` opens a
 // new TLS connection (full handshake, no resumption) per request; `keepalive` reuses one per worker.
-// Run as a child process (fork) so its CPU is not the server's: it answers with one IPC message
+// `plain: true` speaks HTTP without TLS. Run as a child process (fork) so its CPU is not the server's: it answers with one IPC message
 // { done, failed, ms, latenciesMs: [p50, p99] }. The TLS context is built once.
+import net from 'node:net';
 import tls from 'node:tls';
 
-export async function load({ mode, seconds, connections, port, ca, cert, key, path, headers = {} }) {
-  const secureContext = tls.createSecureContext({ ca, cert, key });
+export async function load({ mode, seconds, connections, port, ca, cert, key, path, headers = {}, plain = false }) {
+  const secureContext = plain ? null : tls.createSecureContext({ ca, cert, key });
   const head = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
@@ -19,6 +20,13 @@ export async function load({ mode, seconds, connections, port, ca, cert, key, pa
   let failed = 0;
   const connect = () =>
     new Promise((resolve, reject) => {
+      // `plain`: HTTP without TLS (to time a plain-HTTP hop with the same client).
+      if (plain) {
+        const socket = net.connect({ host: '127.0.0.1', port });
+        socket.once('connect', () => resolve(socket));
+        socket.once('error', reject);
+        return;
+      }
       // session: undefined and a fresh connection each time: no TLS resumption.
       const socket = tls.connect({ host: '127.0.0.1', port, secureContext, servername: 'localhost' });
       socket.once('secureConnect', () => resolve(socket));

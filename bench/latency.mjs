@@ -14,18 +14,34 @@ const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'twoway-latency-'));
 const run = (options) =>
   new Promise((resolve, reject) => {
-    const child = fork(join(root, 'bench/mtls-load.mjs'), ['run', JSON.stringify(options)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const child = fork(join(root, 'bench/mtls-load.mjs'), ['run', JSON.stringify(options)], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
     child.once('message', resolve);
     child.once('exit', (code) => code !== 0 && reject(new Error(`load exited ${code}`)));
   });
 try {
   makeCertificates(dir, 1);
   const read = (f) => readFileSync(join(dir, f), 'utf8');
-  const upstream = track(fork(join(root, 'bench/upstream.mjs'), [join(dir, 'server.pem'), join(dir, 'server.key'), join(dir, 'ca.pem'), '19543'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+  const upstream = track(
+    fork(
+      join(root, 'bench/upstream.mjs'),
+      [join(dir, 'server.pem'), join(dir, 'server.key'), join(dir, 'ca.pem'), '19543'],
+      { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
+    ),
+  );
   await new Promise((r) => upstream.once('message', r));
   const token = 'bench-operator-token-0123456789';
   start('node', [join(root, 'dist/cli/index.js'), 'serve'], {
-    env: { ...process.env, TWOWAY_HTTP_PORT: '18180', TWOWAY_EDGE_PORT: '0', TWOWAY_DATA_DIR: join(dir, 'data'), TWOWAY_OPERATOR_TOKEN: token, TWOWAY_FORWARD_ALLOW_PRIVATE: 'true', TWOWAY_LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      TWOWAY_HTTP_PORT: '18180',
+      TWOWAY_EDGE_PORT: '0',
+      TWOWAY_DATA_DIR: join(dir, 'data'),
+      TWOWAY_OPERATOR_TOKEN: token,
+      TWOWAY_FORWARD_ALLOW_PRIVATE: 'true',
+      TWOWAY_LOG_LEVEL: 'warn',
+    },
   });
   await waitForPort(18180, 20_000);
   const api = 'http://127.0.0.1:18180';
@@ -45,8 +61,27 @@ try {
   form.set('file', new Blob([readFileSync(join(dir, 'client0.p12'))]), 'c.p12');
   form.set('password', 'bench');
   const identity = await post('/v1/tenants/lat/identities', form, apiKey);
-  await post('/v1/tenants/lat/mappings', { name: 'm', service: 'api', url: 'https://localhost:19543/', identityId: identity.id, trustAnchorsPem: read('ca.pem') }, apiKey);
-  const direct = { mode: 'keepalive', connections: 2, seconds, port: 19543, ca: read('ca.pem'), cert: read('client0.pem'), key: read('client0.key'), path: '/hello' };
+  await post(
+    '/v1/tenants/lat/mappings',
+    {
+      name: 'm',
+      service: 'api',
+      url: 'https://localhost:19543/',
+      identityId: identity.id,
+      trustAnchorsPem: read('ca.pem'),
+    },
+    apiKey,
+  );
+  const direct = {
+    mode: 'keepalive',
+    connections: 2,
+    seconds,
+    port: 19543,
+    ca: read('ca.pem'),
+    cert: read('client0.pem'),
+    key: read('client0.key'),
+    path: '/hello',
+  };
   const through = {
     mode: 'keepalive',
     plain: true,
@@ -54,7 +89,11 @@ try {
     seconds,
     port: 18180,
     path: '/v1/runtime/forward',
-    headers: { authorization: `Bearer ${apiKey}`, 'twoway-service': 'api', 'twoway-forward-url': 'https://localhost:19543/hello' },
+    headers: {
+      authorization: `Bearer ${apiKey}`,
+      'twoway-service': 'api',
+      'twoway-forward-url': 'https://localhost:19543/hello',
+    },
   };
   await run({ ...direct, seconds: 1 });
   await run({ ...through, seconds: 1 });
@@ -71,7 +110,13 @@ try {
   });
   const d = summary(samples.direct);
   const t = summary(samples.twoway);
-  console.log(JSON.stringify({ direct: d, twoway: t, addedP50Ms: t.p50Ms - d.p50Ms, addedP99Ms: t.p99Ms - d.p99Ms }, null, 2));
+  console.log(
+    JSON.stringify(
+      { direct: d, twoway: t, addedP50Ms: t.p50Ms - d.p50Ms, addedP99Ms: t.p99Ms - d.p99Ms },
+      null,
+      2,
+    ),
+  );
 } finally {
   stopAll();
   rmSync(dir, { recursive: true, force: true });

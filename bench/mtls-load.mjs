@@ -6,7 +6,18 @@
 import net from 'node:net';
 import tls from 'node:tls';
 
-export async function load({ mode, seconds, connections, port, ca, cert, key, path, headers = {}, plain = false }) {
+export async function load({
+  mode,
+  seconds,
+  connections,
+  port,
+  ca,
+  cert,
+  key,
+  path,
+  headers = {},
+  plain = false,
+}) {
   const secureContext = plain ? null : tls.createSecureContext({ ca, cert, key });
   const head = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)

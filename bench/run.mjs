@@ -4,7 +4,7 @@
 // Writes bench/results/<date>.json and the tables between the markers in docs/benchmarks.md.
 import { execFileSync, fork } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -600,8 +600,21 @@ end
         ),
       );
       const twoway = await startEdgeTwoway(count, plainPort);
-      const nginx = await startEdgeNginx(caFile, plainPort);
-      const haproxy = await startEdgeHaproxy(caFile, plainPort);
+      out[`twoway start-up ms with ${count} registered`] = Math.round(twoway.startupMs);
+      // A reference that cannot start with this CA file is a result too (TLS caps the CA-names list).
+      const tryStart = async (name, starter) => {
+        const t0 = performance.now();
+        try {
+          return await starter();
+        } catch (err) {
+          out[`${name} with ${count} registered`] =
+            `failed to start within ${Math.round((performance.now() - t0) / 1000)} s: ${err.message}`;
+          console.log(`  ${name} did not start with ${count} CA certificates: ${err.message}`);
+          return null;
+        }
+      };
+      const nginx = await tryStart('nginx', () => startEdgeNginx(caFile, plainPort));
+      const haproxy = await tryStart('haproxy', () => startEdgeHaproxy(caFile, plainPort));
       const serverCa = readFileSync(join(dir, 'ca.pem'), 'utf8');
       try {
         for (const kind of ['rsa', 'ec']) {
@@ -625,6 +638,8 @@ end
               o: { port: ports.haproxyEdge, ca: serverCa, cert, key, path: '/api/hello' },
             },
           };
+          if (!nginx) delete targets.nginx;
+          if (!haproxy) delete targets.haproxy;
           for (const mode of ['handshakes', 'keepalive']) {
             for (const t of Object.values(targets)) await measureLoad(t.c, { ...t.o, mode, seconds: 1 });
             console.log(`edge ${mode}, ${kind}, ${count} registered`);
@@ -635,7 +650,7 @@ end
           }
         }
       } finally {
-        for (const c of [twoway, nginx, haproxy]) await stop(c.child);
+        for (const c of [twoway, nginx, haproxy]) if (c) await stop(c.child);
       }
     }
     await stop(plain);
@@ -710,6 +725,7 @@ async function startEdgeTwoway(count, plainPort) {
     await backends.store.close();
     await backends.kms.close();
   }
+  const t0 = performance.now();
   const child = start('node', [join(root, 'dist/cli/index.js'), 'serve'], {
     env: {
       ...process.env,
@@ -721,6 +737,7 @@ async function startEdgeTwoway(count, plainPort) {
     },
   });
   await waitForPort(ports.edge, 60_000);
+  const startupMs = performance.now() - t0;
   // Let start-up work (the first expiry scan reads every certificate) finish before measuring.
   for (let i = 0; i < 120; i++) {
     const before = cpuOf([child.pid]);
@@ -728,7 +745,7 @@ async function startEdgeTwoway(count, plainPort) {
     if (cpuOf([child.pid]) - before < 0.01) break;
   }
   const ca = await (await fetch(`http://127.0.0.1:${ports.twoway}/v1/ca/certificates`)).text();
-  return { child, pids: [child.pid], apiKey, ca };
+  return { child, pids: [child.pid], apiKey, ca, startupMs };
 }
 
 async function startEdgeNginx(caFile, plainPort) {
@@ -766,7 +783,10 @@ http {
 `,
   );
   const child = start('nginx', ['-e', join(n, 'error.log'), '-p', n, '-c', conf]);
-  await waitForPort(ports.nginxEdge, 120_000);
+  await waitForPort(ports.nginxEdge, 60_000).catch(async (err) => {
+    await stop(child); // still loading its CA file: it must not eat the CPU of the others
+    throw err;
+  });
   return { child, pids: [child.pid] };
 }
 
@@ -795,7 +815,10 @@ backend plain
 `,
   );
   const child = start('haproxy', ['-f', conf, '-db']);
-  await waitForPort(ports.haproxyEdge, 120_000);
+  await waitForPort(ports.haproxyEdge, 60_000).catch(async (err) => {
+    await stop(child);
+    throw err;
+  });
   return { child, pids: [child.pid] };
 }
 
@@ -840,6 +863,7 @@ function markdown() {
   ];
   for (const [name, data] of Object.entries(results.scenarios)) {
     lines.push(`### ${name}`, '');
+    if (data.runAt) lines.push(`(run ${data.runAt.slice(0, 16).replace('T', ' ')} UTC)`, '');
     const groups = Object.entries(data).filter(
       ([, v]) => typeof v === 'object' && v !== null && !('rps' in v),
     );
@@ -848,7 +872,7 @@ function markdown() {
     );
     for (const [label, summary] of groups) lines.push(`${label}:`, '', table(summary), '');
     if (Object.keys(flat).length > 0) lines.push(table(flat), '');
-    const facts = Object.entries(data).filter(([, v]) => typeof v !== 'object');
+    const facts = Object.entries(data).filter(([k, v]) => typeof v !== 'object' && k !== 'runAt');
     if (facts.length > 0)
       lines.push(
         facts.map(([k, v]) => `- ${k}: ${typeof v === 'number' ? Math.round(v * 10) / 10 : v}`).join('\n'),
@@ -858,14 +882,15 @@ function markdown() {
   return lines.join('\n');
 }
 
-try {
-  for (const name of opts.scenarios.split(',')) {
-    if (!scenarios[name]) throw new Error(`unknown scenario ${name}`);
-    console.log(`== ${name}`);
-    results.scenarios[name] = await scenarios[name]();
-  }
+/** Writes bench/results/<date>.json and the generated block of docs/benchmarks.md (after each scenario). */
+function writeResults() {
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   const file = join(root, 'bench/results', `${results.date.slice(0, 10)}.json`);
+  // Scenarios run earlier the same day (another invocation) stay in the file and the tables.
+  if (existsSync(file)) {
+    const earlier = JSON.parse(readFileSync(file, 'utf8'));
+    results.scenarios = { ...earlier.scenarios, ...results.scenarios };
+  }
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   const docs = join(root, 'docs/benchmarks.md');
   const current = readFileSync(docs, 'utf8');
@@ -878,7 +903,16 @@ try {
       ? current.replace(new RegExp(`${begin}[\\s\\S]*${end}`), body)
       : `${current}\n${body}\n`,
   );
-  console.log(`\nwrote ${file} and docs/benchmarks.md\n`);
+  console.log(`wrote ${file} and docs/benchmarks.md`);
+}
+
+try {
+  for (const name of opts.scenarios.split(',')) {
+    if (!scenarios[name]) throw new Error(`unknown scenario ${name}`);
+    console.log(`== ${name}`);
+    results.scenarios[name] = { runAt: new Date().toISOString(), ...(await scenarios[name]()) };
+    writeResults();
+  }
   console.log(markdown());
 } finally {
   stopAll();

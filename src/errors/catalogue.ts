@@ -60,6 +60,7 @@ export const catalogue = {
   no_mapping: { status: 403, title: 'No mapping covers this URL' },
   identity_expired: { status: 409, title: 'Identity expired' },
   identity_disabled: { status: 409, title: 'Identity disabled' },
+  identity_not_yet_valid: { status: 409, title: 'Identity not yet valid' },
   forward_url_invalid: { status: 400, title: 'Invalid forward URL' },
   forward_destination_blocked: { status: 403, title: 'Forward destination blocked' },
   upstream_tls_failed: { status: 502, title: 'TLS with the remote server failed' },

@@ -110,7 +110,7 @@ export class RuntimeService {
       throw new AppError('identity_expired', 'The mapped identity has expired; upload a new version.');
     }
     if (active.summary.notBefore.getTime() > now) {
-      throw new AppError('identity_expired', 'The mapped identity is not yet valid.');
+      throw new AppError('identity_not_yet_valid', 'The mapped identity is not valid yet (notBefore).');
     }
     const trust = mapping.trustAnchorsPem;
     const key = `${tenantId}/${identity.id}@${active.version}#${trustKey(mapping)}`;

@@ -83,6 +83,8 @@ export class MappingService {
   /** @throws AppError `not_found`, and the codes of {@link create} */
   async update(tenantId: string, mappingId: string, patch: MappingPatch): Promise<MappingView> {
     const current = await this.#require(tenantId, mappingId);
+    // A deleted mapping stays readable for the record, but it cannot come back to life by a PATCH.
+    if (current.deleted) throw new AppError('not_found', 'This mapping was deleted.');
     const match = patch.match ?? current.match;
     const url = normaliseMappingUrl(patch.url ?? (match === current.match ? current.url : undefined), match);
     if (patch.identityId !== undefined) await this.#requireIdentity(tenantId, patch.identityId);

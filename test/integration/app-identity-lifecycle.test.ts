@@ -35,10 +35,11 @@ describe('identity lifecycle through the API', () => {
     await upstream?.close();
   });
 
-  async function upload(notAfterDays: number, path: string): Promise<string> {
+  async function upload(notAfterDays: number, path: string, notBefore?: Date): Promise<string> {
     const leaf = await pki.leaf({
       cn: `life-${path}`,
       notAfter: new Date(clock.now().getTime() + notAfterDays * DAY),
+      ...(notBefore ? { notBefore } : {}),
     });
     const response = await twoway.call('/v1/tenants/life/identities', {
       method: 'POST',
@@ -100,6 +101,22 @@ describe('identity lifecycle through the API', () => {
     expect(((await activate.json()) as { code: string }).code).toBe('version_not_usable');
   });
 
+  test('an identity before its notBefore is refused with identity_not_yet_valid, never sent', async () => {
+    await upload(100, 'early', new Date(clock.now().getTime() - 3_600_000));
+    clock.advance(-2 * 3_600_000);
+    try {
+      const handshakes = upstream.handshakes();
+      const refused = await forward('early');
+      expect(refused.status).toBe(409);
+      expect(refused.headers.get('twoway-error')).toBe('identity_not_yet_valid');
+      expect(upstream.handshakes()).toBe(handshakes);
+    } finally {
+      clock.advance(2 * 3_600_000);
+    }
+    // (Not forwarded afterwards: the test clock runs days ahead, and the upstream checks notBefore
+    // against the real time.)
+  });
+
   test('a disabled identity is refused with identity_disabled, and works again once enabled', async () => {
     const id = await upload(100, 'toggle');
     expect((await forward('toggle')).status).toBe(200);
@@ -127,6 +144,11 @@ describe('identity lifecycle through the API', () => {
     const removed = await twoway.call(`/v1/tenants/life/mappings/${mapping?.id}`, { method: 'DELETE' });
     expect(((await removed.json()) as { deleted: boolean }).deleted).toBe(true);
     expect((await forward('gone')).headers.get('twoway-error')).toBe('no_mapping');
+    const revive = await twoway.call(`/v1/tenants/life/mappings/${mapping?.id}`, {
+      method: 'PATCH',
+      json: { enabled: true },
+    });
+    expect(revive.status).toBe(404);
     expect((await twoway.call(`/v1/tenants/life/identities/${id}`, { method: 'DELETE' })).status).toBe(204);
     expect((await twoway.call(`/v1/tenants/life/identities/${id}`)).status).toBe(404);
     const listed = (await (await twoway.call('/v1/tenants/life/mappings?includeDeleted=true')).json()) as {

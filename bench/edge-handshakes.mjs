@@ -7,27 +7,16 @@
 // others are synthetic rows with random fingerprints: the index only keys on the fingerprint).
 // Usage: npm run build && node bench/edge-handshakes.mjs [secondsPerRun=4] [rounds=5] [connections=8]
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import tls from 'node:tls';
+import { cpuSeconds, median, prepareEdgeStore } from './lib.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
-
-if (process.argv[2] === 'load') {
-  await load(JSON.parse(process.argv[3]));
-  process.exit(0);
-}
 
 const seconds = Number(process.argv[2] ?? 4);
 const rounds = Number(process.argv[3] ?? 5);
 const connections = Number(process.argv[4] ?? 8);
-
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 async function waitFor(url) {
   for (let i = 0; i < 600; i++) {
@@ -39,99 +28,16 @@ async function waitFor(url) {
   throw new Error(`${url} did not come up`);
 }
 
-/** Creates the tenant and registers `count` certificates (the client's plus synthetic ones). */
-async function prepare(dataDir, certPem, count) {
-  const env = { TWOWAY_DATA_DIR: dataDir, TWOWAY_LOG_LEVEL: 'warn' };
-  const { loadConfig } = await import(join(root, 'dist/config/config.js'));
-  const { openBackends, createServices } = await import(join(root, 'dist/main.js'));
-  const config = loadConfig(env);
-  const backends = await openBackends(config);
-  try {
-    const services = createServices(backends, config);
-    await services.ca.ensure();
-    const { apiKey } = await services.tenants.createTenant('bench', 'Bench');
-    const real = await services.clientCertificates.register('bench', 'bench client', Buffer.from(certPem));
-    const template = await backends.store.getClientCertificate('bench', real.id);
-    const now = new Date();
-    const batch = [];
-    for (let i = 1; i < count; i++) {
-      batch.push({
-        ...template,
-        id: `ccr_bench_${i}`,
-        name: `synthetic ${i}`,
-        summary: {
-          ...template.summary,
-          fingerprintSha256: randomBytes(32).toString('hex'),
-          serialNumber: randomBytes(16).toString('hex').toUpperCase(),
-        },
-        createdAt: now,
-        updatedAt: now,
-      });
-      if (batch.length === 10_000) await backends.store.createClientCertificates('bench', batch.splice(0));
-    }
-    if (batch.length > 0) await backends.store.createClientCertificates('bench', batch);
-    return apiKey;
-  } finally {
-    await backends.store.close();
-    await backends.kms.close();
-  }
-}
-
-/** The load process: `mode` handshakes (connect, one request, close) or keepalive (many per connection). */
-async function load({ mode, seconds, connections, port, ca, cert, key, apiKey }) {
-  const secureContext = tls.createSecureContext({ ca, cert, key });
-  const request = Buffer.from(
-    `GET /v1/tenants/bench/mtls/hello HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${apiKey}\r\n` +
-      (mode === 'handshakes' ? 'Connection: close\r\n\r\n' : '\r\n'),
-  );
-  const deadline = Date.now() + seconds * 1000;
-  let done = 0;
-  let failed = 0;
-  const connect = () =>
-    new Promise((resolve, reject) => {
-      const socket = tls.connect({ host: '127.0.0.1', port, secureContext, servername: 'localhost' });
-      socket.once('secureConnect', () => resolve(socket));
-      socket.once('error', reject);
-    });
-  const exchange = (socket) =>
-    new Promise((resolve) => {
-      let buffer = '';
-      const onData = (chunk) => {
-        buffer += chunk;
-        const end = buffer.indexOf('\r\n\r\n');
-        if (end >= 0 && buffer.length >= end + 4 + 13) {
-          socket.off('data', onData);
-          resolve(buffer.startsWith('HTTP/1.1 200'));
-        }
-      };
-      socket.setEncoding('latin1');
-      socket.on('data', onData);
-      socket.write(request);
-    });
-  const worker = async () => {
-    if (mode === 'handshakes') {
-      while (Date.now() < deadline) {
-        try {
-          const socket = await connect();
-          (await exchange(socket)) ? done++ : failed++;
-          socket.destroy();
-        } catch {
-          failed++;
-        }
-      }
-      return;
-    }
-    const socket = await connect();
-    while (Date.now() < deadline) (await exchange(socket)) ? done++ : failed++;
-    socket.destroy();
-  };
-  const started = performance.now();
-  await Promise.all(Array.from({ length: connections }, worker));
-  process.send({ done, failed, ms: performance.now() - started });
-}
-
-function runLoad(options) {
-  const child = fork(new URL(import.meta.url).pathname, ['load', JSON.stringify(options)]);
+/** One load run in a second process (bench/mtls-load.mjs): hello endpoint with the tenant's API key. */
+function runLoad({ apiKey, ...options }) {
+  const child = fork(join(root, 'bench/mtls-load.mjs'), [
+    'run',
+    JSON.stringify({
+      ...options,
+      path: '/v1/tenants/bench/mtls/hello',
+      headers: { authorization: `Bearer ${apiKey}` },
+    }),
+  ]);
   return new Promise((resolve, reject) => {
     child.once('message', resolve);
     child.once('exit', (code) => code !== 0 && reject(new Error(`load exited ${code}`)));
@@ -142,7 +48,7 @@ function runLoad(options) {
 async function startServer(count, dir, client, ports) {
   const dataDir = join(dir, `data-${count}`);
   const preparedAt = performance.now();
-  const apiKey = await prepare(dataDir, client.certPem, count);
+  const apiKey = await prepareEdgeStore(root, dataDir, [client.certPem], count);
   const prepareSeconds = Math.round((performance.now() - preparedAt) / 100) / 10;
   const server = spawn('node', [join(root, 'dist/cli/index.js'), 'serve'], {
     env: {
@@ -182,12 +88,6 @@ async function measure(target, mode, runSeconds) {
     failed: run.failed,
   };
 }
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-edge-'));
 try {

@@ -6,7 +6,7 @@ import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeCertificates, median, start, stopAll, track, waitForPort } from './lib.mjs';
+import { makeCertificates, median, post, start, stopAll, track, waitForPort } from './lib.mjs';
 
 const seconds = Number(process.argv[2] ?? 5);
 const rounds = Number(process.argv[3] ?? 3);
@@ -45,23 +45,13 @@ try {
   });
   await waitForPort(18180, 20_000);
   const api = 'http://127.0.0.1:18180';
-  const post = async (path, body, auth = token) => {
-    const init = { method: 'POST', headers: { authorization: `Bearer ${auth}` } };
-    if (body instanceof FormData) init.body = body;
-    else {
-      init.body = JSON.stringify(body);
-      init.headers['content-type'] = 'application/json';
-    }
-    const response = await fetch(`${api}${path}`, init);
-    if (!response.ok) throw new Error(`${path}: ${response.status}`);
-    return response.json();
-  };
-  const { apiKey } = await post('/v1/tenants', { id: 'lat', name: 'lat' });
+  const call = (path, body, auth = token) => post(api, path, body, auth);
+  const { apiKey } = await call('/v1/tenants', { id: 'lat', name: 'lat' });
   const form = new FormData();
   form.set('file', new Blob([readFileSync(join(dir, 'client0.p12'))]), 'c.p12');
   form.set('password', 'bench');
-  const identity = await post('/v1/tenants/lat/identities', form, apiKey);
-  await post(
+  const identity = await call('/v1/tenants/lat/identities', form, apiKey);
+  await call(
     '/v1/tenants/lat/mappings',
     {
       name: 'm',

@@ -1,6 +1,7 @@
 // Shared pieces of the benchmark harness: tools, certificates, processes, load runs, CPU readings.
 // Everything runs on loopback; every run is bounded in time; every process is stopped by PID.
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -224,4 +225,62 @@ export function median(values) {
   if (v.length === 0) return null;
   const mid = v.length >> 1;
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/**
+ * Prepares a data folder for an edge benchmark, through the built store (run `npm run build` first):
+ * tenant `bench`, the given real client certificates (PEM) registered, and synthetic rows up to
+ * `count` in all (the edge index keys on the fingerprint only, so random fingerprints suffice).
+ * Returns the tenant's API key.
+ */
+export async function prepareEdgeStore(root, dataDir, certificatePems, count) {
+  const { loadConfig } = await import(join(root, 'dist/config/config.js'));
+  const { openBackends, createServices } = await import(join(root, 'dist/main.js'));
+  const config = loadConfig({ TWOWAY_DATA_DIR: dataDir, TWOWAY_LOG_LEVEL: 'warn' });
+  const backends = await openBackends(config);
+  try {
+    const services = createServices(backends, config);
+    await services.ca.ensure();
+    const { apiKey } = await services.tenants.createTenant('bench', 'Bench');
+    const real = [];
+    for (const [i, pem] of certificatePems.entries()) {
+      real.push(await services.clientCertificates.register('bench', `bench client ${i}`, Buffer.from(pem)));
+    }
+    const template = await backends.store.getClientCertificate('bench', real[0].id);
+    const now = new Date();
+    const batch = [];
+    for (let i = real.length; i < count; i++) {
+      batch.push({
+        ...template,
+        id: `ccr_bench_${i}`,
+        name: `synthetic ${i}`,
+        summary: {
+          ...template.summary,
+          fingerprintSha256: randomBytes(32).toString('hex'),
+          serialNumber: randomBytes(16).toString('hex').toUpperCase(),
+        },
+        createdAt: now,
+        updatedAt: now,
+      });
+      if (batch.length === 10_000) await backends.store.createClientCertificates('bench', batch.splice(0));
+    }
+    if (batch.length > 0) await backends.store.createClientCertificates('bench', batch);
+    return apiKey;
+  } finally {
+    await backends.store.close();
+    await backends.kms.close();
+  }
+}
+
+/** POSTs JSON (or a FormData) to Twoway's API with a bearer token; throws on a non-2xx answer. */
+export async function post(api, path, body, token) {
+  const init = { method: 'POST', headers: { authorization: `Bearer ${token}` } };
+  if (body instanceof FormData) init.body = body;
+  else {
+    init.body = JSON.stringify(body);
+    init.headers['content-type'] = 'application/json';
+  }
+  const response = await fetch(`${api}${path}`, init);
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+  return response.json();
 }

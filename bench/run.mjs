@@ -3,7 +3,7 @@
 // Usage: npm run bench [-- --scenarios forward-keepalive,forward-tenants --seconds 5 --rounds 3]
 // Writes bench/results/<date>.json and the tables between the markers in docs/benchmarks.md.
 import { execFileSync, fork } from 'node:child_process';
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,8 @@ import {
   ensureTools,
   makeCertificates,
   median,
+  post,
+  prepareEdgeStore,
   start,
   stop,
   stopAll,
@@ -101,17 +103,7 @@ async function startTwoway(env = {}) {
   });
   await waitForPort(ports.twoway, 20_000);
   const api = `http://127.0.0.1:${ports.twoway}`;
-  const call = async (path, body, auth = token) => {
-    const init = { method: 'POST', headers: { authorization: `Bearer ${auth}` } };
-    if (body instanceof FormData) init.body = body;
-    else {
-      init.body = JSON.stringify(body);
-      init.headers['content-type'] = 'application/json';
-    }
-    const response = await fetch(`${api}${path}`, init);
-    if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
-    return response.json();
-  };
+  const call = (path, body, auth = token) => post(api, path, body, auth);
   /** Creates tenant `id` with the identity of client `i`, mapped to the upstream; returns its API key. */
   const addTenant = async (id, i) => {
     const { apiKey } = await call('/v1/tenants', { id, name: id });
@@ -426,19 +418,9 @@ end
     let twoway = await startTwoway(env);
     const token = 'bench-operator-token-0123456789';
     const api = twoway.api;
-    const post = async (path, body) => {
-      const init = { method: 'POST', headers: { authorization: `Bearer ${token}` } };
-      if (body instanceof FormData) init.body = body;
-      else {
-        init.body = JSON.stringify(body);
-        init.headers['content-type'] = 'application/json';
-      }
-      const response = await fetch(`${api}${path}`, init);
-      if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
-      return response.json();
-    };
+    const postAs = (path, body) => post(api, path, body, token);
     const tenants = 100;
-    for (let t = 0; t < tenants; t++) await post('/v1/tenants', { id: `s${t}`, name: `s${t}` });
+    for (let t = 0; t < tenants; t++) await postAs('/v1/tenants', { id: `s${t}`, name: `s${t}` });
     const p12 = readFileSync(join(dir, 'client0.p12'));
     const ca = readFileSync(join(dir, 'ca.pem'), 'utf8');
     const ids = [];
@@ -452,14 +434,14 @@ end
           form.set('file', new Blob([p12]), 'c.p12');
           form.set('password', 'bench');
           form.set('name', `id${i}`);
-          const identity = await post(`/v1/tenants/s${i % tenants}/identities`, form);
+          const identity = await postAs(`/v1/tenants/s${i % tenants}/identities`, form);
           if (i < live) ids[i] = identity.id;
         }
       }),
     );
     const importsPerSecond = identities / ((performance.now() - t0) / 1000);
     for (let i = 0; i < live; i++) {
-      await post(`/v1/tenants/s${i % tenants}/mappings`, {
+      await postAs(`/v1/tenants/s${i % tenants}/mappings`, {
         name: `m${i}`,
         service: `svc${i}`,
         url: `https://localhost:${ports.upstream}/`,
@@ -682,49 +664,12 @@ function syntheticCertificates(real, count) {
 /** Twoway with `count` registered client certificates (the two real BYOC ones plus synthetic rows). */
 async function startEdgeTwoway(count, plainPort) {
   const data = join(dir, `edge-data-${count}`);
-  const config = (await import(join(root, 'dist/config/config.js'))).loadConfig({
-    TWOWAY_DATA_DIR: data,
-    TWOWAY_LOG_LEVEL: 'warn',
-  });
-  const { openBackends, createServices } = await import(join(root, 'dist/main.js'));
-  const backends = await openBackends(config);
-  let apiKey;
-  try {
-    const services = createServices(backends, config);
-    await services.ca.ensure();
-    ({ apiKey } = await services.tenants.createTenant('bench', 'Bench'));
-    const real = [];
-    for (const kind of ['rsa', 'ec'])
-      real.push(
-        await services.clientCertificates.register(
-          'bench',
-          `byoc ${kind}`,
-          readFileSync(join(dir, `byoc-${kind}.pem`)),
-        ),
-      );
-    const template = await backends.store.getClientCertificate('bench', real[0].id);
-    const now = new Date();
-    const batch = [];
-    for (let i = real.length; i < count; i++) {
-      batch.push({
-        ...template,
-        id: `ccr_bench_${i}`,
-        name: `synthetic ${i}`,
-        summary: {
-          ...template.summary,
-          fingerprintSha256: randomBytes(32).toString('hex'),
-          serialNumber: randomBytes(16).toString('hex').toUpperCase(),
-        },
-        createdAt: now,
-        updatedAt: now,
-      });
-      if (batch.length === 10_000) await backends.store.createClientCertificates('bench', batch.splice(0));
-    }
-    if (batch.length > 0) await backends.store.createClientCertificates('bench', batch);
-  } finally {
-    await backends.store.close();
-    await backends.kms.close();
-  }
+  const apiKey = await prepareEdgeStore(
+    root,
+    data,
+    ['rsa', 'ec'].map((kind) => readFileSync(join(dir, `byoc-${kind}.pem`), 'utf8')),
+    count,
+  );
   const t0 = performance.now();
   const child = start('node', [join(root, 'dist/cli/index.js'), 'serve'], {
     env: {

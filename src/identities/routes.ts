@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { type TSchema, Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import type { TenantService } from '../tenants/service.js';
 import { IdentityParams, IdentityUploadBody, VersionParams } from './schemas.js';
 import type { IdentityService, IdentityView } from './service.js';
-import { jsonUploadBodyLimit, readUpload, zeroUpload } from './upload.js';
+import { jsonUploadBodyLimit, type ParsedUpload, readUpload, zeroUpload } from './upload.js';
 
 export interface IdentityRouteOptions {
   tenants: TenantService;
@@ -26,35 +27,44 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   const { tenants, identities, maxUploadBytes } = options;
   const bodyLimit = jsonUploadBodyLimit(maxUploadBytes);
 
+  /** Options shared by the two upload routes (JSON or multipart body, validated by hand for JSON). */
+  const uploadRoute = <P extends TSchema>(summary: string, params: P) => ({
+    bodyLimit,
+    attachValidation: true,
+    schema: {
+      tags: ['identities'],
+      summary,
+      consumes: ['application/json', 'multipart/form-data'],
+      params,
+      body: IdentityUploadBody,
+      response: uploadResponses,
+    },
+  });
+
+  /** Authorizes, reads the upload, runs `work`, and zeroes the uploaded bytes whatever happens. */
+  const withUpload = async <T>(
+    request: FastifyRequest & { params: { tenant: string } },
+    work: (parsed: ParsedUpload) => Promise<T>,
+  ): Promise<T> => {
+    await tenants.authorize(request.principal, request.params.tenant);
+    if (request.validationError && !request.isMultipart()) {
+      throw new AppError('bad_request', request.validationError.message);
+    }
+    const parsed = await readUpload(request, maxUploadBytes);
+    try {
+      return await work(parsed);
+    } finally {
+      zeroUpload(parsed.upload);
+    }
+  };
+
   app.post(
     '/v1/tenants/:tenant/identities',
-    {
-      bodyLimit,
-      attachValidation: true,
-      schema: {
-        tags: ['identities'],
-        summary: 'Upload an identity (PKCS#12 + password, or PEM certificate + key + chain)',
-        consumes: ['application/json', 'multipart/form-data'],
-        params: TenantParams,
-        body: IdentityUploadBody,
-        response: uploadResponses,
-      },
-    },
+    uploadRoute('Upload an identity (PKCS#12 + password, or PEM certificate + key + chain)', TenantParams),
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
-      if (request.validationError && !request.isMultipart())
-        throw new AppError('bad_request', request.validationError.message);
-      const parsed = await readUpload(request, maxUploadBytes);
-      let view: IdentityView;
-      try {
-        view = await identities.importIdentity(
-          request.params.tenant,
-          parsed.name ?? 'identity',
-          parsed.upload,
-        );
-      } finally {
-        zeroUpload(parsed.upload);
-      }
+      const view = await withUpload(request, (parsed) =>
+        identities.importIdentity(request.params.tenant, parsed.name ?? 'identity', parsed.upload),
+      );
       request.audit = {
         action: 'identity.create',
         objectType: 'identity',
@@ -145,26 +155,12 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
 
   app.post(
     '/v1/tenants/:tenant/identities/:id/versions',
-    {
-      bodyLimit,
-      attachValidation: true,
-      schema: {
-        tags: ['identities'],
-        summary: 'Upload a new version (rotation); activated at once unless activate is false',
-        consumes: ['application/json', 'multipart/form-data'],
-        params: IdentityParams,
-        body: IdentityUploadBody,
-        response: uploadResponses,
-      },
-    },
+    uploadRoute(
+      'Upload a new version (rotation); activated at once unless activate is false',
+      IdentityParams,
+    ),
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
-      if (request.validationError && !request.isMultipart())
-        throw new AppError('bad_request', request.validationError.message);
-      const parsed = await readUpload(request, maxUploadBytes);
-      let before: IdentityView;
-      let view: IdentityView;
-      try {
+      const { before, view } = await withUpload(request, async (parsed) => {
         let activateAt: Date | undefined;
         if (parsed.activateAt !== undefined) {
           activateAt = new Date(parsed.activateAt);
@@ -173,17 +169,16 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
           if (parsed.activate === true)
             throw new AppError('bad_request', 'Send either activate: true or activateAt, not both.');
         }
-        before = await identities.get(request.params.tenant, request.params.id);
-        view = await identities.addVersion(
+        const before = await identities.get(request.params.tenant, request.params.id);
+        const view = await identities.addVersion(
           request.params.tenant,
           request.params.id,
           parsed.upload,
           parsed.activate ?? true,
           activateAt ? { activateAt } : {},
         );
-      } finally {
-        zeroUpload(parsed.upload);
-      }
+        return { before, view };
+      });
       const added = Math.max(...view.versions.map((v) => v.version));
       const scheduled = view.versions.find((v) => v.version === added)?.activateAt;
       request.audit = {

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { postgresAvailable } from './databases.js';
 
@@ -46,4 +48,39 @@ export async function appBackends(): Promise<AppBackend[]> {
     console.warn('\n*** PostgreSQL unreachable: app tests run on SQLite only ***\n');
   }
   return list;
+}
+
+/**
+ * Everything a Twoway database holds, as text, for leak checks: on SQLite the database file and its
+ * WAL as raw bytes (latin1 and hex, so any encoding of a key shows); on PostgreSQL every row of every
+ * table in the schema as JSON (`row_to_json` renders bytea as \x-hex).
+ */
+export async function databaseText(
+  backend: AppBackend['name'],
+  dataDir: string,
+  databaseUrl?: string,
+): Promise<string> {
+  if (backend === 'sqlite') {
+    const parts: string[] = [];
+    for (const file of readdirSync(dataDir).filter((f) => f.startsWith('twoway.db'))) {
+      const bytes = readFileSync(join(dataDir, file));
+      parts.push(bytes.toString('latin1'), bytes.toString('hex'));
+    }
+    return parts.join('\n');
+  }
+  const client = new pg.Client(databaseUrl);
+  await client.connect();
+  try {
+    const tables = await client.query<{ tablename: string }>(
+      'SELECT tablename FROM pg_tables WHERE schemaname = current_schema()',
+    );
+    const dumps: string[] = [];
+    for (const { tablename } of tables.rows) {
+      const rows = await client.query(`SELECT row_to_json(t)::text AS j FROM "${tablename}" t`);
+      for (const row of rows.rows as { j: string }[]) dumps.push(row.j);
+    }
+    return dumps.join('\n');
+  } finally {
+    await client.end();
+  }
 }

@@ -1,10 +1,9 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type CertKey, keyEncodings, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
-import { appBackends } from '../helpers/backends.js';
+import { appBackends, databaseText as databaseTextOf } from '../helpers/backends.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
 import { logLines, startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
 
@@ -94,32 +93,8 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
     });
   }
 
-  async function databaseText(): Promise<string> {
-    if (backend.name === 'sqlite') {
-      // The database file and its WAL, raw bytes as latin1 plus hex: any encoding of the key shows.
-      const parts: string[] = [];
-      for (const file of readdirSync(twoway.dataDir).filter((f) => f.startsWith('twoway.db'))) {
-        const bytes = readFileSync(join(twoway.dataDir, file));
-        parts.push(bytes.toString('latin1'), bytes.toString('hex'));
-      }
-      return parts.join('\n');
-    }
-    const client = new pg.Client(env.TWOWAY_DATABASE_URL);
-    await client.connect();
-    try {
-      const tables = await client.query<{ tablename: string }>(
-        'SELECT tablename FROM pg_tables WHERE schemaname = current_schema()',
-      );
-      const dumps: string[] = [];
-      for (const { tablename } of tables.rows) {
-        // row_to_json renders bytea as \x-hex; text columns appear as they are.
-        const rows = await client.query(`SELECT row_to_json(t)::text AS j FROM "${tablename}" t`);
-        for (const row of rows.rows as { j: string }[]) dumps.push(row.j);
-      }
-      return dumps.join('\n');
-    } finally {
-      await client.end();
-    }
+  function databaseText(): Promise<string> {
+    return databaseTextOf(backend.name, twoway.dataDir, env.TWOWAY_DATABASE_URL);
   }
 
   test('the database holds no private key in any encoding, and no password', async () => {

@@ -1,10 +1,9 @@
 import { X509Certificate } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type CertKey, keyEncodings, makePkcs12, makePki, type TestPki, tempDir } from '../fixtures/pki.js';
-import { appBackends } from '../helpers/backends.js';
+import { appBackends, databaseText as databaseTextOf } from '../helpers/backends.js';
 import { makeCsr, openssl, writeFile } from '../helpers/edge-clients.js';
 import { logLines, startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
 
@@ -519,29 +518,7 @@ describe.each(backends)('client certificates API on $name', (backend) => {
     expect(doc.components.schemas.IssuedClientCertificate).toBeDefined();
   });
 
-  async function databaseText(): Promise<string> {
-    if (backend.name === 'sqlite') {
-      const parts: string[] = [];
-      for (const file of readdirSync(twoway.dataDir).filter((f) => f.startsWith('twoway.db'))) {
-        const bytes = readFileSync(join(twoway.dataDir, file));
-        parts.push(bytes.toString('latin1'), bytes.toString('hex'));
-      }
-      return parts.join('\n');
-    }
-    const client = new pg.Client(env.TWOWAY_DATABASE_URL);
-    await client.connect();
-    try {
-      const tables = await client.query<{ tablename: string }>(
-        'SELECT tablename FROM pg_tables WHERE schemaname = current_schema()',
-      );
-      const dumps: string[] = [];
-      for (const { tablename } of tables.rows) {
-        const rows = await client.query(`SELECT row_to_json(t)::text AS j FROM "${tablename}" t`);
-        for (const row of rows.rows as { j: string }[]) dumps.push(row.j);
-      }
-      return dumps.join('\n');
-    } finally {
-      await client.end();
-    }
+  function databaseText(): Promise<string> {
+    return databaseTextOf(backend.name, twoway.dataDir, env.TWOWAY_DATABASE_URL);
   }
 });

@@ -33,8 +33,9 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { summarize } from '../certificates/index.js';
-import { AppError, problemOf, toAppError } from '../errors/app-error.js';
+import { AppError, toAppError } from '../errors/app-error.js';
 import { proxyRequest } from '../forward/proxy.js';
+import { writeRawProblem } from '../http/problem.js';
 import type { Clock } from '../shared/clock.js';
 import type { Principal } from '../tenants/service.js';
 import { refusalFor } from './admission.js';
@@ -102,19 +103,10 @@ function bearer(header: string | undefined): string | undefined {
 
 /** Answers with an RFC 9457 problem and `Twoway-Error`; `close` ends the connection after it. */
 function sendProblem(res: http.ServerResponse, err: AppError, close: boolean): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = JSON.stringify(problemOf(err));
-  if (close) res.shouldKeepAlive = false;
-  res.writeHead(err.status, {
-    'content-type': 'application/problem+json',
-    'content-length': Buffer.byteLength(body),
-    'twoway-error': err.code,
-    ...(err.code === 'method_not_allowed' ? { allow: 'GET, HEAD' } : {}),
+  writeRawProblem(res, err, {
+    close,
+    ...(err.code === 'method_not_allowed' ? { headers: { allow: 'GET, HEAD' } } : {}),
   });
-  res.end(body);
 }
 
 /**

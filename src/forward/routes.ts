@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { AppError, problemOf, toAppError } from '../errors/app-error.js';
+import { AppError, toAppError } from '../errors/app-error.js';
 import type { Metrics } from '../http/metrics.js';
+import { writeRawProblem } from '../http/problem.js';
 import { problemResponses } from '../http/schemas.js';
 import { parseForwardUrl } from './address-guard.js';
 import type { DispatcherCache } from './dispatchers.js';
@@ -117,7 +118,7 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
             if (appError.status >= 500 && appError.code === 'internal_error') {
               request.log.error({ err }, 'forward failed');
             }
-            writeProblem(reply.raw, appError);
+            writeRawProblem(reply.raw, appError);
           } finally {
             lease.release();
             // The remote server may answer before reading the whole body (nginx's `return` does):
@@ -141,17 +142,3 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
     );
   });
 };
-
-function writeProblem(res: import('node:http').ServerResponse, err: AppError): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = JSON.stringify(problemOf(err));
-  res.writeHead(err.status, {
-    'content-type': 'application/problem+json',
-    'content-length': Buffer.byteLength(body),
-    'twoway-error': err.code,
-  });
-  res.end(body);
-}

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, problemOf, toAppError } from '../errors/app-error.js';
 
@@ -48,4 +49,29 @@ export function errorHandler(
   if (err.status >= 500) request.log.error({ err: err.cause ?? err, code: err.code }, 'request failed');
   else request.log.info({ code: err.code, status: err.status }, 'request refused');
   sendProblem(reply, err, (request.routeOptions.url ?? request.url).startsWith('/v1/runtime/forward'));
+}
+
+/**
+ * Writes an RFC 9457 problem with `Twoway-Error` on a raw Node response (the forward and edge hot
+ * paths, which bypass Fastify's reply). Once the response has started, it can only be cut: the
+ * socket is destroyed. `close` answers with `Connection: close` (a request body was left unread).
+ */
+export function writeRawProblem(
+  res: ServerResponse,
+  err: AppError,
+  options: { close?: boolean; headers?: Record<string, string> } = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(problemOf(err));
+  if (options.close) res.shouldKeepAlive = false;
+  res.writeHead(err.status, {
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(body),
+    'twoway-error': err.code,
+    ...options.headers,
+  });
+  res.end(body);
 }

@@ -13,6 +13,7 @@ import { AppError } from '../../src/errors/app-error.js';
 import { parseForwardUrl } from '../../src/forward/address-guard.js';
 import { DispatcherCache, type ForwardCredential } from '../../src/forward/dispatchers.js';
 import { mapUpstreamError, proxyRequest } from '../../src/forward/proxy.js';
+import { writeRawProblem } from '../../src/http/problem.js';
 import { type CertKey, makePki, type TestPki } from '../fixtures/pki.js';
 
 let pki: TestPki;
@@ -72,15 +73,7 @@ async function makeFront(cache: DispatcherCache, allowPrivate: boolean): Promise
       } catch (err) {
         const appError = err instanceof AppError ? err : mapUpstreamError(err);
         failures.push(appError);
-        if (res.headersSent) {
-          res.destroy();
-        } else {
-          res.writeHead(appError.status, {
-            'content-type': 'application/problem+json',
-            'twoway-error': appError.code,
-          });
-          res.end(JSON.stringify({ code: appError.code, detail: appError.detail }));
-        }
+        writeRawProblem(res, appError);
       } finally {
         lease?.release();
       }

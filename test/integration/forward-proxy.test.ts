@@ -16,6 +16,7 @@ import { AppError } from '../../src/errors/app-error.js';
 import { parseForwardUrl } from '../../src/forward/address-guard.js';
 import { DispatcherCache, type ForwardCredential } from '../../src/forward/dispatchers.js';
 import { mapUpstreamError, proxyRequest } from '../../src/forward/proxy.js';
+import { writeRawProblem } from '../../src/http/problem.js';
 import { type CertKey, makePki, type TestPki } from '../fixtures/pki.js';
 
 interface Echo {
@@ -158,15 +159,7 @@ function frontHandler(req: http.IncomingMessage, res: http.ServerResponse): void
     } catch (err) {
       const appError = err instanceof AppError ? err : mapUpstreamError(err);
       results.push(appError);
-      if (res.headersSent) {
-        res.destroy();
-      } else {
-        res.writeHead(appError.status, {
-          'content-type': 'application/problem+json',
-          'twoway-error': appError.code,
-        });
-        res.end(JSON.stringify({ code: appError.code, detail: appError.detail }));
-      }
+      writeRawProblem(res, appError);
     } finally {
       lease?.release();
     }

@@ -37,7 +37,7 @@ import { AppError, toAppError } from '../errors/app-error.js';
 import { proxyRequest } from '../forward/proxy.js';
 import { writeRawProblem } from '../http/problem.js';
 import type { Clock } from '../shared/clock.js';
-import type { Principal } from '../tenants/service.js';
+import { bearerToken, type Principal } from '../tenants/service.js';
 import { refusalFor } from './admission.js';
 import type { ClientCertificateIndex, EdgeEntry } from './certificate-index.js';
 import { IDENTITY_HEADER_NAMES, identityHeaders } from './identity-headers.js';
@@ -95,11 +95,6 @@ type TaggedSocket = TLSSocket & { [kState]?: ConnectionState };
 
 const HELLO_PATH = /^\/v1\/tenants\/([^/?]+)\/mtls\/hello$/;
 const HELLO_BODY = Buffer.from('Hello, world!', 'utf8');
-
-/** `Bearer <token>`, as the main listener reads it (http/app.ts). */
-function bearer(header: string | undefined): string | undefined {
-  return header === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
-}
 
 /** Answers with an RFC 9457 problem and `Twoway-Error`; `close` ends the connection after it. */
 function sendProblem(res: http.ServerResponse, err: AppError, close: boolean): void {
@@ -179,7 +174,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
 
     let principal: Principal;
     try {
-      principal = await options.authenticate(bearer(req.headers.authorization));
+      principal = await options.authenticate(bearerToken(req.headers.authorization));
     } catch (err) {
       sendProblem(res, toAppError(err), !req.complete);
       return;

@@ -1,19 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { AppError, toAppError } from '../errors/app-error.js';
-import type { Metrics } from '../http/metrics.js';
-import { writeRawProblem } from '../http/problem.js';
 import { problemResponses } from '../http/schemas.js';
-import { parseForwardUrl } from './address-guard.js';
-import type { DispatcherCache } from './dispatchers.js';
-import { proxyRequest } from './proxy.js';
+import { FORWARD_PATH, type ForwardEndpoint } from './endpoint.js';
 import type { ResolveAnswer, RuntimeService } from './service.js';
 
 export interface RuntimeRouteOptions {
   runtime: RuntimeService;
-  dispatchers: DispatcherCache;
-  metrics: Metrics;
-  forwardAllowPrivate: boolean;
+  /** Serves the forward route (the listener also calls it directly, see forward/endpoint.ts). */
+  endpoint: ForwardEndpoint;
 }
 
 const ResolveBody = Type.Object({
@@ -35,10 +29,7 @@ const ResolveAnswerSchema = Type.Object({
 
 /** `POST /v1/runtime/resolve` and `ANY /v1/runtime/forward`. */
 export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = async (app, options) => {
-  const { runtime, dispatchers, metrics, forwardAllowPrivate } = options;
-  // The common outcome's label children, bound once (prom-client hashes labels on every call).
-  const okCount = metrics.forwardRequests.labels({ outcome: 'ok' });
-  const okDuration = metrics.forwardDuration.labels({ outcome: 'ok' });
+  const { runtime, endpoint } = options;
 
   app.post(
     '/v1/runtime/resolve',
@@ -69,7 +60,7 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
     scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
     scope.all(
-      '/v1/runtime/forward',
+      FORWARD_PATH,
       {
         schema: {
           tags: ['runtime'],
@@ -80,64 +71,8 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
         },
       },
       async (request, reply) => {
-        const started = performance.now();
-        const principal = request.principal;
-        const headers = request.headers;
-        const tenantHeader = headers['twoway-tenant'];
-        let tenantId: string;
-        if (principal.kind === 'operator') {
-          if (typeof tenantHeader !== 'string' || tenantHeader === '') {
-            throw new AppError('bad_request', 'Twoway-Tenant is required with the operator token.');
-          }
-          tenantId = tenantHeader;
-        } else {
-          if (tenantHeader !== undefined && tenantHeader !== principal.tenantId) {
-            throw new AppError('not_found', 'No such tenant.');
-          }
-          tenantId = principal.tenantId;
-        }
-        const service = headers['twoway-service'];
-        if (typeof service !== 'string' || service === '') {
-          throw new AppError('bad_request', 'Twoway-Service is required.');
-        }
-        const forwardUrl = headers['twoway-forward-url'];
-        const url = parseForwardUrl(
-          typeof forwardUrl === 'string' ? forwardUrl : undefined,
-          forwardAllowPrivate,
-        );
-        let outcome = 'ok';
-        try {
-          const plan = await runtime.plan(tenantId, service, url);
-          const lease = dispatchers.lease(plan.credential);
-          reply.hijack();
-          try {
-            await proxyRequest(request.raw, reply.raw, { url, dispatcher: lease.dispatcher });
-          } catch (err) {
-            const appError = toAppError(err);
-            outcome = appError.code;
-            if (appError.status >= 500 && appError.code === 'internal_error') {
-              request.log.error({ err }, 'forward failed');
-            }
-            writeRawProblem(reply.raw, appError);
-          } finally {
-            lease.release();
-            // The remote server may answer before reading the whole body (nginx's `return` does):
-            // drain what the client still sends, so the keep-alive connection stays usable.
-            if (!request.raw.complete) request.raw.resume();
-          }
-        } catch (err) {
-          outcome = toAppError(err).code;
-          throw err;
-        } finally {
-          const seconds = (performance.now() - started) / 1000;
-          if (outcome === 'ok') {
-            okCount.inc();
-            okDuration.observe(seconds);
-          } else {
-            metrics.forwardRequests.inc({ outcome });
-            metrics.forwardDuration.observe({ outcome }, seconds);
-          }
-        }
+        reply.hijack();
+        await endpoint.handle(request.raw, reply.raw, request.principal);
       },
     );
   });

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -11,6 +12,7 @@ import { ClientCertificateSchema, IssuedClientCertificateSchema } from '../clien
 import type { ClientCertificateService } from '../client-certificates/service.js';
 import { AppError } from '../errors/app-error.js';
 import type { DispatcherCache } from '../forward/dispatchers.js';
+import { ForwardEndpoint, isForwardTarget } from '../forward/endpoint.js';
 import { runtimeRoutes } from '../forward/routes.js';
 import type { RuntimeService } from '../forward/service.js';
 import { identityRoutes } from '../identities/routes.js';
@@ -27,7 +29,7 @@ import { MappingSchema } from '../mappings/schemas.js';
 import type { MappingService } from '../mappings/service.js';
 import type { Clock } from '../shared/clock.js';
 import { tenantRoutes } from '../tenants/routes.js';
-import type { Principal, TenantService } from '../tenants/service.js';
+import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { Metrics } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
@@ -83,30 +85,34 @@ export interface AppDeps {
   ca: PlatformCa;
 }
 
-function bearer(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return match?.[1];
-}
-
 /**
  * Builds the admin + runtime HTTP app (API.md): `/v1/...` behind bearer auth, `/healthz`,
  * `/readyz`, `/metrics`, `/docs` and `/docs/openapi.json`. Errors leave as RFC 9457 problem+json.
  */
 export async function buildHttpApp(deps: AppDeps) {
+  const forward = new ForwardEndpoint({
+    tenants: deps.tenants,
+    runtime: deps.runtime,
+    dispatchers: deps.dispatchers,
+    metrics: deps.metrics,
+    forwardAllowPrivate: deps.forwardAllowPrivate,
+    logger: deps.logger.child({ module: 'forward' }),
+  });
   const app = Fastify({
+    // The forward route is answered before Fastify routes anything (see forward/endpoint.ts).
+    serverFactory(handler) {
+      const server = createServer((req, res) => {
+        if (isForwardTarget(req.url)) forward.serve(req, res);
+        else handler(req, res);
+      });
+      // Keep-alive clients (the platform's forwarders) should not be cut between requests.
+      server.keepAliveTimeout = 65_000;
+      return server;
+    },
     loggerInstance: deps.logger.child({ module: 'http' }),
     // Request lines are logged by our onResponse hook (not at all on the forward hot path).
     logController: new LogController({ disableRequestLogging: true }),
-    // No child logger (and its redaction set-up) per forward request: the hot path logs nothing
-    // per request at info, and errors there carry their own fields.
-    childLoggerFactory(logger, bindings, options, rawRequest) {
-      if (rawRequest.url?.startsWith('/v1/runtime/forward')) return logger;
-      return logger.child(bindings, options);
-    },
     bodyLimit: 256 * 1024,
-    // Keep-alive clients (the platform's forwarders) should not be cut between requests.
-    keepAliveTimeout: 65_000,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -152,7 +158,7 @@ export async function buildHttpApp(deps: AppDeps) {
     // reaches the `/v1/tenants` handler while its raw URL does not start with `/v1/`.
     const path = request.routeOptions.url ?? request.url;
     if (!path.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
-    request.principal = await deps.tenants.authenticate(bearer(request.headers.authorization));
+    request.principal = await deps.tenants.authenticate(bearerToken(request.headers.authorization));
   });
   app.addHook('onResponse', async (request, reply) => {
     if (request.url.startsWith('/v1/runtime/forward')) return;
@@ -209,12 +215,7 @@ export async function buildHttpApp(deps: AppDeps) {
     maxUploadBytes: deps.maxUploadBytes,
   });
   await app.register(caRoutes, { ca: deps.ca });
-  await app.register(runtimeRoutes, {
-    runtime: deps.runtime,
-    dispatchers: deps.dispatchers,
-    metrics: deps.metrics,
-    forwardAllowPrivate: deps.forwardAllowPrivate,
-  });
+  await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });
   return app;
 }
 

@@ -10,6 +10,11 @@ export type Principal =
   | { kind: 'operator'; actor: 'operator' }
   | { kind: 'tenant'; tenantId: string; actor: string };
 
+/** The token of an `Authorization: Bearer <token>` value (RFC 6750 §2.1), or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+}
+
 /** `^[a-z0-9][a-z0-9-]{1,62}$`, as API.md fixes it. */
 export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9-]{1,62}$';
 

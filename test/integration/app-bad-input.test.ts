@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type CertKey, issueLeaf, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
@@ -266,6 +267,65 @@ describe('bad input gets its documented code and changes nothing', () => {
       504,
       'upstream_timeout',
     );
+  });
+
+  /** A raw request (repeated fields stay repeated, unlike fetch's Headers); resolves status + body. */
+  function rawForward(
+    t: TestTwoway,
+    path: string,
+    headers: Record<string, string | string[]>,
+    method = 'GET',
+  ): Promise<{ status: number; error: string | undefined; body: Problem }> {
+    return new Promise((resolve, reject) => {
+      const request = httpRequest(`${t.url}${path}`, { method, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            error: res.headers['twoway-error'] as string | undefined,
+            body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Problem,
+          }),
+        );
+      });
+      request.on('error', reject);
+      request.end(method === 'POST' ? 'unread body' : undefined);
+    });
+  }
+
+  // The listener answers /v1/runtime/forward itself (forward/endpoint.ts); a percent-escaped path
+  // reaches the same handler through Fastify's router. Both must refuse alike.
+  test.each([
+    ['the listener', '/v1/runtime/forward?x=1'],
+    ['the router', '/v1/runtime/%66orward'],
+  ])('forward fields are checked the same way through %s', async (_via, path) => {
+    await mapTo(twoway, `${upstream.url}/fields/`);
+    const operator = 'Bearer test-operator-token-0123456789';
+    const url = `${upstream.url}/fields/x`;
+    const base = { 'twoway-tenant': 'acme', 'twoway-service': 'api', 'twoway-forward-url': url };
+    const cases: [Record<string, string | string[]>, number, string][] = [
+      [base, 401, 'unauthorized'],
+      [{ ...base, authorization: 'Bearer tw_nope' }, 401, 'unauthorized'],
+      [{ ...base, authorization: operator, 'twoway-tenant': '' }, 400, 'bad_request'],
+      [{ ...base, authorization: operator, 'twoway-service': ['api', 'other'] }, 400, 'bad_request'],
+      [{ ...base, authorization: operator, 'twoway-forward-url': [url, url] }, 400, 'bad_request'],
+      [{ ...base, authorization: operator, 'twoway-service': '' }, 400, 'bad_request'],
+      [{ ...base, authorization: operator, 'twoway-forward-url': 'ftp://x/' }, 400, 'forward_url_invalid'],
+    ];
+    for (const [headers, status, code] of cases) {
+      const answer = await rawForward(twoway, path, headers);
+      expect({ status: answer.status, error: answer.error, code: answer.body.code }).toEqual({
+        status,
+        error: code,
+        code,
+      });
+    }
+    // A refused POST leaves its body unread; the answer still comes, and the request after it works.
+    const refused = await rawForward(twoway, path, { ...base, authorization: 'Bearer tw_nope' }, 'POST');
+    expect(refused.status).toBe(401);
+    const ok = await rawForward(twoway, path, { ...base, authorization: operator });
+    expect(ok.status).toBe(200);
+    expect(ok.error).toBeUndefined();
   });
 
   test('without the allow flag, loopback is blocked before and after DNS', async () => {

@@ -127,7 +127,7 @@ async function startTwoway(env = {}) {
   return { child, pids: [child.pid], api, addTenant };
 }
 
-function nginxConfig(port, locations) {
+function nginxConfig(port, locations, upstreams) {
   for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
     mkdirSync(join(dir, 'nginx', sub), { recursive: true });
   const n = join(dir, 'nginx');
@@ -141,7 +141,7 @@ http {
   access_log off;
   client_body_temp_path ${n}/body; proxy_temp_path ${n}/proxy; fastcgi_temp_path ${n}/fastcgi;
   uwsgi_temp_path ${n}/uwsgi; scgi_temp_path ${n}/scgi;
-  upstream backend { server 127.0.0.1:${ports.upstream}; keepalive 64; }
+${upstreams}
   proxy_http_version 1.1;
   proxy_set_header Connection "";
   proxy_ssl_trusted_certificate ${dir}/ca.pem;
@@ -156,18 +156,28 @@ ${locations}
 `;
 }
 
-/** nginx with one `location` per client certificate (`/t<i>/` → client i); `count` 1 means `/`. */
+/**
+ * nginx with one `location` per client certificate (`/t<i>/` → client i; `count` 1 means `/`), each
+ * with its own `upstream` block. nginx keys its upstream keep-alive cache by upstream block, not by
+ * client certificate: with one shared block, a connection opened with tenant 0's certificate is
+ * reused for tenant 1's requests (checked by certificateCheck below, and measured: every request then
+ * presented the first certificate). So the keep-alive pools are split per certificate, as Twoway's are.
+ */
 async function startNginx(count = 1) {
   const locations =
     count === 1
-      ? `    location / { proxy_pass https://backend; proxy_ssl_certificate ${dir}/client0.pem; proxy_ssl_certificate_key ${dir}/client0.key; }`
+      ? `    location / { proxy_pass https://b0; proxy_ssl_certificate ${dir}/client0.pem; proxy_ssl_certificate_key ${dir}/client0.key; }`
       : Array.from(
           { length: count },
           (_, i) =>
-            `    location /t${i}/ { proxy_pass https://backend/; proxy_ssl_certificate ${dir}/client${i}.pem; proxy_ssl_certificate_key ${dir}/client${i}.key; }`,
+            `    location /t${i}/ { proxy_pass https://b${i}/; proxy_ssl_certificate ${dir}/client${i}.pem; proxy_ssl_certificate_key ${dir}/client${i}.key; }`,
         ).join('\n');
+  const upstreams = Array.from(
+    { length: count },
+    (_, i) => `  upstream b${i} { server 127.0.0.1:${ports.upstream}; keepalive ${count === 1 ? 64 : 4}; }`,
+  ).join('\n');
   const conf = join(dir, 'nginx.conf');
-  writeFileSync(conf, nginxConfig(ports.nginx, locations));
+  writeFileSync(conf, nginxConfig(ports.nginx, locations, upstreams));
   const child = start('nginx', ['-e', join(dir, 'nginx', 'error.log'), '-p', join(dir, 'nginx'), '-c', conf]);
   await waitForPort(ports.nginx);
   return { child, pids: [child.pid] };
@@ -274,6 +284,29 @@ function withRatios(summary, reference = 'nginx') {
   return summary;
 }
 
+/**
+ * Sends 200 requests per contender (`send[c](i)` for tenant i, the same pseudo-random tenant order
+ * for each, on warm keep-alive pools) to the upstream's `/whoami`, which answers the CN of the client
+ * certificate it was shown, and counts the answers that are not tenant i's (`bench-client-<i>`).
+ */
+async function certificateCheck(count, send) {
+  const names = ['twoway', 'nginx', 'haproxy'];
+  const wrong = {};
+  const checked = 200;
+  for (const [c, request] of send.entries()) {
+    let bad = 0;
+    let seed = 7;
+    for (let n = 0; n < checked; n++) {
+      seed = (seed * 48271) % 2147483647;
+      const i = seed % count;
+      const answer = await request(i);
+      if ((await answer.text()) !== `bench-client-${i}`) bad += 1;
+    }
+    wrong[names[c]] = bad;
+  }
+  return { checked, wrong };
+}
+
 // ---- scenarios --------------------------------------------------------------------------------
 
 const scenarios = {
@@ -374,6 +407,19 @@ end
         [haproxy, `http://127.0.0.1:${ports.haproxy}/`, pathLua],
       ])
         measure(c, url, { script, seconds: Math.max(seconds, 5) });
+      // Correctness before speed: each tenant's request must present that tenant's certificate.
+      const check = await certificateCheck(count, [
+        (i) => fetch(`${twoway.api}/v1/runtime/forward`, {
+          headers: {
+            authorization: `Bearer ${keys[i]}`,
+            'twoway-service': 'api',
+            'twoway-forward-url': `https://localhost:${ports.upstream}/whoami`,
+          },
+        }),
+        (i) => fetch(`http://127.0.0.1:${ports.nginx}/t${i}/whoami`),
+        (i) => fetch(`http://127.0.0.1:${ports.haproxy}/t${i}/whoami`),
+      ]);
+      console.log(`wrong certificate presented, of ${check.checked} requests each:`, check.wrong);
       console.log(`forward-tenants, ${count} tenants`);
       const out = withRatios(
         alternate({
@@ -387,6 +433,8 @@ end
       );
       return {
         tenants: count,
+        wrongCertificatePresented: check.wrong,
+        certificateChecks: check.checked,
         twowayImportsPerSecond: importsPerSecond,
         twowayRssKiBWithLivePools: rss,
         ...out,

@@ -1,6 +1,8 @@
 // A small HTTPS server that requires and verifies client certificates, for benchmarks.
 // Usage: node bench/upstream.mjs <server.pem> <server.key> <clients-ca.pem> <port>
-// Paths starting with /large answer 16 KiB; every other path answers `Hello, world!` (13 bytes).
+// Paths starting with /large answer 16 KiB; paths ending in /whoami answer the CN of the client
+// certificate presented on the connection (the harness checks that each tenant's own certificate
+// was used); every other path answers `Hello, world!` (13 bytes).
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 
@@ -19,6 +21,10 @@ const server = createServer(
   (req, res) => {
     req.resume();
     req.on('end', () => {
+      if (req.url?.endsWith('/whoami')) {
+        res.end(String(req.socket.getPeerCertificate().subject?.CN ?? 'none'));
+        return;
+      }
       const body = req.url?.startsWith('/large') ? large : small;
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
       res.end(body);

@@ -409,13 +409,14 @@ end
         measure(c, url, { script, seconds: Math.max(seconds, 5) });
       // Correctness before speed: each tenant's request must present that tenant's certificate.
       const check = await certificateCheck(count, [
-        (i) => fetch(`${twoway.api}/v1/runtime/forward`, {
-          headers: {
-            authorization: `Bearer ${keys[i]}`,
-            'twoway-service': 'api',
-            'twoway-forward-url': `https://localhost:${ports.upstream}/whoami`,
-          },
-        }),
+        (i) =>
+          fetch(`${twoway.api}/v1/runtime/forward`, {
+            headers: {
+              authorization: `Bearer ${keys[i]}`,
+              'twoway-service': 'api',
+              'twoway-forward-url': `https://localhost:${ports.upstream}/whoami`,
+            },
+          }),
         (i) => fetch(`http://127.0.0.1:${ports.nginx}/t${i}/whoami`),
         (i) => fetch(`http://127.0.0.1:${ports.haproxy}/t${i}/whoami`),
       ]);

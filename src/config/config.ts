@@ -37,6 +37,11 @@ export const ConfigSchema = Type.Object({
     default: 'localhost,127.0.0.1,::1',
     description: 'DNS names and IP addresses (comma-separated) of the default edge server certificate',
   }),
+  edgeSessionTickets: Type.Boolean({
+    default: false,
+    description:
+      'Send TLS session tickets on the edge (resumption). Off by default: the ticket key never rotates, and each ticket costs the server a copy of the session',
+  }),
   edgeCertFile: Type.Optional(
     Type.String({ minLength: 1, description: 'PEM server certificate (+ chain) of the edge listener' }),
   ),

@@ -17,6 +17,13 @@
  * fingerprint must be registered (admission.ts), which pins that exact certificate. A resumed session
  * carries the certificate of the full handshake it resumes, and is checked the same way.
  *
+ * Session tickets are off unless `sessionTickets` is set (SSL_OP_NO_TICKET): Node never rotates the
+ * ticket key of a context, so one leaked key would decrypt every session's resumption secret for
+ * the life of the process (Mozilla's server configurations turn tickets off for this reason); cluster
+ * workers have different keys anyway; and OpenSSL 3.0 copies the session, client certificate
+ * included, through i2d/d2i for each ticket after the first (two by default), which cost 30% of a
+ * full handshake here (docs/benchmarks.md). Every connection then does a full handshake.
+ *
  * HTTP: a connection whose certificate is refused gets, on its first request, a problem+json answer
  * (`client_certificate_required` 401, `client_certificate_unknown`/`_revoked`/`_expired` 403) with
  * `Connection: close`, and nothing reaches the platform. An admitted connection's every request is
@@ -25,7 +32,7 @@
  * `GET /v1/tenants/{tenant}/mtls/hello` answers `Hello, world!`, and every other path is streamed to
  * the platform upstream with the verified identity headers (identity-headers.ts).
  */
-import { createHash, type X509Certificate } from 'node:crypto';
+import { constants, createHash, type X509Certificate } from 'node:crypto';
 import type http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -62,6 +69,11 @@ export interface EdgeOptions {
   /** A certificate the index does not know: platform-issued and just registered elsewhere? */
   lookupUnindexed(cert: X509Certificate, fingerprintSha256: string): Promise<EdgeEntry | undefined>;
   upstream?: EdgeUpstream;
+  /**
+   * Issue TLS session tickets (resumption). Off: SSL_OP_NO_TICKET, see the module comment on
+   * session tickets.
+   */
+  sessionTickets: boolean;
   clock: Clock;
   logger: Logger;
 }
@@ -262,14 +274,19 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     }
   };
 
+  // Also given to setSecureContext on renewal, which otherwise drops secureOptions.
+  const tlsOptions = {
+    requestCert: true,
+    // The edge server only: see the module comment. The decision is refusalFor() per request.
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.2',
+    secureOptions: options.sessionTickets ? 0 : constants.SSL_OP_NO_TICKET,
+  } as const;
   const server = https.createServer(
     {
+      ...tlsOptions,
       cert: options.certificatePem,
       key: options.keyPem,
-      requestCert: true,
-      // The edge server only: see the module comment. The decision is refusalFor() per request.
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
       handshakeTimeout: 10_000,
     },
     (req, res) => {
@@ -303,7 +320,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     port,
     server,
     setCertificate(certificatePem, keyPem) {
-      server.setSecureContext({ cert: certificatePem, key: keyPem });
+      server.setSecureContext({ ...tlsOptions, cert: certificatePem, key: keyPem });
     },
     close: () =>
       new Promise<void>((resolve) => {

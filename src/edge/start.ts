@@ -27,6 +27,7 @@ export type EdgeConfig = Pick<
   | 'edgeHostNames'
   | 'edgeCertFile'
   | 'edgeKeyFile'
+  | 'edgeSessionTickets'
   | 'forwardConnectTimeoutMs'
   | 'forwardHeadersTimeoutMs'
   | 'forwardBodyTimeoutMs'
@@ -125,6 +126,7 @@ export async function startEdgeListener(deps: EdgeDeps): Promise<RunningEdge> {
     ...(agent && config.edgeUpstream
       ? { upstream: { url: new URL(config.edgeUpstream), dispatcher: agent } }
       : {}),
+    sessionTickets: config.edgeSessionTickets,
     clock,
     logger,
   });

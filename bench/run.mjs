@@ -53,6 +53,7 @@ const ports = {
   bare: 18083,
   edge: 18443,
   nginxEdge: 18444,
+  nginxEdgeNoTickets: 18446,
   haproxyEdge: 18445,
 };
 const results = { date: new Date().toISOString(), machine: machine(), scenarios: {} };
@@ -645,6 +646,9 @@ end
         }
       };
       const nginx = await tryStart('nginx', () => startEdgeNginx(caFile, plainPort));
+      const nginxNoTickets =
+        nginx &&
+        (await tryStart('nginx', () => startEdgeNginx(caFile, plainPort, ports.nginxEdgeNoTickets, false)));
       const haproxy = await tryStart('haproxy', () => startEdgeHaproxy(caFile, plainPort));
       const serverCa = readFileSync(join(dir, 'ca.pem'), 'utf8');
       try {
@@ -656,7 +660,7 @@ end
               c: twoway,
               o: {
                 port: ports.edge,
-                ca: twoway.ca,
+                ca: serverCa,
                 cert,
                 key,
                 path: '/api/hello',
@@ -668,20 +672,28 @@ end
               c: haproxy,
               o: { port: ports.haproxyEdge, ca: serverCa, cert, key, path: '/api/hello' },
             },
+            'nginx, tickets off': {
+              c: nginxNoTickets,
+              o: { port: ports.nginxEdgeNoTickets, ca: serverCa, cert, key, path: '/api/hello' },
+            },
           };
           if (!nginx) delete targets.nginx;
+          if (!nginxNoTickets) delete targets['nginx, tickets off'];
           if (!haproxy) delete targets.haproxy;
           for (const mode of ['handshakes', 'keepalive']) {
-            for (const t of Object.values(targets)) await measureLoad(t.c, { ...t.o, mode, seconds: 1 });
+            // Tickets only matter to handshakes.
+            const entries = Object.entries(targets).filter(
+              ([name]) => mode === 'handshakes' || name !== 'nginx, tickets off',
+            );
+            for (const [, t] of entries) await measureLoad(t.c, { ...t.o, mode, seconds: 1 });
             console.log(`edge ${mode}, ${kind}, ${count} registered`);
             const runs = {};
-            for (const [name, t] of Object.entries(targets))
-              runs[name] = () => measureLoad(t.c, { ...t.o, mode });
+            for (const [name, t] of entries) runs[name] = () => measureLoad(t.c, { ...t.o, mode });
             out[`${mode}, ${kind}, ${count} registered`] = withRatios(await alternateAsync(runs));
           }
         }
       } finally {
-        for (const c of [twoway, nginx, haproxy]) if (c) await stop(c.child);
+        for (const c of [twoway, nginx, nginxNoTickets, haproxy]) if (c) await stop(c.child);
       }
     }
     await stop(plain);
@@ -728,6 +740,10 @@ async function startEdgeTwoway(count, plainPort) {
       TWOWAY_DATA_DIR: data,
       TWOWAY_LOG_LEVEL: 'warn',
       TWOWAY_EDGE_UPSTREAM: `http://127.0.0.1:${plainPort}`,
+      // The references' RSA-2048 server certificate (the default would be an ECDSA P-256 one from
+      // the platform CA): the same server key for every contender.
+      TWOWAY_EDGE_CERT_FILE: join(dir, 'server.pem'),
+      TWOWAY_EDGE_KEY_FILE: join(dir, 'server.key'),
     },
   });
   await waitForPort(ports.edge, 60_000);
@@ -738,12 +754,15 @@ async function startEdgeTwoway(count, plainPort) {
     await new Promise((r) => setTimeout(r, 500));
     if (cpuOf([child.pid]) - before < 0.01) break;
   }
-  const ca = await (await fetch(`http://127.0.0.1:${ports.twoway}/v1/ca/certificates`)).text();
-  return { child, pids: [child.pid], apiKey, ca, startupMs };
+  return { child, pids: [child.pid], apiKey, startupMs };
 }
 
-async function startEdgeNginx(caFile, plainPort) {
-  const n = join(dir, 'nginx-edge');
+/**
+ * nginx as the edge, on `port`. `tickets` false adds `ssl_session_tickets off` (Twoway's default;
+ * nginx's default sends two TLS 1.3 tickets per handshake).
+ */
+async function startEdgeNginx(caFile, plainPort, port = ports.nginxEdge, tickets = true) {
+  const n = join(dir, `nginx-edge-${port}`);
   for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
     mkdirSync(join(n, sub), { recursive: true });
   const conf = join(n, 'nginx.conf');
@@ -761,7 +780,8 @@ http {
   uwsgi_temp_path ${n}/uwsgi; scgi_temp_path ${n}/scgi;
   upstream plain { server 127.0.0.1:${plainPort}; keepalive 64; }
   server {
-    listen 127.0.0.1:${ports.nginxEdge} ssl;
+    listen 127.0.0.1:${port} ssl;
+    keepalive_requests 1000000;${tickets ? '' : '\n    ssl_session_tickets off;'}
     ssl_certificate ${dir}/server.pem;
     ssl_certificate_key ${dir}/server.key;
     ssl_client_certificate ${caFile};
@@ -777,7 +797,7 @@ http {
 `,
   );
   const child = start('nginx', ['-e', join(n, 'error.log'), '-p', n, '-c', conf]);
-  await waitForPort(ports.nginxEdge, 60_000).catch(async (err) => {
+  await waitForPort(port, 60_000).catch(async (err) => {
     await stop(child); // still loading its CA file: it must not eat the CPU of the others
     throw err;
   });

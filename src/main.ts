@@ -225,7 +225,7 @@ export async function startTwoway(
     clock: options.clock ?? systemClock,
   });
   const metrics = createMetrics();
-  registerForwardGauges(metrics.registry, dispatchers);
+  registerForwardGauges(metrics.registry, dispatchers, runtime);
   const clock = options.clock ?? systemClock;
   const lifecycle = createLifecycle({
     store: backends.store,

@@ -108,6 +108,7 @@ export class DispatcherCache {
   readonly #lookup: ReturnType<typeof guardedLookup>;
   readonly #connectTimeoutMs: number;
   readonly #sweeper: NodeJS.Timeout | null;
+  readonly #idleListeners: ((key: string) => void)[] = [];
   #closed = false;
 
   /**
@@ -167,6 +168,14 @@ export class DispatcherCache {
     }
   }
 
+  /**
+   * Calls `listener` with the key of each Agent the idle sweep closed, so what was built for that
+   * credential (its TLS context) can go too and memory follows the active tenants.
+   */
+  onIdleClose(listener: (key: string) => void): void {
+    this.#idleListeners.push(listener);
+  }
+
   /** Number of current (not retired) Agents, one per credential key in use. */
   get size(): number {
     return this.#current.size;
@@ -203,6 +212,7 @@ export class DispatcherCache {
       if (entry.inFlight === 0 && !entry.used) {
         this.#current.delete(entry.key);
         void entry.close();
+        for (const listener of this.#idleListeners) listener(entry.key);
       } else {
         entry.used = false;
       }

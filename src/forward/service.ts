@@ -56,6 +56,8 @@ export class RuntimeService {
 
   constructor(deps: RuntimeServiceDeps) {
     this.#deps = deps;
+    // An Agent closed for idleness takes its TLS context along (about 26 KiB each).
+    deps.dispatchers.onIdleClose((key) => this.#credentials.delete(key));
     deps.changes.on(
       (change) => {
         this.#forgetTenant(change.tenantId);
@@ -65,6 +67,11 @@ export class RuntimeService {
         for (const tenantId of [...this.#tenants.keys()]) this.#forgetTenant(tenantId);
       },
     );
+  }
+
+  /** TLS client contexts held: one per identity version and trust-anchor set in use (not idle). */
+  get credentialCount(): number {
+    return this.#credentials.size;
   }
 
   /** Which mapping and identity would serve (tenant, service, url); never throws for bad URLs. */

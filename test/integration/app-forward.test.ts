@@ -133,3 +133,76 @@ describe.each(backends)('forward end to end on $name', (backend) => {
     expect(metrics).toContain('twoway_forward_duration_seconds_bucket');
   });
 });
+
+// Pools and TLS contexts are runtime memory, not store state: one backend is enough.
+describe('idle forward pools', () => {
+  test('an idle pool closes after TWOWAY_FORWARD_IDLE_AGENT_TTL_MS and takes its TLS context along', async () => {
+    const pki = await makePki();
+    const upstream = await startMtlsServer(pki);
+    const twoway = await startTestTwoway({ TWOWAY_FORWARD_IDLE_AGENT_TTL_MS: '1000' });
+    try {
+      const created = await twoway.call('/v1/tenants', {
+        method: 'POST',
+        json: { id: 'idle', name: 'Idle' },
+      });
+      const { apiKey } = (await created.json()) as { apiKey: string };
+      const leaf = await pki.leaf({ cn: 'idle', key: 'ec256' });
+      const uploaded = await uploadPkcs12(
+        twoway,
+        'idle',
+        makePkcs12(leaf, [pki.intermediate], 'pw', { legacy: false }),
+        'pw',
+        apiKey,
+      );
+      const { id } = (await uploaded.json()) as { id: string };
+      const mapped = await twoway.call('/v1/tenants/idle/mappings', {
+        method: 'POST',
+        token: apiKey,
+        json: {
+          name: 'u',
+          service: 'api',
+          url: `${upstream.url}/`,
+          match: 'prefix',
+          identityId: id,
+          trustAnchorsPem: pki.root.certPem,
+        },
+      });
+      expect(mapped.status).toBe(201);
+      const forward = () =>
+        fetch(`${twoway.url}/v1/runtime/forward`, {
+          headers: {
+            authorization: `Bearer ${apiKey}`,
+            'twoway-service': 'api',
+            'twoway-forward-url': `${upstream.url}/x`,
+          },
+        });
+      const gauges = async () => {
+        const text = await (await fetch(`${twoway.url}/metrics`)).text();
+        const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1]);
+        return {
+          pools: value(/^twoway_forward_pools\{state="live"\} (\d+)$/m),
+          contexts: value(/^twoway_forward_tls_contexts (\d+)$/m),
+        };
+      };
+      const first = await forward();
+      expect(first.status).toBe(200);
+      await first.arrayBuffer();
+      expect(await gauges()).toEqual({ pools: 1, contexts: 1 });
+      // The sweep runs every TTL; an unused pool goes at the second sweep at the latest.
+      const deadline = Date.now() + 5_000;
+      let now = await gauges();
+      while ((now.pools !== 0 || now.contexts !== 0) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        now = await gauges();
+      }
+      expect(now).toEqual({ pools: 0, contexts: 0 });
+      const again = await forward();
+      expect(again.status).toBe(200);
+      await again.arrayBuffer();
+      expect(await gauges()).toEqual({ pools: 1, contexts: 1 });
+    } finally {
+      await twoway.close();
+      await upstream.close();
+    }
+  });
+});

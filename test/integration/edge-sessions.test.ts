@@ -59,7 +59,7 @@ function visit(
 }
 
 // Session tickets are a TLS-layer setting of the edge; the store plays no part (SQLite only).
-describe.each([
+describe.each<{ name: string; env: Record<string, string>; resumes: boolean }>([
   { name: 'tickets off (default)', env: {}, resumes: false },
   { name: 'TWOWAY_EDGE_SESSION_TICKETS=true', env: { TWOWAY_EDGE_SESSION_TICKETS: 'true' }, resumes: true },
 ])('edge TLS sessions, $name', ({ env, resumes }) => {
@@ -104,8 +104,8 @@ describe.each([
       expect(first.body).toBe('Hello, world!');
       expect(first.reused).toBe(false);
       // Without tickets, OpenSSL still sends TLS 1.3 session ids (SSL_OP_NO_TICKET means stateful
-    // tickets) that the server never stores: the client tries them and gets a full handshake.
-    expect(first.tickets.length).toBeGreaterThan(0);
+      // tickets) that the server never stores: the client tries them and gets a full handshake.
+      expect(first.tickets.length).toBeGreaterThan(0);
       const second = await visit(twoway, client, hello, apiKey, first.tickets.at(-1));
       expect(second.status).toBe(200);
       expect(second.reused).toBe(resumes);

@@ -526,14 +526,18 @@ describe('DispatcherCache with real connections', () => {
       allowPrivate: true,
       idleAgentTtlMs: 50,
     });
+    const closedKeys: string[] = [];
+    idle.onIdleClose((key) => closedKeys.push(key));
     try {
       const lease = idle.lease(credential('t9/idle@1#root', clientA));
       const agent = lease.dispatcher as unknown as { closed: boolean };
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(agent.closed).toBe(false); // still leased
+      expect(closedKeys).toEqual([]);
       lease.release();
       await waitFor(() => agent.closed, 2_000);
       expect(idle.size).toBe(0);
+      expect(closedKeys).toEqual(['t9/idle@1#root']);
     } finally {
       await idle.close();
     }

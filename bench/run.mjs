@@ -3,6 +3,7 @@
 // Usage: npm run bench [-- --scenarios forward-keepalive,forward-tenants --seconds 5 --rounds 3]
 // Writes bench/results/<date>.json and the tables between the markers in docs/benchmarks.md.
 import { execFileSync, fork } from 'node:child_process';
+import { get as httpsGet } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -680,6 +681,12 @@ end
           if (!nginx) delete targets.nginx;
           if (!nginxNoTickets) delete targets['nginx, tickets off'];
           if (!haproxy) delete targets.haproxy;
+          // The identity headers each contender passes to the platform (names → value bytes).
+          out[`identity headers sent upstream (${kind})`] = Object.fromEntries(
+            await Promise.all(
+              Object.entries(targets).map(async ([name, t]) => [name, await identityHeaders(t.o)]),
+            ),
+          );
           for (const mode of ['handshakes', 'keepalive']) {
             // Tickets only matter to handshakes.
             const entries = Object.entries(targets).filter(
@@ -791,6 +798,10 @@ http {
       proxy_pass http://plain;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      # The verified identity for the platform, as Twoway's edge sends it (same work for everyone).
+      proxy_set_header X-Client-Cert $ssl_client_escaped_cert;
+      proxy_set_header X-Client-Subject $ssl_client_s_dn;
+      proxy_set_header X-Client-Fingerprint $ssl_client_fingerprint;
     }
   }
 }
@@ -823,6 +834,9 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:${ports.haproxyEdge} ssl crt ${dir}/server-full.pem ca-file ${caFile} verify required
+  http-request set-header X-Client-Cert %[ssl_c_der,base64]
+  http-request set-header X-Client-Subject %[ssl_c_s_dn]
+  http-request set-header X-Client-Fingerprint %[ssl_c_sha1,hex]
   default_backend plain
 backend plain
   server p 127.0.0.1:${plainPort} pool-max-conn 64
@@ -834,6 +848,31 @@ backend plain
     throw err;
   });
   return { child, pids: [child.pid] };
+}
+
+/** GET `/api/headers` over mTLS with the load options `o`; the plain upstream's answer, parsed. */
+function identityHeaders(o) {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(
+      {
+        host: '127.0.0.1',
+        port: o.port,
+        path: '/api/headers',
+        servername: 'localhost',
+        ca: o.ca,
+        cert: o.cert,
+        key: o.key,
+        headers: o.headers ?? {},
+        agent: false,
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve(JSON.parse(text)));
+      },
+    );
+    req.on('error', reject);
+  });
 }
 
 /** {@link alternate} for asynchronous runs. */
@@ -878,8 +917,13 @@ function markdown() {
   for (const [name, data] of Object.entries(results.scenarios)) {
     lines.push(`### ${name}`, '');
     if (data.runAt) lines.push(`(run ${data.runAt.slice(0, 16).replace('T', ' ')} UTC)`, '');
+    const isSummary = (v) => typeof v === 'object' && v !== null && 'rps' in v;
     const groups = Object.entries(data).filter(
-      ([, v]) => typeof v === 'object' && v !== null && !('rps' in v),
+      ([, v]) => typeof v === 'object' && v !== null && !isSummary(v) && Object.values(v).every(isSummary),
+    );
+    // Other objects (certificate checks, identity headers per contender) are listed as facts.
+    const other = Object.entries(data).filter(
+      ([, v]) => typeof v === 'object' && v !== null && !isSummary(v) && !Object.values(v).every(isSummary),
     );
     const flat = Object.fromEntries(
       Object.entries(data).filter(([, v]) => typeof v === 'object' && v !== null && 'rps' in v),
@@ -887,6 +931,7 @@ function markdown() {
     for (const [label, summary] of groups) lines.push(`${label}:`, '', table(summary), '');
     if (Object.keys(flat).length > 0) lines.push(table(flat), '');
     const facts = Object.entries(data).filter(([k, v]) => typeof v !== 'object' && k !== 'runAt');
+    for (const [k, v] of other) facts.push([k, JSON.stringify(v).replace(/"/g, '').replace(/,/g, ', ')]);
     if (facts.length > 0)
       lines.push(
         facts.map(([k, v]) => `- ${k}: ${typeof v === 'number' ? Math.round(v * 10) / 10 : v}`).join('\n'),

@@ -298,6 +298,7 @@ export async function startTwoway(
       tenants: services.tenants,
       store: backends.store,
       changes: services.changes,
+      metrics,
       clock,
       logger,
     });

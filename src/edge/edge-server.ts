@@ -42,6 +42,7 @@ import type { Dispatcher } from 'undici';
 import { summarize } from '../certificates/index.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import { proxyRequest } from '../forward/proxy.js';
+import type { Metrics } from '../http/metrics.js';
 import { writeRawProblem } from '../http/problem.js';
 import type { Clock } from '../shared/clock.js';
 import { bearerToken, type Principal } from '../tenants/service.js';
@@ -74,6 +75,8 @@ export interface EdgeOptions {
    * session tickets.
    */
   sessionTickets: boolean;
+  /** `twoway_edge_requests_total{outcome}` and `twoway_edge_handshakes_total{certificate}`. */
+  metrics: Pick<Metrics, 'edgeRequests' | 'edgeHandshakes'>;
   clock: Clock;
   logger: Logger;
 }
@@ -121,8 +124,17 @@ function sendProblem(res: http.ServerResponse, err: AppError, close: boolean): v
  * @throws the listen error (EADDRINUSE, EACCES).
  */
 export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
-  const { index, clock, logger } = options;
+  const { index, clock, logger, metrics } = options;
   const log = logger.child({ module: 'edge' });
+  // The common label values' children, bound once (prom-client hashes labels on every call).
+  const served = metrics.edgeRequests.labels({ outcome: 'ok' });
+  const withCertificate = metrics.edgeHandshakes.labels({ certificate: 'yes' });
+  const withoutCertificate = metrics.edgeHandshakes.labels({ certificate: 'no' });
+  /** Answers a refusal or gateway error and counts it by code. */
+  const answer = (res: http.ServerResponse, err: AppError, close: boolean): void => {
+    metrics.edgeRequests.inc({ outcome: err.code });
+    sendProblem(res, err, close);
+  };
   const upstreamBase = options.upstream
     ? {
         origin: options.upstream.url.origin,
@@ -142,7 +154,11 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
       headersTenant: null,
     };
     socket[kState] = state;
-    if (peer === null) return;
+    if (peer === null) {
+      withoutCertificate.inc();
+      return;
+    }
+    withCertificate.inc();
     state.der = peer.raw;
     state.fingerprint = createHash('sha256').update(state.der).digest('hex');
     if (index.get(state.fingerprint) !== undefined) return;
@@ -161,7 +177,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     if (log.isLevelEnabled('debug')) {
       log.debug({ code, fingerprintSha256: state.fingerprint }, 'edge refused client certificate');
     }
-    sendProblem(res, new AppError(code), true);
+    answer(res, new AppError(code), true);
   };
 
   /** Subject and SANs per certificate fingerprint (immutable for a fingerprint), for the identity headers. */
@@ -169,7 +185,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const state = (req.socket as TaggedSocket)[kState];
     if (state === undefined) {
-      sendProblem(res, new AppError('internal_error'), true);
+      answer(res, new AppError('internal_error'), true);
       return;
     }
     if (state.pending !== null) await state.pending;
@@ -188,26 +204,26 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     try {
       principal = await options.authenticate(bearerToken(req.headers.authorization));
     } catch (err) {
-      sendProblem(res, toAppError(err), !req.complete);
+      answer(res, toAppError(err), !req.complete);
       return;
     }
     if (principal.kind !== 'tenant' || principal.tenantId !== entry.tenantId) {
-      sendProblem(res, new AppError('client_certificate_tenant_mismatch'), !req.complete);
+      answer(res, new AppError('client_certificate_tenant_mismatch'), !req.complete);
       return;
     }
 
     const url = req.url ?? '';
     if (!url.startsWith('/')) {
-      sendProblem(res, new AppError('bad_request', 'The request target must be a path.'), true);
+      answer(res, new AppError('bad_request', 'The request target must be a path.'), true);
       return;
     }
     const query = url.indexOf('?');
     const hello = HELLO_PATH.exec(query < 0 ? url : url.slice(0, query));
     if (hello !== null) {
       if (hello[1] !== entry.tenantId) {
-        sendProblem(res, new AppError('not_found', 'No such tenant.'), !req.complete);
+        answer(res, new AppError('not_found', 'No such tenant.'), !req.complete);
       } else if (req.method !== 'GET' && req.method !== 'HEAD') {
-        sendProblem(res, new AppError('method_not_allowed'), !req.complete);
+        answer(res, new AppError('method_not_allowed'), !req.complete);
       } else {
         req.resume();
         res.writeHead(200, {
@@ -215,12 +231,13 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
           'content-length': HELLO_BODY.length,
         });
         res.end(req.method === 'HEAD' ? undefined : HELLO_BODY);
+        served.inc();
       }
       return;
     }
 
     if (upstreamBase === undefined) {
-      sendProblem(
+      answer(
         res,
         new AppError(
           'edge_upstream_not_configured',
@@ -255,7 +272,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     try {
       target = new URL(`${upstreamBase.origin}${upstreamBase.path}${url}`);
     } catch {
-      sendProblem(res, new AppError('bad_request', 'The request target is not a valid path.'), true);
+      answer(res, new AppError('bad_request', 'The request target is not a valid path.'), true);
       return;
     }
     try {
@@ -265,10 +282,11 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
         dropHeaders: IDENTITY_HEADER_NAMES,
         addHeaders: state.headers,
       });
+      served.inc();
     } catch (err) {
       const appError = toAppError(err);
       if (appError.code === 'internal_error') log.error({ err }, 'edge proxy failed');
-      sendProblem(res, appError, !req.complete);
+      answer(res, appError, !req.complete);
     } finally {
       if (!req.complete) req.resume();
     }
@@ -292,7 +310,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     (req, res) => {
       handle(req, res).catch((err: unknown) => {
         log.error({ err }, 'edge request failed');
-        sendProblem(res, new AppError('internal_error'), true);
+        answer(res, new AppError('internal_error'), true);
       });
     },
   );

@@ -10,7 +10,7 @@ import type { ClientCertificateStore } from '../store/types.js';
 import type { TenantService } from '../tenants/service.js';
 import { platformIssuedLookup } from './admission.js';
 import { ClientCertificateIndex } from './certificate-index.js';
-import { type EdgeListener, startEdge } from './edge-server.js';
+import { type EdgeListener, type EdgeOptions, startEdge } from './edge-server.js';
 
 const DAY_MS = 86_400_000;
 /** The default server certificate: 90 days, renewed when 30 are left (checked twice a day). */
@@ -41,6 +41,8 @@ export interface EdgeDeps {
   tenants: Pick<TenantService, 'authenticate'>;
   store: Pick<ClientCertificateStore, 'listClientCertificateChanges' | 'findClientCertificateByFingerprint'>;
   changes: ChangeBus;
+  /** Where the edge counts requests and handshakes. */
+  metrics: EdgeOptions['metrics'];
   clock: Clock;
   logger: Logger;
 }
@@ -127,6 +129,7 @@ export async function startEdgeListener(deps: EdgeDeps): Promise<RunningEdge> {
       ? { upstream: { url: new URL(config.edgeUpstream), dispatcher: agent } }
       : {}),
     sessionTickets: config.edgeSessionTickets,
+    metrics: deps.metrics,
     clock,
     logger,
   });

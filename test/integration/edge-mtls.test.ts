@@ -336,6 +336,35 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
     expect(JSON.parse(asA.body)).toMatchObject({ code: 'client_certificate_tenant_mismatch' });
   });
 
+  test('metrics count edge handshakes by certificate and requests by outcome', async () => {
+    const read = async () => {
+      const text = await (await fetch(`${twoway.url}/metrics`)).text();
+      const value = (series: string) =>
+        Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+      return {
+        ok: value('twoway_edge_requests_total{outcome="ok"}'),
+        required: value('twoway_edge_requests_total{outcome="client_certificate_required"}'),
+        withCertificate: value('twoway_edge_handshakes_total{certificate="yes"}'),
+        withoutCertificate: value('twoway_edge_handshakes_total{certificate="no"}'),
+      };
+    };
+    const before = await read();
+    expect((await curl(hello(), { ca: caFile, cert: byoc.cert, key: byoc.key, apiKey: keyA })).status).toBe(
+      200,
+    );
+    expect((await curl(hello(), { ca: caFile, cert: byoc.cert, key: byoc.key, apiKey: keyA })).status).toBe(
+      200,
+    );
+    expect((await curl(hello(), { ca: caFile, apiKey: keyA })).status).toBe(401);
+    const after = await read();
+    expect({
+      ok: after.ok - before.ok,
+      required: after.required - before.required,
+      withCertificate: after.withCertificate - before.withCertificate,
+      withoutCertificate: after.withoutCertificate - before.withoutCertificate,
+    }).toEqual({ ok: 2, required: 1, withCertificate: 2, withoutCertificate: 1 });
+  });
+
   test('the edge asks for a client certificate without listing CA names', async () => {
     const url = new URL(twoway.edgeUrl);
     const sClient = await run(

@@ -3,9 +3,9 @@
 // Usage: npm run bench [-- --scenarios forward-keepalive,forward-tenants --seconds 5 --rounds 3]
 // Writes bench/results/<date>.json and the tables between the markers in docs/benchmarks.md.
 import { execFileSync, fork } from 'node:child_process';
-import { get as httpsGet } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';

@@ -66,7 +66,7 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
           tags: ['runtime'],
           summary: 'Send this request over mTLS to Twoway-Forward-Url with the mapped identity',
           description:
-            'Headers: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). ' +
+            'Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). ' +
             'The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.',
         },
       },

@@ -40,7 +40,7 @@ export const ConfigSchema = Type.Object({
   edgeSessionTickets: Type.Boolean({
     default: false,
     description:
-      'Send TLS session tickets on the edge (resumption). Off by default: the ticket key never rotates, and each ticket costs the server a copy of the session',
+      'Send TLS session tickets on the edge (resumption). Off by default: the ticket key never rotates, and each ticket costs the server an encode-decode-encode of the session (client certificate included)',
   }),
   edgeCertFile: Type.Optional(
     Type.String({ minLength: 1, description: 'PEM server certificate (+ chain) of the edge listener' }),

@@ -20,9 +20,11 @@
  * Session tickets are off unless `sessionTickets` is set (SSL_OP_NO_TICKET): Node never rotates the
  * ticket key of a context, so one leaked key would decrypt every session's resumption secret for
  * the life of the process (Mozilla's server configurations turn tickets off for this reason); cluster
- * workers have different keys anyway; and OpenSSL 3.0 copies the session, client certificate
- * included, through i2d/d2i for each ticket after the first (two by default), which cost 30% of a
- * full handshake here (docs/benchmarks.md). Every connection then does a full handshake.
+ * workers have different keys anyway; and for each stateless ticket (two per handshake by default)
+ * OpenSSL 3.0 encodes the session, decodes it again, which parses the client certificate once
+ * more, and encodes it again (construct_stateless_ticket): 30% of a full handshake here
+ * (docs/benchmarks.md). With SSL_OP_NO_TICKET, TLS 1.3 still sends stateful tickets (session ids)
+ * that this server never stores, so every connection does a full handshake.
  *
  * HTTP: a connection whose certificate is refused gets, on its first request, a problem+json answer
  * (`client_certificate_required` 401, `client_certificate_unknown`/`_revoked`/`_expired` 403) with

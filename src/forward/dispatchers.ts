@@ -170,7 +170,9 @@ export class DispatcherCache {
 
   /**
    * Calls `listener` with the key of each Agent the idle sweep closed, so what was built for that
-   * credential (its TLS context) can go too and memory follows the active tenants.
+   * credential (its TLS context) can go too and memory follows the active tenants. Runs
+   * synchronously inside the sweep timer; an exception from a listener is caught and ignored, so the
+   * sweep always completes.
    */
   onIdleClose(listener: (key: string) => void): void {
     this.#idleListeners.push(listener);
@@ -212,7 +214,13 @@ export class DispatcherCache {
       if (entry.inFlight === 0 && !entry.used) {
         this.#current.delete(entry.key);
         void entry.close();
-        for (const listener of this.#idleListeners) listener(entry.key);
+        for (const listener of this.#idleListeners) {
+          try {
+            listener(entry.key);
+          } catch {
+            // A listener's failure must not stop the sweep (it runs in a timer).
+          }
+        }
       } else {
         entry.used = false;
       }

@@ -19,9 +19,13 @@ import type { RuntimeService } from './service.js';
 
 /** What {@link ForwardEndpoint} needs. */
 export interface ForwardEndpointDeps {
+  /** Bearer token → principal; throws AppError `unauthorized`. */
   tenants: Pick<TenantService, 'authenticate'>;
+  /** The in-memory runtime index: mapping, identity and TLS context of a forward. */
   runtime: Pick<RuntimeService, 'plan'>;
+  /** The connection pool per identity version (leased per forward). */
   dispatchers: DispatcherCache;
+  /** Where `twoway_forward_requests_total` and `twoway_forward_duration_seconds` live. */
   metrics: Metrics;
   /** Allow private and loopback destinations (TWOWAY_FORWARD_ALLOW_PRIVATE). */
   forwardAllowPrivate: boolean;
@@ -46,12 +50,14 @@ interface ForwardFields {
   tenant: string | undefined;
   service: string | undefined;
   forwardUrl: string | undefined;
+  /** The name of a `Twoway-*` field sent more than once (refused after authentication). */
+  repeated: string | undefined;
 }
 
 /**
- * Reads Authorization (the first one, as Node does) and the three `Twoway-*` fields.
- * @throws AppError `bad_request` when a `Twoway-*` field appears twice: the gateway must not guess
- *   which tenant, service or destination was meant.
+ * Reads Authorization (the first one, as Node does) and the three `Twoway-*` fields (the first of
+ * each; a repeat is noted in `repeated`: the gateway must not guess which tenant, service or
+ * destination was meant).
  */
 function readFields(raw: string[]): ForwardFields {
   const fields: ForwardFields = {
@@ -59,6 +65,7 @@ function readFields(raw: string[]): ForwardFields {
     tenant: undefined,
     service: undefined,
     forwardUrl: undefined,
+    repeated: undefined,
   };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
@@ -78,23 +85,31 @@ function readFields(raw: string[]): ForwardFields {
             ? 'forwardUrl'
             : null;
     if (key === null) continue;
-    if (fields[key] !== undefined) throw new AppError('bad_request', `Send ${name} once.`);
-    fields[key] = raw[i + 1];
+    if (fields[key] === undefined) fields[key] = raw[i + 1];
+    else fields.repeated ??= name;
   }
   return fields;
 }
 
 /**
- * The forward route's handler: authenticates (unless given a principal), reads the Twoway fields,
- * plans the forward from the runtime index, leases the identity's pool and streams the request
- * (forward/proxy.ts). Every gateway error is answered as problem+json with `Twoway-Error`; counts
- * and latency go to `twoway_forward_requests_total` / `twoway_forward_duration_seconds` by outcome.
+ * The forward route's handler: authenticates, reads the Twoway fields, plans the forward from the
+ * runtime index, leases the identity's pool and streams the request (forward/proxy.ts). Every
+ * refusal and gateway error is answered as RFC 9457 problem+json with `Twoway-Error`:
+ * `unauthorized` (401), `bad_request` (400: missing or repeated field, operator without
+ * Twoway-Tenant), `not_found` (404: another tenant), `forward_url_invalid` (400),
+ * `forward_destination_blocked` (403), `no_mapping` (403), `identity_disabled` /
+ * `identity_expired` / `identity_not_yet_valid` (409), `upstream_tls_failed` /
+ * `upstream_unreachable` (502), `upstream_timeout` (504), `not_ready` (503, shutting down).
+ * Requests that passed authentication are counted in `twoway_forward_requests_total{outcome}` and
+ * timed in `twoway_forward_duration_seconds` (seconds, from after authentication to the end of the
+ * response), the same way on both entry paths.
  */
 export class ForwardEndpoint {
   readonly #deps: ForwardEndpointDeps;
   // The common outcome's label children, bound once (prom-client hashes labels on every call).
   readonly #okCount: ReturnType<Metrics['forwardRequests']['labels']>;
   readonly #okDuration: ReturnType<Metrics['forwardDuration']['labels']>;
+  #closing = false;
 
   constructor(deps: ForwardEndpointDeps) {
     this.#deps = deps;
@@ -102,28 +117,61 @@ export class ForwardEndpoint {
     this.#okDuration = deps.metrics.forwardDuration.labels({ outcome: 'ok' });
   }
 
-  /** The listener's entry (a request whose target passed {@link isForwardTarget}); never throws. */
-  serve(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.handle(req, res, undefined).catch((err: unknown) => {
-      this.#deps.logger.error({ err }, 'forward failed');
-      writeRawProblem(res, new AppError('internal_error'), { close: !req.complete });
-    });
+  /**
+   * From now on the listener's entry answers `not_ready` (503) with `Connection: close`, as Fastify
+   * does for its own routes while the app closes (keep-alive forwarders then reconnect elsewhere).
+   */
+  close(): void {
+    this.#closing = true;
   }
 
   /**
-   * Serves one forward on `req`/`res`; `principal` when the caller already authenticated (the
-   * Fastify route), otherwise the bearer token is checked here. Resolves once the response is
-   * finished or the client went away; errors are answered, never thrown.
+   * The listener's entry (a request whose target passed {@link isForwardTarget}): checks the bearer
+   * token, then {@link handle}. Never throws; every failure is answered.
    */
-  async handle(
+  serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.#closing) {
+      this.#refuse(req, res, new AppError('not_ready', 'The server is shutting down.'), true);
+      return;
+    }
+    const fields = readFields(req.rawHeaders);
+    this.#deps.tenants
+      .authenticate(bearerToken(fields.authorization))
+      .then(
+        (principal) => this.#handle(req, res, principal, fields),
+        (err: unknown) => this.#refuse(req, res, toAppError(err), !req.complete),
+      )
+      .catch((err: unknown) => {
+        this.#deps.logger.error({ err }, 'forward failed');
+        this.#refuse(req, res, new AppError('internal_error'), true);
+      });
+  }
+
+  /**
+   * Serves one forward on `req`/`res` for an authenticated `principal` (the Fastify route's auth
+   * hook, or {@link serve}). Resolves once the response is finished or the client went away;
+   * errors are answered, never thrown.
+   */
+  handle(req: http.IncomingMessage, res: http.ServerResponse, principal: Principal): Promise<void> {
+    return this.#handle(req, res, principal, readFields(req.rawHeaders));
+  }
+
+  /** Answers a refusal before the forward started (not counted: the Fastify path cannot count it either). */
+  #refuse(req: http.IncomingMessage, res: http.ServerResponse, err: AppError, close: boolean): void {
+    writeRawProblem(res, err, { close });
+    if (!req.complete) req.resume();
+  }
+
+  async #handle(
     req: http.IncomingMessage,
     res: http.ServerResponse,
-    principal: Principal | undefined,
+    principal: Principal,
+    fields: ForwardFields,
   ): Promise<void> {
     const started = performance.now();
     let outcome = 'ok';
     try {
-      await this.#forward(req, res, principal);
+      await this.#forward(req, res, principal, fields);
     } catch (err) {
       const appError = toAppError(err);
       outcome = appError.code;
@@ -147,11 +195,11 @@ export class ForwardEndpoint {
   async #forward(
     req: http.IncomingMessage,
     res: http.ServerResponse,
-    known: Principal | undefined,
+    principal: Principal,
+    fields: ForwardFields,
   ): Promise<void> {
     const { runtime, dispatchers } = this.#deps;
-    const fields = readFields(req.rawHeaders);
-    const principal = known ?? (await this.#deps.tenants.authenticate(bearerToken(fields.authorization)));
+    if (fields.repeated !== undefined) throw new AppError('bad_request', `Send ${fields.repeated} once.`);
     let tenantId: string;
     if (principal.kind === 'operator') {
       if (fields.tenant === undefined || fields.tenant === '') {

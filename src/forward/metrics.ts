@@ -3,9 +3,10 @@ import type { DispatcherCache } from './dispatchers.js';
 import type { RuntimeService } from './service.js';
 
 /**
- * `twoway_forward_pools{state}`: identity-version connection pools (undici Agents) that are live or
- * retired and still draining; `twoway_forward_tls_contexts`: TLS client contexts held. Both are read
- * at scrape time; memory follows them, not the tenant count (idle pools close after
+ * Registers, in `registry`, `twoway_forward_pools{state}` (identity-version connection pools, undici
+ * Agents, that are live or retired and still draining, from `dispatchers`) and
+ * `twoway_forward_tls_contexts` (cached TLS client contexts, `runtime.credentialCount`). Both are
+ * read at scrape time; memory follows them, not the tenant count (idle pools close after
  * TWOWAY_FORWARD_IDLE_AGENT_TTL_MS and take their context along).
  */
 export function registerForwardGauges(

@@ -69,7 +69,11 @@ export class RuntimeService {
     );
   }
 
-  /** TLS client contexts held: one per identity version and trust-anchor set in use (not idle). */
+  /**
+   * Cached TLS client contexts (built or being built): one per identity version and trust-anchor
+   * set used since its pool was last swept as idle. A retired version's context leaves this cache at
+   * once, though a draining pool still holds it until its last request ends.
+   */
   get credentialCount(): number {
     return this.#credentials.size;
   }

@@ -107,6 +107,9 @@ export async function buildHttpApp(deps: AppDeps) {
       });
       // Keep-alive clients (the platform's forwarders) should not be cut between requests.
       server.keepAliveTimeout = 65_000;
+      // Fastify's default (Node's would cut any request whose body takes over 5 minutes, such as a
+      // large upload streamed to a slow remote server); headersTimeout still bounds slow headers.
+      server.requestTimeout = 0;
       return server;
     },
     loggerInstance: deps.logger.child({ module: 'http' }),
@@ -116,6 +119,10 @@ export async function buildHttpApp(deps: AppDeps) {
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.addHook('preClose', (done) => {
+    forward.close();
+    done();
+  });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
     sendProblem(reply, new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`));

@@ -139,7 +139,9 @@ describe('idle forward pools', () => {
   test('an idle pool closes after TWOWAY_FORWARD_IDLE_AGENT_TTL_MS and takes its TLS context along', async () => {
     const pki = await makePki();
     const upstream = await startMtlsServer(pki);
-    const twoway = await startTestTwoway({ TWOWAY_FORWARD_IDLE_AGENT_TTL_MS: '1000' });
+    // 2 s: long enough that a slow first forward (key unwrap, context, handshake) cannot see two
+    // sweeps before the gauges are read.
+    const twoway = await startTestTwoway({ TWOWAY_FORWARD_IDLE_AGENT_TTL_MS: '2000' });
     try {
       const created = await twoway.call('/v1/tenants', {
         method: 'POST',
@@ -189,7 +191,7 @@ describe('idle forward pools', () => {
       await first.arrayBuffer();
       expect(await gauges()).toEqual({ pools: 1, contexts: 1 });
       // The sweep runs every TTL; an unused pool goes at the second sweep at the latest.
-      const deadline = Date.now() + 5_000;
+      const deadline = Date.now() + 10_000;
       let now = await gauges();
       while ((now.pools !== 0 || now.contexts !== 0) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 100));

@@ -112,6 +112,17 @@ describe.each<{ name: string; env: Record<string, string>; resumes: boolean }>([
     },
   );
 
+  test('a server certificate renewal keeps the ticket setting', async () => {
+    const issued = await twoway.services.ca.issueServerCertificate(['localhost', '127.0.0.1'], 30);
+    twoway.edge.listener.setCertificate(issued.certificatePem + issued.chainPem, issued.keyPem);
+    const first = await visit(twoway, client, hello, apiKey);
+    expect(first.status).toBe(200);
+    expect(first.tickets.length).toBeGreaterThan(0);
+    const second = await visit(twoway, client, hello, apiKey, first.tickets.at(-1));
+    expect(second.status).toBe(200);
+    expect(second.reused).toBe(resumes);
+  });
+
   test('a connection after the certificate is deleted is refused, resumed or not', async () => {
     const first = await visit(twoway, client, hello, apiKey);
     expect(first.status).toBe(200);

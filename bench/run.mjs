@@ -467,7 +467,9 @@ end
     const data = join(dir, 'scale-data');
     const env = {
       TWOWAY_DATA_DIR: data,
-      TWOWAY_FORWARD_IDLE_AGENT_TTL_MS: '5000',
+      // Longer than opening the 1,000 pools takes (one at a time, a handshake each), so all of them
+      // are live when RSS is read; they close 20 to 40 s after their last use.
+      TWOWAY_FORWARD_IDLE_AGENT_TTL_MS: '20000',
       TWOWAY_FORWARD_KEEP_ALIVE_TIMEOUT_MS: '60000',
     };
     let twoway = await startTwoway(env);
@@ -542,7 +544,7 @@ end
         )?.[1] ?? NaN,
       );
     const poolsLive = await poolsMetric();
-    await new Promise((r) => setTimeout(r, 12_000));
+    await new Promise((r) => setTimeout(r, 45_000));
     const afterIdleKiB = rss();
     const poolsAfterIdle = await poolsMetric();
     await stop(twoway.child);

@@ -185,6 +185,17 @@ async function startNginx(count = 1) {
   return { child, pids: [child.pid] };
 }
 
+/** HAProxy's global and defaults sections, the same for every HAProxy contender: one thread. */
+const HAPROXY_DEFAULTS = `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always`;
+
 /** HAProxy with one backend per client certificate, chosen by path prefix `/t<i>/` (or all to client 0). */
 async function startHaproxy(count = 1) {
   const backends = Array.from(
@@ -201,15 +212,7 @@ async function startHaproxy(count = 1) {
   const conf = join(dir, 'haproxy.cfg');
   writeFileSync(
     conf,
-    `global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
+    `${HAPROXY_DEFAULTS}
 frontend fe
   bind 127.0.0.1:${ports.haproxy}
 ${uses}
@@ -829,15 +832,7 @@ async function startEdgeHaproxy(caFile, plainPort) {
   );
   writeFileSync(
     conf,
-    `global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
+    `${HAPROXY_DEFAULTS}
 frontend fe
   bind 127.0.0.1:${ports.haproxyEdge} ssl crt ${dir}/server-full.pem ca-file ${caFile} verify required
   http-request set-header X-Client-Cert %[ssl_c_der,base64]

@@ -1,7 +1,7 @@
 /**
  * `ANY /v1/runtime/forward` on raw Node objects (API.md, Runtime). The HTTP listener sends this
- * route here before Fastify sees it (http/app.ts, `serverFactory`): routing, request and reply
- * objects, hooks and the schema layer cost about a third of the forward's CPU (docs/benchmarks.md).
+ * route here before Fastify sees it (http/app.ts, `serverFactory`): its routing, request and reply
+ * objects and hooks cost about 8% of a forward's CPU (docs/benchmarks.md).
  * The Fastify route of the same path stays for the OpenAPI document and for requests that reach it
  * another way (a percent-escaped path, `inject()`); it calls {@link ForwardEndpoint.handle} with the
  * principal its auth hook found, so both ways run the same code.

@@ -116,8 +116,13 @@ export class PlatformCa {
 
   /** The issuing CA then the root, PEM: what clients need to build the path to the root. */
   async chainPem(): Promise<string> {
+    return (await this.chainDer()).map((der) => toPem('CERTIFICATE', der)).join('');
+  }
+
+  /** The issuing CA then the root, DER. */
+  async chainDer(): Promise<Buffer[]> {
     const ca = await this.#open();
-    return toPem('CERTIFICATE', ca.issuing.raw) + toPem('CERTIFICATE', ca.root.raw);
+    return [ca.issuing.raw, ca.root.raw];
   }
 
   /**

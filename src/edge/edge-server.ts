@@ -69,6 +69,11 @@ export interface EdgeOptions {
   index: ClientCertificateIndex;
   /** Bearer token → principal (TenantService.authenticate); throws AppError `unauthorized`. */
   authenticate(token: string | undefined): Promise<Principal>;
+  /**
+   * The certificates that validate `cert` for `Client-Cert-Chain` (DER, issuing CA first, trust
+   * anchor left out): the platform issuing CA for a certificate it issued, none for BYOC.
+   */
+  chainOf(cert: X509Certificate): Promise<Buffer[]>;
   /** A certificate the index does not know: platform-issued and just registered elsewhere? */
   lookupUnindexed(cert: X509Certificate, fingerprintSha256: string): Promise<EdgeEntry | undefined>;
   upstream?: EdgeUpstream;
@@ -182,8 +187,11 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     answer(res, new AppError(code), true);
   };
 
-  /** Subject and SANs per certificate fingerprint (immutable for a fingerprint), for the identity headers. */
-  const namesByFingerprint = new Map<string, { subject: string; subjectAltNames: string[] }>();
+  /** Subject, SANs and chain per certificate fingerprint (fixed for a fingerprint), for the identity headers. */
+  const namesByFingerprint = new Map<
+    string,
+    { subject: string; subjectAltNames: string[]; chain: Buffer[] }
+  >();
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const state = (req.socket as TaggedSocket)[kState];
     if (state === undefined) {
@@ -254,8 +262,13 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
       // connection (clients reconnect with the same certificate all the time).
       let names = namesByFingerprint.get(state.fingerprint);
       if (names === undefined) {
-        const summary = summarize(state.peer as X509Certificate);
-        names = { subject: summary.subject, subjectAltNames: summary.subjectAltNames };
+        const peer = state.peer as X509Certificate;
+        const summary = summarize(peer);
+        names = {
+          subject: summary.subject,
+          subjectAltNames: summary.subjectAltNames,
+          chain: await options.chainOf(peer),
+        };
         if (namesByFingerprint.size >= 50_000) namesByFingerprint.clear();
         namesByFingerprint.set(state.fingerprint, names);
       }
@@ -265,6 +278,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
         der: state.der as Buffer,
         subject: names.subject,
         subjectAltNames: names.subjectAltNames,
+        chain: names.chain,
       });
       state.headersTenant = entry.tenantId;
     }

@@ -11,6 +11,10 @@
  *   hex escapes (`\22`, `\5C`), as is every byte outside printable ASCII, so the header is plain ASCII
  *   and unambiguous.
  * - `Client-Cert: :<base64 DER>:` (RFC 9440 §2.2: the certificate as an RFC 8941 Byte Sequence).
+ * - `Client-Cert-Chain: :<base64 DER>:, ...` (RFC 9440 §2.3: the certificates that validate it,
+ *   issuing CA first, the trust anchor left out as §2.3 allows), only when there is such a chain:
+ *   for a certificate the platform CA issued. A BYOC certificate is pinned by its fingerprint, not
+ *   validated through a chain, so it gets none.
  */
 
 /** Lowercase names of the identity headers, dropped from the client's request. */
@@ -30,6 +34,8 @@ export interface VerifiedIdentity {
   subject: string;
   /** `URI:…`, `DNS:…`, `IP:…` as certificates/ formats them. */
   subjectAltNames: readonly string[];
+  /** DER certificates that validate `der`, issuing CA first; empty or absent for a pinned BYOC one. */
+  chain?: readonly Buffer[];
 }
 
 /** RFC 4514 hexpair escapes for `"`, `\\` and every byte outside printable ASCII (UTF-8). */
@@ -87,5 +93,8 @@ export function identityHeaders(identity: VerifiedIdentity): string[] {
     xfcc(identity),
     'Client-Cert',
     clientCertHeader(identity.der),
+    ...(identity.chain !== undefined && identity.chain.length > 0
+      ? ['Client-Cert-Chain', identity.chain.map(clientCertHeader).join(', ')]
+      : []),
   ];
 }

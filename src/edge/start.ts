@@ -120,6 +120,7 @@ export async function startEdgeListener(deps: EdgeDeps): Promise<RunningEdge> {
     keyPem: tls.keyPem,
     index,
     authenticate: (token) => deps.tenants.authenticate(token),
+    chainOf: async (cert) => ((await ca.issued(cert)) ? (await ca.chainDer()).slice(0, 1) : []),
     lookupUnindexed: platformIssuedLookup({
       issuedByPlatformCa: (cert) => ca.issued(cert),
       store,

@@ -261,7 +261,12 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
       `Hash=${fingerprint};Subject="CN=tenant-a-service,O=Tenant A";URI=urn:twoway:tenant:tenant-a`,
     ]);
     expect(rawHeaderValues(seen.rawHeaders, 'client-cert')).toEqual([`:${cert.raw.toString('base64')}:`]);
-    expect(rawHeaderValues(seen.rawHeaders, 'client-cert-chain')).toEqual([]);
+    // Issued by the platform CA: the issuing CA validates it (the root, a trust anchor, is left out).
+    const issuingCa = new X509Certificate(readFileSync(caFile)); // the first certificate: issuing CA
+    expect(cert.checkIssued(issuingCa)).toBe(true);
+    expect(rawHeaderValues(seen.rawHeaders, 'client-cert-chain')).toEqual([
+      `:${issuingCa.raw.toString('base64')}:`,
+    ]);
     expect(rawHeaderValues(seen.rawHeaders, 'authorization')).toEqual([]);
     expect(rawHeaderValues(seen.rawHeaders, 'x-custom')).toEqual(['kept']);
 
@@ -271,6 +276,8 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
     expect(rawHeaderValues(byocSeen.rawHeaders, 'x-forwarded-client-cert')).toEqual([
       `Hash=${fingerprintOf(byoc.cert)};Subject="CN=tenant-a-laptop"`,
     ]);
+    // Pinned by its fingerprint, not validated through a chain: no Client-Cert-Chain.
+    expect(rawHeaderValues(byocSeen.rawHeaders, 'client-cert-chain')).toEqual([]);
   });
 
   test('revocation refuses new handshakes and the next request on an already open keep-alive connection', async () => {

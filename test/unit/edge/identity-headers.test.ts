@@ -39,4 +39,13 @@ describe('identity headers', () => {
     ]);
     expect(headers[1]).toBe('acme');
   });
+
+  test('Client-Cert-Chain lists the validating certificates as byte sequences, only when there are some', () => {
+    const issuing = Buffer.from([0x30, 0x01, 0x00]);
+    const root = Buffer.from([0x30, 0x01, 0x01]);
+    const withChain = identityHeaders({ ...base, chain: [issuing, root] });
+    expect(withChain.slice(-2)).toEqual(['Client-Cert-Chain', ':MAEA:, :MAEB:']);
+    expect(identityHeaders({ ...base, chain: [] })).not.toContain('Client-Cert-Chain');
+    expect(identityHeaders(base)).not.toContain('Client-Cert-Chain');
+  });
 });

@@ -284,3 +284,23 @@ export async function post(api, path, body, token) {
   if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
   return response.json();
 }
+
+/**
+ * Creates tenant `id` through Twoway's API (operator `token`) with the PKCS#12 identity `p12File`
+ * (password `bench`, as makeCertificates writes it), mapped as service `api` to `upstreamUrl` with
+ * `caPem` as trust anchors; returns the tenant's API key.
+ */
+export async function addForwardTenant(api, token, { id, p12File, upstreamUrl, caPem }) {
+  const { apiKey } = await post(api, '/v1/tenants', { id, name: id }, token);
+  const form = new FormData();
+  form.set('file', new Blob([readFileSync(p12File)]), 'client.p12');
+  form.set('password', 'bench');
+  const identity = await post(api, `/v1/tenants/${id}/identities`, form, apiKey);
+  await post(
+    api,
+    `/v1/tenants/${id}/mappings`,
+    { name: 'bench', service: 'api', url: upstreamUrl, identityId: identity.id, trustAnchorsPem: caPem },
+    apiKey,
+  );
+  return apiKey;
+}

@@ -15,7 +15,16 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpuOf, makeCertificates, post, prepareEdgeStore, start, stop, waitForPort, wrk } from './lib.mjs';
+import {
+  addForwardTenant,
+  cpuOf,
+  makeCertificates,
+  prepareEdgeStore,
+  start,
+  stop,
+  waitForPort,
+  wrk,
+} from './lib.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const { values: opts } = parseArgs({
@@ -79,23 +88,12 @@ async function prepare() {
       TWOWAY_EDGE_PORT: '0',
     });
     const api = `http://127.0.0.1:${ports.http}`;
-    const { apiKey } = await post(api, '/v1/tenants', { id: 'bench', name: 'bench' }, token);
-    const form = new FormData();
-    form.set('file', new Blob([readFileSync(join(dir, 'client0.p12'))]), 'client.p12');
-    form.set('password', 'bench');
-    const identity = await post(api, '/v1/tenants/bench/identities', form, apiKey);
-    await post(
-      api,
-      '/v1/tenants/bench/mappings',
-      {
-        name: 'bench',
-        service: 'api',
-        url: `https://localhost:${ports.upstream}/`,
-        identityId: identity.id,
-        trustAnchorsPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
-      },
-      apiKey,
-    );
+    const apiKey = await addForwardTenant(api, token, {
+      id: 'bench',
+      p12File: join(dir, 'client0.p12'),
+      upstreamUrl: `https://localhost:${ports.upstream}/`,
+      caPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    });
     const headers = {
       authorization: `Bearer ${apiKey}`,
       'twoway-service': 'api',

@@ -10,6 +10,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  addForwardTenant,
   cpuOf,
   ensureTools,
   makeCertificates,
@@ -105,34 +106,24 @@ async function startTwoway(env = {}) {
   });
   await waitForPort(ports.twoway, 20_000);
   const api = `http://127.0.0.1:${ports.twoway}`;
-  const call = (path, body, auth = token) => post(api, path, body, auth);
   /** Creates tenant `id` with the identity of client `i`, mapped to the upstream; returns its API key. */
-  const addTenant = async (id, i) => {
-    const { apiKey } = await call('/v1/tenants', { id, name: id });
-    const form = new FormData();
-    form.set('file', new Blob([readFileSync(join(dir, `client${i}.p12`))]), 'client.p12');
-    form.set('password', 'bench');
-    const identity = await call(`/v1/tenants/${id}/identities`, form, apiKey);
-    await call(
-      `/v1/tenants/${id}/mappings`,
-      {
-        name: 'bench',
-        service: 'api',
-        url: `https://localhost:${ports.upstream}/`,
-        identityId: identity.id,
-        trustAnchorsPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
-      },
-      apiKey,
-    );
-    return apiKey;
-  };
+  const addTenant = (id, i) =>
+    addForwardTenant(api, token, {
+      id,
+      p12File: join(dir, `client${i}.p12`),
+      upstreamUrl: `https://localhost:${ports.upstream}/`,
+      caPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    });
   return { child, pids: [child.pid], api, addTenant };
 }
 
-function nginxConfig(port, locations, upstreams) {
+/**
+ * The start of an nginx configuration run from folder `n` (created with its temp folders): one
+ * worker in the foreground, no access log, up to the opening of the `http` block.
+ */
+function nginxPreamble(n) {
   for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
-    mkdirSync(join(dir, 'nginx', sub), { recursive: true });
-  const n = join(dir, 'nginx');
+    mkdirSync(join(n, sub), { recursive: true });
   return `daemon off;
 master_process off;
 worker_processes 1;
@@ -142,7 +133,11 @@ events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path ${n}/body; proxy_temp_path ${n}/proxy; fastcgi_temp_path ${n}/fastcgi;
-  uwsgi_temp_path ${n}/uwsgi; scgi_temp_path ${n}/scgi;
+  uwsgi_temp_path ${n}/uwsgi; scgi_temp_path ${n}/scgi;`;
+}
+
+function nginxConfig(port, locations, upstreams) {
+  return `${nginxPreamble(join(dir, 'nginx'))}
 ${upstreams}
   proxy_http_version 1.1;
   proxy_set_header Connection "";
@@ -779,21 +774,10 @@ async function startEdgeTwoway(count, plainPort) {
  */
 async function startEdgeNginx(caFile, plainPort, port = ports.nginxEdge, tickets = true) {
   const n = join(dir, `nginx-edge-${port}`);
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
-    mkdirSync(join(n, sub), { recursive: true });
   const conf = join(n, 'nginx.conf');
   writeFileSync(
     conf,
-    `daemon off;
-master_process off;
-worker_processes 1;
-pid ${n}/nginx.pid;
-error_log ${n}/error.log error;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${n}/body; proxy_temp_path ${n}/proxy; fastcgi_temp_path ${n}/fastcgi;
-  uwsgi_temp_path ${n}/uwsgi; scgi_temp_path ${n}/scgi;
+    `${nginxPreamble(n)}
   upstream plain { server 127.0.0.1:${plainPort}; keepalive 64; }
   server {
     listen 127.0.0.1:${port} ssl;

@@ -9,8 +9,9 @@
  * update (Kong/kong#13992); here a new version gets a new key, hence a new Agent, and the old Agent
  * drains and closes.
  */
-import type tls from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AppError } from '../errors/app-error.js';
 import { guardedLookup } from './address-guard.js';
 
@@ -28,7 +29,7 @@ export interface ForwardCredential {
    * trust anchors, else system roots). Passing `key`/`cert`/`ca` to the Agent instead would build a
    * new context for every connection, about 0.95 ms each (FIELD-NOTES "Build each TLS context once").
    */
-  secureContext: tls.SecureContext;
+  secureContext: SecureContext;
 }
 
 /** Timeouts of the upstream side of a forward, all in milliseconds. */
@@ -47,6 +48,62 @@ export interface ForwardTimeouts {
 export interface DispatcherLease {
   readonly dispatcher: Dispatcher;
   release(): void;
+}
+
+/** Most TLS sessions kept per credential, one per upstream host and port (undici's default count). */
+export const MAX_SESSIONS_PER_CREDENTIAL = 100;
+
+/** undici's connector as implemented (lib/core/connect.js): it returns the socket it creates. */
+type SocketConnector = (options: buildConnector.Options, callback: buildConnector.Callback) => Socket;
+
+/**
+ * undici's own connector (`buildConnector`: TCP or TLS connect, connect timeout, TCP keep-alive,
+ * ALPN), with a TLS session cache that keeps its sessions, so a new connection to an upstream this
+ * credential has talked to resumes (RFC 8446 §2.2) instead of doing a full handshake with a
+ * signature by the client key.
+ *
+ * Why not undici's cache: it holds sessions through WeakRefs, so any garbage collection may drop
+ * them, and it lives in the per-origin Pool, which the Agent closes whenever that origin's last
+ * connection closes. Measured against an upstream that closes every connection (`npm run bench`,
+ * forward-handshakes), only 36% of undici's reconnects resumed; nginx's and HAProxy's all did.
+ *
+ * One cache per credential (its Agent), keyed by `hostname:port`, at most
+ * {@link MAX_SESSIONS_PER_CREDENTIAL} entries (the oldest goes first): a session, and with it the
+ * client certificate it was made with, is never offered for another credential. The latest session
+ * received for a key replaces the one before; a handshake that fails after offering a session
+ * drops it. The server decides whether to resume; when it declines, the handshake is a full one.
+ */
+function resumingConnector(options: buildConnector.BuildOptions): buildConnector.connector {
+  const sessions = new Map<string, Buffer>();
+  const fresh = buildConnector({ ...options, maxCachedSessions: 0 }) as unknown as SocketConnector;
+  return (target, callback) => {
+    const key = `${target.hostname}:${target.port}`;
+    const session = sessions.get(key);
+    // undici's `session` option (applied to tls.connect) takes one session per connector: a
+    // connector per resumed connection, a small cost beside the handshake it saves.
+    const connect =
+      session === undefined
+        ? fresh
+        : (buildConnector({ ...options, maxCachedSessions: 0, session }) as unknown as SocketConnector);
+    const socket = connect(target, callback);
+    if (session !== undefined) {
+      // Only a failure before the handshake completed: undici ends every connection the server
+      // closes (`Connection: close`) by destroying it with an error.
+      const forget = (): void => {
+        if (sessions.get(key) === session) sessions.delete(key);
+      };
+      socket.once('error', forget);
+      socket.once('secureConnect', () => socket.off('error', forget));
+    }
+    socket.on('session', (received: Buffer) => {
+      sessions.delete(key);
+      if (sessions.size >= MAX_SESSIONS_PER_CREDENTIAL) {
+        const oldest = sessions.keys().next();
+        if (oldest.done !== true) sessions.delete(oldest.value);
+      }
+      sessions.set(key, received);
+    });
+  };
 }
 
 /** Default for {@link DispatcherCache} `idleAgentTtlMs`: 5 minutes. */
@@ -86,7 +143,7 @@ class Entry implements DispatcherLease {
 
 /**
  * One undici Agent per credential key; per-origin pools with keep-alive live inside each Agent, and
- * so do TLS session caches (undici keys them by server name only, nodejs/undici#3979).
+ * so does the credential's TLS session cache ({@link resumingConnector}).
  *
  * - `lease(credential)` returns the current Agent for `credential.key` (creating it on first use) and
  *   counts the lease as in flight until `release()`.
@@ -97,7 +154,7 @@ class Entry implements DispatcherLease {
  *   between one and two TTLs after its last use.
  *
  * Every Agent connects with `{ secureContext, lookup: guardedLookup(allowPrivate), timeout:
- * connectTimeoutMs, rejectUnauthorized: true }`: undici's connector (lib/core/connect.js, 7.x)
+ * connectTimeoutMs, rejectUnauthorized: true }` (through {@link resumingConnector}): undici's connector (lib/core/connect.js, 7.x)
  * spreads these options into `tls.connect`, so server verification is never disabled and the
  * post-DNS address check runs on every new connection.
  */
@@ -227,16 +284,16 @@ export class DispatcherCache {
     }
   }
 
-  #newAgent(secureContext: tls.SecureContext): Agent {
+  #newAgent(secureContext: SecureContext): Agent {
     return new Agent({
       ...this.#agentOptions,
-      connect: {
+      connect: resumingConnector({
         secureContext,
         lookup: this.#lookup,
         timeout: this.#connectTimeoutMs,
         // The default, stated so that no spread of options above can turn it off.
         rejectUnauthorized: true,
-      },
+      }),
     });
   }
 }

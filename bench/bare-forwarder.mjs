@@ -23,7 +23,9 @@ createServer((req, res) => {
       agent,
     },
     (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      // Connection is hop-by-hop: an upstream's `Connection: close` must not close the client's.
+      const { connection, ...headers } = answer.headers;
+      res.writeHead(answer.statusCode ?? 502, headers);
       answer.pipe(res);
     },
   );

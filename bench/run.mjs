@@ -29,7 +29,10 @@ import {
 const root = new URL('..', import.meta.url).pathname;
 const { values: opts } = parseArgs({
   options: {
-    scenarios: { type: 'string', default: 'forward-keepalive,forward-tenants,edge,store-scale' },
+    scenarios: {
+      type: 'string',
+      default: 'forward-keepalive,forward-handshakes,forward-tenants,edge,store-scale',
+    },
     seconds: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '16' },
@@ -57,6 +60,7 @@ const ports = {
   nginxEdge: 18444,
   nginxEdgeNoTickets: 18446,
   haproxyEdge: 18445,
+  nginxNoReuse: 18085,
 };
 const results = { date: new Date().toISOString(), machine: machine(), scenarios: {} };
 
@@ -136,15 +140,15 @@ http {
   uwsgi_temp_path ${n}/uwsgi; scgi_temp_path ${n}/scgi;`;
 }
 
-function nginxConfig(port, locations, upstreams) {
-  return `${nginxPreamble(join(dir, 'nginx'))}
+function nginxConfig(folder, port, locations, upstreams, sessionReuse) {
+  return `${nginxPreamble(folder)}
 ${upstreams}
   proxy_http_version 1.1;
   proxy_set_header Connection "";
   proxy_ssl_trusted_certificate ${dir}/ca.pem;
   proxy_ssl_verify on;
   proxy_ssl_name localhost;
-  proxy_ssl_session_reuse on;
+  proxy_ssl_session_reuse ${sessionReuse ? 'on' : 'off'};
   server {
     listen 127.0.0.1:${port} reuseport;
 ${locations}
@@ -160,7 +164,7 @@ ${locations}
  * reused for tenant 1's requests (checked by certificateCheck below, and measured: every request then
  * presented the first certificate). So the keep-alive pools are split per certificate, as Twoway's are.
  */
-async function startNginx(count = 1) {
+async function startNginx(count = 1, { port = ports.nginx, sessionReuse = true } = {}) {
   const locations =
     count === 1
       ? `    location / { proxy_pass https://b0; proxy_ssl_certificate ${dir}/client0.pem; proxy_ssl_certificate_key ${dir}/client0.key; }`
@@ -173,10 +177,11 @@ async function startNginx(count = 1) {
     { length: count },
     (_, i) => `  upstream b${i} { server 127.0.0.1:${ports.upstream}; keepalive ${count === 1 ? 64 : 4}; }`,
   ).join('\n');
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(conf, nginxConfig(ports.nginx, locations, upstreams));
-  const child = start('nginx', ['-e', join(dir, 'nginx', 'error.log'), '-p', join(dir, 'nginx'), '-c', conf]);
-  await waitForPort(ports.nginx);
+  const folder = join(dir, `nginx-${port}`);
+  const conf = join(dir, `nginx-${port}.conf`);
+  writeFileSync(conf, nginxConfig(folder, port, locations, upstreams, sessionReuse));
+  const child = start('nginx', ['-e', join(folder, 'error.log'), '-p', folder, '-c', conf]);
+  await waitForPort(port);
   return { child, pids: [child.pid] };
 }
 
@@ -363,6 +368,69 @@ const scenarios = {
       await stop(upstream);
     }
     return out;
+  },
+
+  /**
+   * 1b. A new mTLS connection to the upstream for every request: the upstream answers
+   * `Connection: close` (the client's keep-alive connection to the proxy stays open). What TLS
+   * session resumption toward the upstream is worth: nginx is measured with `proxy_ssl_session_reuse`
+   * on (its default) and off; the upstream counts full and resumed handshakes per contender.
+   */
+  async 'forward-handshakes'() {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    makeCertificates(dir, 1);
+    const upstream = await startUpstream();
+    const twoway = await startTwoway();
+    const apiKey = await twoway.addTenant('bench', 0);
+    const nginx = await startNginx(1);
+    const nginxNoReuse = await startNginx(1, { port: ports.nginxNoReuse, sessionReuse: false });
+    const haproxy = await startHaproxy(1);
+    const bare = await startBare();
+    const headers = {
+      authorization: `Bearer ${apiKey}`,
+      'twoway-service': 'api',
+      'twoway-forward-url': `https://localhost:${ports.upstream}/close`,
+    };
+    const targets = {
+      twoway: [twoway, `${twoway.api}/v1/runtime/forward`, headers],
+      nginx: [nginx, `http://127.0.0.1:${ports.nginx}/close`, {}],
+      'nginx, no session reuse': [nginxNoReuse, `http://127.0.0.1:${ports.nginxNoReuse}/close`, {}],
+      haproxy: [haproxy, `http://127.0.0.1:${ports.haproxy}/close`, {}],
+      'bare node': [bare, `http://127.0.0.1:${ports.bare}/close`, {}],
+    };
+    const handshakes = () =>
+      new Promise((resolve) => {
+        upstream.once('message', (m) => resolve(m.handshakes));
+        upstream.send('handshakes');
+      });
+    const resumed = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
+    try {
+      for (const [c, url, h] of Object.values(targets)) measure(c, url, { headers: h, seconds: 2 });
+      console.log('forward-handshakes, a new upstream connection per request');
+      const runs = {};
+      for (const [name, [c, url, h]] of Object.entries(targets)) {
+        runs[name] = async () => {
+          const before = await handshakes();
+          const sample = measure(c, url, { headers: h });
+          const after = await handshakes();
+          const full = after.full - before.full;
+          const again = after.resumed - before.resumed;
+          resumed[name].push(full + again > 0 ? again / (full + again) : 0);
+          return sample;
+        };
+      }
+      const out = withRatios(await alternateAsync(runs));
+      return {
+        ...out,
+        'upstream handshakes resumed (median share)': Object.fromEntries(
+          Object.entries(resumed).map(([name, shares]) => [name, Math.round(median(shares) * 1000) / 1000]),
+        ),
+      };
+    } finally {
+      for (const c of [twoway, nginx, nginxNoReuse, haproxy, bare]) await stop(c.child);
+      await stop(upstream);
+    }
   },
 
   /** 2. Requests spread over many tenants, one identity each (nginx/HAProxy: one block per certificate). */

@@ -2,13 +2,16 @@
 // Usage: node bench/upstream.mjs <server.pem> <server.key> <clients-ca.pem> <port>
 // Paths starting with /large answer 16 KiB; paths ending in /whoami answer the CN of the client
 // certificate presented on the connection (the harness checks that each tenant's own certificate
-// was used); every other path answers `Hello, world!` (13 bytes).
+// was used); paths ending in /close answer with `Connection: close`, so every request needs a new
+// TLS connection; every other path answers `Hello, world!` (13 bytes).
+// IPC: the message 'handshakes' is answered with `{ full, resumed }`, the TLS handshakes so far.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 
 const [certFile, keyFile, caFile, port] = process.argv.slice(2);
 const small = Buffer.from('Hello, world!');
 const large = Buffer.alloc(16 * 1024, 'x');
+const handshakes = { full: 0, resumed: 0 };
 const server = createServer(
   {
     cert: readFileSync(certFile),
@@ -26,10 +29,19 @@ const server = createServer(
         return;
       }
       const body = req.url?.startsWith('/large') ? large : small;
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+      const headers = { 'content-type': 'text/plain', 'content-length': body.length };
+      if (req.url?.endsWith('/close')) headers.connection = 'close';
+      res.writeHead(200, headers);
       res.end(body);
     });
   },
 );
+server.on('secureConnection', (socket) => {
+  if (socket.isSessionReused()) handshakes.resumed += 1;
+  else handshakes.full += 1;
+});
+process.on('message', (message) => {
+  if (message === 'handshakes') process.send?.({ handshakes });
+});
 server.listen(Number(port), '127.0.0.1', () => process.send?.('ready'));
 process.on('SIGTERM', () => process.exit(0));

@@ -1,7 +1,8 @@
 // Twoway benchmark harness: runs each scenario's contenders alternately (A B C D, then rotated),
 // several rounds, and reports medians and ratios against nginx, measured in the same run.
 // Usage: npm run bench [-- --scenarios forward-keepalive,forward-tenants --seconds 5 --rounds 3]
-// Writes bench/results/<date>.json and the tables between the markers in docs/benchmarks.md.
+// Writes bench/results/<date>.json and the tables between the markers in docs/benchmarks.md;
+// `-- --render bench/results/<date>.json` rewrites those tables from a results file, running nothing.
 import { execFileSync, fork } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,15 +40,18 @@ const { values: opts } = parseArgs({
     tenants: { type: 'string', default: '1000' },
     identities: { type: 'string', default: '10000' },
     edgeCounts: { type: 'string', default: '10,100000' },
+    render: { type: 'string' },
   },
 });
 const seconds = Number(opts.seconds);
 const rounds = Number(opts.rounds);
 const connections = Number(opts.connections);
 
-const missing = ensureTools(['nginx', 'haproxy', 'wrk']);
-if (missing.includes('wrk')) throw new Error('wrk is required (apt-get install wrk)');
-execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
+if (!opts.render) {
+  const missing = ensureTools(['nginx', 'haproxy', 'wrk']);
+  if (missing.includes('wrk')) throw new Error('wrk is required (apt-get install wrk)');
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-'));
 const ports = {
@@ -964,12 +968,15 @@ function table(summary) {
 function markdown() {
   const m = results.machine;
   const lines = [
-    `Run ${results.date.slice(0, 16).replace('T', ' ')} UTC on ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB; Node ${m.node}, ${m.nginx}, ${m.haproxy.split(' - ')[0]}, ${m.openssl}, ${m.wrk.split(' ')[0] ?? 'wrk'} (1 thread, ${connections} connections); medians of ${rounds} alternating rounds of ${seconds} s; every proxy with one worker.`,
+    `Run on ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB; Node ${m.node}, ${m.nginx}, ${m.haproxy.split(' - ')[0]}, ${m.openssl}, ${m.wrk.split(' ')[0] ?? 'wrk'} (1 thread, ${connections} connections); every proxy with one worker; each scenario gives its own date and rounds.`,
     '',
   ];
   for (const [name, data] of Object.entries(results.scenarios)) {
     lines.push(`### ${name}`, '');
-    if (data.runAt) lines.push(`(run ${data.runAt.slice(0, 16).replace('T', ' ')} UTC)`, '');
+    if (data.runAt) {
+      const how = data.rounds ? `; medians of ${data.rounds} alternating rounds of ${data.seconds} s` : '';
+      lines.push(`(run ${data.runAt.slice(0, 16).replace('T', ' ')} UTC${how})`, '');
+    }
     const isSummary = (v) => typeof v === 'object' && v !== null && 'rps' in v;
     const groups = Object.entries(data).filter(
       ([, v]) => typeof v === 'object' && v !== null && !isSummary(v) && Object.values(v).every(isSummary),
@@ -983,8 +990,16 @@ function markdown() {
     );
     for (const [label, summary] of groups) lines.push(`${label}:`, '', table(summary), '');
     if (Object.keys(flat).length > 0) lines.push(table(flat), '');
-    const facts = Object.entries(data).filter(([k, v]) => typeof v !== 'object' && k !== 'runAt');
-    for (const [k, v] of other) facts.push([k, JSON.stringify(v).replace(/"/g, '').replace(/,/g, ', ')]);
+    const facts = Object.entries(data).filter(
+      ([k, v]) => typeof v !== 'object' && !['runAt', 'rounds', 'seconds'].includes(k),
+    );
+    const show = (v) =>
+      typeof v === 'object' && v !== null
+        ? `{${Object.entries(v)
+            .map(([k, x]) => `${k}: ${show(x)}`)
+            .join(', ')}}`
+        : String(v);
+    for (const [k, v] of other) facts.push([k, show(v)]);
     if (facts.length > 0)
       lines.push(
         facts.map(([k, v]) => `- ${k}: ${typeof v === 'number' ? Math.round(v * 10) / 10 : v}`).join('\n'),
@@ -1004,6 +1019,12 @@ function writeResults() {
     results.scenarios = { ...earlier.scenarios, ...results.scenarios };
   }
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  writeDocs();
+  console.log(`wrote ${file} and docs/benchmarks.md`);
+}
+
+/** Replaces the generated block of docs/benchmarks.md with the tables of `results`. */
+function writeDocs() {
   const docs = join(root, 'docs/benchmarks.md');
   const current = readFileSync(docs, 'utf8');
   const begin = '<!-- bench:begin -->';
@@ -1015,14 +1036,24 @@ function writeResults() {
       ? current.replace(new RegExp(`${begin}[\\s\\S]*${end}`), body)
       : `${current}\n${body}\n`,
   );
-  console.log(`wrote ${file} and docs/benchmarks.md`);
 }
 
+if (opts.render) {
+  Object.assign(results, JSON.parse(readFileSync(opts.render, 'utf8')));
+  writeDocs();
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
 try {
   for (const name of opts.scenarios.split(',')) {
     if (!scenarios[name]) throw new Error(`unknown scenario ${name}`);
     console.log(`== ${name}`);
-    results.scenarios[name] = { runAt: new Date().toISOString(), ...(await scenarios[name]()) };
+    results.scenarios[name] = {
+      runAt: new Date().toISOString(),
+      rounds,
+      seconds,
+      ...(await scenarios[name]()),
+    };
     writeResults();
   }
   console.log(markdown());

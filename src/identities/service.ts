@@ -6,13 +6,7 @@ import type { Kms } from '../kms/types.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
-import type {
-  Identity,
-  IdentityStore,
-  IdentityVersion,
-  LifecycleStore,
-  MappingStore,
-} from '../store/types.js';
+import type { Identity, IdentityStore, IdentityVersion, LifecycleStore } from '../store/types.js';
 import { type CertificateStatus, certificateStatus } from './status.js';
 
 /** An identity as the API shows it (API.md "Identity"); never any key material. */
@@ -57,9 +51,7 @@ export interface RuntimeIdentity {
 }
 
 export interface IdentityServiceDeps {
-  store: IdentityStore &
-    Pick<MappingStore, 'countActiveMappingsForIdentity'> &
-    Pick<LifecycleStore, 'clearScheduledActivation'>;
+  store: IdentityStore & Pick<LifecycleStore, 'clearScheduledActivation'>;
   kms: Kms;
   clock: Clock;
   changes: ChangeBus;
@@ -207,14 +199,14 @@ export class IdentityService {
   /** @throws AppError `not_found`, `identity_in_use` */
   async deleteIdentity(tenantId: string, identityId: string): Promise<void> {
     await this.#require(tenantId, identityId);
-    const inUse = await this.#deps.store.countActiveMappingsForIdentity(tenantId, identityId);
+    // One write transaction checks the mappings and deletes, so no mapping can slip in between.
+    const inUse = await this.#deps.store.softDeleteIdentity(tenantId, identityId, this.#deps.clock.now());
     if (inUse > 0) {
       throw new AppError(
         'identity_in_use',
         `${inUse} enabled mapping(s) use this identity; disable them first.`,
       );
     }
-    await this.#deps.store.softDeleteIdentity(tenantId, identityId, this.#deps.clock.now());
     await this.#announce(tenantId, identityId);
   }
 

@@ -420,12 +420,19 @@ export class KyselyStore implements Store {
   }
 
   /**
-   * Sets `deletedAt` (and `updatedAt`) to `at`; versions stay for audit. A second call keeps the
-   * first `deletedAt`; changes nothing for an unknown identity or another tenant's.
+   * Sets `deletedAt` (and `updatedAt`) to `at`, unless enabled, not deleted mappings name the
+   * identity: then nothing changes and their number is returned. The check and the delete are one
+   * write transaction, serialized with every other write (class comment), so a mapping created or
+   * enabled meanwhile cannot end up naming a deleted identity (createMapping and updateMapping check
+   * the other way round). Versions stay for audit. A second call keeps the first `deletedAt`;
+   * changes nothing for an unknown identity or another tenant's.
+   * @returns the number of enabled mappings that kept the identity; 0 otherwise.
    */
-  async softDeleteIdentity(tenantId: string, identityId: string, at: Date): Promise<void> {
+  async softDeleteIdentity(tenantId: string, identityId: string, at: Date): Promise<number> {
     const atMs = toMs(at);
-    await this.#write(async (trx) => {
+    return this.#write(async (trx) => {
+      const inUse = await this.#countActiveMappings(trx, tenantId, identityId);
+      if (inUse > 0) throw new Unchanged(inUse);
       const result = await trx
         .updateTable('identities')
         .set({ deleted_at: atMs, updated_at: atMs })
@@ -433,7 +440,8 @@ export class KyselyStore implements Store {
         .where('id', '=', identityId)
         .where('deleted_at', 'is', null)
         .executeTakeFirst();
-      if (result.numUpdatedRows === 0n) throw new Unchanged(undefined);
+      if (result.numUpdatedRows === 0n) throw new Unchanged(0);
+      return 0;
     });
   }
 
@@ -467,12 +475,14 @@ export class KyselyStore implements Store {
   // ---- mappings ----------------------------------------------------------------------------------
 
   /**
-   * @throws AppError `not_found` when the tenant or the identity (in this tenant) does not exist,
+   * @throws AppError `not_found` when the tenant or the identity (in this tenant) does not exist or
+   *   the identity is deleted (checked in the write transaction, see softDeleteIdentity),
    *   `bad_request` when the id is taken.
    */
   async createMapping(tenantId: string, mapping: Mapping): Promise<void> {
-    await this.#write((trx) =>
-      trx
+    await this.#write(async (trx) => {
+      await this.#requireLiveIdentity(trx, tenantId, mapping.identityId);
+      await trx
         .insertInto('mappings')
         .values({
           ...toMappingFields(mapping),
@@ -480,8 +490,8 @@ export class KyselyStore implements Store {
           tenant_id: tenantId,
           created_at: toMs(mapping.createdAt),
         })
-        .execute(),
-    );
+        .execute();
+    });
   }
 
   async getMapping(tenantId: string, mappingId: string): Promise<Mapping | undefined> {
@@ -509,7 +519,9 @@ export class KyselyStore implements Store {
   /**
    * Overwrites every field but `id`, `tenantId` and `createdAt`; a soft delete is an update with
    * `deleted: true`. Changes nothing for an unknown mapping or another tenant's.
-   * @throws AppError `not_found` when `identityId` names no identity of this tenant.
+   * @throws AppError `not_found` when `identityId` names no identity of this tenant, or, for a
+   *   mapping left enabled and not deleted, a deleted one (checked in the write transaction, see
+   *   softDeleteIdentity).
    */
   async updateMapping(tenantId: string, mapping: Mapping): Promise<void> {
     await this.#write(async (trx) => {
@@ -520,21 +532,40 @@ export class KyselyStore implements Store {
         .where('id', '=', mapping.id)
         .executeTakeFirst();
       if (result.numUpdatedRows === 0n) throw new Unchanged(undefined);
+      // After the update, so an unknown mapping stays a no-op; the throw rolls the update back.
+      if (mapping.enabled && !mapping.deleted) {
+        await this.#requireLiveIdentity(trx, tenantId, mapping.identityId);
+      }
     });
   }
 
   async countActiveMappingsForIdentity(tenantId: string, identityId: string): Promise<number> {
-    const row = await this.#read(() =>
-      this.#db
-        .selectFrom('mappings')
-        .select((eb) => eb.fn.countAll().as('count'))
-        .where('tenant_id', '=', tenantId)
-        .where('identity_id', '=', identityId)
-        .where('enabled', '=', 1)
-        .where('deleted', '=', 0)
-        .executeTakeFirstOrThrow(),
-    );
+    return this.#read(() => this.#countActiveMappings(this.#db, tenantId, identityId));
+  }
+
+  /** Enabled, not deleted mappings of `tenantId` that name `identityId`. */
+  async #countActiveMappings(db: Kysely<Database>, tenantId: string, identityId: string): Promise<number> {
+    const row = await db
+      .selectFrom('mappings')
+      .select((eb) => eb.fn.countAll().as('count'))
+      .where('tenant_id', '=', tenantId)
+      .where('identity_id', '=', identityId)
+      .where('enabled', '=', 1)
+      .where('deleted', '=', 0)
+      .executeTakeFirstOrThrow();
     return Number(row.count);
+  }
+
+  /** @throws AppError `not_found` unless `identityId` is a live (not deleted) identity of `tenantId`. */
+  async #requireLiveIdentity(db: Kysely<Database>, tenantId: string, identityId: string): Promise<void> {
+    const row = await db
+      .selectFrom('identities')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', identityId)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
+    if (row === undefined) throw new AppError('not_found', 'No such identity in this tenant.');
   }
 
   // ---- meta --------------------------------------------------------------------------------------

@@ -116,7 +116,11 @@ export interface IdentityStore {
   ): Promise<number>;
   /** Atomically points the identity at `version` and stamps `activatedAt`. */
   activateVersion(tenantId: string, identityId: string, version: number, at: Date): Promise<void>;
-  softDeleteIdentity(tenantId: string, identityId: string, at: Date): Promise<void>;
+  /**
+   * Soft-deletes the identity unless enabled, not deleted mappings name it (checked in the same
+   * write transaction); returns their number, 0 when it was deleted or there was nothing to delete.
+   */
+  softDeleteIdentity(tenantId: string, identityId: string, at: Date): Promise<number>;
   /** Renames and/or disables a live identity. */
   updateIdentity(
     tenantId: string,

@@ -157,6 +157,30 @@ describe('identity lifecycle through the API', () => {
     expect(listed.items.some((m) => m.id === mapping?.id)).toBe(true);
   });
 
+  test('a disabled mapping whose identity was deleted cannot be enabled again', async () => {
+    const id = await upload(100, 'parked');
+    const mappings = (await (await twoway.call('/v1/tenants/life/mappings')).json()) as {
+      items: { id: string; identityId: string }[];
+    };
+    const mapping = mappings.items.find((m) => m.identityId === id);
+    await twoway.call(`/v1/tenants/life/mappings/${mapping?.id}`, {
+      method: 'PATCH',
+      json: { enabled: false },
+    });
+    expect((await twoway.call(`/v1/tenants/life/identities/${id}`, { method: 'DELETE' })).status).toBe(204);
+    const revive = await twoway.call(`/v1/tenants/life/mappings/${mapping?.id}`, {
+      method: 'PATCH',
+      json: { enabled: true },
+    });
+    expect(revive.status).toBe(404);
+    expect(((await revive.json()) as { code: string }).code).toBe('not_found');
+    const after = (await (await twoway.call(`/v1/tenants/life/mappings/${mapping?.id}`)).json()) as {
+      enabled: boolean;
+    };
+    expect(after.enabled).toBe(false);
+    expect((await forward('parked')).headers.get('twoway-error')).toBe('no_mapping');
+  });
+
   test('PATCH mapping switches identity, and disabling it stops matching', async () => {
     const first = await upload(100, 'patch');
     const second = await upload(100, 'other');

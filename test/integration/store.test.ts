@@ -428,6 +428,59 @@ describe.each(storeBackends())('store on $name', (backend) => {
     expect(await store.listMappings(tenant.id, { includeDeleted: true })).toEqual([]);
   });
 
+  it('keeps an identity that enabled mappings name, checked in the delete transaction', async () => {
+    const { tenant, identity } = await seed();
+    const mapping = makeMapping(tenant.id, identity.id);
+    await store.createMapping(tenant.id, mapping);
+    await store.createMapping(tenant.id, makeMapping(tenant.id, identity.id, { enabled: false }));
+    const revision = await store.getRevision();
+    expect(await store.softDeleteIdentity(tenant.id, identity.id, later(5))).toBe(1);
+    expect((await store.getIdentity(tenant.id, identity.id))?.deletedAt).toBeUndefined();
+    expect(await store.getRevision()).toBe(revision);
+    // A disabled mapping does not keep it.
+    await store.updateMapping(tenant.id, { ...mapping, enabled: false });
+    expect(await store.softDeleteIdentity(tenant.id, identity.id, later(6))).toBe(0);
+    expect((await store.getIdentity(tenant.id, identity.id))?.deletedAt).toEqual(later(6));
+  });
+
+  it('refuses a new mapping to a deleted identity, and enabling one that names it', async () => {
+    const { tenant, identity } = await seed();
+    const parked = makeMapping(tenant.id, identity.id, { enabled: false });
+    await store.createMapping(tenant.id, parked);
+    expect(await store.softDeleteIdentity(tenant.id, identity.id, later(5))).toBe(0);
+    const revision = await store.getRevision();
+    for (const enabled of [true, false]) {
+      const created = await appErrorOf(
+        store.createMapping(tenant.id, makeMapping(tenant.id, identity.id, { enabled })),
+      );
+      expect(created.code).toBe('not_found');
+    }
+    const enabled = await appErrorOf(store.updateMapping(tenant.id, { ...parked, enabled: true }));
+    expect(enabled.code).toBe('not_found');
+    expect(await store.getRevision()).toBe(revision);
+    expect(await store.listMappings(tenant.id)).toEqual([parked]);
+    // Editing or deleting the disabled mapping stays possible.
+    await store.updateMapping(tenant.id, { ...parked, name: 'renamed' });
+    await store.updateMapping(tenant.id, { ...parked, deleted: true });
+    expect(await store.listMappings(tenant.id)).toEqual([]);
+  });
+
+  it('never leaves an enabled mapping on a deleted identity when a delete and a create race', async () => {
+    for (let round = 0; round < 12; round += 1) {
+      const { tenant, identity } = await seed();
+      const [deleted, created] = await Promise.allSettled([
+        store.softDeleteIdentity(tenant.id, identity.id, later(round)),
+        store.createMapping(tenant.id, makeMapping(tenant.id, identity.id)),
+      ]);
+      const gone = (await store.getIdentity(tenant.id, identity.id))?.deletedAt !== undefined;
+      const mapped = await store.countActiveMappingsForIdentity(tenant.id, identity.id);
+      // Exactly one of the two wins, whichever runs first.
+      expect(gone, `round ${round}`).toBe(mapped === 0);
+      expect(deleted.status).toBe('fulfilled');
+      expect(created.status === 'fulfilled').toBe(mapped === 1);
+    }
+  });
+
   it('stores binary meta values and overwrites them', async () => {
     const key = uid('meta');
     expect(await store.getMeta(key)).toBeUndefined();

@@ -203,10 +203,11 @@ export async function startTwoway(
     services.changes.onPeerChange(async (change) => {
       if (change.kind === 'api_key') services.tenants.forgetCachedKeys();
     });
-    services.clientCertificates.onChange(() =>
-      services.changes.emit({ tenantId: '*', kind: 'client_certificate', id: '*' }),
-    );
   }
+  // The lifecycle scheduler rescans the tenant; other workers reload their edge index.
+  services.clientCertificates.onChange((tenantId) =>
+    services.changes.emit({ tenantId, kind: 'client_certificate', id: '*' }),
+  );
   const dispatchers = new DispatcherCache({
     timeouts: {
       connectTimeoutMs: config.forwardConnectTimeoutMs,

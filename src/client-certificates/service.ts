@@ -57,14 +57,17 @@ export interface ClientCertificateServiceDeps {
  */
 export class ClientCertificateService {
   readonly #deps: ClientCertificateServiceDeps;
-  readonly #listeners: (() => Promise<void>)[] = [];
+  readonly #listeners: ((tenantId: string) => Promise<void>)[] = [];
 
   constructor(deps: ClientCertificateServiceDeps) {
     this.#deps = deps;
   }
 
-  /** Calls `listener` after every committed change made through this service (awaited). */
-  onChange(listener: () => Promise<void>): void {
+  /**
+   * Calls `listener` with the tenant's id after every committed change made through this service
+   * (awaited).
+   */
+  onChange(listener: (tenantId: string) => Promise<void>): void {
     this.#listeners.push(listener);
   }
 
@@ -99,7 +102,7 @@ export class ClientCertificateService {
       updatedAt: now,
     };
     await this.#deps.store.createClientCertificate(tenantId, record);
-    await this.#announce();
+    await this.#announce(tenantId);
     return this.#view(record);
   }
 
@@ -145,7 +148,7 @@ export class ClientCertificateService {
       updatedAt: now,
     };
     await this.#deps.store.createClientCertificate(tenantId, record);
-    await this.#announce();
+    await this.#announce(tenantId);
     return { ...this.#view(record), certificatePem: issued.certificatePem, chainPem: await ca.chainPem() };
   }
 
@@ -176,7 +179,7 @@ export class ClientCertificateService {
     const record = await store.revokeClientCertificate(tenantId, id, clock.now(), reason, ca.crlMaker());
     if (!record) throw new AppError('not_found', 'No such client certificate.');
     ca.forgetCachedCrl();
-    await this.#announce();
+    await this.#announce(tenantId);
     return this.#view(record);
   }
 
@@ -190,11 +193,11 @@ export class ClientCertificateService {
     const done = await store.deleteClientCertificate(tenantId, id, clock.now(), ca.crlMaker());
     if (!done) throw new AppError('not_found', 'No such client certificate.');
     ca.forgetCachedCrl();
-    await this.#announce();
+    await this.#announce(tenantId);
   }
 
-  async #announce(): Promise<void> {
-    for (const listener of this.#listeners) await listener();
+  async #announce(tenantId: string): Promise<void> {
+    for (const listener of this.#listeners) await listener(tenantId);
   }
 
   #view(record: ClientCertificate): ClientCertificateView {

@@ -60,6 +60,8 @@ export class RuntimeService {
     deps.dispatchers.onIdleClose((key) => this.#credentials.delete(key));
     deps.changes.on(
       (change) => {
+        // Inbound client certificates play no part in a forward.
+        if (change.kind === 'client_certificate') return;
         this.#forgetTenant(change.tenantId);
         if (change.kind === 'identity') this.#retireIdentity(change.tenantId, change.id);
       },

@@ -46,7 +46,8 @@ export interface TickResult {
  * The lifecycle scheduler inside `twoway serve`: scheduled activations, the expiry scan and
  * notification deliveries. It runs once at start, then sleeps until the earliest of: the next full
  * scan, the next scheduled activation or delivery retry, `maxSleepMs`. A change to a tenant's
- * identities in this process triggers a rescan of that tenant (so alerts follow a rotation at once).
+ * identities or client certificates in this process triggers a rescan of that tenant (so alerts
+ * follow a rotation, an upload or a revocation at once).
  *
  * Ticks run one at a time in this process (a promise chain). Across processes sharing PostgreSQL,
  * activations and scans run under a session advisory lock: a process that does not get it skips
@@ -70,7 +71,9 @@ export class LifecycleScheduler {
     this.#deps = deps;
     deps.changes.on(
       (change) => {
-        if (change.kind === 'identity' || change.kind === 'tenant') this.#scanTenantSoon(change.tenantId);
+        if (change.kind === 'identity' || change.kind === 'client_certificate' || change.kind === 'tenant') {
+          this.#scanTenantSoon(change.tenantId);
+        }
       },
       () => this.#arm(0),
     );

@@ -326,6 +326,35 @@ describe.each(backends)('expiry alerts and notifications on $name', (backend) =>
     }
   });
 
+  test('a client certificate added close to its expiry is alerted at once, not at the next full scan', async () => {
+    const twoway = await start();
+    await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'inbound', name: 'Inbound' } });
+    // The start-up full scan is done; the next one is an hour away (the default interval).
+    await twoway.lifecycle.scheduler.runOnce();
+    const leaf = await pki.leaf({ cn: 'partner', notAfter: new Date(clock.now().getTime() + 5 * DAY) });
+    const added = await twoway.call('/v1/tenants/inbound/client-certificates', {
+      method: 'POST',
+      json: { name: 'partner', certificatePem: leaf.certPem },
+    });
+    expect(added.status).toBe(201);
+    const id = ((await added.json()) as { id: string }).id;
+    const alerted = async () =>
+      ((await (await twoway.call('/v1/tenants/inbound/alerts')).json()) as { items: Alert[] }).items;
+    const deadline = Date.now() + 5_000;
+    while ((await alerted()).length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await alerted()).toEqual([
+      expect.objectContaining({
+        objectType: 'client_certificate',
+        objectId: id,
+        kind: 'expiring',
+        daysLeft: 5,
+      }),
+    ]);
+    await stop(twoway);
+  });
+
   test('the tenant\'s first threshold decides "expiring" everywhere', async () => {
     const twoway = await start();
     await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'wide', name: 'Wide' } });

@@ -158,6 +158,9 @@ export function createServices(
     kms,
     clock,
     keyAlgorithm: config.caKeyAlgorithm as CaKeyAlgorithm,
+    ...(config.publicUrl !== undefined
+      ? { crlUrl: `${config.publicUrl.replace(/\/+$/, '')}/v1/ca/crl` }
+      : {}),
     ...(logger ? { logger: logger.child({ module: 'ca' }) } : {}),
   });
   const clientCertificates = new ClientCertificateService({

@@ -69,6 +69,11 @@ export interface PlatformCaDeps {
   clock: Clock;
   /** For a new CA only (`TWOWAY_CA_KEY_ALGORITHM`); a stored CA keeps its own algorithm. */
   keyAlgorithm: CaKeyAlgorithm;
+  /**
+   * Where relying parties fetch the CRL (`<TWOWAY_PUBLIC_URL>/v1/ca/crl`): named in every
+   * certificate issued from now on as its CRL distribution point (RFC 5280 §4.2.1.13). None without.
+   */
+  crlUrl?: string;
   logger?: Logger;
 }
 
@@ -131,7 +136,8 @@ export class PlatformCa {
    * five minutes ago for `days` days, never past the issuing CA; basicConstraints cA=false,
    * keyUsage digitalSignature (critical), extendedKeyUsage clientAuth (RFC 5280 §4.2.1.12), and a
    * subjectAltName with the URI `urn:twoway:tenant:<tenantId>`, which names the tenant the
-   * certificate belongs to. Requested extensions in the CSR are ignored.
+   * certificate belongs to, and the CRL distribution point when `crlUrl` is set. Requested
+   * extensions in the CSR are ignored.
    */
   async issueClientCertificate(request: {
     csr: VerifiedCsr;
@@ -370,7 +376,13 @@ export class PlatformCa {
       publicKey: spec.publicKey,
       signingKey: ca.issuingKey,
       signingAlgorithm: ca.params.signing,
-      extensions: [...spec.extensions, new x509.AuthorityKeyIdentifierExtension(ca.issuingKeyId)],
+      extensions: [
+        ...spec.extensions,
+        new x509.AuthorityKeyIdentifierExtension(ca.issuingKeyId),
+        ...(this.#deps.crlUrl !== undefined
+          ? [new x509.CRLDistributionPointsExtension([this.#deps.crlUrl])]
+          : []),
+      ],
     });
     const der = Buffer.from(cert.rawData);
     return { certificate: new X509Certificate(der), certificatePem: toPem('CERTIFICATE', der) };

@@ -46,6 +46,13 @@ export const ConfigSchema = Type.Object({
     Type.String({ minLength: 1, description: 'PEM server certificate (+ chain) of the edge listener' }),
   ),
   edgeKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of edgeCertFile' })),
+  publicUrl: Type.Optional(
+    Type.String({
+      pattern: '^https?://',
+      description:
+        'Base URL at which relying parties reach this HTTP API (e.g. http://twoway.example.com); when set, certificates the platform CA issues name <publicUrl>/v1/ca/crl as their CRL distribution point',
+    }),
+  ),
   caKeyAlgorithm: Type.Union(
     ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'].map((a) => Type.Literal(a)),
     { default: 'ecdsa-p256', description: 'Key algorithm of a new platform CA (root and issuing)' },
@@ -184,6 +191,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(
       'TWOWAY_CLIENT_CERT_ISSUE_VALIDITY_DAYS: must not exceed TWOWAY_CLIENT_CERT_MAX_VALIDITY_DAYS',
     );
+  }
+  if (typeof withDefaults.publicUrl === 'string') {
+    const url = URL.canParse(withDefaults.publicUrl) ? new URL(withDefaults.publicUrl) : undefined;
+    if (
+      url === undefined ||
+      url.username !== '' ||
+      url.password !== '' ||
+      url.search !== '' ||
+      url.hash !== ''
+    ) {
+      problems.push('TWOWAY_PUBLIC_URL: must be an http(s) URL without credentials, query or fragment');
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(withDefaults as Static<typeof ConfigSchema>);

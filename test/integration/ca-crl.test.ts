@@ -1,5 +1,7 @@
 import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { caKeyAad } from '../../src/ca/platform-ca.js';
@@ -137,6 +139,10 @@ describe.each(backends)('platform CA and CRL on $name', (backend) => {
     const refused = await verify(revoked.cert);
     expect(refused.code).not.toBe(0);
     expect(refused.stdout + refused.stderr).toMatch(/certificate revoked/);
+    // Without TWOWAY_PUBLIC_URL the service knows no address to name as distribution point.
+    expect(await openssl(files.dir, 'x509', '-in', live.cert, '-noout', '-text')).not.toContain(
+      'CRL Distribution Points',
+    );
     const accepted = await verify(live.cert);
     expect({ code: accepted.code, out: accepted.stdout.trim() }).toEqual({
       code: 0,
@@ -264,5 +270,74 @@ describe.each(backends)('platform CA and CRL on $name', (backend) => {
     ).toBe(true);
     const crl = await fetchCrl('crl-cli');
     expect(crl.text).toContain('Superseded');
+  });
+});
+
+describe('TWOWAY_PUBLIC_URL: the CRL distribution point of issued certificates', () => {
+  const files = tempDir('twoway-cdp-');
+  let twoway: TestTwoway | undefined;
+
+  afterAll(async () => {
+    await twoway?.close();
+    files.cleanup();
+  });
+
+  test('openssl verify -crl_download fetches the CRL the certificate names, and sees a revocation', async () => {
+    // The public URL must name the listener, so its port is chosen first.
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((done) => probe.close(done));
+    twoway = await startTestTwoway({
+      TWOWAY_HTTP_PORT: String(port),
+      TWOWAY_PUBLIC_URL: `http://127.0.0.1:${port}/`,
+    });
+    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'cdp', name: 'CDP' } });
+    const apiKey = ((await created.json()) as { apiKey: string }).apiKey;
+    const chain = await (await fetch(`${twoway.url}/v1/ca/certificates`)).text();
+    const [issuingPem, rootPem] =
+      chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g) ?? [];
+    writeFile(files.dir, 'issuing.pem', issuingPem ?? '');
+    writeFile(files.dir, 'root.pem', rootPem ?? '');
+    const csr = await makeCsr(files.dir, 'cdp', '/CN=cdp');
+    const answer = await twoway.call('/v1/tenants/cdp/certificate-signing-requests', {
+      method: 'POST',
+      token: apiKey,
+      json: { name: 'cdp', csrPem: readFileSync(csr.csr, 'utf8') },
+    });
+    expect(answer.status).toBe(201);
+    const view = (await answer.json()) as { id: string; certificatePem: string };
+    const cert = writeFile(files.dir, 'cdp.crt', view.certificatePem);
+    const text = await openssl(files.dir, 'x509', '-in', cert, '-noout', '-text');
+    expect(text).toMatch(
+      new RegExp(
+        `X509v3 CRL Distribution Points:\\s*\\n\\s*Full Name:\\s*\\n\\s*URI:http://127\\.0\\.0\\.1:${port}/v1/ca/crl\\n`,
+      ),
+    );
+
+    // openssl downloads the CRL from the distribution point itself (no -CRLfile).
+    const verify = () =>
+      run('openssl', [
+        'verify',
+        '-crl_check',
+        '-crl_download',
+        '-CAfile',
+        join(files.dir, 'root.pem'),
+        '-untrusted',
+        join(files.dir, 'issuing.pem'),
+        cert,
+      ]);
+    const accepted = await verify();
+    expect({ code: accepted.code, out: accepted.stdout.trim() }).toEqual({ code: 0, out: `${cert}: OK` });
+    const revoke = await twoway.call(`/v1/tenants/cdp/client-certificates/${view.id}/revoke`, {
+      method: 'POST',
+      token: apiKey,
+      json: { reason: 'keyCompromise' },
+    });
+    expect(revoke.status).toBe(200);
+    const refused = await verify();
+    expect(refused.code).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toMatch(/certificate revoked/);
   });
 });

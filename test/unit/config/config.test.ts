@@ -63,6 +63,21 @@ describe('loadConfig', () => {
     expect(message).not.toContain('c2hvcnQ=');
   });
 
+  test('TWOWAY_PUBLIC_URL must be a plain http(s) base URL', () => {
+    expect(loadConfig({ TWOWAY_PUBLIC_URL: 'http://twoway.example.com/' }).publicUrl).toBe(
+      'http://twoway.example.com/',
+    );
+    for (const bad of [
+      'ftp://twoway.example.com',
+      'http://user:secret@twoway.example.com',
+      'https://twoway.example.com/?a=1',
+      'https://twoway.example.com/#x',
+      'https://',
+    ]) {
+      expect(() => loadConfig({ TWOWAY_PUBLIC_URL: bad }), bad).toThrow(/TWOWAY_PUBLIC_URL/);
+    }
+  });
+
   test('an unreadable or unknown config file entry is a problem', () => {
     expect(() => loadConfig({ TWOWAY_CONFIG_FILE: '/nonexistent/twoway.json' })).toThrow(ConfigError);
     const { dir, cleanup } = tempDir();

@@ -158,9 +158,7 @@ export function createServices(
     kms,
     clock,
     keyAlgorithm: config.caKeyAlgorithm as CaKeyAlgorithm,
-    ...(config.publicUrl !== undefined
-      ? { crlUrl: `${config.publicUrl.replace(/\/+$/, '')}/v1/ca/crl` }
-      : {}),
+    ...(config.publicUrl !== undefined ? { crlUrl: crlUrlOf(config.publicUrl) } : {}),
     ...(logger ? { logger: logger.child({ module: 'ca' }) } : {}),
   });
   const clientCertificates = new ClientCertificateService({
@@ -342,6 +340,16 @@ export async function startTwoway(
       await backends.kms.close();
     },
   };
+}
+
+/**
+ * `<publicUrl>/v1/ca/crl`, normalised by the WHATWG URL parser (punycode host, percent-encoded
+ * path), so that the URI written into certificates is valid (RFC 5280 §4.2.1.13, an IA5String).
+ */
+function crlUrlOf(publicUrl: string): string {
+  const base = new URL(publicUrl);
+  base.pathname = `${base.pathname.replace(/\/+$/, '')}/`;
+  return new URL('v1/ca/crl', base).href;
 }
 
 function packageVersion(): string {

@@ -170,7 +170,8 @@ export class PlatformCa {
 
   /**
    * Issues a TLS server certificate for `hostNames` (DNS names and IP addresses) with a fresh
-   * ECDSA P-256 key that never leaves memory: the edge listener's default certificate.
+   * ECDSA P-256 key that never leaves memory: the edge listener's default certificate. It names the
+   * CRL distribution point too when `crlUrl` is set.
    * @returns the certificate, its chain (issuing CA) and the key, PEM.
    */
   async issueServerCertificate(

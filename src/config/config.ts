@@ -48,7 +48,6 @@ export const ConfigSchema = Type.Object({
   edgeKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of edgeCertFile' })),
   publicUrl: Type.Optional(
     Type.String({
-      pattern: '^https?://',
       description:
         'Base URL at which relying parties reach this HTTP API (e.g. http://twoway.example.com); when set, certificates the platform CA issues name <publicUrl>/v1/ca/crl as their CRL distribution point',
     }),
@@ -193,9 +192,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   if (typeof withDefaults.publicUrl === 'string') {
+    // Checked by hand, not by a schema pattern, so that the value (credentials?) is never echoed.
     const url = URL.canParse(withDefaults.publicUrl) ? new URL(withDefaults.publicUrl) : undefined;
     if (
       url === undefined ||
+      (url.protocol !== 'http:' && url.protocol !== 'https:') ||
       url.username !== '' ||
       url.password !== '' ||
       url.search !== '' ||

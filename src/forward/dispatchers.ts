@@ -10,7 +10,7 @@
  * drains and closes.
  */
 import type { Socket } from 'node:net';
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AppError } from '../errors/app-error.js';
 import { guardedLookup } from './address-guard.js';
@@ -70,8 +70,11 @@ type SocketConnector = (options: buildConnector.Options, callback: buildConnecto
  * One cache per credential (its Agent), keyed by `hostname:port`, at most
  * {@link MAX_SESSIONS_PER_CREDENTIAL} entries (the oldest goes first): a session, and with it the
  * client certificate it was made with, is never offered for another credential. The latest session
- * received for a key replaces the one before; a handshake that fails after offering a session
- * drops it. The server decides whether to resume; when it declines, the handshake is a full one.
+ * received for a key replaces the one before. An offered session is dropped when the server
+ * declines it (the handshake is then a full one) or when the connection fails before its
+ * handshake completed. A session that resumed is kept and offered again, as nginx's
+ * `proxy_ssl_session_reuse` does. undici's `session` option takes one session per connector, so a
+ * resumed connection gets a connector of its own: a small cost beside the handshake it saves.
  */
 function resumingConnector(options: buildConnector.BuildOptions): buildConnector.connector {
   const sessions = new Map<string, Buffer>();
@@ -79,21 +82,24 @@ function resumingConnector(options: buildConnector.BuildOptions): buildConnector
   return (target, callback) => {
     const key = `${target.hostname}:${target.port}`;
     const session = sessions.get(key);
-    // undici's `session` option (applied to tls.connect) takes one session per connector: a
-    // connector per resumed connection, a small cost beside the handshake it saves.
     const connect =
       session === undefined
         ? fresh
         : (buildConnector({ ...options, maxCachedSessions: 0, session }) as unknown as SocketConnector);
-    const socket = connect(target, callback);
+    const socket = connect(target, callback) as TLSSocket;
     if (session !== undefined) {
-      // Only a failure before the handshake completed: undici ends every connection the server
-      // closes (`Connection: close`) by destroying it with an error.
       const forget = (): void => {
         if (sessions.get(key) === session) sessions.delete(key);
       };
+      // A failure before the handshake completed drops the session; a later error does not:
+      // undici ends every connection the server closes (`Connection: close`) by destroying it
+      // with an error.
       socket.once('error', forget);
-      socket.once('secureConnect', () => socket.off('error', forget));
+      socket.once('secureConnect', () => {
+        socket.off('error', forget);
+        // The server declined it (a full handshake took place): it will not take it later either.
+        if (!socket.isSessionReused()) forget();
+      });
     }
     socket.on('session', (received: Buffer) => {
       sessions.delete(key);

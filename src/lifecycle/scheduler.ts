@@ -46,8 +46,9 @@ export interface TickResult {
  * The lifecycle scheduler inside `twoway serve`: scheduled activations, the expiry scan and
  * notification deliveries. It runs once at start, then sleeps until the earliest of: the next full
  * scan, the next scheduled activation or delivery retry, `maxSleepMs`. A change to a tenant's
- * identities or client certificates in this process triggers a rescan of that tenant (so alerts
- * follow a rotation, an upload or a revocation at once).
+ * identities or client certificates made through this server (any of its workers) triggers a rescan
+ * of that tenant, so alerts follow a rotation, an upload or a revocation at once; changes made by
+ * other processes (the CLI, other hosts) wait for the next full scan.
  *
  * Ticks run one at a time in this process (a promise chain). Across processes sharing PostgreSQL,
  * activations and scans run under a session advisory lock: a process that does not get it skips

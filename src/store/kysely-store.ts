@@ -534,13 +534,14 @@ export class KyselyStore implements Store {
       if (result.numUpdatedRows === 0n) throw new Unchanged(undefined);
       // After the update, so an unknown mapping stays a no-op; the throw rolls the update back.
       if (mapping.enabled && !mapping.deleted) {
-        await this.#requireLiveIdentity(trx, tenantId, mapping.identityId);
+        await this.#requireLiveIdentity(
+          trx,
+          tenantId,
+          mapping.identityId,
+          'The identity of this mapping does not exist or was deleted; name another one or disable the mapping.',
+        );
       }
     });
-  }
-
-  async countActiveMappingsForIdentity(tenantId: string, identityId: string): Promise<number> {
-    return this.#read(() => this.#countActiveMappings(this.#db, tenantId, identityId));
   }
 
   /** Enabled, not deleted mappings of `tenantId` that name `identityId`. */
@@ -556,8 +557,16 @@ export class KyselyStore implements Store {
     return Number(row.count);
   }
 
-  /** @throws AppError `not_found` unless `identityId` is a live (not deleted) identity of `tenantId`. */
-  async #requireLiveIdentity(db: Kysely<Database>, tenantId: string, identityId: string): Promise<void> {
+  /**
+   * @throws AppError `not_found` (with `detail`) unless `identityId` is a live (not deleted)
+   *   identity of `tenantId`.
+   */
+  async #requireLiveIdentity(
+    db: Kysely<Database>,
+    tenantId: string,
+    identityId: string,
+    detail = 'No such identity in this tenant.',
+  ): Promise<void> {
     const row = await db
       .selectFrom('identities')
       .select('id')
@@ -565,7 +574,7 @@ export class KyselyStore implements Store {
       .where('id', '=', identityId)
       .where('deleted_at', 'is', null)
       .executeTakeFirst();
-    if (row === undefined) throw new AppError('not_found', 'No such identity in this tenant.');
+    if (row === undefined) throw new AppError('not_found', detail);
   }
 
   // ---- meta --------------------------------------------------------------------------------------

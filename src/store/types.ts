@@ -136,8 +136,6 @@ export interface MappingStore {
   /** Includes deleted ones only when asked. */
   listMappings(tenantId: string, options?: { includeDeleted?: boolean }): Promise<Mapping[]>;
   updateMapping(tenantId: string, mapping: Mapping): Promise<void>;
-  /** Enabled, not deleted mappings that reference the identity. */
-  countActiveMappingsForIdentity(tenantId: string, identityId: string): Promise<number>;
 }
 
 /** Where a client certificate came from: uploaded by the tenant (BYOC) or issued by the platform CA. */

@@ -1,7 +1,8 @@
 import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { caKeyAad } from '../../src/ca/platform-ca.js';
@@ -276,23 +277,32 @@ describe.each(backends)('platform CA and CRL on $name', (backend) => {
 describe('TWOWAY_PUBLIC_URL: the CRL distribution point of issued certificates', () => {
   const files = tempDir('twoway-cdp-');
   let twoway: TestTwoway | undefined;
+  let relay: Server | undefined;
 
   afterAll(async () => {
+    relay?.closeAllConnections();
+    relay?.close();
     await twoway?.close();
     files.cleanup();
   });
 
   test('openssl verify -crl_download fetches the CRL the certificate names, and sees a revocation', async () => {
-    // The public URL must name the listener, so its port is chosen first.
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise((done) => probe.close(done));
-    twoway = await startTestTwoway({
-      TWOWAY_HTTP_PORT: String(port),
-      TWOWAY_PUBLIC_URL: `http://127.0.0.1:${port}/`,
+    // The public address is a reverse proxy in front of Twoway under /gateway/, as in a deployment;
+    // it listens first, so its URL is known before Twoway starts.
+    const front = createServer((req, res) => {
+      fetch(`${twoway?.url}${req.url?.replace(/^\/gateway/, '')}`).then(
+        async (answer) => {
+          res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? '' });
+          res.end(Buffer.from(await answer.arrayBuffer()));
+        },
+        () => res.writeHead(502).end(),
+      );
     });
+    front.listen(0, '127.0.0.1');
+    await once(front, 'listening');
+    relay = front;
+    const port = (front.address() as AddressInfo).port;
+    twoway = await startTestTwoway({ TWOWAY_PUBLIC_URL: `http://127.0.0.1:${port}/gateway/` });
     const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'cdp', name: 'CDP' } });
     const apiKey = ((await created.json()) as { apiKey: string }).apiKey;
     const chain = await (await fetch(`${twoway.url}/v1/ca/certificates`)).text();
@@ -312,7 +322,7 @@ describe('TWOWAY_PUBLIC_URL: the CRL distribution point of issued certificates',
     const text = await openssl(files.dir, 'x509', '-in', cert, '-noout', '-text');
     expect(text).toMatch(
       new RegExp(
-        `X509v3 CRL Distribution Points:\\s*\\n\\s*Full Name:\\s*\\n\\s*URI:http://127\\.0\\.0\\.1:${port}/v1/ca/crl\\n`,
+        `X509v3 CRL Distribution Points:\\s*\\n\\s*Full Name:\\s*\\n\\s*URI:http://127\\.0\\.0\\.1:${port}/gateway/v1/ca/crl\\n`,
       ),
     );
 

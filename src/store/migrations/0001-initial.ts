@@ -121,7 +121,7 @@ export function initial(dialect: StoreDialect): Migration {
           'id',
         ])
         .execute();
-      // Serves `where tenant_id = ?` (prefix) and countActiveMappingsForIdentity.
+      // Serves `where tenant_id = ?` (prefix) and the in-use count of softDeleteIdentity.
       await db.schema
         .createIndex('mappings_tenant_id_identity_id_idx')
         .ifNotExists()

@@ -76,6 +76,10 @@ describe('loadConfig', () => {
     ]) {
       expect(() => loadConfig({ TWOWAY_PUBLIC_URL: bad }), bad).toThrow(/TWOWAY_PUBLIC_URL/);
     }
+    // The value is never echoed: it may hold credentials.
+    expect(() => loadConfig({ TWOWAY_PUBLIC_URL: 'ftp://user:s3cret@twoway.example.com' })).toThrow(
+      /^(?!.*s3cret)/s,
+    );
   });
 
   test('an unreadable or unknown config file entry is a problem', () => {

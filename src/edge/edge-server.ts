@@ -291,6 +291,16 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
       answer(res, new AppError('bad_request', 'The request target is not a valid path.'), true);
       return;
     }
+    // The URL parser resolves dot segments (`/..`, `/%2e%2e`, RFC 3986 §5.2.4): one that climbs
+    // out of the configured base path is refused, not sent elsewhere on the platform.
+    if (
+      upstreamBase.path !== '' &&
+      target.pathname !== upstreamBase.path &&
+      !target.pathname.startsWith(`${upstreamBase.path}/`)
+    ) {
+      answer(res, new AppError('bad_request', 'The request path leaves the platform base path.'), true);
+      return;
+    }
     try {
       await proxyRequest(req, res, {
         url: target,

@@ -108,9 +108,19 @@ export interface CurlResult {
 /** `curl --cacert <ca> [--cert --key] [-H Authorization] <url>` with extra headers. */
 export async function curl(
   url: string,
-  options: { ca: string; cert?: string; key?: string; apiKey?: string; headers?: string[]; method?: string },
+  options: {
+    ca: string;
+    cert?: string;
+    key?: string;
+    apiKey?: string;
+    headers?: string[];
+    method?: string;
+    /** Send the path as written (`--path-as-is`): curl otherwise removes `/../` and `/./` itself. */
+    pathAsIs?: boolean;
+  },
 ): Promise<CurlResult> {
   const args = ['-sS', '-i', '--cacert', options.ca, '--max-time', '10'];
+  if (options.pathAsIs) args.push('--path-as-is');
   if (options.cert) args.push('--cert', options.cert);
   if (options.key) args.push('--key', options.key);
   if (options.apiKey) args.push('-H', `Authorization: Bearer ${options.apiKey}`);

@@ -280,6 +280,50 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
     expect(rawHeaderValues(byocSeen.rawHeaders, 'client-cert-chain')).toEqual([]);
   });
 
+  test('with a base path in TWOWAY_EDGE_UPSTREAM, a request path cannot climb out of it', async () => {
+    const based = await startTestTwoway({
+      ...(await backend.env()),
+      TWOWAY_EDGE_UPSTREAM: `${upstream.url}/platform`,
+    });
+    try {
+      const created = await based.call('/v1/tenants', { method: 'POST', json: { id: 'based', name: 'B' } });
+      const apiKey = ((await created.json()) as { apiKey: string }).apiKey;
+      const cert = readFileSync(byoc.cert, 'utf8');
+      const added = await based.call('/v1/tenants/based/client-certificates', {
+        method: 'POST',
+        json: { name: 'byoc', certificatePem: cert },
+      });
+      expect(added.status).toBe(201);
+      const chain = writeFile(
+        files.dir,
+        'based-ca.pem',
+        await (await fetch(`${based.url}/v1/ca/certificates`)).text(),
+      );
+      const get = (path: string) =>
+        curl(`${based.edgeUrl}${path}`, {
+          ca: chain,
+          cert: byoc.cert,
+          key: byoc.key,
+          apiKey,
+          pathAsIs: true,
+        });
+      const before = upstream.requests.length;
+      for (const path of ['/../admin', '/api/../../admin', '/%2e%2e/admin', '/api/%2E%2E/%2e%2e/admin?x=1']) {
+        const refused = await get(path);
+        expect(refused.status, path).toBe(400);
+        expect(refused.headers['twoway-error'], path).toBe('bad_request');
+      }
+      expect(upstream.requests.length).toBe(before);
+      // Dot segments that stay inside the base path are resolved and sent.
+      expect((await get('/api/../orders')).status).toBe(200);
+      expect(upstream.requests.at(-1)?.url).toBe('/platform/orders');
+      expect((await get('/api/orders?limit=1')).status).toBe(200);
+      expect(upstream.requests.at(-1)?.url).toBe('/platform/api/orders?limit=1');
+    } finally {
+      await based.close();
+    }
+  });
+
   test('revocation refuses new handshakes and the next request on an already open keep-alive connection', async () => {
     const csr = await makeCsr(files.dir, 'revoked', '/CN=tenant-a-revoked');
     const signed = await twoway.call('/v1/tenants/tenant-a/certificate-signing-requests', {

@@ -6,6 +6,7 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 import { buildChain } from './chain.js';
 import { CertificateError, wrapErrors } from './errors.js';
 import { checkKeyPolicy, isPrivateKeyLabel, privateKeyFromDer, privateKeyFromPem } from './keys.js';
+import { WorkBudget } from './pbe.js';
 import { CERTIFICATE_LABELS, certificateFromDer, isPem, parsePemBlocks, toPem } from './pem.js';
 import { readPkcs12 } from './pkcs12.js';
 import {
@@ -55,7 +56,7 @@ interface Material {
   privateKeys: KeyObject[];
 }
 
-function fromPem(input: Buffer, password: string | undefined, into: Material): void {
+function fromPem(input: Buffer, password: string | undefined, into: Material, budget: WorkBudget): void {
   const blocks = parsePemBlocks(input.toString('utf8'));
   let used = 0;
   for (const block of blocks) {
@@ -63,7 +64,7 @@ function fromPem(input: Buffer, password: string | undefined, into: Material): v
       into.certificates.push(certificateFromDer(block.der, block.label));
       used++;
     } else if (isPrivateKeyLabel(block.label)) {
-      into.privateKeys.push(privateKeyFromPem(block, password));
+      into.privateKeys.push(privateKeyFromPem(block, password, budget));
       used++;
     }
     // Other blocks (EC PARAMETERS from `openssl ecparam -genkey`, CERTIFICATE REQUEST, PUBLIC KEY)
@@ -75,7 +76,12 @@ function fromPem(input: Buffer, password: string | undefined, into: Material): v
 }
 
 /** Reads a binary `file`: a DER certificate if it is exactly one, else PKCS#12. */
-function fromBinaryFile(input: Buffer, password: string | undefined, into: Material): void {
+function fromBinaryFile(
+  input: Buffer,
+  password: string | undefined,
+  into: Material,
+  budget: WorkBudget,
+): void {
   let cert: X509Certificate | undefined;
   try {
     cert = certificateFromDer(input);
@@ -86,19 +92,24 @@ function fromBinaryFile(input: Buffer, password: string | undefined, into: Mater
     into.certificates.push(cert);
     return;
   }
-  const contents = readPkcs12(input, password ?? null);
+  const contents = readPkcs12(input, password ?? null, budget);
   into.privateKeys.push(...contents.privateKeys.map((k) => k.key));
   into.certificates.push(...contents.certificates.map((c) => c.certificate));
 }
 
-function fromCertificatePart(input: Buffer, password: string | undefined, into: Material): void {
-  if (isPem(input)) fromPem(input, password, into);
+function fromCertificatePart(
+  input: Buffer,
+  password: string | undefined,
+  into: Material,
+  budget: WorkBudget,
+): void {
+  if (isPem(input)) fromPem(input, password, into, budget);
   else into.certificates.push(certificateFromDer(input));
 }
 
-function fromKeyPart(input: Buffer, password: string | undefined, into: Material): void {
-  if (isPem(input)) fromPem(input, password, into);
-  else into.privateKeys.push(privateKeyFromDer(input, password));
+function fromKeyPart(input: Buffer, password: string | undefined, into: Material, budget: WorkBudget): void {
+  if (isPem(input)) fromPem(input, password, into, budget);
+  else into.privateKeys.push(privateKeyFromDer(input, password, budget));
 }
 
 function matches(cert: X509Certificate, key: KeyObject): boolean {
@@ -161,13 +172,15 @@ function validate(upload: IdentityUpload, now: Date): ValidatedIdentity {
   }
   const { password } = upload;
   const material: Material = { certificates: [], privateKeys: [] };
+  // One key-derivation budget for the whole upload, however many keys and files it holds.
+  const budget = new WorkBudget();
   if (upload.file) {
-    if (isPem(upload.file)) fromPem(upload.file, password, material);
-    else fromBinaryFile(upload.file, password, material);
+    if (isPem(upload.file)) fromPem(upload.file, password, material, budget);
+    else fromBinaryFile(upload.file, password, material, budget);
   }
-  if (upload.certificate) fromCertificatePart(upload.certificate, password, material);
-  if (upload.privateKey) fromKeyPart(upload.privateKey, password, material);
-  if (upload.chain) fromCertificatePart(upload.chain, password, material);
+  if (upload.certificate) fromCertificatePart(upload.certificate, password, material, budget);
+  if (upload.privateKey) fromKeyPart(upload.privateKey, password, material, budget);
+  if (upload.chain) fromCertificatePart(upload.chain, password, material, budget);
 
   const keys = distinctKeys(material.privateKeys);
   const [privateKey] = keys;

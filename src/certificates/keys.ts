@@ -12,7 +12,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { EncryptedPrivateKeyInfoRaw, octetStringContent } from './asn1.js';
 import { CertificateError } from './errors.js';
-import { decryptPbe, WorkBudget } from './pbe.js';
+import { decryptPbe, WorkBudget, WorkLimitError } from './pbe.js';
 import { type PemBlock, toPem } from './pem.js';
 
 /** What summaries report about a key. Sizes in bits. */
@@ -101,9 +101,13 @@ export function isPrivateKeyLabel(label: string): boolean {
  *   wrong, `unsupported_key_type` for a PKCS#8 key of an unknown algorithm, `unsupported_format`
  *   otherwise.
  */
-export function privateKeyFromPem(block: PemBlock, password: string | undefined): KeyObject {
+export function privateKeyFromPem(
+  block: PemBlock,
+  password: string | undefined,
+  budget: WorkBudget = new WorkBudget(),
+): KeyObject {
   if (block.label === 'ENCRYPTED PRIVATE KEY') {
-    const decrypted = decryptPkcs8(block.der, password);
+    const decrypted = decryptPkcs8(block.der, password, budget);
     if (decrypted) return privateKeyFromPkcs8(decrypted);
   }
   const traditional = /ENCRYPTED/.test(block.headers?.['Proc-Type'] ?? '');
@@ -143,8 +147,12 @@ export function privateKeyFromPem(block: PemBlock, password: string | undefined)
  * @throws CertificateError `bad_password`, `unsupported_key_type` or `unsupported_format` as
  *   {@link privateKeyFromPem}.
  */
-export function privateKeyFromDer(der: Buffer, password: string | undefined): KeyObject {
-  const decrypted = decryptPkcs8(der, password);
+export function privateKeyFromDer(
+  der: Buffer,
+  password: string | undefined,
+  budget: WorkBudget = new WorkBudget(),
+): KeyObject {
+  const decrypted = decryptPkcs8(der, password, budget);
   if (decrypted) return privateKeyFromPkcs8(decrypted);
   let firstError: unknown;
   for (const type of ['pkcs8', 'pkcs1', 'sec1'] as const) {
@@ -172,7 +180,7 @@ const TRADITIONAL_CIPHERS = new Set(['AES-128-CBC', 'AES-192-CBC', 'AES-256-CBC'
  * `undefined` when `der` is not an EncryptedPrivateKeyInfo or uses a scheme pbe.ts does not know
  * (scrypt, for one), which node:crypto then tries.
  */
-function decryptPkcs8(der: Buffer, password: string | undefined): Buffer | undefined {
+function decryptPkcs8(der: Buffer, password: string | undefined, budget: WorkBudget): Buffer | undefined {
   let info: EncryptedPrivateKeyInfoRaw;
   let ciphertext: Buffer;
   try {
@@ -184,8 +192,10 @@ function decryptPkcs8(der: Buffer, password: string | undefined): Buffer | undef
   if (password === undefined) throw passwordError(password, undefined);
   let plain: Buffer;
   try {
-    plain = decryptPbe(info.encryptionAlgorithm, ciphertext, password, new WorkBudget());
+    plain = decryptPbe(info.encryptionAlgorithm, ciphertext, password, budget);
   } catch (err) {
+    // Too much work is a refusal; only a scheme pbe.ts does not know goes on to OpenSSL.
+    if (err instanceof WorkLimitError) throw err;
     if (err instanceof CertificateError && err.code === 'unsupported_format') return undefined;
     throw err instanceof CertificateError ? passwordError(password, err) : err;
   }

@@ -33,11 +33,23 @@ export const MAX_PBKDF2_ITERATIONS = 2_000_000;
 export class WorkBudget {
   constructor(private remaining = 12_000_000) {}
 
+  /** @throws WorkLimitError (`unsupported_format`) once the budget is spent. */
   charge(units: number): void {
     this.remaining -= units;
     if (this.remaining < 0) {
-      throw new CertificateError('unsupported_format', 'The file asks for too much key-derivation work.');
+      throw new WorkLimitError('The upload asks for too much key-derivation work.');
     }
+  }
+}
+
+/**
+ * An `unsupported_format` refusal because a file asks for more key-derivation work than allowed
+ * (an iteration count above the limit, or the WorkBudget spent). Never handed on to another
+ * decoder: OpenSSL would run the same work without any limit.
+ */
+export class WorkLimitError extends CertificateError {
+  constructor(message: string) {
+    super('unsupported_format', message);
   }
 }
 
@@ -107,7 +119,7 @@ export function checkIterations(count: number, max: number): number {
   if (!Number.isSafeInteger(count) || count < 1) {
     throw unsupported('An iteration count is not a positive integer.');
   }
-  if (count > max) throw unsupported(`An iteration count of ${count} is above the limit of ${max}.`);
+  if (count > max) throw new WorkLimitError(`An iteration count of ${count} is above the limit of ${max}.`);
   return count;
 }
 

@@ -251,13 +251,17 @@ class Decoder {
  *   public-key integrity or privacy modes, PBMAC1 without a full-length key), `bad_password` (the MAC
  *   does not verify, or decryption fails), `unsupported_key_type` (a key node:crypto cannot load).
  */
-export function readPkcs12(data: Buffer, password: Password): Pkcs12Contents {
+export function readPkcs12(
+  data: Buffer,
+  password: Password,
+  budget: WorkBudget = new WorkBudget(),
+): Pkcs12Contents {
   return wrapErrors('unsupported_format', 'The PKCS#12 file could not be read.', () =>
-    decodePkcs12(data, password),
+    decodePkcs12(data, password, budget),
   );
 }
 
-function decodePkcs12(data: Buffer, password: Password): Pkcs12Contents {
+function decodePkcs12(data: Buffer, password: Password, budget: WorkBudget): Pkcs12Contents {
   const pfx = parseAsn1(data, Pfx, 'The file');
   if (pfx.version !== 3) {
     throw new CertificateError('unsupported_format', `PKCS#12 version ${pfx.version} is not supported.`);
@@ -268,7 +272,6 @@ function decodePkcs12(data: Buffer, password: Password): Pkcs12Contents {
   }
   const authSafe = octetStringContent(pfx.authSafe.content, 'The PKCS#12 AuthenticatedSafe');
   const candidates = candidatePasswords(password);
-  const budget = new WorkBudget();
 
   if (pfx.macData) {
     const verify = macVerifier(pfx.macData, authSafe, budget);

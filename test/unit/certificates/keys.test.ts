@@ -9,6 +9,7 @@ import {
   privateKeyFromPem,
   readIdentity,
 } from '../../../src/certificates/index.js';
+import { WorkBudget } from '../../../src/certificates/pbe.js';
 import { codeOf, openssl, withFiles } from './helpers.js';
 
 /** `openssl genpkey` with the given options, as PEM (PKCS#8). */
@@ -155,6 +156,31 @@ describe('private key formats', () => {
     for (let i = 0; i < 2000; i++) codes.add(codeOf(() => fromPem(encrypted, `wrong ${i}`)));
     expect([...codes]).toEqual(['bad_password']);
     expect(codeOf(() => fromPem(encrypted))).toBe('bad_password');
+  });
+
+  test('an iteration count above the limit is refused, never handed to OpenSSL to run unbounded', () => {
+    // 2,000,001 rounds: one over MAX_PBKDF2_ITERATIONS. OpenSSL itself would accept any count.
+    const encrypted = openssl(
+      ['pkcs8', '-topk8', '-v2', 'aes-256-cbc', '-iter', '2000001', '-passout', 'env:PW'],
+      rsa,
+      pw,
+    ).toString();
+    expect(() => fromPem(encrypted, 'pass phrase')).toThrow(/above the limit of 2000000/);
+    expect(codeOf(() => fromPem(encrypted, 'pass phrase'))).toBe('unsupported_format');
+    const der = openssl(
+      ['pkcs8', '-topk8', '-v2', 'aes-256-cbc', '-iter', '2000001', '-outform', 'DER', '-passout', 'env:PW'],
+      rsa,
+      pw,
+    );
+    expect(() => privateKeyFromDer(der, 'pass phrase')).toThrow(/above the limit/);
+  });
+
+  test('the key-derivation budget given is shared: a spent one refuses the next key', () => {
+    const encrypted = openssl(['pkcs8', '-topk8', '-v2', 'aes-256-cbc', '-passout', 'env:PW'], rsa, pw);
+    const [block] = parsePemBlocks(encrypted.toString());
+    const budget = new WorkBudget(3_000);
+    expect(privateKeyFromPem(block!, 'pass phrase', budget).asymmetricKeyType).toBe('rsa');
+    expect(() => privateKeyFromPem(block!, 'pass phrase', budget)).toThrow(/too much key-derivation work/);
   });
 
   test('refuses what is not a private key', () => {

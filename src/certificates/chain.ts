@@ -34,13 +34,21 @@ export function isSelfSigned(cert: X509Certificate): boolean {
 }
 
 /**
+ * Most certificates besides the leaf that {@link buildChain} takes (intermediates and a root; real
+ * chains have one to three). Building is quadratic in this number in the worst case (names that
+ * all match, so every candidate's signature is tried for every link).
+ */
+export const MAX_CHAIN_CERTIFICATES = 10;
+
+/**
  * Builds the path from `leaf` through `candidates` (in any order, duplicates and copies of the leaf
  * ignored). The path stops at a self-signed certificate, which is returned as `root` and not part of
  * `chain` (the remote server holds its roots), or where no candidate issued the last certificate: the
  * chain need not reach a root.
  *
  * @throws CertificateError `chain_mismatch` when a candidate is left over: an unrelated certificate,
- *   a missing link between the leaf and it, or a certificate whose signature does not verify.
+ *   a missing link between the leaf and it, or a certificate whose signature does not verify; or
+ *   when there are more than {@link MAX_CHAIN_CERTIFICATES} candidates.
  */
 export function buildChain(leaf: X509Certificate, candidates: X509Certificate[]): BuiltChain {
   const seen = new Set([fingerprintSha256(leaf)]);
@@ -50,6 +58,13 @@ export function buildChain(leaf: X509Certificate, candidates: X509Certificate[])
     if (seen.has(fingerprint)) continue;
     seen.add(fingerprint);
     remaining.push(cert);
+  }
+  // Each link may try every candidate's signature: bound the work before doing any.
+  if (remaining.length > MAX_CHAIN_CERTIFICATES) {
+    throw new CertificateError(
+      'chain_mismatch',
+      `The upload holds ${remaining.length} certificates besides the leaf; a chain has at most ${MAX_CHAIN_CERTIFICATES}.`,
+    );
   }
 
   const result: BuiltChain = { chain: [] };

@@ -25,44 +25,71 @@ export const CERTIFICATE_LABELS: ReadonlySet<string> = new Set([
 ]);
 
 // Lenient on purpose (RFC 7468 §2 asks parsers to be): text before, between and after blocks, CRLF,
-// trailing spaces. The END label must repeat the BEGIN label, so one broken block cannot swallow the
+// trailing spaces. The END line must repeat the BEGIN label, so one broken block cannot swallow the
 // next.
-const BLOCK = /-----BEGIN ([A-Z0-9][A-Z0-9 #._/-]*)-----[ \t]*\r?\n([\s\S]*?)-----END \1-----/g;
+const BEGIN_LINE = /^-----BEGIN ([A-Z0-9][A-Z0-9 #._/-]*)-----[ \t]*$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
- * Splits PEM text into blocks, in order. Tolerates CRLF, text around blocks (OpenSSL's `Bag
- * Attributes` and `subject=` lines), `TRUSTED CERTIFICATE` and `X509 CERTIFICATE` labels and
- * encapsulated headers. Returns `[]` when the text holds no block.
+ * Splits PEM text into blocks, in order, in one pass over its lines (linear in the text: a hostile
+ * upload of a million BEGIN lines without END costs no more than reading it). Tolerates CRLF, text
+ * around blocks (OpenSSL's `Bag Attributes` and `subject=` lines), `TRUSTED CERTIFICATE` and `X509
+ * CERTIFICATE` labels, encapsulated headers and an END marker at the end of the last body line. A
+ * block left open (no END line with its label before the next BEGIN line or the end) is skipped.
+ * Returns `[]` when the text holds no block.
  *
  * @throws CertificateError `unsupported_format` when a block's body is not base64 or is empty.
  */
 export function parsePemBlocks(text: string): PemBlock[] {
   const blocks: PemBlock[] = [];
-  for (const match of text.matchAll(BLOCK)) {
-    const label = match[1] ?? '';
-    const lines = (match[2] ?? '').split(/\r?\n/);
-    const headers: Record<string, string> = {};
-    // RFC 1421 headers ("Name: value") come first and end at an empty line.
-    if (lines.length > 0 && /^[A-Za-z-]+:/.test(lines[0] ?? '')) {
-      while (lines.length > 0) {
-        const line = lines.shift() ?? '';
-        if (line.trim() === '') break;
-        const colon = line.indexOf(':');
-        if (colon > 0) headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
-      }
+  let label: string | undefined;
+  let end = '';
+  let lines: string[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    const begin = line.startsWith('-----BEGIN ') ? BEGIN_LINE.exec(line) : null;
+    if (begin) {
+      label = begin[1] ?? '';
+      end = `-----END ${label}-----`;
+      lines = [];
+      continue;
     }
-    const body = lines.join('').replace(/\s+/g, '');
-    // Buffer.from(…, 'base64') skips characters it does not know; check first so garbage is refused
-    // rather than decoded into other garbage.
-    if (body.length === 0 || !BASE64.test(body)) {
-      throw new CertificateError('unsupported_format', `The PEM block "${label}" is not valid base64.`);
+    if (label === undefined) continue;
+    const at = line.indexOf(end);
+    if (at < 0) {
+      lines.push(line);
+      continue;
     }
-    const block: PemBlock = { label, der: Buffer.from(body, 'base64') };
-    if (Object.keys(headers).length > 0) block.headers = headers;
-    blocks.push(block);
+    lines.push(line.slice(0, at));
+    blocks.push(pemBlock(label, lines));
+    label = undefined;
   }
   return blocks;
+}
+
+/** One block from its label and body lines (RFC 1421 headers first, then base64). */
+function pemBlock(label: string, lines: string[]): PemBlock {
+  const headers: Record<string, string> = {};
+  let first = 0;
+  // RFC 1421 headers ("Name: value") come first and end at an empty line.
+  if (lines.length > 0 && /^[A-Za-z-]+:/.test(lines[0] ?? '')) {
+    while (first < lines.length) {
+      const line = lines[first] ?? '';
+      first += 1;
+      if (line.trim() === '') break;
+      const colon = line.indexOf(':');
+      if (colon > 0) headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+    }
+  }
+  const body = lines.slice(first).join('').replace(/\s+/g, '');
+  // Buffer.from(…, 'base64') skips characters it does not know; check first so garbage is refused
+  // rather than decoded into other garbage.
+  if (body.length === 0 || !BASE64.test(body)) {
+    throw new CertificateError('unsupported_format', `The PEM block "${label}" is not valid base64.`);
+  }
+  const block: PemBlock = { label, der: Buffer.from(body, 'base64') };
+  if (Object.keys(headers).length > 0) block.headers = headers;
+  return block;
 }
 
 /** Encodes DER as a PEM block with 64-character lines and a final newline (RFC 7468 §2). */

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { MAX_CHAIN_CERTIFICATES } from '../../../src/certificates/chain.js';
 import { buildChain, readIdentity } from '../../../src/certificates/index.js';
 import { type CertKey, makeIntermediate, makePki, makeRoot, type TestPki } from '../../fixtures/pki.js';
 import { codeOf, DAY_MS, errorOf, issue } from './helpers.js';
@@ -41,6 +42,21 @@ describe('buildChain', () => {
   test('ignores duplicates and copies of the leaf', () => {
     const built = buildChain(x(leaf), [x(pki.intermediate), x(leaf), x(pki.intermediate), x(pki.root)]);
     expect(names(built.chain)).toEqual(['CN=Chain Test Intermediate']);
+  });
+
+  test('takes at most MAX_CHAIN_CERTIFICATES candidates, refused before any signature is tried', async () => {
+    // Same names everywhere, so every candidate would be tried for every link (quadratic).
+    const lookalikes = await Promise.all(
+      Array.from({ length: MAX_CHAIN_CERTIFICATES + 1 }, () =>
+        makeIntermediate(pki.root, 'Chain Test Intermediate'),
+      ),
+    );
+    const failure = errorOf(() => buildChain(x(leaf), lookalikes.map(x)));
+    expect(failure.code).toBe('chain_mismatch');
+    expect(failure.message).toContain(`at most ${MAX_CHAIN_CERTIFICATES}`);
+    // Up to the limit, the real intermediate is still found among lookalikes (which are then leftovers).
+    const within = [...lookalikes.slice(0, MAX_CHAIN_CERTIFICATES - 1).map(x), x(pki.intermediate)];
+    expect(errorOf(() => buildChain(x(leaf), within)).message).toContain('is not part of the');
   });
 
   test('chain_mismatch for a missing link: the intermediate between leaf and root is absent', () => {

@@ -59,6 +59,23 @@ describe('parsePemBlocks', () => {
     );
   });
 
+  test('reads hostile text in one pass: two megabytes of BEGIN lines without END yields nothing', () => {
+    // The former regex scanned to the end of the text for every open BEGIN: over a minute for this.
+    const hostile = '-----BEGIN A-----\n'.repeat(120_000);
+    expect(hostile.length).toBeGreaterThan(2_000_000);
+    expect(parsePemBlocks(hostile)).toEqual([]);
+    // A block left open is skipped; the next complete one is read.
+    expect(
+      parsePemBlocks(
+        `-----BEGIN CERTIFICATE-----\nAAEC\n${'-----BEGIN CERTIFICATE-----\nAwQ=\n-----END CERTIFICATE-----\n'}`,
+      ),
+    ).toEqual([{ label: 'CERTIFICATE', der: Buffer.from([3, 4]) }]);
+    // An END marker right after the last base64 characters closes the block.
+    expect(parsePemBlocks('-----BEGIN CERTIFICATE-----\nAAEC-----END CERTIFICATE-----')).toEqual([
+      { label: 'CERTIFICATE', der: Buffer.from([0, 1, 2]) },
+    ]);
+  });
+
   test('toPem writes 64-character lines that parsePemBlocks and openssl read back', () => {
     const cert = der(pki.root.certPem);
     const pem = toPem('CERTIFICATE', cert);

@@ -1,4 +1,5 @@
 import { readCsr } from '../ca/csr.js';
+import { TENANT_URI_PREFIX } from '../ca/naming.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { summarize, toPem } from '../certificates/index.js';
 import { AppError, toAppError } from '../errors/app-error.js';
@@ -77,7 +78,7 @@ export class ClientCertificateService {
    *   `unsupported_key_type`, `weak_key`, `key_type_not_allowed`, `weak_signature`,
    *   `certificate_expired`, `certificate_not_yet_valid`, `validity_too_long`,
    *   `client_auth_not_allowed`, `client_certificate_exists`, `certificate_in_use`,
-   *   `issued_certificate_not_accepted`
+   *   `issued_certificate_not_accepted`, `reserved_tenant_name`
    */
   async register(tenantId: string, name: string, input: Buffer): Promise<ClientCertificateView> {
     const cert = readCertificateInput(input);
@@ -91,6 +92,16 @@ export class ClientCertificateService {
     }
     const now = this.#deps.clock.now();
     const summary = checkClientCertificate(cert, this.#deps.policy, now);
+    // `urn:twoway:tenant:<id>` is how certificates the platform CA issues name their tenant, and the
+    // edge passes SAN URIs on in X-Forwarded-Client-Cert: a tenant's own certificate must not name one.
+    // URN scheme and namespace are case-insensitive (RFC 8141 §3.1), so the check is too.
+    const reserved = `uri:${TENANT_URI_PREFIX}`;
+    if (summary.subjectAltNames.some((san) => san.toLowerCase().startsWith(reserved))) {
+      throw new AppError(
+        'reserved_tenant_name',
+        `The certificate's subjectAltName holds a ${TENANT_URI_PREFIX} URI; only certificates the platform CA issues name a tenant.`,
+      );
+    }
     const record: ClientCertificate = {
       id: newId('ccr'),
       tenantId,

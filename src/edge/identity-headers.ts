@@ -55,7 +55,11 @@ function asciiSubject(subject: string): string {
   return out;
 }
 
-/** An XFCC value: control and non-ASCII bytes percent-encoded; quoted when it holds `,;="`. */
+/**
+ * An XFCC value: control and non-ASCII bytes percent-encoded; quoted when it holds `,;="\`, with
+ * `"` and `\` escaped as quoted-pairs (RFC 9110 §5.6.4), so a name cannot close the quotes early
+ * and smuggle another element in.
+ */
 function xfccValue(value: string): string {
   let clean = '';
   for (const byte of Buffer.from(value, 'utf8')) {
@@ -64,7 +68,7 @@ function xfccValue(value: string): string {
         ? String.fromCharCode(byte)
         : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
-  return /[,;="]/.test(clean) ? `"${clean.replace(/"/g, '\\"')}"` : clean;
+  return /[,;="\\]/.test(clean) ? `"${clean.replace(/["\\]/g, '\\$&')}"` : clean;
 }
 
 /** The `X-Forwarded-Client-Cert` value for one verified certificate (see the module comment). */

@@ -41,6 +41,7 @@ export const catalogue = {
   client_certificate_exists: { status: 409, title: 'Client certificate already registered' },
   certificate_in_use: { status: 409, title: 'Certificate registered by another tenant' },
   issued_certificate_not_accepted: { status: 422, title: 'Platform-issued certificates cannot be uploaded' },
+  reserved_tenant_name: { status: 422, title: 'Certificate names a Twoway tenant' },
   key_type_not_allowed: { status: 422, title: 'Key type not allowed' },
   validity_too_long: { status: 422, title: 'Validity too long' },
   invalid_csr: { status: 422, title: 'Invalid certificate signing request' },

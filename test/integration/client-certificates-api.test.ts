@@ -382,6 +382,43 @@ describe.each(backends)('client certificates API on $name', (backend) => {
     }
   });
 
+  test('a certificate naming a Twoway tenant in its subjectAltName is refused with reserved_tenant_name', async () => {
+    for (const [name, uri] of [
+      ['claims-b', 'urn:twoway:tenant:tenant-b'],
+      ['claims-b-upper', 'URN:TWOWAY:tenant:tenant-b'],
+    ] as const) {
+      await openssl(
+        files.dir,
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '30',
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.crt`,
+        '-subj',
+        `/CN=${name}`,
+        '-addext',
+        `subjectAltName=URI:${uri}`,
+      );
+      const answer = await upload(
+        fileForm(readFileSync(join(files.dir, `${name}.crt`), 'utf8')),
+        keyA,
+        'tenant-a',
+      );
+      expect(answer.status, uri).toBe(422);
+      expect((await json(answer)).code).toBe('reserved_tenant_name');
+    }
+    const listed = await json(await twoway.call('/v1/tenants/tenant-a/client-certificates', { token: keyA }));
+    expect(JSON.stringify(listed)).not.toContain('claims-b');
+  });
+
   test('CSR signing refuses a bad signature, weak keys and hashes, and what is not a CSR', async () => {
     const good = await makeCsr(files.dir, 'bad', '/CN=bad');
     const der = Buffer.from(

@@ -29,6 +29,16 @@ describe('identity headers', () => {
     );
   });
 
+  test('a backslash in a name cannot close the quotes and smuggle in another URI', () => {
+    const value = xfcc({ ...base, subjectAltNames: ['URI:x\\";URI=urn:twoway:tenant:victim;a=\\"'] });
+    expect(value).toBe(
+      `Hash=${'ab'.repeat(32)};Subject="CN=client,O=Acme";URI="x\\\\\\";URI=urn:twoway:tenant:victim;a=\\\\\\""`,
+    );
+    // Read back by RFC 9110 quoted-string rules, the URI element is the whole name, nothing more.
+    const quoted = /;URI="((?:[^"\\]|\\.)*)"$/.exec(value)?.[1] ?? '';
+    expect(quoted.replace(/\\(.)/g, '$1')).toBe('x\\";URI=urn:twoway:tenant:victim;a=\\"');
+  });
+
   test('Client-Cert is an RFC 8941 byte sequence of the DER; the header list is Twoway-Tenant, XFCC, Client-Cert', () => {
     expect(clientCertHeader(base.der)).toBe(':MAMCAQE=:');
     const headers = identityHeaders(base);

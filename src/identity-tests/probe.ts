@@ -53,16 +53,25 @@ export interface ProbeResult {
   timingsMs: { dns?: number; tcp?: number; tls?: number; firstByte?: number; total: number };
 }
 
+/** Most bytes of the server's stream kept for reading its handshake (bytes): a flight is far smaller. */
+const MAX_RECORDED_BYTES = 256 * 1024;
+
 /**
- * A Duplex over a TCP socket that copies what the server sends into `received`. tls.connect wraps a
- * non-net stream in a JS stream, so every server byte passes through `onData` first.
+ * A Duplex over a TCP socket that copies the first {@link MAX_RECORDED_BYTES} the server sends into
+ * `received` (a server streaming without end must not fill memory until the timeout). tls.connect
+ * wraps a non-net stream in a JS stream, so every server byte passes through `onData` first.
  */
 class RecordingStream extends Duplex {
   readonly received: Buffer[] = [];
+  #recorded = 0;
   constructor(private readonly socket: net.Socket) {
     super();
     socket.on('data', (chunk: Buffer) => {
-      this.received.push(chunk);
+      if (this.#recorded < MAX_RECORDED_BYTES) {
+        const kept = chunk.subarray(0, MAX_RECORDED_BYTES - this.#recorded);
+        this.received.push(kept);
+        this.#recorded += kept.length;
+      }
       if (!this.push(chunk)) socket.pause();
     });
     socket.on('end', () => this.push(null));

@@ -15,6 +15,7 @@ import { AppError, toAppError } from '../errors/app-error.js';
 import { DESTINATION_BLOCKED, parseForwardUrl } from '../forward/address-guard.js';
 import { CERTIFICATE_CODES } from '../forward/proxy.js';
 import type { IdentityService } from '../identities/service.js';
+import type { CertificateStatus } from '../identities/status.js';
 import type { Clock } from '../shared/clock.js';
 import { type ProbeResult, probe } from './probe.js';
 
@@ -192,18 +193,29 @@ export class IdentityTester {
       if (!runtime) throw new AppError('not_found', 'No such identity.');
       certificate.identityId = input.identityId;
       certificate.version = runtime.active.version;
-      certificate.ok = true;
       certificate.summary = summaryView(runtime.active.summary, runtime.active.chain);
-      const der = await this.#deps.identities.openPrivateKey(runtime.active);
-      try {
-        client = {
-          certificatesPem: runtime.active.certificatesPem,
-          keyPem: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
-            .export({ type: 'pkcs8', format: 'pem' })
-            .toString(),
-        };
-      } finally {
-        der.fill(0);
+      // What a forward would not present, the tester does not present either: the remote server
+      // is probed without a client certificate and the report says why.
+      const refusal = runtimeRefusal(
+        runtime.status,
+        runtime.active.summary.notBefore,
+        this.#deps.clock.now(),
+      );
+      if (refusal !== undefined) {
+        certificate.error = refusal;
+      } else {
+        certificate.ok = true;
+        const der = await this.#deps.identities.openPrivateKey(runtime.active);
+        try {
+          client = {
+            certificatesPem: runtime.active.certificatesPem,
+            keyPem: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
+              .export({ type: 'pkcs8', format: 'pem' })
+              .toString(),
+          };
+        } finally {
+          der.fill(0);
+        }
       }
     }
 
@@ -224,6 +236,23 @@ export class IdentityTester {
 }
 
 /** The report's view of the certificate under test: public facts, instants as RFC 3339. */
+/**
+ * Why a saved identity may not be presented now, as the forward decides it (`identity_disabled`,
+ * `identity_expired`, `identity_not_yet_valid`); undefined when it may.
+ */
+function runtimeRefusal(
+  status: CertificateStatus,
+  notBefore: Date,
+  now: Date,
+): { code: string; detail: string } | undefined {
+  if (status === 'disabled') return { code: 'identity_disabled', detail: 'The identity is disabled.' };
+  if (status === 'expired') return { code: 'identity_expired', detail: 'The identity has expired.' };
+  if (notBefore.getTime() > now.getTime()) {
+    return { code: 'identity_not_yet_valid', detail: 'The identity is not valid yet (notBefore).' };
+  }
+  return undefined;
+}
+
 function summaryView(
   s: CertificateSummary,
   chain: readonly ChainEntry[],

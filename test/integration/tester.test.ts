@@ -185,6 +185,22 @@ describe.each(backends)('certificate tester on $name', (backend) => {
       json: { identityId: 'idn_nope', url: accepting.url },
     });
     expect(missing.status).toBe(404);
+
+    // Disabled (say, after a compromise): like a forward, the tester no longer presents it.
+    const disabled = await twoway.call(`/v1/tenants/acme/identities/${id}`, {
+      method: 'PATCH',
+      token: apiKey,
+      json: { disabled: true },
+    });
+    expect(disabled.status).toBe(200);
+    const refused = await tryIt({
+      identityId: id,
+      url: `${accepting.url}/`,
+      trustAnchorsPem: pki.root.certPem,
+    });
+    expect(refused.verdict).toBe('certificate_invalid');
+    expect(refused.certificate).toMatchObject({ ok: false, error: { code: 'identity_disabled' } });
+    expect(refused.handshake.clientCertificateSent).toBe(false);
   });
 
   test('a server that rejects the certificate: server_rejected_certificate (TLS 1.3 and TLS 1.2)', async () => {

@@ -181,6 +181,12 @@ export async function buildHttpApp(deps: AppDeps) {
   });
 
   app.addHook('onSend', auditOnSend(deps.audit));
+  // An answer sent before the request body was read (a refusal in the auth hook, a 404) closes the
+  // connection: otherwise Node reads and discards the rest of the body on a live socket, and with
+  // no request timeout a client that never finishes its body holds the socket for ever.
+  app.addHook('onSend', async (request, reply) => {
+    if (!request.raw.complete) reply.header('connection', 'close');
+  });
 
   app.get('/healthz', { schema: { tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { tags: ['operations'], security: [] } }, async (_request, reply) => {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
+import { type AddressInfo, createConnection, createServer as createTcpServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type CertKey, issueLeaf, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
@@ -351,6 +352,32 @@ describe('bad input gets its documented code and changes nothing', () => {
       'forward_destination_blocked',
     );
     expect(upstream.handshakes()).toBe(handshakes);
+  });
+
+  test('an answer sent before the body arrived closes the connection (no body trickled on for ever)', async () => {
+    const { port } = new URL(twoway.url);
+    for (const [target, auth] of [
+      ['/v1/tenants/acme/identities', ''], // refused by the auth hook, body not read
+      ['/v1/nowhere', 'Authorization: Bearer tw_nope\r\n'], // no such route
+      ['/v1/runtime/%66orward', ''], // the forward route through Fastify
+    ] as const) {
+      const socket = createConnection({ host: '127.0.0.1', port: Number(port) });
+      sockets.push(socket);
+      await once(socket, 'connect');
+      // Announces a megabyte, sends ten bytes, and never more.
+      socket.write(
+        `POST ${target} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n0123456789`,
+      );
+      let answer = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        answer += chunk;
+      });
+      // The server ends the connection after its answer.
+      await once(socket, 'end');
+      expect(answer, target).toMatch(/^HTTP\/1\.1 40[14] /);
+      expect(answer.toLowerCase(), target).toContain('connection: close');
+    }
   });
 
   test('auth: no token, a wrong token and another tenant are refused', async () => {

@@ -47,6 +47,7 @@ import { proxyRequest } from '../forward/proxy.js';
 import type { Metrics } from '../http/metrics.js';
 import { writeRawProblem } from '../http/problem.js';
 import type { Clock } from '../shared/clock.js';
+import { pathWithin } from '../shared/paths.js';
 import { bearerToken, type Principal } from '../tenants/service.js';
 import { refusalFor } from './admission.js';
 import type { ClientCertificateIndex, EdgeEntry } from './certificate-index.js';
@@ -291,13 +292,10 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
       answer(res, new AppError('bad_request', 'The request target is not a valid path.'), true);
       return;
     }
-    // The URL parser resolves dot segments (`/..`, `/%2e%2e`, RFC 3986 §5.2.4): one that climbs
-    // out of the configured base path is refused, not sent elsewhere on the platform.
-    if (
-      upstreamBase.path !== '' &&
-      target.pathname !== upstreamBase.path &&
-      !target.pathname.startsWith(`${upstreamBase.path}/`)
-    ) {
+    // A path that climbs out of the configured base path, as the URL parser resolves it (`/..`,
+    // `/%2e%2e`) or as a lenient platform server would (`/..%2F`, `/..;/`), is refused, not sent
+    // elsewhere on the platform.
+    if (!pathWithin(upstreamBase.path, target.pathname)) {
       answer(res, new AppError('bad_request', 'The request path leaves the platform base path.'), true);
       return;
     }

@@ -1,3 +1,4 @@
+import { pathWithin } from '../shared/paths.js';
 import type { Mapping } from '../store/types.js';
 
 /** A mapping prepared for matching: URLs parsed once (WHATWG URL normalisation). */
@@ -25,7 +26,9 @@ export function compileMapping(mapping: Mapping): CompiledMapping {
 
 /**
  * The most specific mapping of `service` that covers `url` (API.md "Mappings"): an exact match
- * wins, then the longest path prefix on a `/` boundary within the same origin, then `any`. Ties
+ * wins, then the longest path prefix on a `/` boundary within the same origin, then `any`. A prefix
+ * covers a path only when it also does once `%2F`, `%5C`, `%2E` and `;parameters` are read the way
+ * lenient servers read them (shared/paths.ts): `/v1/..%2Fadmin` is not under `/v1`. Ties
  * go to the oldest mapping, so adding a mapping never silently changes an established route.
  * `candidates` must already be the enabled, not deleted mappings of one tenant.
  */
@@ -43,7 +46,7 @@ export function matchMapping(
     if (c.href !== undefined) {
       if (c.href === key) rank = Number.MAX_SAFE_INTEGER;
     } else if (c.origin !== undefined && c.path !== undefined) {
-      if (c.origin === url.origin && coversPath(c.path, url.pathname)) rank = 1 + c.path.length;
+      if (c.origin === url.origin && pathWithin(c.path, url.pathname)) rank = 1 + c.path.length;
     } else {
       rank = 0;
     }
@@ -55,9 +58,4 @@ export function matchMapping(
     }
   }
   return best?.mapping;
-}
-
-function coversPath(prefix: string, path: string): boolean {
-  if (prefix === '') return true;
-  return path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47) /* / */;
 }

@@ -38,6 +38,16 @@ describe('matchMapping: the most specific mapping wins', () => {
     ['https://api.example.com/v1', api.id],
     ['https://API.example.com:443/v1/x', api.id],
     ['https://api.example.com/v1/../admin', any.id],
+    // Out of /v1 for servers that decode %2F or %5C, or strip ;parameters, before routing.
+    ['https://api.example.com/v1/..%2fadmin', any.id],
+    ['https://api.example.com/v1/..%2Fadmin', any.id],
+    ['https://api.example.com/v1/..;/admin', any.id],
+    ['https://api.example.com/v1/%2e%2e%5cadmin', any.id],
+    ['https://api.example.com/v1/orders/..%2f..%2fadmin', any.id],
+    // …and still under it: an encoded slash inside (GitLab's `group%2Fproject`), parameters.
+    ['https://api.example.com/v1/orders/a%2Fb', apiDeep.id],
+    ['https://api.example.com/v1/orders/..%2Fx', api.id],
+    ['https://api.example.com/v1/x;v=2', api.id],
     ['https://api.example.com/v10', any.id],
     ['https://api.example.com:8443/v1/x', any.id],
     ['https://other.example.com/v1', any.id],

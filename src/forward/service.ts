@@ -42,6 +42,9 @@ export interface RuntimeServiceDeps {
   clock: Clock;
 }
 
+/** Most tenant snapshots kept; past it the cache starts again (each reloads on its next forward). */
+const MAX_CACHED_TENANTS = 100_000;
+
 /**
  * The runtime index: answers resolve and forward from memory. A tenant's enabled mappings and the
  * active versions of its identities are loaded on first use and kept until a change to that tenant
@@ -172,6 +175,8 @@ export class RuntimeService {
       identities: new Map<string, Promise<RuntimeIdentity | undefined>>(),
     }));
     // A change announced while this loads deletes the entry, so a stale load is never kept.
+    // Bounded: the operator token may name any tenant id, existing or not.
+    if (this.#tenants.size >= MAX_CACHED_TENANTS) this.#tenants.clear();
     this.#tenants.set(tenantId, loading);
     loading.catch(() => this.#tenants.delete(tenantId));
     return loading;

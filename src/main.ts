@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { CaKeyAlgorithm } from './ca/crypto.js';
 import { PlatformCa } from './ca/platform-ca.js';
+import { IdentityParser } from './certificates/index.js';
 import { clientCertificatePolicy } from './client-certificates/policy.js';
 import { ClientCertificateService } from './client-certificates/service.js';
 import { workerRelay } from './cluster/cluster.js';
@@ -102,6 +103,8 @@ export interface Services {
   /** The platform CA (opened on first use; `ensure()` creates it on the very first start). */
   ca: PlatformCa;
   clientCertificates: ClientCertificateService;
+  /** Identity uploads are read in worker threads; `close()` it with the services. */
+  parser: IdentityParser;
 }
 
 /**
@@ -133,10 +136,12 @@ export function createServices(
     changes,
     allowPrivate: config.forwardAllowPrivate,
   });
+  const parser = new IdentityParser();
   const identities = new IdentityService({
     store,
     kms,
     clock,
+    parser,
     changes,
     expiringWithinDays: (tenantId) => settings.firstThresholdDays(tenantId),
   });
@@ -149,6 +154,7 @@ export function createServices(
   const audit = new AuditService({ store, clock });
   const tester = new IdentityTester({
     identities,
+    parser,
     clock,
     allowPrivate: config.forwardAllowPrivate,
     timeoutMs: config.identityTestTimeoutMs,
@@ -167,7 +173,18 @@ export function createServices(
     clock,
     policy: clientCertificatePolicy(config),
   });
-  return { changes, tenants, identities, mappings, settings, audit, tester, ca, clientCertificates };
+  return {
+    changes,
+    tenants,
+    identities,
+    mappings,
+    settings,
+    audit,
+    tester,
+    ca,
+    clientCertificates,
+    parser,
+  };
 }
 
 /** A running `twoway serve`. */
@@ -311,6 +328,7 @@ export async function startTwoway(
     await lifecycle.close();
     await app.close();
     await dispatchers.close();
+    await services.parser.close();
     await backends.store.close();
     await backends.kms.close();
     throw err;
@@ -336,6 +354,7 @@ export async function startTwoway(
       await lifecycle.close();
       await app.close();
       await dispatchers.close();
+      await services.parser.close();
       await backends.store.close();
       await backends.kms.close();
     },
@@ -370,9 +389,11 @@ function packageVersion(): string {
  */
 export async function prepareDeployment(config: Config, logger: Logger): Promise<void> {
   const backends = await openBackends(config, logger);
+  const services = createServices(backends, config, systemClock, logger);
   try {
-    await createServices(backends, config, systemClock, logger).ca.ensure();
+    await services.ca.ensure();
   } finally {
+    await services.parser.close();
     await backends.store.close();
     await backends.kms.close();
   }

@@ -22,9 +22,11 @@ async function withServices<T>(
 ): Promise<T> {
   const config = loadConfig();
   const backends = await openBackends(config);
+  const services = createServices(backends, config);
   try {
-    return await work(createServices(backends, config));
+    return await work(services);
   } finally {
+    await services.parser.close();
     await backends.store.close();
     await backends.kms.close();
   }

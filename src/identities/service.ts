@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { type IdentityUpload, readIdentity, type ValidatedIdentity } from '../certificates/index.js';
+import type { IdentityParser, IdentityUpload, ParsedIdentity } from '../certificates/index.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import { identityKeyAad, open, seal } from '../kms/envelope.js';
 import type { Kms } from '../kms/types.js';
@@ -54,6 +54,8 @@ export interface IdentityServiceDeps {
   store: IdentityStore & Pick<LifecycleStore, 'clearScheduledActivation'>;
   kms: Kms;
   clock: Clock;
+  /** Reads and validates uploads in worker threads (key derivation off the event loop). */
+  parser: IdentityParser;
   changes: ChangeBus;
   /**
    * The tenant's first (largest) expiry threshold in days, which makes a status `expiring`
@@ -80,7 +82,7 @@ export class IdentityService {
    * @throws AppError with an upload code (API.md: `unsupported_format`, `bad_password`, `key_mismatch`, ...)
    */
   async importIdentity(tenantId: string, name: string, upload: IdentityUpload): Promise<IdentityView> {
-    const validated = this.#validate(upload);
+    const validated = await this.#validate(upload);
     const now = this.#deps.clock.now();
     const identity: Identity = {
       id: newId('idn'),
@@ -112,7 +114,7 @@ export class IdentityService {
     options: { activateAt?: Date } = {},
   ): Promise<IdentityView> {
     await this.#require(tenantId, identityId);
-    const validated = this.#validate(upload);
+    const validated = await this.#validate(upload);
     const now = this.#deps.clock.now();
     let activateAt: Date | undefined;
     if (options.activateAt !== undefined) {
@@ -257,9 +259,9 @@ export class IdentityService {
     );
   }
 
-  #validate(upload: IdentityUpload): ValidatedIdentity {
+  async #validate(upload: IdentityUpload): Promise<ParsedIdentity> {
     try {
-      return readIdentity(upload, { now: this.#deps.clock.now() });
+      return await this.#deps.parser.parse(upload, this.#deps.clock.now());
     } catch (err) {
       throw toAppError(err);
     }
@@ -269,7 +271,7 @@ export class IdentityService {
     tenantId: string,
     identityId: string,
     version: number,
-    validated: ValidatedIdentity,
+    validated: ParsedIdentity,
     now: Date,
     activate: boolean,
   ): Promise<IdentityVersion> {

@@ -6,9 +6,9 @@ import {
   type ChainEntry,
   chainEntry,
   formatName,
+  type IdentityParser,
   type IdentityUpload,
   isCertificateError,
-  readIdentity,
   readTrustAnchors,
 } from '../certificates/index.js';
 import { AppError, toAppError } from '../errors/app-error.js';
@@ -128,6 +128,8 @@ const MAX_BODY_BYTES = 1024;
 
 export interface IdentityTesterDeps {
   identities: Pick<IdentityService, 'getRuntimeIdentity' | 'openPrivateKey'>;
+  /** Reads uploads in worker threads (key derivation off the event loop). */
+  parser: IdentityParser;
   clock: Clock;
   /** TWOWAY_FORWARD_ALLOW_PRIVATE: the tester follows the forward's SSRF rules exactly. */
   allowPrivate: boolean;
@@ -177,7 +179,7 @@ export class IdentityTester {
     let client: { certificatesPem: string; keyPem: string } | undefined;
     if (hasUpload && input.upload) {
       try {
-        const validated = readIdentity(input.upload, { now: this.#deps.clock.now() });
+        const validated = await this.#deps.parser.parse(input.upload, this.#deps.clock.now());
         certificate.ok = true;
         certificate.summary = summaryView(validated.summary, validated.chainSummary);
         client = {

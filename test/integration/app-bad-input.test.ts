@@ -354,6 +354,23 @@ describe('bad input gets its documented code and changes nothing', () => {
     expect(upstream.handshakes()).toBe(handshakes);
   });
 
+  test('a PKCS#12 file heavy on key derivation is read off the event loop: other requests go on meanwhile', async () => {
+    // 1,500,000 PBKDF2 rounds for each of the two bags: about a second or more of CPU, within limits.
+    const heavy = makePkcs12(good, [pki.intermediate], 'pw', { iterations: 1_500_000 });
+    const order: string[] = [];
+    const upload = uploadPkcs12(twoway, 'acme', heavy, 'pw').then((response) => {
+      order.push(`upload ${response.status}`);
+    });
+    // Requests sent while the file is being read are answered before it is done.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let i = 0; i < 3; i += 1) {
+      const health = await fetch(`${twoway.url}/healthz`);
+      order.push(`healthz ${health.status}`);
+    }
+    await upload;
+    expect(order).toEqual(['healthz 200', 'healthz 200', 'healthz 200', 'upload 201']);
+  });
+
   test('an answer sent before the body arrived closes the connection (no body trickled on for ever)', async () => {
     const { port } = new URL(twoway.url);
     for (const [target, auth] of [

@@ -168,6 +168,20 @@ function frontHandler(req: http.IncomingMessage, res: http.ServerResponse): void
   })();
 }
 
+/** An mTLS upstream (requestCert + rejectUnauthorized, the test PKI's root) serving upstreamHandler. */
+function echoUpstream(): https.Server {
+  return https.createServer(
+    {
+      key: serverLeaf.keyPem,
+      cert: `${serverLeaf.certPem}\n${pki.intermediate.certPem}`,
+      ca: pki.root.certPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    upstreamHandler,
+  );
+}
+
 async function listen(server: http.Server | https.Server): Promise<number> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -228,16 +242,7 @@ beforeAll(async () => {
   });
   clientA = await pki.leaf({ cn: 'tenant-a client' });
   clientB = await pki.leaf({ cn: 'tenant-b client' });
-  upstream = https.createServer(
-    {
-      key: serverLeaf.keyPem,
-      cert: `${serverLeaf.certPem}\n${pki.intermediate.certPem}`,
-      ca: pki.root.certPem,
-      requestCert: true,
-      rejectUnauthorized: true,
-    },
-    upstreamHandler,
-  );
+  upstream = echoUpstream();
   upstream.on('secureConnection', () => {
     handshakes += 1;
   });
@@ -476,16 +481,7 @@ describe('DispatcherCache with real connections', () => {
   });
 
   it('drops a session whose connection failed before the handshake completed', async () => {
-    const flaky = https.createServer(
-      {
-        key: serverLeaf.keyPem,
-        cert: `${serverLeaf.certPem}\n${pki.intermediate.certPem}`,
-        ca: pki.root.certPem,
-        requestCert: true,
-        rejectUnauthorized: true,
-      },
-      upstreamHandler,
-    );
+    const flaky = echoUpstream();
     // While set, the server drops every TCP connection before the TLS handshake.
     let dropping = false;
     flaky.on('connection', (socket: Socket) => {

@@ -159,10 +159,10 @@ class Entry implements DispatcherLease {
  *   sockets follow active tenants. The sweep runs every `idleAgentTtlMs`, so an idle Agent closes
  *   between one and two TTLs after its last use.
  *
- * Every Agent connects with `{ secureContext, lookup: guardedLookup(allowPrivate), timeout:
- * connectTimeoutMs, rejectUnauthorized: true }` (through {@link resumingConnector}): undici's connector (lib/core/connect.js, 7.x)
- * spreads these options into `tls.connect`, so server verification is never disabled and the
- * post-DNS address check runs on every new connection.
+ * Every Agent connects through {@link resumingConnector} with `{ secureContext, lookup:
+ * guardedLookup(allowPrivate), timeout: connectTimeoutMs, rejectUnauthorized: true }`: undici's
+ * connector (lib/core/connect.js, 7.x) spreads these options into `tls.connect`, so server
+ * verification is never disabled and the post-DNS address check runs on every new connection.
  */
 export class DispatcherCache {
   readonly #current = new Map<string, Entry>();

@@ -285,6 +285,7 @@ export async function startTwoway(
     metrics,
     checkReady: () => backends.store.ping(),
     maxUploadBytes: config.maxUploadBytes,
+    idleTimeoutMs: config.httpIdleTimeoutMs,
     forwardAllowPrivate: config.forwardAllowPrivate,
     version: packageVersion(),
     clientCertificates: services.clientCertificates,

@@ -29,6 +29,12 @@ export const ConfigSchema = Type.Object({
   forwardBodyTimeoutMs: Type.Integer({ minimum: 1, default: 30_000 }),
   forwardKeepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 30_000 }),
   forwardIdleAgentTtlMs: Type.Integer({ minimum: 1_000, default: 300_000 }),
+  httpIdleTimeoutMs: Type.Integer({
+    minimum: 1_000,
+    default: 120_000,
+    description:
+      'A connection to the HTTP listener on which nothing was read or written for this long is closed (a client that stops sending its body or stops reading the answer); must exceed the forward headers and body timeouts',
+  }),
   maxUploadBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
   changePollIntervalMs: Type.Integer({ minimum: 50, default: 1_000 }),
   edgeUpstream: Type.Optional(Type.String({ pattern: '^https?://' })),
@@ -189,6 +195,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (Number(withDefaults.clientCertIssueValidityDays) > Number(withDefaults.clientCertMaxValidityDays)) {
     problems.push(
       'TWOWAY_CLIENT_CERT_ISSUE_VALIDITY_DAYS: must not exceed TWOWAY_CLIENT_CERT_MAX_VALIDITY_DAYS',
+    );
+  }
+  const forwardWaitMs = Math.max(
+    Number(withDefaults.forwardHeadersTimeoutMs),
+    Number(withDefaults.forwardBodyTimeoutMs),
+  );
+  if (Number(withDefaults.httpIdleTimeoutMs) <= forwardWaitMs) {
+    problems.push(
+      'TWOWAY_HTTP_IDLE_TIMEOUT_MS: must exceed TWOWAY_FORWARD_HEADERS_TIMEOUT_MS and TWOWAY_FORWARD_BODY_TIMEOUT_MS (a forward waiting for the remote server is idle on the client side)',
     );
   }
   if (typeof withDefaults.publicUrl === 'string') {

@@ -73,6 +73,8 @@ export interface AppDeps {
   /** Throws when the store or the KMS cannot be reached (for /readyz). */
   checkReady(): Promise<void>;
   maxUploadBytes: number;
+  /** Socket inactivity (ms) after which the listener closes a connection (TWOWAY_HTTP_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs: number;
   forwardAllowPrivate: boolean;
   version: string;
   /** Writes `request.audit` notes (see {@link AuditNote}). */
@@ -110,6 +112,9 @@ export async function buildHttpApp(deps: AppDeps) {
       // Fastify's default (Node's would cut any request whose body takes over 5 minutes, such as a
       // large upload streamed to a slow remote server); headersTimeout still bounds slow headers.
       server.requestTimeout = 0;
+      // What bounds a slow client instead: a connection idle this long (a body that stopped coming,
+      // an answer nobody reads) is closed, on the forward path too.
+      server.timeout = deps.idleTimeoutMs;
       return server;
     },
     loggerInstance: deps.logger.child({ module: 'http' }),

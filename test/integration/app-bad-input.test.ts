@@ -371,6 +371,42 @@ describe('bad input gets its documented code and changes nothing', () => {
     expect(order).toEqual(['healthz 200', 'healthz 200', 'healthz 200', 'upload 201']);
   });
 
+  test('an authenticated forward whose body stops coming is closed after TWOWAY_HTTP_IDLE_TIMEOUT_MS', async () => {
+    const idle = await startTestTwoway({
+      TWOWAY_FORWARD_HEADERS_TIMEOUT_MS: '500',
+      TWOWAY_FORWARD_BODY_TIMEOUT_MS: '500',
+      TWOWAY_HTTP_IDLE_TIMEOUT_MS: '1500',
+    });
+    try {
+      expect(
+        (await idle.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } })).status,
+      ).toBe(201);
+      await mapTo(idle, `${upstream.url}/trusted/`);
+      const socket = createConnection({ host: '127.0.0.1', port: Number(new URL(idle.url).port) });
+      sockets.push(socket);
+      await once(socket, 'connect');
+      // A valid forward that announces a megabyte, sends ten bytes and then nothing.
+      socket.write(
+        [
+          'POST /v1/runtime/forward HTTP/1.1',
+          'Host: x',
+          'Authorization: Bearer test-operator-token-0123456789',
+          'Twoway-Tenant: acme',
+          'Twoway-Service: api',
+          `Twoway-Forward-Url: ${upstream.url}/trusted/upload`,
+          'Content-Length: 1000000',
+          '',
+          '0123456789',
+        ].join('\r\n'),
+      );
+      socket.resume();
+      // undici does not time the upload of a request body; the listener's idle timeout ends it.
+      await once(socket, 'close');
+    } finally {
+      await idle.close();
+    }
+  });
+
   test('an answer sent before the body arrived closes the connection (no body trickled on for ever)', async () => {
     const { port } = new URL(twoway.url);
     for (const [target, auth] of [

@@ -82,6 +82,23 @@ describe('loadConfig', () => {
     );
   });
 
+  test('TWOWAY_HTTP_IDLE_TIMEOUT_MS must exceed the forward timeouts', () => {
+    expect(loadConfig({}).httpIdleTimeoutMs).toBe(120_000);
+    expect(() =>
+      loadConfig({ TWOWAY_HTTP_IDLE_TIMEOUT_MS: '30000', TWOWAY_FORWARD_BODY_TIMEOUT_MS: '30000' }),
+    ).toThrow(/TWOWAY_HTTP_IDLE_TIMEOUT_MS: must exceed/);
+    expect(() => loadConfig({ TWOWAY_FORWARD_HEADERS_TIMEOUT_MS: '200000' })).toThrow(
+      /TWOWAY_HTTP_IDLE_TIMEOUT_MS/,
+    );
+    expect(
+      loadConfig({
+        TWOWAY_HTTP_IDLE_TIMEOUT_MS: '1500',
+        TWOWAY_FORWARD_HEADERS_TIMEOUT_MS: '500',
+        TWOWAY_FORWARD_BODY_TIMEOUT_MS: '500',
+      }).httpIdleTimeoutMs,
+    ).toBe(1500);
+  });
+
   test('an unreadable or unknown config file entry is a problem', () => {
     expect(() => loadConfig({ TWOWAY_CONFIG_FILE: '/nonexistent/twoway.json' })).toThrow(ConfigError);
     const { dir, cleanup } = tempDir();

@@ -70,6 +70,23 @@ export async function makeByoc(
   return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
 }
 
+/**
+ * `openssl verify` of `cert` against the platform CA as written to `dir` (`root.pem` trusted,
+ * `issuing.pem` untrusted), with `flags` (`-crl_check`, `-CRLfile f`, `-crl_download`, ...) before
+ * the certificate; resolves with the exit code and output, never throws.
+ */
+export function verifyIssued(dir: string, cert: string, ...flags: string[]): ReturnType<typeof run> {
+  return run('openssl', [
+    'verify',
+    ...flags,
+    '-CAfile',
+    join(dir, 'root.pem'),
+    '-untrusted',
+    join(dir, 'issuing.pem'),
+    cert,
+  ]);
+}
+
 /** A key and a CSR made by `openssl req -new` (EC P-256 unless `rsa` is given). */
 export async function makeCsr(
   dir: string,

@@ -11,7 +11,7 @@ import { open } from '../../src/kms/envelope.js';
 import { openBackends } from '../../src/main.js';
 import { tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
-import { curl, makeByoc, makeCsr, openssl, run, writeFile } from '../helpers/edge-clients.js';
+import { curl, makeByoc, makeCsr, openssl, run, verifyIssued, writeFile } from '../helpers/edge-clients.js';
 import { startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
 
 const backends = await appBackends();
@@ -125,18 +125,7 @@ describe.each(backends)('platform CA and CRL on $name', (backend) => {
     ]);
     expect(signature.stderr + signature.stdout).toMatch(/verify OK/);
 
-    const verify = (cert: string) =>
-      run('openssl', [
-        'verify',
-        '-crl_check',
-        '-CAfile',
-        join(files.dir, 'root.pem'),
-        '-untrusted',
-        join(files.dir, 'issuing.pem'),
-        '-CRLfile',
-        after.pem,
-        cert,
-      ]);
+    const verify = (cert: string) => verifyIssued(files.dir, cert, '-crl_check', '-CRLfile', after.pem);
     const refused = await verify(revoked.cert);
     expect(refused.code).not.toBe(0);
     expect(refused.stdout + refused.stderr).toMatch(/certificate revoked/);
@@ -327,17 +316,7 @@ describe('TWOWAY_PUBLIC_URL: the CRL distribution point of issued certificates',
     );
 
     // openssl downloads the CRL from the distribution point itself (no -CRLfile).
-    const verify = () =>
-      run('openssl', [
-        'verify',
-        '-crl_check',
-        '-crl_download',
-        '-CAfile',
-        join(files.dir, 'root.pem'),
-        '-untrusted',
-        join(files.dir, 'issuing.pem'),
-        cert,
-      ]);
+    const verify = () => verifyIssued(files.dir, cert, '-crl_check', '-crl_download');
     const accepted = await verify();
     expect({ code: accepted.code, out: accepted.stdout.trim() }).toEqual({ code: 0, out: `${cert}: OK` });
     const revoke = await twoway.call(`/v1/tenants/cdp/client-certificates/${view.id}/revoke`, {

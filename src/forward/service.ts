@@ -2,7 +2,7 @@ import { createHash, createPrivateKey } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { AppError } from '../errors/app-error.js';
 import type { IdentityService, RuntimeIdentity } from '../identities/service.js';
-import type { CertificateStatus } from '../identities/status.js';
+import { type CertificateStatus, presentationRefusal } from '../identities/status.js';
 import { type CompiledMapping, compileMapping, matchMapping } from '../mappings/match.js';
 import type { MappingService } from '../mappings/service.js';
 import type { ChangeBus } from '../shared/changes.js';
@@ -109,7 +109,7 @@ export class RuntimeService {
 
   /**
    * Settles the mapping, identity and credential for a forward.
-   * @throws AppError `no_mapping` (403), `identity_expired` (409), `identity_disabled` (409)
+   * @throws AppError `no_mapping` (403), `identity_expired`, `identity_disabled`, `identity_not_yet_valid` (409)
    */
   async plan(tenantId: string, service: string, url: URL): Promise<ForwardPlan> {
     const snapshot = await this.#snapshot(tenantId);
@@ -119,15 +119,8 @@ export class RuntimeService {
     const runtime = await this.#identity(snapshot, tenantId, mapping.identityId);
     if (!runtime) throw new AppError('no_mapping', 'The mapped identity no longer exists.');
     const { active, identity } = runtime;
-    // Status is computed per call from notAfter, not cached: an identity expires while cached.
-    const now = this.#deps.clock.now().getTime();
-    if (identity.disabled) throw new AppError('identity_disabled', 'The mapped identity is disabled.');
-    if (active.summary.notAfter.getTime() < now) {
-      throw new AppError('identity_expired', 'The mapped identity has expired; upload a new version.');
-    }
-    if (active.summary.notBefore.getTime() > now) {
-      throw new AppError('identity_not_yet_valid', 'The mapped identity is not valid yet (notBefore).');
-    }
+    const refusal = presentationRefusal(identity.disabled, active.summary, this.#deps.clock.now().getTime());
+    if (refusal !== undefined) throw new AppError(refusal.code, refusal.detail);
     const trust = mapping.trustAnchorsPem;
     const key = `${tenantId}/${identity.id}@${active.version}#${trustKey(mapping)}`;
     let credential = this.#credentials.get(key);

@@ -15,7 +15,7 @@ import { AppError, toAppError } from '../errors/app-error.js';
 import { DESTINATION_BLOCKED, parseForwardUrl } from '../forward/address-guard.js';
 import { CERTIFICATE_CODES } from '../forward/proxy.js';
 import type { IdentityService } from '../identities/service.js';
-import type { CertificateStatus } from '../identities/status.js';
+import { presentationRefusal } from '../identities/status.js';
 import type { Clock } from '../shared/clock.js';
 import { type ProbeResult, probe } from './probe.js';
 
@@ -198,10 +198,10 @@ export class IdentityTester {
       certificate.summary = summaryView(runtime.active.summary, runtime.active.chain);
       // What a forward would not present, the tester does not present either: the remote server
       // is probed without a client certificate and the report says why.
-      const refusal = runtimeRefusal(
-        runtime.status,
-        runtime.active.summary.notBefore,
-        this.#deps.clock.now(),
+      const refusal = presentationRefusal(
+        runtime.identity.disabled,
+        runtime.active.summary,
+        this.#deps.clock.now().getTime(),
       );
       if (refusal !== undefined) {
         certificate.error = refusal;
@@ -238,23 +238,6 @@ export class IdentityTester {
 }
 
 /** The report's view of the certificate under test: public facts, instants as RFC 3339. */
-/**
- * Why a saved identity may not be presented now, as the forward decides it (`identity_disabled`,
- * `identity_expired`, `identity_not_yet_valid`); undefined when it may.
- */
-function runtimeRefusal(
-  status: CertificateStatus,
-  notBefore: Date,
-  now: Date,
-): { code: string; detail: string } | undefined {
-  if (status === 'disabled') return { code: 'identity_disabled', detail: 'The identity is disabled.' };
-  if (status === 'expired') return { code: 'identity_expired', detail: 'The identity has expired.' };
-  if (notBefore.getTime() > now.getTime()) {
-    return { code: 'identity_not_yet_valid', detail: 'The identity is not valid yet (notBefore).' };
-  }
-  return undefined;
-}
-
 function summaryView(
   s: CertificateSummary,
   chain: readonly ChainEntry[],

@@ -67,6 +67,8 @@ export const catalogue = {
   upstream_tls_failed: { status: 502, title: 'TLS with the remote server failed' },
   upstream_unreachable: { status: 502, title: 'Remote server unreachable' },
   upstream_timeout: { status: 504, title: 'Remote server timed out' },
+  // connections: OAuth 2.0 client credentials (RFC 6749 §4.4, RFC 8705)
+  oauth_token_failed: { status: 502, title: 'OAuth token request failed' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable snake_case error code from {@link catalogue}. */

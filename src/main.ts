@@ -32,8 +32,7 @@ import { MappingService } from './mappings/service.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
-import { openStore } from './store/index.js';
-import type { Store } from './store/types.js';
+import { openStore, type Store } from './store/index.js';
 import { TenantService } from './tenants/service.js';
 
 /** A start-up refusal with a message meant for the operator (no secrets in it). */

@@ -22,7 +22,7 @@ import type {
   RevocationReason,
   RevokedSerial,
   StoredCrl,
-} from '../store/types.js';
+} from '../store/index.js';
 import {
   type CaKeyAlgorithm,
   type CaKeyParams,

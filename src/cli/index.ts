@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import { createServices, openBackends, prepareDeployment, StartupError, startTwoway } from '../main.js';
 import { createLogger } from '../shared/logger.js';
-import type { RevocationReason } from '../store/types.js';
+import type { RevocationReason } from '../store/index.js';
 
 /**
  * `twoway`: `serve` runs the service; the other commands act on the same store directly (as

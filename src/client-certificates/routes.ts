@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import type { RevocationReason } from '../store/types.js';
+import type { RevocationReason } from '../store/index.js';
 import type { TenantService } from '../tenants/service.js';
 import { ClientCertificateParams, ClientCertificateUploadBody, CsrBody, RevokeBody } from './schemas.js';
 import type { ClientCertificateService } from './service.js';

@@ -11,7 +11,7 @@ import type {
   ClientCertificateSource,
   ClientCertificateStore,
   RevocationReason,
-} from '../store/types.js';
+} from '../store/index.js';
 import { type ClientCertificatePolicy, checkClientCertificate, checkKey } from './policy.js';
 import { readCertificateInput } from './upload.js';
 

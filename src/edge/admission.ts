@@ -6,7 +6,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { tenantOfSubjectAltNames } from '../ca/naming.js';
 import type { ErrorCode } from '../errors/catalogue.js';
-import type { ClientCertificateStore } from '../store/types.js';
+import type { ClientCertificateStore } from '../store/index.js';
 import type { ClientCertificateIndex, EdgeEntry } from './certificate-index.js';
 
 /** Why a client certificate is refused (catalogue codes, 401/403). */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ClientCertificateIndexRow, ClientCertificateStore } from '../store/types.js';
+import type { ClientCertificateIndexRow, ClientCertificateStore } from '../store/index.js';
 
 /** One registered client certificate as the edge checks it; instants in epoch milliseconds. */
 export interface EdgeEntry {

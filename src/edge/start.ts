@@ -6,7 +6,7 @@ import type { ClientCertificateService } from '../client-certificates/service.js
 import type { Config } from '../config/config.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
-import type { ClientCertificateStore } from '../store/types.js';
+import type { ClientCertificateStore } from '../store/index.js';
 import type { TenantService } from '../tenants/service.js';
 import { platformIssuedLookup } from './admission.js';
 import { ClientCertificateIndex } from './certificate-index.js';

@@ -7,7 +7,7 @@ import { type CompiledMapping, compileMapping, matchMapping } from '../mappings/
 import type { MappingService } from '../mappings/service.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
-import type { Mapping } from '../store/types.js';
+import type { Mapping } from '../store/index.js';
 import type { DispatcherCache, ForwardCredential } from './dispatchers.js';
 
 /** One answer of `POST /v1/runtime/resolve`. */

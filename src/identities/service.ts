@@ -6,7 +6,7 @@ import type { Kms } from '../kms/types.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
-import type { Identity, IdentityStore, IdentityVersion, LifecycleStore } from '../store/types.js';
+import type { Identity, IdentityStore, IdentityVersion } from '../store/index.js';
 import { type CertificateStatus, certificateStatus } from './status.js';
 
 /** An identity as the API shows it (API.md "Identity"); never any key material. */
@@ -51,7 +51,7 @@ export interface RuntimeIdentity {
 }
 
 export interface IdentityServiceDeps {
-  store: IdentityStore & Pick<LifecycleStore, 'clearScheduledActivation'>;
+  store: IdentityStore;
   kms: Kms;
   clock: Clock;
   /** Reads and validates uploads in worker threads (key derivation off the event loop). */

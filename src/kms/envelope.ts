@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import type { SealedSecret } from '../store/types.js';
+import type { SealedSecret } from '../store/index.js';
 import { type Kms, KmsError } from './types.js';
 
 /**

@@ -1,7 +1,7 @@
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
-import type { AuditEvent, LifecycleStore } from '../store/types.js';
+import type { AuditEvent, LifecycleStore } from '../store/index.js';
 
 /** An audit entry as the API shows it. */
 export interface AuditEventView {

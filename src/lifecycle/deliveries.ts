@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.js';
-import type { DeliveryRecord, LifecycleStore } from '../store/types.js';
+import type { DeliveryRecord, LifecycleStore } from '../store/index.js';
 import type { LifecycleMetrics } from './metrics.js';
 import type { EmailSender, SendResult, WebhookSender } from './notifiers.js';
 import type { ExpiryEvent } from './scanner.js';

@@ -7,13 +7,13 @@ import type { Registry } from 'prom-client';
 import type { IdentityService } from '../identities/service.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
-import type { LifecycleStore } from '../store/types.js';
+import type { LifecycleStore } from '../store/index.js';
 import type { AuditService } from './audit.js';
 import { DeliveryWorker, type RetryPolicy } from './deliveries.js';
 import { createLifecycleMetrics } from './metrics.js';
 import { type EmailSender, smtpEmailSender, undiciWebhookSender } from './notifiers.js';
 import { ExpiryScanner } from './scanner.js';
-import { LifecycleScheduler } from './scheduler.js';
+import { LifecycleScheduler, type LifecycleSchedulerDeps } from './scheduler.js';
 import type { NotificationSettingsService } from './settings.js';
 import type { ExpiringSource } from './sources.js';
 
@@ -38,7 +38,7 @@ export interface LifecycleOptions {
 }
 
 export interface LifecycleDeps {
-  store: LifecycleStore;
+  store: LifecycleStore & LifecycleSchedulerDeps['store'];
   tenants: { listTenants(): Promise<{ id: string }[]> };
   identities: Pick<IdentityService, 'activateVersion'>;
   settings: NotificationSettingsService;

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import type { Clock } from '../shared/clock.js';
-import type { LifecycleStore } from '../store/types.js';
+import type { LifecycleStore } from '../store/index.js';
 import type { TenantService } from '../tenants/service.js';
 import type { AuditService } from './audit.js';
 import { daysLeft } from './scanner.js';

@@ -7,7 +7,7 @@ import type {
   DeliveryRecord,
   LifecycleStore,
   NotificationRecord,
-} from '../store/types.js';
+} from '../store/index.js';
 import type { LifecycleMetrics } from './metrics.js';
 import type { NotificationSettingsService } from './settings.js';
 import type { ExpiringObject, ExpiringSource } from './sources.js';

@@ -2,16 +2,14 @@ import type { Logger } from 'pino';
 import type { IdentityService } from '../identities/service.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
-import type { LifecycleStore } from '../store/types.js';
+import type { IdentityStore, LifecycleStore } from '../store/index.js';
 import type { AuditService } from './audit.js';
 import type { DeliveryWorker } from './deliveries.js';
 import type { ExpiryScanner } from './scanner.js';
 
 export interface LifecycleSchedulerDeps {
-  store: Pick<
-    LifecycleStore,
-    'withSchedulerLock' | 'listDueActivations' | 'clearScheduledActivation' | 'nextScheduledAt'
-  >;
+  store: Pick<LifecycleStore, 'withSchedulerLock' | 'nextDeliveryAt'> &
+    Pick<IdentityStore, 'listDueActivations' | 'clearScheduledActivation' | 'nextActivationAt'>;
   identities: Pick<IdentityService, 'activateVersion'>;
   scanner: ExpiryScanner;
   deliveries: DeliveryWorker;
@@ -212,8 +210,10 @@ export class LifecycleScheduler {
     const candidates = [now + (this.#deps.maxSleepMs ?? 30_000)];
     if (this.#lastScanAt !== undefined) candidates.push(this.#lastScanAt + this.#deps.scanIntervalMs);
     try {
-      const next = await this.#deps.store.nextScheduledAt();
-      if (next) candidates.push(next.getTime());
+      const { store } = this.#deps;
+      for (const next of [await store.nextActivationAt(), await store.nextDeliveryAt()]) {
+        if (next) candidates.push(next.getTime());
+      }
     } catch (err) {
       this.#deps.logger.warn({ err }, 'could not read the next scheduled lifecycle work');
     }

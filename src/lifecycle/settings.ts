@@ -5,7 +5,7 @@ import { open, seal } from '../kms/envelope.js';
 import type { Kms } from '../kms/types.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
-import type { LifecycleStore, NotificationSettings } from '../store/types.js';
+import type { LifecycleStore, NotificationSettings } from '../store/index.js';
 import { newWebhookSecret } from './signing.js';
 
 /** Thresholds when a tenant has set none: alert 7 days ahead (ARCHITECTURE.md "Lifecycle"). */

@@ -1,5 +1,5 @@
 import { pathWithin } from '../shared/paths.js';
-import type { Mapping } from '../store/types.js';
+import type { Mapping } from '../store/index.js';
 
 /** A mapping prepared for matching: URLs parsed once (WHATWG URL normalisation). */
 export interface CompiledMapping {

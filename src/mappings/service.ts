@@ -3,7 +3,7 @@ import { AppError, toAppError } from '../errors/app-error.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
-import type { Mapping, MappingStore, MatchKind } from '../store/types.js';
+import type { Mapping, MappingStore, MatchKind } from '../store/index.js';
 
 /** A mapping as the API shows it (API.md "Mapping"). */
 export interface MappingView {

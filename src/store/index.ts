@@ -1,3 +1,8 @@
+/**
+ * The store's one entry point: code outside store/ imports the store interfaces and domain types
+ * (types.ts) and {@link openStore} from here, never from the files behind it. Only tests open a
+ * backend (sqlite.ts, postgres.ts) directly, to pick its file or schema.
+ */
 import { join } from 'node:path';
 import type { Store } from './types.js';
 

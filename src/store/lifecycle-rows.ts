@@ -1,9 +1,9 @@
 /**
  * Row mapping for the lifecycle tables (0003_lifecycle): notification settings, alerts,
- * notifications, deliveries, attempts and audit events. Kept beside kysely-store.ts, whose
- * lifecycle section runs the queries.
+ * notifications, deliveries, attempts and audit events. lifecycle.ts runs the queries.
  */
 import type { Selectable } from 'kysely';
+import { asBuffer, fromMs } from './columns.js';
 import type {
   AlertsTable,
   AuditEventsTable,
@@ -30,14 +30,6 @@ function ms(date: Date): number {
   return value;
 }
 
-function date(value: number | string | bigint): Date {
-  return new Date(Number(value));
-}
-
-function buffer(value: Uint8Array): Buffer {
-  return Buffer.isBuffer(value) ? value : Buffer.from(value);
-}
-
 export function settingsToRow(tenantId: string, s: NotificationSettings): NotificationSettingsTable {
   return {
     tenant_id: tenantId,
@@ -59,7 +51,7 @@ export function settingsFromRow(row: Selectable<NotificationSettingsTable>): Not
     emails: JSON.parse(row.emails_json) as string[],
     webhookUrls: JSON.parse(row.webhook_urls_json) as string[],
     thresholdsDays: JSON.parse(row.thresholds_json) as number[],
-    updatedAt: date(row.updated_at),
+    updatedAt: fromMs(row.updated_at),
   };
   if (
     row.webhook_secret_ciphertext !== null &&
@@ -68,14 +60,14 @@ export function settingsFromRow(row: Selectable<NotificationSettingsTable>): Not
     row.webhook_secret_kek_id !== null
   ) {
     settings.webhookSecret = {
-      ciphertext: buffer(row.webhook_secret_ciphertext),
-      iv: buffer(row.webhook_secret_iv),
-      wrappedDek: buffer(row.webhook_secret_wrapped_dek),
+      ciphertext: asBuffer(row.webhook_secret_ciphertext),
+      iv: asBuffer(row.webhook_secret_iv),
+      wrappedDek: asBuffer(row.webhook_secret_wrapped_dek),
       kekId: row.webhook_secret_kek_id,
     };
   }
   if (row.webhook_secret_created_at !== null)
-    settings.webhookSecretCreatedAt = date(row.webhook_secret_created_at);
+    settings.webhookSecretCreatedAt = fromMs(row.webhook_secret_created_at);
   return settings;
 }
 
@@ -114,9 +106,9 @@ export function alertFromRow(row: Selectable<AlertsTable>): AlertRecord {
     kind: row.kind as AlertKind,
     name: row.name,
     fingerprintSha256: row.fingerprint_sha256,
-    notAfter: date(row.not_after),
+    notAfter: fromMs(row.not_after),
     thresholdDays: Number(row.threshold_days),
-    raisedAt: date(row.raised_at),
+    raisedAt: fromMs(row.raised_at),
   };
 }
 
@@ -144,9 +136,9 @@ export function notificationFromRow(row: Selectable<NotificationsTable>): Notifi
     objectVersion: row.object_version,
     thresholdDays: Number(row.threshold_days),
     kind: row.kind as AlertKind,
-    notAfter: date(row.not_after),
+    notAfter: fromMs(row.not_after),
     payload: row.payload_json,
-    createdAt: date(row.created_at),
+    createdAt: fromMs(row.created_at),
   };
 }
 
@@ -180,12 +172,12 @@ export function deliveryFromRow(row: Selectable<NotificationDeliveriesTable>): D
     target: row.target,
     status: row.status as DeliveryStatus,
     attempts: Number(row.attempts),
-    createdAt: date(row.created_at),
-    updatedAt: date(row.updated_at),
+    createdAt: fromMs(row.created_at),
+    updatedAt: fromMs(row.updated_at),
   };
-  if (row.next_attempt_at !== null) delivery.nextAttemptAt = date(row.next_attempt_at);
+  if (row.next_attempt_at !== null) delivery.nextAttemptAt = fromMs(row.next_attempt_at);
   if (row.last_error !== null) delivery.lastError = row.last_error;
-  if (row.delivered_at !== null) delivery.deliveredAt = date(row.delivered_at);
+  if (row.delivered_at !== null) delivery.deliveredAt = fromMs(row.delivered_at);
   return delivery;
 }
 
@@ -206,7 +198,7 @@ export function attemptFromRow(row: Selectable<NotificationAttemptsTable>): Deli
   const attempt: DeliveryAttempt = {
     deliveryId: row.delivery_id,
     attempt: Number(row.attempt),
-    at: date(row.at),
+    at: fromMs(row.at),
     ok: Number(row.ok) !== 0,
     durationMs: Number(row.duration_ms),
   };
@@ -235,7 +227,7 @@ export function auditFromRow(row: Selectable<AuditEventsTable>): AuditEvent & { 
     seq: Number(row.seq),
     id: row.id,
     tenantId: row.tenant_id,
-    at: date(row.at),
+    at: fromMs(row.at),
     actor: row.actor,
     action: row.action,
     objectType: row.object_type,

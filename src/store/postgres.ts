@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { type DialectSupport, type DriverFailure, KyselyStore } from './kysely-store.js';
+import type { DialectSupport, DriverFailure } from './database.js';
+import { createKyselyStore } from './kysely-store.js';
 import type { Database } from './tables.js';
 import type { Store } from './types.js';
 
@@ -54,7 +56,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     // `kysely_migration` table in any schema of the database and skip creating ours.
     const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
     const migrationTableSchema = rows[0]?.schema ?? undefined;
-    return new KyselyStore(db, { ...postgresSupport, migrationTableSchema });
+    return createKyselyStore(db, postgresSupport(migrationTableSchema));
   } catch (err) {
     await db.destroy();
     throw err;
@@ -72,16 +74,49 @@ async function createSchema(db: Kysely<Database>, schema: string): Promise<void>
   }
 }
 
-const postgresSupport: Omit<DialectSupport, 'migrationTableSchema'> = {
-  dialect: 'postgres',
-  async tableExists(db, table) {
-    const { rows } = await sql`
-      select 1 from information_schema.tables
-      where table_schema = current_schema() and table_name = ${table}`.execute(db);
-    return rows.length > 0;
-  },
-  classifyError: classifyPostgresError,
-};
+/** The PostgreSQL side of the store, for the schema `migrationTableSchema` (current_schema()). */
+function postgresSupport(migrationTableSchema: string | undefined): DialectSupport {
+  const lockKey = schedulerLockKey(migrationTableSchema ?? 'public');
+  return {
+    dialect: 'postgres',
+    migrationTableSchema,
+    async tableExists(db, table) {
+      const { rows } = await sql`
+        select 1 from information_schema.tables
+        where table_schema = current_schema() and table_name = ${table}`.execute(db);
+      return rows.length > 0;
+    },
+    classifyError: classifyPostgresError,
+    /**
+     * A session advisory lock held on one reserved connection for the duration of `work` (released
+     * on unlock, or by the server if the connection dies). The key is derived from the schema, so
+     * deployments (and test runs) in different schemas of one database do not block each other.
+     */
+    withSchedulerLock(db, work, guard) {
+      return db.connection().execute(async (connection) => {
+        const { rows } = await guard(() =>
+          sql<{ locked: boolean }>`select pg_try_advisory_lock(${lockKey}::bigint) as locked`.execute(
+            connection,
+          ),
+        );
+        if (rows[0]?.locked !== true) return { ran: false };
+        try {
+          return { ran: true, value: await work() };
+        } finally {
+          await sql`select pg_advisory_unlock(${lockKey}::bigint)`.execute(connection).catch(() => undefined);
+        }
+      });
+    },
+  };
+}
+
+/**
+ * The advisory lock key of the lifecycle scheduler for one PostgreSQL schema: the first 8 bytes of
+ * SHA-256("twoway/scheduler/<schema>") as a signed 64-bit integer, in decimal.
+ */
+function schedulerLockKey(schema: string): string {
+  return createHash('sha256').update(`twoway/scheduler/${schema}`).digest().readBigInt64BE(0).toString();
+}
 
 /** Node socket errors that mean the server is not there (or went away). */
 const NETWORK_CODES = new Set([

@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
-import { type DialectSupport, type DriverFailure, KyselyStore } from './kysely-store.js';
+import type { DialectSupport, DriverFailure } from './database.js';
+import { createKyselyStore } from './kysely-store.js';
 import type { Database as Tables } from './tables.js';
 import type { Store } from './types.js';
 
@@ -30,7 +31,7 @@ export async function openSqliteStore(file: string): Promise<Store> {
     throw err;
   }
   const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database }) });
-  return new KyselyStore(db, sqliteSupport);
+  return createKyselyStore(db, sqliteSupport);
 }
 
 const sqliteSupport: DialectSupport = {
@@ -41,6 +42,10 @@ const sqliteSupport: DialectSupport = {
     return rows.length > 0;
   },
   classifyError: classifySqliteError,
+  // One process per database file (WAL serializes writers anyway): no one to skip for.
+  async withSchedulerLock(_db, work) {
+    return { ran: true, value: await work() };
+  },
 };
 
 /** better-sqlite3 throws `SqliteError` with extended result codes (`SQLITE_CONSTRAINT_UNIQUE`). */

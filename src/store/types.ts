@@ -1,6 +1,8 @@
 /**
- * Store interfaces: one per aggregate, `tenantId` first on every method, domain types out. The
- * Kysely implementation (store/kysely-store.ts) serves SQLite and PostgreSQL from the same queries.
+ * Store interfaces: one per aggregate, `tenantId` first on every method, domain types out. Each is
+ * implemented over Kysely in its own file (tenants.ts, identities.ts, mappings.ts, ...), serving
+ * SQLite and PostgreSQL from the same queries; kysely-store.ts composes them into one {@link Store}.
+ * Callers outside store/ import these types from store/index.ts.
  * Driver errors never escape: unique violations become AppError codes (`tenant_exists`).
  * Instants are `Date` values here and RFC 3339 strings on the wire.
  */
@@ -98,6 +100,14 @@ export interface TenantStore {
   findApiKeyByHash(tokenSha256: string): Promise<ApiKey | undefined>;
 }
 
+/** A version waiting for its scheduled activation. */
+export interface DueActivation {
+  tenantId: string;
+  identityId: string;
+  version: number;
+  activateAt: Date;
+}
+
 export interface IdentityStore {
   /** Inserts the identity and its first version (already active) in one transaction. */
   createIdentity(tenantId: string, identity: Identity, first: IdentityVersion): Promise<void>;
@@ -128,6 +138,13 @@ export interface IdentityStore {
     changes: { name?: string; disabled?: boolean },
     at: Date,
   ): Promise<void>;
+  // Scheduled activations, for the lifecycle scheduler: the two reads span every tenant.
+  /** Versions of live identities whose `activateAt` is at or before `now`, any tenant, earliest first. */
+  listDueActivations(now: Date): Promise<DueActivation[]>;
+  /** Drops a version's pending `activateAt`; false when it had none. Bumps the revision. */
+  clearScheduledActivation(tenantId: string, identityId: string, version: number): Promise<boolean>;
+  /** The earliest pending activation of a live identity, any tenant, for arming the scheduler's timer. */
+  nextActivationAt(): Promise<Date | undefined>;
 }
 
 export interface MappingStore {
@@ -381,19 +398,12 @@ export interface AuditQuery {
   limit: number;
 }
 
-/** A version waiting for its scheduled activation. */
-export interface DueActivation {
-  tenantId: string;
-  identityId: string;
-  version: number;
-  activateAt: Date;
-}
-
 /**
  * The lifecycle's own rows. Except for notification settings (configuration, so it bumps the
  * revision like every other change), these are bookkeeping: writing them does not bump the
  * revision, so a scan or an audit entry never makes other processes drop their runtime caches.
- * The scheduler methods (`listDue*`, `nextScheduledAt`, `withSchedulerLock`) span every tenant.
+ * The scheduler methods (`listDueDeliveries`, `nextDeliveryAt`, `withSchedulerLock`) span every
+ * tenant. Scheduled activations are the identities' (IdentityStore).
  */
 export interface LifecycleStore {
   getNotificationSettings(tenantId: string): Promise<NotificationSettings | undefined>;
@@ -440,12 +450,8 @@ export interface LifecycleStore {
   ): Promise<void>;
   appendAuditEvent(tenantId: string, event: AuditEvent): Promise<void>;
   listAuditEvents(tenantId: string, query: AuditQuery): Promise<(AuditEvent & { seq: number })[]>;
-  /** Versions of live identities whose `activateAt` is at or before `now`, any tenant, earliest first. */
-  listDueActivations(now: Date): Promise<DueActivation[]>;
-  /** Drops a version's pending `activateAt`; false when it had none. Bumps the revision. */
-  clearScheduledActivation(tenantId: string, identityId: string, version: number): Promise<boolean>;
-  /** The earliest pending activation or delivery, for arming the scheduler's timer. */
-  nextScheduledAt(): Promise<Date | undefined>;
+  /** The earliest retry of a pending delivery, any tenant, for arming the scheduler's timer. */
+  nextDeliveryAt(): Promise<Date | undefined>;
   /**
    * Runs `work` only if no other process holds the scheduler lock (a PostgreSQL session advisory
    * lock; SQLite serves one process and always runs it). `{ ran: false }` when skipped.

@@ -3,7 +3,7 @@ import { AppError } from '../errors/app-error.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId, sha256Hex } from '../shared/ids.js';
-import type { ApiKey, Tenant, TenantStore } from '../store/types.js';
+import type { ApiKey, Tenant, TenantStore } from '../store/index.js';
 
 /** Who is calling: the operator (every tenant) or one tenant's API key. */
 export type Principal =

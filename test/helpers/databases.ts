@@ -18,9 +18,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import type { Store } from '../../src/store/index.js';
 import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
-import type { Store } from '../../src/store/types.js';
 
 /** The PostgreSQL the suites use. */
 export const postgresUrl = process.env.TWOWAY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

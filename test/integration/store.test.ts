@@ -5,8 +5,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors/app-error.js';
-import { openStore } from '../../src/store/index.js';
-import type { ApiKey, Identity, IdentityVersion, Mapping, Store, Tenant } from '../../src/store/types.js';
+import {
+  type ApiKey,
+  type Identity,
+  type IdentityVersion,
+  type Mapping,
+  openStore,
+  type Store,
+  type Tenant,
+} from '../../src/store/index.js';
 import { postgresAvailable, postgresSkipped, postgresUrl, storeBackends } from '../helpers/databases.js';
 
 const skipPostgres = await postgresSkipped();

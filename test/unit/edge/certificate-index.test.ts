@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { platformIssuedLookup, refusalFor } from '../../../src/edge/admission.js';
 import { ClientCertificateIndex } from '../../../src/edge/certificate-index.js';
-import type { ClientCertificate, ClientCertificateIndexRow } from '../../../src/store/types.js';
+import type { ClientCertificate, ClientCertificateIndexRow } from '../../../src/store/index.js';
 
 /** An in-memory change log standing in for the store. */
 function fakeStore(rows: ClientCertificateIndexRow[]) {

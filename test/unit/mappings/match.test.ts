@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { compileMapping, matchMapping } from '../../../src/mappings/match.js';
 import { normaliseMappingUrl } from '../../../src/mappings/service.js';
-import type { Mapping, MatchKind } from '../../../src/store/types.js';
+import type { Mapping, MatchKind } from '../../../src/store/index.js';
 
 let n = 0;
 function mapping(match: MatchKind, url: string, service = 'api'): Mapping {

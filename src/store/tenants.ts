@@ -1,0 +1,91 @@
+/** The tenants aggregate: tables `tenants` and `api_keys`. */
+import type { Selectable } from 'kysely';
+import { fromMs, optionalMs, toMs } from './columns.js';
+import { Aggregate, changedAny, Unchanged } from './database.js';
+import type { ApiKeysTable, TenantsTable } from './tables.js';
+import type { ApiKey, Tenant, TenantStore } from './types.js';
+
+/** {@link TenantStore} over the shared plumbing (database.ts: transactions, errors). */
+export class KyselyTenantStore extends Aggregate implements TenantStore {
+  /** @throws AppError `tenant_exists` when the id is taken. */
+  async createTenant(tenant: Tenant): Promise<void> {
+    await this.database.write((trx) =>
+      trx
+        .insertInto('tenants')
+        .values({ id: tenant.id, name: tenant.name, created_at: toMs(tenant.createdAt) })
+        .execute(),
+    );
+  }
+
+  async getTenant(tenantId: string): Promise<Tenant | undefined> {
+    const { db } = this.database;
+    return this.database.first(db.selectFrom('tenants').selectAll().where('id', '=', tenantId), toTenant);
+  }
+
+  /** Ordered by createdAt then id. */
+  async listTenants(): Promise<Tenant[]> {
+    const { db } = this.database;
+    return this.database.all(
+      db.selectFrom('tenants').selectAll().orderBy('created_at').orderBy('id'),
+      toTenant,
+    );
+  }
+
+  /**
+   * @throws AppError `not_found` when the tenant does not exist, `bad_request` when the id or token
+   *   hash is already stored.
+   */
+  async createApiKey(tenantId: string, key: ApiKey): Promise<void> {
+    await this.database.write((trx) =>
+      trx
+        .insertInto('api_keys')
+        .values({
+          id: key.id,
+          tenant_id: tenantId,
+          token_sha256: key.tokenSha256,
+          created_at: toMs(key.createdAt),
+          revoked_at: optionalMs(key.revokedAt),
+        })
+        .execute(),
+    );
+  }
+
+  /** Revoking twice keeps the first `revokedAt` and still returns true. */
+  async revokeApiKey(tenantId: string, keyId: string, at: Date): Promise<boolean> {
+    const revokedMs = toMs(at);
+    return this.database.write(async (trx) => {
+      const keys = this.database.updateOfTenant(trx, 'api_keys', tenantId).where('id', '=', keyId);
+      if (await changedAny(keys.where('revoked_at', 'is', null).set({ revoked_at: revokedMs }))) return true;
+      const existing = await trx
+        .selectFrom('api_keys')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', keyId)
+        .executeTakeFirst();
+      throw new Unchanged(existing !== undefined);
+    });
+  }
+
+  async findApiKeyByHash(tokenSha256: string): Promise<ApiKey | undefined> {
+    const keys = this.database.db.selectFrom('api_keys').selectAll();
+    return this.database.first(
+      keys.where('token_sha256', '=', tokenSha256).where('revoked_at', 'is', null),
+      toApiKey,
+    );
+  }
+}
+
+function toTenant(row: Selectable<TenantsTable>): Tenant {
+  return { id: row.id, name: row.name, createdAt: fromMs(row.created_at) };
+}
+
+function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
+  const key: ApiKey = {
+    id: row.id,
+    tenantId: row.tenant_id,
+    tokenSha256: row.token_sha256,
+    createdAt: fromMs(row.created_at),
+  };
+  if (row.revoked_at !== null) key.revokedAt = fromMs(row.revoked_at);
+  return key;
+}

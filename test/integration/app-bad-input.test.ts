@@ -3,12 +3,11 @@ import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { type AddressInfo, createConnection, createServer as createTcpServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DAY_MS as DAY } from '../../src/certificates/index.js';
 import { type CertKey, issueLeaf, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
 import { freePort } from '../helpers/nginx.js';
 import { startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
-
-const DAY = 86_400_000;
 
 interface Problem {
   code: string;

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DAY_MS as DAY } from '../../src/certificates/index.js';
 import type { Clock } from '../../src/shared/clock.js';
 import { makePki, type TestPki } from '../fixtures/pki.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
 import { startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
-
-const DAY = 86_400_000;
 
 /** A clock the test moves by hand; nothing sleeps. */
 class ManualClock implements Clock {

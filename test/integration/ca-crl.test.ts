@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { caKeyAad } from '../../src/ca/platform-ca.js';
+import { fingerprintSha256 } from '../../src/certificates/index.js';
 import { loadConfig } from '../../src/config/config.js';
 import { open } from '../../src/kms/envelope.js';
 import { openBackends } from '../../src/main.js';
@@ -167,7 +168,7 @@ describe.each(backends)('platform CA and CRL on $name', (backend) => {
       const ca = await backends.store.getPlatformCa();
       expect(ca).toBeDefined();
       const issuing = new X509Certificate(ca?.issuing.certificatePem ?? '');
-      const fingerprint = issuing.fingerprint256.replaceAll(':', '').toLowerCase();
+      const fingerprint = fingerprintSha256(issuing);
       // The stored bytes are not a key: only the KMS with the right associated data opens them.
       expect(() =>
         createPrivateKey({

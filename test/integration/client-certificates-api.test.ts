@@ -2,13 +2,13 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DAY_MS } from '../../src/certificates/index.js';
 import { type CertKey, keyEncodings, makePkcs12, makePki, type TestPki, tempDir } from '../fixtures/pki.js';
 import { appBackends, databaseText as databaseTextOf } from '../helpers/backends.js';
 import { makeCsr, openssl, writeFile } from '../helpers/edge-clients.js';
 import { logLines, startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
 
 const backends = await appBackends();
-const DAY_MS = 86_400_000;
 
 /** Every field of API.md "ClientCertificate" (keySize/curve as the key has them, revokedAt once revoked). */
 const BASE_FIELDS = [

@@ -1,6 +1,7 @@
 import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DAY_MS, fingerprintSha256 } from '../../src/certificates/index.js';
 import { makePki, tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import {
@@ -19,13 +20,12 @@ import { ALERT_DECRYPT_ERROR, tls13Exchange } from '../helpers/edge-tls13-client
 import { OPERATOR_TOKEN, startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
 
 const backends = await appBackends();
-const DAY_MS = 86_400_000;
 
 /** A clock the test can move: the edge checks validity against it. */
 const clock = { offsetMs: 0, now: () => new Date(Date.now() + clock.offsetMs) };
 
 function fingerprintOf(pemFile: string): string {
-  return new X509Certificate(readFileSync(pemFile)).fingerprint256.replaceAll(':', '').toLowerCase();
+  return fingerprintSha256(new X509Certificate(readFileSync(pemFile)));
 }
 
 describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {

@@ -83,17 +83,17 @@ export interface BuildOptions {
   /** The database: its `env()` (a fresh PostgreSQL schema, or `{}` for SQLite) under `env`. */
   backend?: AppBackend;
   /**
-   * TWOWAY_* settings over the test defaults. A function is called when the Twoway starts, after
-   * the hooks registered before build(): for values those hooks make (ports, upstream URLs).
+   * TWOWAY_* settings over the test defaults. A function is called (and awaited) when the Twoway
+   * starts, after the hooks registered before build(): for values made then (ports, upstream URLs).
    */
-  env?: Record<string, string> | (() => Record<string, string>);
+  env?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
   clock?: Clock;
 }
 
 export type BuiltTwoway = TestTwoway & { dataDir: string };
 
 async function startBuilt(options: BuildOptions): Promise<BuiltTwoway> {
-  const env = typeof options.env === 'function' ? options.env() : (options.env ?? {});
+  const env = typeof options.env === 'function' ? await options.env() : (options.env ?? {});
   const database = options.backend ? await options.backend.env() : {};
   return startTestTwoway({ ...database, ...env }, options.clock ? { clock: options.clock } : {});
 }

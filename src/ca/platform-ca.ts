@@ -10,7 +10,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
-import { describeKey, fingerprintSha256, toPem } from '../certificates/index.js';
+import { DAY_MS, describeKey, fingerprintSha256, toPem } from '../certificates/index.js';
 import { AppError } from '../errors/app-error.js';
 import { open, seal } from '../kms/envelope.js';
 import type { Kms } from '../kms/types.js';
@@ -36,7 +36,6 @@ import {
 import type { VerifiedCsr } from './csr.js';
 import { tenantUri } from './naming.js';
 
-const DAY_MS = 86_400_000;
 /** Root: 20 years; issuing intermediate: 10 years. */
 const ROOT_DAYS = 7305;
 const ISSUING_DAYS = 3652;

@@ -19,6 +19,13 @@ export { formatName } from './names.js';
 export { type PemBlock, parsePemBlocks, readCertificates, readTrustAnchors, toPem } from './pem.js';
 export { type Pkcs12Contents, readPkcs12 } from './pkcs12.js';
 export {
+  type CertificateStatus,
+  certificateStatus,
+  DAY_MS,
+  type PresentationRefusal,
+  presentationRefusal,
+} from './status.js';
+export {
   type CertificateSummary,
   type ChainEntry,
   chainEntry,

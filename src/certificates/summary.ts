@@ -89,8 +89,12 @@ function decode(cert: X509Certificate): Certificate {
   return value;
 }
 
-/** SHA-256 over the DER certificate, lowercase hex without colons. */
-export function fingerprintSha256(cert: X509Certificate): string {
+/**
+ * SHA-256 over the DER certificate, 64 lowercase hex digits without colons (the `fingerprintSha256`
+ * of every view and log line). Takes anything with the DER in `raw`: an X509Certificate or a TLS
+ * socket's PeerCertificate, whose own `fingerprint256` is upper case with colons.
+ */
+export function fingerprintSha256(cert: Pick<X509Certificate, 'raw'>): string {
   return createHash('sha256').update(cert.raw).digest('hex');
 }
 

@@ -1,30 +1,36 @@
 #!/usr/bin/env node
 import cluster from 'node:cluster';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { writeFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { type IdentityUpload, isCertificateError } from '../certificates/index.js';
 import { runPrimary } from '../cluster/cluster.js';
-import { ConfigError, loadConfig } from '../config/config.js';
+import { type Config, ConfigError, loadConfig } from '../config/config.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import { createServices, openBackends, prepareDeployment, StartupError, startTwoway } from '../main.js';
 import { createLogger } from '../shared/logger.js';
 import type { RevocationReason } from '../store/index.js';
+import { TENANT_ID_PATTERN } from '../tenants/service.js';
+import { type PasswordOptions, readInput, readPassword, UsageError } from './input.js';
 
 /**
  * `twoway`: `serve` runs the service; the other commands act on the same store directly (as
  * configured by TWOWAY_* / TWOWAY_CONFIG_FILE), so they work without a running server and a
  * running server picks their changes up within TWOWAY_CHANGE_POLL_INTERVAL_MS.
  */
-const program = new Command('twoway').description('Multi-tenant mutual-TLS gateway and certificate service');
+const program = new Command('twoway')
+  .description('Multi-tenant mutual-TLS gateway and certificate service')
+  // Usage errors are thrown, not exited on, so that they leave with status 2 (see the end).
+  .exitOverride();
 
 /** Runs `work` with the store and services open, and closes them afterwards. */
 async function withServices<T>(
-  work: (services: ReturnType<typeof createServices>) => Promise<T>,
+  work: (services: ReturnType<typeof createServices>, config: Config) => Promise<T>,
 ): Promise<T> {
   const config = loadConfig();
   const backends = await openBackends(config);
   const services = createServices(backends, config);
   try {
-    return await work(services);
+    return await work(services, config);
   } finally {
     await services.parser.close();
     await backends.store.close();
@@ -36,10 +42,51 @@ function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-function readPassword(options: { password?: string; passwordFile?: string }): string | undefined {
-  if (options.passwordFile) return readFileSync(options.passwordFile, 'utf8').replace(/\r?\n$/, '');
-  return options.password ?? process.env.TWOWAY_IDENTITY_PASSWORD;
+/** The upload parts and password options shared by `identity import` and `identity test`. */
+interface UploadOptions extends PasswordOptions {
+  file?: string;
+  cert?: string;
+  key?: string;
+  chain?: string;
 }
+
+/**
+ * The identity upload the options name, with its password (see readPassword: never from the command
+ * line). A prompt is shown only on a terminal and only when the upload does not open without one.
+ * @throws UsageError for an unreadable file.
+ */
+async function uploadOf(
+  options: UploadOptions,
+  parser: ReturnType<typeof createServices>['parser'],
+  config: Config,
+): Promise<IdentityUpload> {
+  const upload: IdentityUpload = {
+    ...(options.file ? { file: readInput(options.file, '--file') } : {}),
+    ...(options.cert ? { certificate: readInput(options.cert, '--cert') } : {}),
+    ...(options.key ? { privateKey: readInput(options.key, '--key') } : {}),
+    ...(options.chain ? { chain: readInput(options.chain, '--chain') } : {}),
+  };
+  const encryptable = upload.file ?? upload.privateKey;
+  const password = await readPassword(options, {
+    configured: config.identityPassword,
+    label: options.file ?? options.key ?? 'the identity',
+    ...(encryptable
+      ? {
+          needsPassword: () =>
+            parser.parse(upload, new Date()).then(
+              () => false,
+              (err: unknown) => isCertificateError(err) && err.code === 'bad_password',
+            ),
+        }
+      : {}),
+  });
+  return password === undefined ? upload : { ...upload, password };
+}
+
+const passwordFileHelp = 'read the PKCS#12 / key password from this file (one trailing newline dropped)';
+const passwordStdinHelp =
+  'read the password from standard input (a prompt without echo on a terminal); without either ' +
+  'option: TWOWAY_IDENTITY_PASSWORD, else a prompt on a terminal when the file needs a password';
 
 program
   .command('serve')
@@ -67,10 +114,10 @@ const tenant = program.command('tenant').description('Tenants');
 tenant
   .command('create')
   .description('Create a tenant; prints its first API key (shown once)')
-  .requiredOption('--id <id>', 'tenant id, ^[a-z0-9][a-z0-9-]{1,62}$')
+  .requiredOption('--id <id>', `tenant id, ${TENANT_ID_PATTERN}`)
   .option('--name <name>', 'display name (default: the id)')
   .action(async (options: { id: string; name?: string }) => {
-    if (!/^[a-z0-9][a-z0-9-]{1,62}$/.test(options.id))
+    if (!new RegExp(TENANT_ID_PATTERN).test(options.id))
       throw new AppError('bad_request', 'Invalid tenant id.');
     await withServices(async ({ tenants, audit }) => {
       const {
@@ -99,41 +146,24 @@ identity
   .option('--key <path>', 'PEM private key')
   .option('--chain <path>', 'PEM intermediates')
   .option('--name <name>', 'display name', 'identity')
-  .addOption(new Option('--password <password>', 'PKCS#12 / key password (or TWOWAY_IDENTITY_PASSWORD)'))
-  .option('--password-file <path>', 'read the password from a file')
-  .action(
-    async (options: {
-      tenant: string;
-      file?: string;
-      cert?: string;
-      key?: string;
-      chain?: string;
-      name: string;
-      password?: string;
-      passwordFile?: string;
-    }) => {
-      const password = readPassword(options);
-      await withServices(async ({ tenants, identities, audit }) => {
-        if (!(await tenants.getTenant(options.tenant))) throw new AppError('not_found', 'No such tenant.');
-        const view = await identities.importIdentity(options.tenant, options.name, {
-          ...(options.file ? { file: readFileSync(options.file) } : {}),
-          ...(options.cert ? { certificate: readFileSync(options.cert) } : {}),
-          ...(options.key ? { privateKey: readFileSync(options.key) } : {}),
-          ...(options.chain ? { chain: readFileSync(options.chain) } : {}),
-          ...(password !== undefined ? { password } : {}),
-        });
-        const active = view.versions.find((v) => v.version === view.activeVersion);
-        await audit.record(options.tenant, {
-          actor: 'cli',
-          action: 'identity.create',
-          objectType: 'identity',
-          objectId: view.id,
-          detail: { name: view.name, version: 1, fingerprintSha256: active?.fingerprintSha256 },
-        });
-        print(view);
+  .option('--password-file <path>', passwordFileHelp)
+  .addOption(new Option('--password-stdin', passwordStdinHelp).conflicts('passwordFile'))
+  .action(async (options: UploadOptions & { tenant: string; name: string }) => {
+    await withServices(async ({ tenants, identities, audit, parser }, config) => {
+      const upload = await uploadOf(options, parser, config);
+      if (!(await tenants.getTenant(options.tenant))) throw new AppError('not_found', 'No such tenant.');
+      const view = await identities.importIdentity(options.tenant, options.name, upload);
+      const active = view.versions.find((v) => v.version === view.activeVersion);
+      await audit.record(options.tenant, {
+        actor: 'cli',
+        action: 'identity.create',
+        objectType: 'identity',
+        objectId: view.id,
+        detail: { name: view.name, version: 1, fingerprintSha256: active?.fingerprintSha256 },
       });
-    },
-  );
+      print(view);
+    });
+  });
 
 identity
   .command('test')
@@ -148,26 +178,22 @@ identity
   .option('--cert <path>', 'PEM or DER leaf certificate')
   .option('--key <path>', 'PEM private key')
   .option('--chain <path>', 'PEM intermediates')
-  .addOption(new Option('--password <password>', 'PKCS#12 / key password (or TWOWAY_IDENTITY_PASSWORD)'))
-  .option('--password-file <path>', 'read the password from a file')
+  .option('--password-file <path>', passwordFileHelp)
+  .addOption(new Option('--password-stdin', passwordStdinHelp).conflicts('passwordFile'))
   .option('--trust-anchors <path>', 'PEM CA certificates that verify the server instead of the system roots')
   .option('--timeout-ms <ms>', 'give up after this long (at most TWOWAY_IDENTITY_TEST_TIMEOUT_MS)')
   .action(
-    async (options: {
-      tenant: string;
-      url: string;
-      identity?: string;
-      file?: string;
-      cert?: string;
-      key?: string;
-      chain?: string;
-      password?: string;
-      passwordFile?: string;
-      trustAnchors?: string;
-      timeoutMs?: string;
-    }) => {
-      const password = readPassword(options);
-      const verdict = await withServices(async ({ tenants, tester }) => {
+    async (
+      options: UploadOptions & {
+        tenant: string;
+        url: string;
+        identity?: string;
+        trustAnchors?: string;
+        timeoutMs?: string;
+      },
+    ) => {
+      const verdict = await withServices(async ({ tenants, tester, parser }, config) => {
+        const upload = await uploadOf(options, parser, config);
         if (!(await tenants.getTenant(options.tenant))) throw new AppError('not_found', 'No such tenant.');
         const timeoutMs = options.timeoutMs === undefined ? undefined : Number(options.timeoutMs);
         if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 100))
@@ -175,14 +201,10 @@ identity
         const report = await tester.test(options.tenant, {
           url: options.url,
           ...(options.identity ? { identityId: options.identity } : {}),
-          upload: {
-            ...(options.file ? { file: readFileSync(options.file) } : {}),
-            ...(options.cert ? { certificate: readFileSync(options.cert) } : {}),
-            ...(options.key ? { privateKey: readFileSync(options.key) } : {}),
-            ...(options.chain ? { chain: readFileSync(options.chain) } : {}),
-            ...(password !== undefined ? { password } : {}),
-          },
-          ...(options.trustAnchors ? { trustAnchorsPem: readFileSync(options.trustAnchors, 'utf8') } : {}),
+          upload,
+          ...(options.trustAnchors
+            ? { trustAnchorsPem: readInput(options.trustAnchors, '--trust-anchors').toString('utf8') }
+            : {}),
           ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         });
         print(report);
@@ -228,7 +250,9 @@ mapping
           match: options.match,
           identityId: options.identity,
           ...(options.url ? { url: options.url } : {}),
-          ...(options.trustAnchors ? { trustAnchorsPem: readFileSync(options.trustAnchors, 'utf8') } : {}),
+          ...(options.trustAnchors
+            ? { trustAnchorsPem: readInput(options.trustAnchors, '--trust-anchors').toString('utf8') }
+            : {}),
         });
         await audit.record(options.tenant, {
           actor: 'cli',
@@ -257,7 +281,7 @@ clientCert
       const view = await clientCertificates.register(
         options.tenant,
         options.name,
-        readFileSync(options.file),
+        readInput(options.file, '--file'),
       );
       await audit.record(options.tenant, {
         actor: 'cli',
@@ -322,7 +346,7 @@ csr
         const view = await clientCertificates.issue(
           options.tenant,
           options.name,
-          readFileSync(options.csr),
+          readInput(options.csr, '--csr'),
           days,
         );
         await audit.record(options.tenant, {
@@ -344,6 +368,13 @@ csr
   );
 
 program.parseAsync(process.argv).catch((err: unknown) => {
+  // Exit status: 0 done, 1 the command failed (its error code is printed), 2 usage or an unreadable
+  // input file, 3 `identity test` ran and its verdict is not ok.
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2); // commander printed it
+  if (err instanceof UsageError) {
+    process.stderr.write(`twoway: ${err.message}\n`);
+    process.exit(2);
+  }
   if (err instanceof ConfigError || err instanceof StartupError)
     process.stderr.write(`twoway: ${err.message}\n`);
   else {

@@ -9,6 +9,7 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 import {
   type CertificateSummary,
   checkKeyPolicy,
+  DAY_MS,
   hasWeakSignature,
   type KeyDescription,
   MIN_RSA_BITS,
@@ -47,8 +48,6 @@ export function clientCertificatePolicy(config: {
     issueValidityDays: config.clientCertIssueValidityDays,
   };
 }
-
-const DAY_MS = 86_400_000;
 
 /** Signatures of SHA-256 or stronger (RFC 4055, RFC 5758, RFC 8410), by OpenSSL's long name. */
 const STRONG_SIGNATURES = new Set([

@@ -2,8 +2,8 @@ import { readCsr } from '../ca/csr.js';
 import { TENANT_URI_PREFIX } from '../ca/naming.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { summarize, toPem } from '../certificates/index.js';
+import { certificateStatus } from '../certificates/status.js';
 import { AppError, toAppError } from '../errors/app-error.js';
-import { certificateStatus } from '../identities/status.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import type {

@@ -108,6 +108,13 @@ export const ConfigSchema = Type.Object({
     default: 10_000,
     description: 'whole certificate test',
   }),
+  identityPassword: Type.Optional(
+    Type.String({
+      secret: true,
+      description:
+        'CLI only: the PKCS#12 / key password of `identity import` and `identity test` when neither --password-file nor --password-stdin is given',
+    }),
+  ),
   workers: Type.Integer({
     minimum: 1,
     maximum: 64,

@@ -13,7 +13,7 @@
  */
 import { type Dispatcher, request } from 'undici';
 import { AppError } from '../errors/app-error.js';
-import { parseForwardUrl } from '../forward/address-guard.js';
+import { parseForwardUrl } from '../net/address-guard.js';
 import { mapUpstreamError } from '../forward/proxy.js';
 
 /**

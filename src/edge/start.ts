@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Agent } from 'undici';
 import type { PlatformCa } from '../ca/platform-ca.js';
+import { DAY_MS } from '../certificates/index.js';
 import type { ClientCertificateService } from '../client-certificates/service.js';
 import type { Config } from '../config/config.js';
 import type { ChangeBus } from '../shared/changes.js';
@@ -12,7 +13,6 @@ import { platformIssuedLookup } from './admission.js';
 import { ClientCertificateIndex } from './certificate-index.js';
 import { type EdgeListener, type EdgeOptions, startEdge } from './edge-server.js';
 
-const DAY_MS = 86_400_000;
 /** The default server certificate: 90 days, renewed when 30 are left (checked twice a day). */
 const SERVER_CERT_DAYS = 90;
 const SERVER_CERT_RENEW_BEFORE_MS = 30 * DAY_MS;

@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AppError } from '../errors/app-error.js';
-import { guardedLookup } from './address-guard.js';
+import { guardedLookup } from '../net/address-guard.js';
 
 /** What a forward presents and trusts. */
 export interface ForwardCredential {

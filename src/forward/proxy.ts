@@ -16,7 +16,7 @@
 import type http from 'node:http';
 import type { Dispatcher } from 'undici';
 import { AppError } from '../errors/app-error.js';
-import { DESTINATION_BLOCKED } from './address-guard.js';
+import { DESTINATION_BLOCKED } from '../net/address-guard.js';
 
 /** What {@link proxyRequest} sends where. */
 export interface ProxyOptions {

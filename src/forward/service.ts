@@ -1,8 +1,8 @@
 import { createHash, createPrivateKey } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { type CertificateStatus, presentationRefusal } from '../certificates/status.js';
 import { AppError } from '../errors/app-error.js';
 import type { IdentityService, RuntimeIdentity } from '../identities/service.js';
-import { type CertificateStatus, presentationRefusal } from '../identities/status.js';
 import { type CompiledMapping, compileMapping, matchMapping } from '../mappings/match.js';
 import type { MappingService } from '../mappings/service.js';
 import type { ChangeBus } from '../shared/changes.js';

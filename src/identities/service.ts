@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import type { IdentityParser, IdentityUpload, ParsedIdentity } from '../certificates/index.js';
+import { type CertificateStatus, certificateStatus } from '../certificates/status.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import { identityKeyAad, open, seal } from '../kms/envelope.js';
 import type { Kms } from '../kms/types.js';
@@ -7,7 +8,6 @@ import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import type { Identity, IdentityStore, IdentityVersion } from '../store/index.js';
-import { type CertificateStatus, certificateStatus } from './status.js';
 
 /** An identity as the API shows it (API.md "Identity"); never any key material. */
 export interface IdentityView {

@@ -10,7 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { DESTINATION_BLOCKED, guardedLookup } from '../forward/address-guard.js';
+import { DESTINATION_BLOCKED, guardedLookup } from '../net/address-guard.js';
 import { addKeyLogLine, type KeyLog, readServerHandshake, type ServerHandshake } from './tls-records.js';
 
 /** What to probe and with what. */

@@ -5,17 +5,18 @@ import {
   type CertificateSummary,
   type ChainEntry,
   chainEntry,
+  fingerprintSha256,
   formatName,
   type IdentityParser,
   type IdentityUpload,
   isCertificateError,
   readTrustAnchors,
 } from '../certificates/index.js';
+import { presentationRefusal } from '../certificates/status.js';
 import { AppError, toAppError } from '../errors/app-error.js';
-import { DESTINATION_BLOCKED, parseForwardUrl } from '../forward/address-guard.js';
 import { CERTIFICATE_CODES } from '../forward/proxy.js';
 import type { IdentityService } from '../identities/service.js';
-import { presentationRefusal } from '../identities/status.js';
+import { DESTINATION_BLOCKED, parseForwardUrl } from '../net/address-guard.js';
 import type { Clock } from '../shared/clock.js';
 import { type ProbeResult, probe } from './probe.js';
 
@@ -375,7 +376,7 @@ function chainSummary(cert: X509Certificate): IdentityTestReport['server']['chai
       issuer: cert.issuer.replaceAll('\n', ','),
       notBefore: new Date(cert.validFrom).toISOString(),
       notAfter: new Date(cert.validTo).toISOString(),
-      fingerprintSha256: cert.fingerprint256.replaceAll(':', '').toLowerCase(),
+      fingerprintSha256: fingerprintSha256(cert),
     };
   }
 }

@@ -5,7 +5,7 @@
 import net from 'node:net';
 import nodemailer from 'nodemailer';
 import { Agent, request } from 'undici';
-import { DESTINATION_BLOCKED, guardedLookup, isBlockedAddress } from '../forward/address-guard.js';
+import { DESTINATION_BLOCKED, guardedLookup, isBlockedAddress } from '../net/address-guard.js';
 import type { ExpiryEvent } from './scanner.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signWebhook, TIMESTAMP_HEADER } from './signing.js';
 

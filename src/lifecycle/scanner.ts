@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { DAY_MS } from '../certificates/index.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import type {
@@ -11,8 +12,6 @@ import type {
 import type { LifecycleMetrics } from './metrics.js';
 import type { NotificationSettingsService } from './settings.js';
 import type { ExpiringObject, ExpiringSource } from './sources.js';
-
-const DAY_MS = 86_400_000;
 
 /** The JSON body of an expiry webhook (and the facts an e-mail shows). */
 export interface ExpiryEvent {

@@ -1,8 +1,8 @@
 import net from 'node:net';
 import { AppError } from '../errors/app-error.js';
-import { isBlockedAddress } from '../forward/address-guard.js';
 import { open, seal } from '../kms/envelope.js';
 import type { Kms } from '../kms/types.js';
+import { isBlockedAddress } from '../net/address-guard.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import type { LifecycleStore, NotificationSettings } from '../store/index.js';

@@ -2,9 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { postgresAvailable } from './databases.js';
-
-export const POSTGRES_URL = process.env.TWOWAY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+import { afterAll } from 'vitest';
+import { postgresAvailable, postgresUrl } from './databases.js';
 
 /** A database Twoway can be started on: SQLite (default) or PostgreSQL in a schema of its own. */
 export interface AppBackend {
@@ -16,7 +15,9 @@ export interface AppBackend {
 
 /**
  * SQLite always; PostgreSQL when reachable (in CI it must be: an unreachable PostgreSQL fails
- * there instead of skipping). Each PostgreSQL backend gets a fresh schema, dropped at cleanup.
+ * there instead of skipping). Each PostgreSQL `env()` makes a fresh schema, dropped at cleanup. Call
+ * it at the top of a test file: it registers that cleanup as the file's afterAll, which runs after
+ * every describe block's afterAll (so after the Twoways on those schemas have closed).
  */
 export async function appBackends(): Promise<AppBackend[]> {
   const list: AppBackend[] = [{ name: 'sqlite', env: async () => ({}), cleanup: async () => {} }];
@@ -26,27 +27,32 @@ export async function appBackends(): Promise<AppBackend[]> {
       name: 'postgres',
       async env() {
         const schema = `tw_app_${randomBytes(6).toString('hex')}`;
-        const client = new pg.Client(POSTGRES_URL);
+        const client = new pg.Client(postgresUrl);
         await client.connect();
         await client.query(`CREATE SCHEMA ${schema}`);
         await client.end();
         schemas.push(schema);
-        const url = new URL(POSTGRES_URL);
+        const url = new URL(postgresUrl);
         url.searchParams.set('options', `-c search_path=${schema}`);
         return { TWOWAY_DATABASE_URL: url.toString() };
       },
       async cleanup() {
-        const client = new pg.Client(POSTGRES_URL);
+        const client = new pg.Client(postgresUrl);
         await client.connect();
         for (const schema of schemas.splice(0)) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
         await client.end();
       },
     });
   } else if (process.env.CI) {
-    throw new Error('PostgreSQL at 127.0.0.1:5432 is unreachable; CI must run every store test on it');
+    throw new Error(
+      'The test PostgreSQL (TWOWAY_TEST_POSTGRES_URL) is unreachable; CI must run every app test on it',
+    );
   } else {
     console.warn('\n*** PostgreSQL unreachable: app tests run on SQLite only ***\n');
   }
+  afterAll(async () => {
+    for (const backend of list) await backend.cleanup();
+  });
   return list;
 }
 

@@ -14,7 +14,7 @@ import { SMTPServer } from 'smtp-server';
 import type { Clock } from '../../src/shared/clock.js';
 import type { TestTwoway } from './twoway.js';
 
-export const DAY = 86_400_000;
+export { DAY_MS as DAY } from '../../src/certificates/index.js';
 
 /** A clock the test moves by hand; nothing sleeps. */
 export class ManualClock implements Clock {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { fingerprintSha256 } from '../../src/certificates/index.js';
 import type { CertKey, TestPki } from '../fixtures/pki.js';
 
 /** What the echo server reports about each request. */
@@ -67,7 +68,7 @@ export async function startMtlsServer(
           bodyBytes: bytes,
           bodySha256: hash.digest('hex'),
           clientSubject: `CN=${peer.subject?.CN ?? ''}`,
-          clientFingerprint: (peer.fingerprint256 ?? '').replaceAll(':', '').toLowerCase(),
+          clientFingerprint: peer.raw ? fingerprintSha256(peer) : '',
         };
         const send = () => {
           res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'node' });

@@ -1,10 +1,12 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { afterAll, beforeAll, expect, onTestFinished } from 'vitest';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { startTwoway, type Twoway } from '../../src/main.js';
 import type { Clock } from '../../src/shared/clock.js';
 import { REDACT_PATHS } from '../../src/shared/logger.js';
 import { tempDir } from '../fixtures/pki.js';
+import type { AppBackend } from './backends.js';
 
 export const OPERATOR_TOKEN = 'test-operator-token-0123456789';
 
@@ -47,6 +49,7 @@ export async function startTestTwoway(
   const logger = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
   const twoway = await startTwoway(config, { logger, ...(options.clock ? { clock: options.clock } : {}) });
   const bodies: string[] = [];
+  let closing: Promise<void> | undefined;
   return {
     ...twoway,
     config,
@@ -68,10 +71,80 @@ export async function startTestTwoway(
       return new Response(empty ? null : text, { status: response.status, headers: response.headers });
     },
     async close() {
-      await twoway.close();
-      cleanup();
+      // Once: build()'s teardown may follow a test's own close().
+      closing ??= twoway.close().then(cleanup);
+      await closing;
     },
   };
+}
+
+/** What {@link build} and {@link buildInTest} start. */
+export interface BuildOptions {
+  /** The database: its `env()` (a fresh PostgreSQL schema, or `{}` for SQLite) under `env`. */
+  backend?: AppBackend;
+  /**
+   * TWOWAY_* settings over the test defaults. A function is called (and awaited) when the Twoway
+   * starts, after the hooks registered before build(): for values made then (ports, upstream URLs).
+   */
+  env?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
+  clock?: Clock;
+}
+
+export type BuiltTwoway = TestTwoway & { dataDir: string };
+
+async function startBuilt(options: BuildOptions): Promise<BuiltTwoway> {
+  const env = typeof options.env === 'function' ? await options.env() : (options.env ?? {});
+  const database = options.backend ? await options.backend.env() : {};
+  return startTestTwoway({ ...database, ...env }, options.clock ? { clock: options.clock } : {});
+}
+
+/**
+ * The Twoway of the enclosing describe block (or file). Call it in the describe body, not in a
+ * hook: it registers a beforeAll that starts the Twoway and an afterAll that closes it, and
+ * returns a stand-in for it, usable from the hooks registered after it and from the tests. Hooks
+ * run in registration order and afterAll hooks in reverse (vitest `sequence.hooks: 'stack'`), so
+ * hooks registered after build() see it started, and their afterAll runs while it is still up.
+ */
+export function build(options: BuildOptions = {}): BuiltTwoway {
+  let started: BuiltTwoway | undefined;
+  beforeAll(async () => {
+    started = await startBuilt(options);
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+  return new Proxy({} as BuiltTwoway, {
+    get(_, key) {
+      // Not a thenable: `await twoway` must not look for `then` on a Twoway not started yet.
+      if (key === 'then') return undefined;
+      if (started === undefined) {
+        throw new Error(`build(): the Twoway is not started yet (read .${String(key)} in a hook or test)`);
+      }
+      const value: unknown = Reflect.get(started, key);
+      return typeof value === 'function' ? value.bind(started) : value;
+    },
+  });
+}
+
+/** A Twoway for one test: call it inside the test; it is closed when the test finishes, pass or fail. */
+export async function buildInTest(options: BuildOptions = {}): Promise<BuiltTwoway> {
+  const twoway = await startBuilt(options);
+  onTestFinished(() => twoway.close());
+  return twoway;
+}
+
+/**
+ * Creates tenant `id` through the operator API (`POST /v1/tenants`) and returns its first API key
+ * (`tw_...`, shown once).
+ */
+export async function createTenant(
+  twoway: Pick<TestTwoway, 'call'>,
+  id: string,
+  name: string = id,
+): Promise<string> {
+  const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id, name } });
+  expect(created.status).toBe(201);
+  return ((await created.json()) as { apiKey: string }).apiKey;
 }
 
 /** Uploads a PKCS#12 as multipart/form-data, as a browser or `curl -F` would. */

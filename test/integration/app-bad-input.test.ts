@@ -3,12 +3,11 @@ import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { type AddressInfo, createConnection, createServer as createTcpServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DAY_MS as DAY } from '../../src/certificates/index.js';
 import { type CertKey, issueLeaf, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
 import { freePort } from '../helpers/nginx.js';
-import { startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
-
-const DAY = 86_400_000;
+import { build, buildInTest, createTenant, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
 
 interface Problem {
   code: string;
@@ -20,8 +19,10 @@ interface Problem {
 
 describe('bad input gets its documented code and changes nothing', () => {
   let pki: TestPki;
-  let twoway: TestTwoway;
-  let strict: TestTwoway;
+  const twoway = build({
+    env: { TWOWAY_FORWARD_CONNECT_TIMEOUT_MS: '1000', TWOWAY_FORWARD_HEADERS_TIMEOUT_MS: '800' },
+  });
+  const strict = build({ env: { TWOWAY_FORWARD_ALLOW_PRIVATE: 'false' } });
   let upstream: MtlsServer;
   let good: CertKey;
   let silent: import('node:net').Server;
@@ -30,16 +31,7 @@ describe('bad input gets its documented code and changes nothing', () => {
   beforeAll(async () => {
     pki = await makePki();
     upstream = await startMtlsServer(pki);
-    twoway = await startTestTwoway({
-      TWOWAY_FORWARD_CONNECT_TIMEOUT_MS: '1000',
-      TWOWAY_FORWARD_HEADERS_TIMEOUT_MS: '800',
-    });
-    strict = await startTestTwoway({ TWOWAY_FORWARD_ALLOW_PRIVATE: 'false' });
-    for (const t of [twoway, strict]) {
-      expect(
-        (await t.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } })).status,
-      ).toBe(201);
-    }
+    for (const t of [twoway, strict]) await createTenant(t, 'acme', 'Acme');
     good = await pki.leaf({ cn: 'good', key: 'ec256' });
     // A TCP server that accepts and never answers: the TLS handshake never completes.
     silent = createTcpServer((socket) => sockets.push(socket));
@@ -49,8 +41,6 @@ describe('bad input gets its documented code and changes nothing', () => {
   afterAll(async () => {
     for (const s of sockets) s.destroy();
     silent?.close();
-    await twoway?.close();
-    await strict?.close();
     await upstream?.close();
   });
 
@@ -372,39 +362,35 @@ describe('bad input gets its documented code and changes nothing', () => {
   });
 
   test('an authenticated forward whose body stops coming is closed after TWOWAY_HTTP_IDLE_TIMEOUT_MS', async () => {
-    const idle = await startTestTwoway({
-      TWOWAY_FORWARD_HEADERS_TIMEOUT_MS: '500',
-      TWOWAY_FORWARD_BODY_TIMEOUT_MS: '500',
-      TWOWAY_HTTP_IDLE_TIMEOUT_MS: '1500',
+    const idle = await buildInTest({
+      env: {
+        TWOWAY_FORWARD_HEADERS_TIMEOUT_MS: '500',
+        TWOWAY_FORWARD_BODY_TIMEOUT_MS: '500',
+        TWOWAY_HTTP_IDLE_TIMEOUT_MS: '1500',
+      },
     });
-    try {
-      expect(
-        (await idle.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } })).status,
-      ).toBe(201);
-      await mapTo(idle, `${upstream.url}/trusted/`);
-      const socket = createConnection({ host: '127.0.0.1', port: Number(new URL(idle.url).port) });
-      sockets.push(socket);
-      await once(socket, 'connect');
-      // A valid forward that announces a megabyte, sends ten bytes and then nothing.
-      socket.write(
-        [
-          'POST /v1/runtime/forward HTTP/1.1',
-          'Host: x',
-          'Authorization: Bearer test-operator-token-0123456789',
-          'Twoway-Tenant: acme',
-          'Twoway-Service: api',
-          `Twoway-Forward-Url: ${upstream.url}/trusted/upload`,
-          'Content-Length: 1000000',
-          '',
-          '0123456789',
-        ].join('\r\n'),
-      );
-      socket.resume();
-      // undici does not time the upload of a request body; the listener's idle timeout ends it.
-      await once(socket, 'close');
-    } finally {
-      await idle.close();
-    }
+    await createTenant(idle, 'acme', 'Acme');
+    await mapTo(idle, `${upstream.url}/trusted/`);
+    const socket = createConnection({ host: '127.0.0.1', port: Number(new URL(idle.url).port) });
+    sockets.push(socket);
+    await once(socket, 'connect');
+    // A valid forward that announces a megabyte, sends ten bytes and then nothing.
+    socket.write(
+      [
+        'POST /v1/runtime/forward HTTP/1.1',
+        'Host: x',
+        'Authorization: Bearer test-operator-token-0123456789',
+        'Twoway-Tenant: acme',
+        'Twoway-Service: api',
+        `Twoway-Forward-Url: ${upstream.url}/trusted/upload`,
+        'Content-Length: 1000000',
+        '',
+        '0123456789',
+      ].join('\r\n'),
+    );
+    socket.resume();
+    // undici does not time the upload of a request body; the listener's idle timeout ends it.
+    await once(socket, 'close');
   });
 
   test('an answer sent before the body arrived closes the connection (no body trickled on for ever)', async () => {

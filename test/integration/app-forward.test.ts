@@ -3,30 +3,23 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type CertKey, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { type Echo, type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+import { build, buildInTest, createTenant, uploadPkcs12 } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 
 describe.each(backends)('forward end to end on $name', (backend) => {
   let pki: TestPki;
   let upstream: MtlsServer;
-  let twoway: TestTwoway;
   let apiKey: string;
+  const twoway = build({ backend });
 
   beforeAll(async () => {
     pki = await makePki();
     upstream = await startMtlsServer(pki);
-    twoway = await startTestTwoway(await backend.env());
-    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } });
-    expect(created.status).toBe(201);
-    apiKey = ((await created.json()) as { apiKey: string }).apiKey;
+    apiKey = await createTenant(twoway, 'acme', 'Acme');
   });
 
-  afterAll(async () => {
-    await twoway?.close();
-    await upstream?.close();
-    await backend.cleanup();
-  });
+  afterAll(() => upstream?.close());
 
   async function mapIdentity(leaf: CertKey, legacy: boolean, path: string): Promise<string> {
     const uploaded = await uploadPkcs12(
@@ -141,13 +134,9 @@ describe('idle forward pools', () => {
     const upstream = await startMtlsServer(pki);
     // 2 s: long enough that a slow first forward (key unwrap, context, handshake) cannot see two
     // sweeps before the gauges are read.
-    const twoway = await startTestTwoway({ TWOWAY_FORWARD_IDLE_AGENT_TTL_MS: '2000' });
+    const twoway = await buildInTest({ env: { TWOWAY_FORWARD_IDLE_AGENT_TTL_MS: '2000' } });
     try {
-      const created = await twoway.call('/v1/tenants', {
-        method: 'POST',
-        json: { id: 'idle', name: 'Idle' },
-      });
-      const { apiKey } = (await created.json()) as { apiKey: string };
+      const apiKey = await createTenant(twoway, 'idle');
       const leaf = await pki.leaf({ cn: 'idle', key: 'ec256' });
       const uploaded = await uploadPkcs12(
         twoway,
@@ -203,7 +192,6 @@ describe('idle forward pools', () => {
       await again.arrayBuffer();
       expect(await gauges()).toEqual({ pools: 1, contexts: 1 });
     } finally {
-      await twoway.close();
       await upstream.close();
     }
   });

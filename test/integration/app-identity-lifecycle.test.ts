@@ -1,39 +1,23 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Clock } from '../../src/shared/clock.js';
+import { DAY_MS as DAY } from '../../src/certificates/index.js';
 import { makePki, type TestPki } from '../fixtures/pki.js';
+import { ManualClock } from '../helpers/lifecycle.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
-
-const DAY = 86_400_000;
-
-/** A clock the test moves by hand; nothing sleeps. */
-class ManualClock implements Clock {
-  constructor(private at: number) {}
-  now(): Date {
-    return new Date(this.at);
-  }
-  advance(ms: number): void {
-    this.at += ms;
-  }
-}
+import { build, createTenant } from '../helpers/twoway.js';
 
 describe('identity lifecycle through the API', () => {
   let pki: TestPki;
   let upstream: MtlsServer;
-  let twoway: TestTwoway;
-  const clock = new ManualClock(Date.now());
+  const clock = new ManualClock();
+  const twoway = build({ clock });
 
   beforeAll(async () => {
     pki = await makePki();
     upstream = await startMtlsServer(pki);
-    twoway = await startTestTwoway({}, { clock });
-    await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'life', name: 'Life' } });
+    await createTenant(twoway, 'life', 'Life');
   });
 
-  afterAll(async () => {
-    await twoway?.close();
-    await upstream?.close();
-  });
+  afterAll(() => upstream?.close());
 
   async function upload(notAfterDays: number, path: string, notBefore?: Date): Promise<string> {
     const leaf = await pki.leaf({

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { type Echo, type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+import { build, createTenant, uploadPkcs12 } from '../helpers/twoway.js';
 
 /**
  * When a request started: 0 before the rotation call was sent, 1 while it was in flight, 2 after it
@@ -19,24 +19,16 @@ interface Sample {
 describe('rotation under load', () => {
   let pki: TestPki;
   let upstream: MtlsServer;
-  let twoway: TestTwoway;
+  const twoway = build();
   let apiKey: string;
 
   beforeAll(async () => {
     pki = await makePki();
     upstream = await startMtlsServer(pki);
-    twoway = await startTestTwoway();
-    const created = await twoway.call('/v1/tenants', {
-      method: 'POST',
-      json: { id: 'rot', name: 'Rotation' },
-    });
-    apiKey = ((await created.json()) as { apiKey: string }).apiKey;
+    apiKey = await createTenant(twoway, 'rot', 'Rotation');
   });
 
-  afterAll(async () => {
-    await twoway?.close();
-    await upstream?.close();
-  });
+  afterAll(() => upstream?.close());
 
   test('no request fails, and every request started after activation (or rollback) returned uses that version', async () => {
     const v1 = await pki.leaf({ cn: 'rot-v1', key: 'rsa2048' });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type CertKey, keyEncodings, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { appBackends, databaseText as databaseTextOf } from '../helpers/backends.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { logLines, startTestTwoway, type TestTwoway, uploadPkcs12 } from '../helpers/twoway.js';
+import { build, createTenant, logLines, uploadPkcs12 } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 const PASSWORD = 'p12-password-never-logged';
@@ -13,8 +13,7 @@ const PASSWORD = 'p12-password-never-logged';
 describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
   let pki: TestPki;
   let upstream: MtlsServer;
-  let twoway: TestTwoway & { dataDir: string };
-  let env: Record<string, string>;
+  const twoway = build({ backend });
   let keyA: string;
   let keyB: string;
   let leafA: CertKey;
@@ -25,12 +24,8 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
   beforeAll(async () => {
     pki = await makePki();
     upstream = await startMtlsServer(pki);
-    env = await backend.env();
-    twoway = await startTestTwoway(env);
-    const a = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'tenant-a', name: 'A' } });
-    const b = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'tenant-b', name: 'B' } });
-    keyA = ((await a.json()) as { apiKey: string }).apiKey;
-    keyB = ((await b.json()) as { apiKey: string }).apiKey;
+    keyA = await createTenant(twoway, 'tenant-a', 'A');
+    keyB = await createTenant(twoway, 'tenant-b', 'B');
     leafA = await pki.leaf({ cn: 'tenant-a-client', key: 'rsa2048' });
     leafA2 = await pki.leaf({ cn: 'tenant-a-second', key: 'ec384' });
     const uploaded = await uploadPkcs12(
@@ -76,11 +71,7 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
     expect(forwarded.status).toBe(200);
   });
 
-  afterAll(async () => {
-    await twoway?.close();
-    await upstream?.close();
-    await backend.cleanup();
-  });
+  afterAll(() => upstream?.close());
 
   function forward(token: string, path: string, tenantHeader?: string): Promise<Response> {
     return fetch(`${twoway.url}/v1/runtime/forward`, {
@@ -94,7 +85,7 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
   }
 
   function databaseText(): Promise<string> {
-    return databaseTextOf(backend.name, twoway.dataDir, env.TWOWAY_DATABASE_URL);
+    return databaseTextOf(backend.name, twoway.dataDir, twoway.config.databaseUrl);
   }
 
   test('the database holds no private key in any encoding, and no password', async () => {
@@ -153,7 +144,7 @@ describe.each(backends)('secrets and tenant isolation on $name', (backend) => {
       ).run(identityA, identityA2);
       db.close();
     } else {
-      const client = new pg.Client(env.TWOWAY_DATABASE_URL);
+      const client = new pg.Client(twoway.config.databaseUrl);
       await client.connect();
       await client.query(
         `UPDATE identity_versions AS t SET ciphertext = s.ciphertext, iv = s.iv, wrapped_dek = s.wrapped_dek, kek_id = s.kek_id

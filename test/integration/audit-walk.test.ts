@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { type CertKey, keyEncodings, makePkcs12, makePki, type TestPki, tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { snapshotDatabase } from '../helpers/lifecycle.js';
 import { freePort } from '../helpers/nginx.js';
-import { OPERATOR_TOKEN, startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
+import { build, createTenant, OPERATOR_TOKEN, type TestTwoway } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 
@@ -339,18 +339,13 @@ function makeCsr(ctx: WalkContext): string {
 
 describe.each(backends)('audit log on $name', (backend) => {
   let pki: TestPki;
-  let twoway: TestTwoway & { dataDir: string };
+  const twoway = build({ backend });
   let ctx: WalkContext;
   let counter = 0;
 
   beforeAll(async () => {
     pki = await makePki();
-    twoway = await startTestTwoway(await backend.env());
-    const created = await twoway.call('/v1/tenants', {
-      method: 'POST',
-      json: { id: 'audit', name: 'Audit' },
-    });
-    const { apiKey } = (await created.json()) as { apiKey: string };
+    const apiKey = await createTenant(twoway, 'audit', 'Audit');
     const first = (await (await twoway.call('/v1/tenants/audit/audit-events')).json()) as {
       items: AuditEvent[];
     };
@@ -384,11 +379,6 @@ describe.each(backends)('audit log on $name', (backend) => {
         twoway.call(path, { method, ...(body !== undefined ? { json: body } : {}), token: token ?? apiKey }),
     };
     secrets.push(...keyEncodings(ctx.leafForTests.keyPem));
-  });
-
-  afterAll(async () => {
-    await twoway?.close();
-    await backend.cleanup();
   });
 
   async function auditOf(tenant: string): Promise<AuditEvent[]> {
@@ -503,11 +493,7 @@ describe.each(backends)('audit log on $name', (backend) => {
     const bad = await twoway.call('/v1/tenants/audit/audit-events?cursor=nope', { token: ctx.apiKey });
     expect(bad.status).toBe(400);
     // Another tenant's key sees nothing of this tenant's log.
-    const other = await twoway.call('/v1/tenants', {
-      method: 'POST',
-      json: { id: ctx.uniq('o'), name: 'Other' },
-    });
-    const { apiKey: otherKey } = (await other.json()) as { apiKey: string };
+    const otherKey = await createTenant(twoway, ctx.uniq('o'), 'Other');
     expect((await twoway.call('/v1/tenants/audit/audit-events', { token: otherKey })).status).toBe(404);
   });
 });

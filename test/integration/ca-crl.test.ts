@@ -6,41 +6,40 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { caKeyAad } from '../../src/ca/platform-ca.js';
+import { fingerprintSha256 } from '../../src/certificates/index.js';
 import { loadConfig } from '../../src/config/config.js';
 import { open } from '../../src/kms/envelope.js';
 import { openBackends } from '../../src/main.js';
 import { tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { curl, makeByoc, makeCsr, openssl, run, verifyIssued, writeFile } from '../helpers/edge-clients.js';
-import { startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
+import { build, buildInTest, createTenant, type TestTwoway } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 const CLI = join(resolve(import.meta.dirname, '../..'), 'dist/cli/index.js');
 
 describe.each(backends)('platform CA and CRL on $name', (backend) => {
   const files = tempDir('twoway-ca-');
+  const shared = {
+    TWOWAY_MASTER_KEY: randomBytes(32).toString('base64'),
+    TWOWAY_CHANGE_POLL_INTERVAL_MS: '100',
+  };
+  const twoway = build({ backend, env: shared });
+  /** For the second process and the CLI: same database, same KEK, a quick revision poll. */
   let env: Record<string, string>;
-  let twoway: TestTwoway & { dataDir: string };
   let apiKey: string;
 
   beforeAll(async () => {
-    // Shared by the second process and the CLI: same database, same KEK, a quick revision poll.
+    const { databaseUrl } = twoway.config;
     env = {
-      ...(await backend.env()),
-      TWOWAY_MASTER_KEY: randomBytes(32).toString('base64'),
-      TWOWAY_CHANGE_POLL_INTERVAL_MS: '100',
+      ...shared,
+      TWOWAY_DATA_DIR: twoway.dataDir,
+      ...(databaseUrl ? { TWOWAY_DATABASE_URL: databaseUrl } : {}),
     };
-    twoway = await startTestTwoway(env);
-    env.TWOWAY_DATA_DIR = twoway.dataDir;
-    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } });
-    apiKey = ((await created.json()) as { apiKey: string }).apiKey;
+    apiKey = await createTenant(twoway, 'acme', 'Acme');
   });
 
-  afterAll(async () => {
-    await twoway?.close();
-    await backend.cleanup();
-    files.cleanup();
-  });
+  afterAll(() => files.cleanup());
 
   async function sign(name: string): Promise<{ id: string; cert: string; key: string; serial: string }> {
     const csr = await makeCsr(files.dir, name, `/CN=${name}`);
@@ -155,19 +154,16 @@ describe.each(backends)('platform CA and CRL on $name', (backend) => {
   });
 
   test('the CA keys are sealed by the KMS, bound to their role; a second process on the database serves the same CA', async () => {
-    const second = await startTestTwoway(env);
-    try {
-      const first = await (await fetch(`${twoway.url}/v1/ca/certificates`)).text();
-      expect(await (await fetch(`${second.url}/v1/ca/certificates`)).text()).toBe(first);
-    } finally {
-      await second.close();
-    }
+    const second = await buildInTest({ env });
+    const first = await (await fetch(`${twoway.url}/v1/ca/certificates`)).text();
+    expect(await (await fetch(`${second.url}/v1/ca/certificates`)).text()).toBe(first);
+    await second.close();
     const backends = await openBackends(loadConfig({ ...env }));
     try {
       const ca = await backends.store.getPlatformCa();
       expect(ca).toBeDefined();
       const issuing = new X509Certificate(ca?.issuing.certificatePem ?? '');
-      const fingerprint = issuing.fingerprint256.replaceAll(':', '').toLowerCase();
+      const fingerprint = fingerprintSha256(issuing);
       // The stored bytes are not a key: only the KMS with the right associated data opens them.
       expect(() =>
         createPrivateKey({
@@ -268,10 +264,9 @@ describe('TWOWAY_PUBLIC_URL: the CRL distribution point of issued certificates',
   let twoway: TestTwoway | undefined;
   let relay: Server | undefined;
 
-  afterAll(async () => {
+  afterAll(() => {
     relay?.closeAllConnections();
     relay?.close();
-    await twoway?.close();
     files.cleanup();
   });
 
@@ -291,9 +286,8 @@ describe('TWOWAY_PUBLIC_URL: the CRL distribution point of issued certificates',
     await once(front, 'listening');
     relay = front;
     const port = (front.address() as AddressInfo).port;
-    twoway = await startTestTwoway({ TWOWAY_PUBLIC_URL: `http://127.0.0.1:${port}/gateway/` });
-    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'cdp', name: 'CDP' } });
-    const apiKey = ((await created.json()) as { apiKey: string }).apiKey;
+    twoway = await buildInTest({ env: { TWOWAY_PUBLIC_URL: `http://127.0.0.1:${port}/gateway/` } });
+    const apiKey = await createTenant(twoway, 'cdp', 'CDP');
     const chain = await (await fetch(`${twoway.url}/v1/ca/certificates`)).text();
     const [issuingPem, rootPem] =
       chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g) ?? [];

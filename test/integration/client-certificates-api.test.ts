@@ -2,13 +2,13 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DAY_MS } from '../../src/certificates/index.js';
 import { type CertKey, keyEncodings, makePkcs12, makePki, type TestPki, tempDir } from '../fixtures/pki.js';
 import { appBackends, databaseText as databaseTextOf } from '../helpers/backends.js';
 import { makeCsr, openssl, writeFile } from '../helpers/edge-clients.js';
-import { logLines, startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
+import { build, createTenant, logLines } from '../helpers/twoway.js';
 
 const backends = await appBackends();
-const DAY_MS = 86_400_000;
 
 /** Every field of API.md "ClientCertificate" (keySize/curve as the key has them, revokedAt once revoked). */
 const BASE_FIELDS = [
@@ -50,8 +50,7 @@ interface View {
 
 describe.each(backends)('client certificates API on $name', (backend) => {
   const files = tempDir('twoway-ccr-');
-  let env: Record<string, string>;
-  let twoway: TestTwoway & { dataDir: string };
+  const twoway = build({ backend });
   let pki: TestPki;
   let keyA: string;
   let keyB: string;
@@ -60,19 +59,11 @@ describe.each(backends)('client certificates API on $name', (backend) => {
 
   beforeAll(async () => {
     pki = await makePki();
-    env = await backend.env();
-    twoway = await startTestTwoway(env);
-    const a = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'tenant-a', name: 'A' } });
-    const b = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'tenant-b', name: 'B' } });
-    keyA = ((await a.json()) as { apiKey: string }).apiKey;
-    keyB = ((await b.json()) as { apiKey: string }).apiKey;
+    keyA = await createTenant(twoway, 'tenant-a', 'A');
+    keyB = await createTenant(twoway, 'tenant-b', 'B');
   });
 
-  afterAll(async () => {
-    await twoway?.close();
-    await backend.cleanup();
-    files.cleanup();
-  });
+  afterAll(() => files.cleanup());
 
   function upload(form: FormData, token = keyA, tenant = 'tenant-a'): Promise<Response> {
     return twoway.call(`/v1/tenants/${tenant}/client-certificates`, { method: 'POST', body: form, token });
@@ -556,6 +547,6 @@ describe.each(backends)('client certificates API on $name', (backend) => {
   });
 
   function databaseText(): Promise<string> {
-    return databaseTextOf(backend.name, twoway.dataDir, env.TWOWAY_DATABASE_URL);
+    return databaseTextOf(backend.name, twoway.dataDir, twoway.config.databaseUrl);
   }
 });

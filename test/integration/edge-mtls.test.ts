@@ -1,6 +1,7 @@
 import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DAY_MS, fingerprintSha256 } from '../../src/certificates/index.js';
 import { makePki, tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import {
@@ -16,21 +17,19 @@ import {
   writeFile,
 } from '../helpers/edge-clients.js';
 import { ALERT_DECRYPT_ERROR, tls13Exchange } from '../helpers/edge-tls13-client.js';
-import { OPERATOR_TOKEN, startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
+import { build, buildInTest, createTenant, OPERATOR_TOKEN } from '../helpers/twoway.js';
 
 const backends = await appBackends();
-const DAY_MS = 86_400_000;
 
 /** A clock the test can move: the edge checks validity against it. */
 const clock = { offsetMs: 0, now: () => new Date(Date.now() + clock.offsetMs) };
 
 function fingerprintOf(pemFile: string): string {
-  return new X509Certificate(readFileSync(pemFile)).fingerprint256.replaceAll(':', '').toLowerCase();
+  return fingerprintSha256(new X509Certificate(readFileSync(pemFile)));
 }
 
 describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
   const files = tempDir('twoway-edge-');
-  let twoway: TestTwoway;
   let upstream: Awaited<ReturnType<typeof startPlatformUpstream>>;
   let keyA: string;
   let keyB: string;
@@ -64,16 +63,19 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
     return { status, id: status === 201 ? (JSON.parse(lines.join('\n')) as { id: string }).id : '' };
   }
 
+  const twoway = build({
+    backend,
+    clock,
+    // The platform upstream starts first: its URL is part of the configuration.
+    env: async () => {
+      upstream = await startPlatformUpstream();
+      return { TWOWAY_EDGE_UPSTREAM: upstream.url };
+    },
+  });
+
   beforeAll(async () => {
-    upstream = await startPlatformUpstream();
-    twoway = await startTestTwoway(
-      { ...(await backend.env()), TWOWAY_EDGE_UPSTREAM: upstream.url },
-      { clock },
-    );
-    const a = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'tenant-a', name: 'A' } });
-    const b = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'tenant-b', name: 'B' } });
-    keyA = ((await a.json()) as { apiKey: string }).apiKey;
-    keyB = ((await b.json()) as { apiKey: string }).apiKey;
+    keyA = await createTenant(twoway, 'tenant-a', 'A');
+    keyB = await createTenant(twoway, 'tenant-b', 'B');
     // Public material: no token needed.
     const chain = await fetch(`${twoway.url}/v1/ca/certificates`);
     expect(chain.status).toBe(200);
@@ -96,9 +98,7 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
   });
 
   afterAll(async () => {
-    await twoway?.close();
     await upstream?.close();
-    await backend.cleanup();
     files.cleanup();
   });
 
@@ -281,56 +281,48 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
   });
 
   test('with a base path in TWOWAY_EDGE_UPSTREAM, a request path cannot climb out of it', async () => {
-    const based = await startTestTwoway({
-      ...(await backend.env()),
-      TWOWAY_EDGE_UPSTREAM: `${upstream.url}/platform`,
+    const based = await buildInTest({ backend, env: { TWOWAY_EDGE_UPSTREAM: `${upstream.url}/platform` } });
+    const apiKey = await createTenant(based, 'based', 'B');
+    const cert = readFileSync(byoc.cert, 'utf8');
+    const added = await based.call('/v1/tenants/based/client-certificates', {
+      method: 'POST',
+      json: { name: 'byoc', certificatePem: cert },
     });
-    try {
-      const created = await based.call('/v1/tenants', { method: 'POST', json: { id: 'based', name: 'B' } });
-      const apiKey = ((await created.json()) as { apiKey: string }).apiKey;
-      const cert = readFileSync(byoc.cert, 'utf8');
-      const added = await based.call('/v1/tenants/based/client-certificates', {
-        method: 'POST',
-        json: { name: 'byoc', certificatePem: cert },
+    expect(added.status).toBe(201);
+    const chain = writeFile(
+      files.dir,
+      'based-ca.pem',
+      await (await fetch(`${based.url}/v1/ca/certificates`)).text(),
+    );
+    const get = (path: string) =>
+      curl(`${based.edgeUrl}${path}`, {
+        ca: chain,
+        cert: byoc.cert,
+        key: byoc.key,
+        apiKey,
+        pathAsIs: true,
       });
-      expect(added.status).toBe(201);
-      const chain = writeFile(
-        files.dir,
-        'based-ca.pem',
-        await (await fetch(`${based.url}/v1/ca/certificates`)).text(),
-      );
-      const get = (path: string) =>
-        curl(`${based.edgeUrl}${path}`, {
-          ca: chain,
-          cert: byoc.cert,
-          key: byoc.key,
-          apiKey,
-          pathAsIs: true,
-        });
-      const before = upstream.requests.length;
-      for (const path of [
-        '/../admin',
-        '/api/../../admin',
-        '/%2e%2e/admin',
-        '/api/%2E%2E/%2e%2e/admin?x=1',
-        // Climbs out only for a platform server that decodes %2F or strips ;parameters.
-        '/..%2Fadmin',
-        '/..;/admin',
-        '/api/..%2f..%2fadmin',
-      ]) {
-        const refused = await get(path);
-        expect(refused.status, path).toBe(400);
-        expect(refused.headers['twoway-error'], path).toBe('bad_request');
-      }
-      expect(upstream.requests.length).toBe(before);
-      // Dot segments that stay inside the base path are resolved and sent.
-      expect((await get('/api/../orders')).status).toBe(200);
-      expect(upstream.requests.at(-1)?.url).toBe('/platform/orders');
-      expect((await get('/api/orders?limit=1')).status).toBe(200);
-      expect(upstream.requests.at(-1)?.url).toBe('/platform/api/orders?limit=1');
-    } finally {
-      await based.close();
+    const before = upstream.requests.length;
+    for (const path of [
+      '/../admin',
+      '/api/../../admin',
+      '/%2e%2e/admin',
+      '/api/%2E%2E/%2e%2e/admin?x=1',
+      // Climbs out only for a platform server that decodes %2F or strips ;parameters.
+      '/..%2Fadmin',
+      '/..;/admin',
+      '/api/..%2f..%2fadmin',
+    ]) {
+      const refused = await get(path);
+      expect(refused.status, path).toBe(400);
+      expect(refused.headers['twoway-error'], path).toBe('bad_request');
     }
+    expect(upstream.requests.length).toBe(before);
+    // Dot segments that stay inside the base path are resolved and sent.
+    expect((await get('/api/../orders')).status).toBe(200);
+    expect(upstream.requests.at(-1)?.url).toBe('/platform/orders');
+    expect((await get('/api/orders?limit=1')).status).toBe(200);
+    expect(upstream.requests.at(-1)?.url).toBe('/platform/api/orders?limit=1');
   });
 
   test('revocation refuses new handshakes and the next request on an already open keep-alive connection', async () => {
@@ -439,19 +431,11 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
 
 describe('edge listener without a platform upstream', () => {
   const files = tempDir('twoway-edge-noup-');
-  let twoway: TestTwoway;
-
-  beforeAll(async () => {
-    twoway = await startTestTwoway();
-  });
-  afterAll(async () => {
-    await twoway?.close();
-    files.cleanup();
-  });
+  const twoway = build();
+  afterAll(() => files.cleanup());
 
   test('other paths get a clear 404 edge_upstream_not_configured; the main listener is plain HTTP as before', async () => {
-    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'solo', name: 'Solo' } });
-    const { apiKey } = (await created.json()) as { apiKey: string };
+    const apiKey = await createTenant(twoway, 'solo', 'Solo');
     const caFile = writeFile(
       files.dir,
       'ca.pem',
@@ -495,33 +479,30 @@ describe('edge listener without a platform upstream', () => {
       dns: ['localhost'],
       ips: ['127.0.0.1'],
     });
-    const own = await startTestTwoway({
-      TWOWAY_EDGE_CERT_FILE: writeFile(files.dir, 'edge.crt', server.certPem + pki.intermediate.certPem),
-      TWOWAY_EDGE_KEY_FILE: writeFile(files.dir, 'edge.key', server.keyPem),
+    const own = await buildInTest({
+      env: {
+        TWOWAY_EDGE_CERT_FILE: writeFile(files.dir, 'edge.crt', server.certPem + pki.intermediate.certPem),
+        TWOWAY_EDGE_KEY_FILE: writeFile(files.dir, 'edge.key', server.keyPem),
+      },
     });
-    try {
-      const created = await own.call('/v1/tenants', { method: 'POST', json: { id: 'own', name: 'Own' } });
-      const { apiKey } = (await created.json()) as { apiKey: string };
-      const made = await makeByoc(files.dir, 'own', 'own-client');
-      await own.call('/v1/tenants/own/client-certificates', {
-        method: 'POST',
-        token: apiKey,
-        json: { certificatePem: readFileSync(made.cert, 'utf8') },
-      });
-      const rootFile = writeFile(files.dir, 'operator-root.pem', pki.root.certPem);
-      const hello = `${own.edgeUrl}/v1/tenants/own/mtls/hello`;
-      expect((await curl(hello, { ca: rootFile, cert: made.cert, key: made.key, apiKey })).body).toBe(
-        'Hello, world!',
-      );
-      // The platform CA no longer vouches for this listener.
-      const platformCa = writeFile(
-        files.dir,
-        'platform.pem',
-        await (await fetch(`${own.url}/v1/ca/certificates`)).text(),
-      );
-      expect((await curl(hello, { ca: platformCa, cert: made.cert, key: made.key, apiKey })).status).toBe(0);
-    } finally {
-      await own.close();
-    }
+    const apiKey = await createTenant(own, 'own', 'Own');
+    const made = await makeByoc(files.dir, 'own', 'own-client');
+    await own.call('/v1/tenants/own/client-certificates', {
+      method: 'POST',
+      token: apiKey,
+      json: { certificatePem: readFileSync(made.cert, 'utf8') },
+    });
+    const rootFile = writeFile(files.dir, 'operator-root.pem', pki.root.certPem);
+    const hello = `${own.edgeUrl}/v1/tenants/own/mtls/hello`;
+    expect((await curl(hello, { ca: rootFile, cert: made.cert, key: made.key, apiKey })).body).toBe(
+      'Hello, world!',
+    );
+    // The platform CA no longer vouches for this listener.
+    const platformCa = writeFile(
+      files.dir,
+      'platform.pem',
+      await (await fetch(`${own.url}/v1/ca/certificates`)).text(),
+    );
+    expect((await curl(hello, { ca: platformCa, cert: made.cert, key: made.key, apiKey })).status).toBe(0);
   });
 });

@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { tempDir } from '../fixtures/pki.js';
 import { makeByoc } from '../helpers/edge-clients.js';
-import { startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
+import { build, createTenant, type TestTwoway } from '../helpers/twoway.js';
 
 interface Visit {
   status: number;
@@ -64,16 +64,14 @@ describe.each<{ name: string; env: Record<string, string>; resumes: boolean }>([
   { name: 'TWOWAY_EDGE_SESSION_TICKETS=true', env: { TWOWAY_EDGE_SESSION_TICKETS: 'true' }, resumes: true },
 ])('edge TLS sessions, $name', ({ env, resumes }) => {
   const files = tempDir('twoway-edge-sessions-');
-  let twoway: TestTwoway;
+  const twoway = build({ env });
   let apiKey: string;
   let client: { ca: string; cert: string; key: string };
   let certificateId: string;
   const hello = '/v1/tenants/acme/mtls/hello';
 
   beforeAll(async () => {
-    twoway = await startTestTwoway(env);
-    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } });
-    apiKey = ((await created.json()) as { apiKey: string }).apiKey;
+    apiKey = await createTenant(twoway, 'acme', 'Acme');
     const byoc = await makeByoc(files.dir, 'laptop', 'acme-laptop');
     const registered = await twoway.call('/v1/tenants/acme/client-certificates', {
       method: 'POST',
@@ -89,10 +87,7 @@ describe.each<{ name: string; env: Record<string, string>; resumes: boolean }>([
     };
   });
 
-  afterAll(async () => {
-    await twoway?.close();
-    files.cleanup();
-  });
+  afterAll(() => files.cleanup());
 
   test(
     resumes

@@ -10,10 +10,10 @@ import tls from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors/app-error.js';
-import { parseForwardUrl } from '../../src/forward/address-guard.js';
 import { DispatcherCache, type ForwardCredential } from '../../src/forward/dispatchers.js';
 import { mapUpstreamError, proxyRequest } from '../../src/forward/proxy.js';
 import { writeRawProblem } from '../../src/http/problem.js';
+import { parseForwardUrl } from '../../src/net/address-guard.js';
 import { type CertKey, makePki, type TestPki } from '../fixtures/pki.js';
 
 let pki: TestPki;

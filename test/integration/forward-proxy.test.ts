@@ -14,11 +14,12 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fingerprintSha256 } from '../../src/certificates/index.js';
 import { AppError } from '../../src/errors/app-error.js';
-import { parseForwardUrl } from '../../src/forward/address-guard.js';
 import { DispatcherCache, type ForwardCredential } from '../../src/forward/dispatchers.js';
 import { mapUpstreamError, proxyRequest } from '../../src/forward/proxy.js';
 import { writeRawProblem } from '../../src/http/problem.js';
+import { parseForwardUrl } from '../../src/net/address-guard.js';
 import { type CertKey, makePki, type TestPki } from '../fixtures/pki.js';
 
 interface Echo {
@@ -54,10 +55,6 @@ const client = new Agent({ keepAliveTimeout: 10_000 });
 const slow: Array<{ res: http.ServerResponse; closed: boolean }> = [];
 /** Bytes the '/stream' route has handed to its socket so far. */
 let streamWritten = 0;
-
-function fingerprintOf(cert: tls.PeerCertificate): string {
-  return cert.fingerprint256.replaceAll(':', '').toLowerCase();
-}
 
 function credential(
   key: string,
@@ -117,7 +114,7 @@ function upstreamHandler(req: http.IncomingMessage, res: http.ServerResponse): v
       headers: req.headers,
       rawHeaders: req.rawHeaders,
       subject: String(peer.subject?.CN ?? ''),
-      fingerprintSha256: fingerprintOf(peer),
+      fingerprintSha256: fingerprintSha256(peer),
       sessionReused: socket.isSessionReused(),
       bodyLength: length,
       bodySha256: hash.digest('hex'),

@@ -11,7 +11,7 @@ import {
   startWebhookReceiver,
   type WebhookReceiver,
 } from '../helpers/lifecycle.js';
-import { startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
+import { buildInTest, type TestTwoway } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 const RETRY_BASE_MS = 60_000;
@@ -32,7 +32,6 @@ describe.each(backends)('expiry alerts and notifications on $name', (backend) =>
   let env: Record<string, string>;
   const data = tempDir('twoway-lifecycle-');
   const clock = new ManualClock();
-  const running: TestTwoway[] = [];
 
   beforeAll(async () => {
     pki = await makePki();
@@ -49,22 +48,13 @@ describe.each(backends)('expiry alerts and notifications on $name', (backend) =>
   });
 
   afterAll(async () => {
-    for (const t of running) await t.close();
     await smtp?.close();
-    await backend.cleanup();
     data.cleanup();
   });
 
-  async function start(): Promise<TestTwoway> {
-    const twoway = await startTestTwoway(env, { clock });
-    running.push(twoway);
-    return twoway;
-  }
-
-  async function stop(twoway: TestTwoway): Promise<void> {
-    running.splice(running.indexOf(twoway), 1);
-    await twoway.close();
-  }
+  /** A Twoway on the suite's data folder and database, closed by stop() or when the test ends. */
+  const start = () => buildInTest({ env, clock });
+  const stop = (twoway: TestTwoway) => twoway.close();
 
   async function upload(twoway: TestTwoway, tenant: string, name: string, days: number): Promise<string> {
     const leaf = await pki.leaf({ cn: name, notAfter: new Date(clock.now().getTime() + days * DAY) });

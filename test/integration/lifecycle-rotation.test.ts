@@ -4,7 +4,7 @@ import { type CertKey, makePki, type TestPki } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { DAY, ManualClock } from '../helpers/lifecycle.js';
 import { type Echo, type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
+import { build, createTenant } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 const HOUR = 3_600_000;
@@ -24,23 +24,17 @@ interface IdentityView {
 describe.each(backends)('zero-downtime rotation on $name', (backend) => {
   let pki: TestPki;
   let upstream: MtlsServer;
-  let twoway: TestTwoway;
   let apiKey: string;
   const clock = new ManualClock();
+  const twoway = build({ backend, clock });
 
   beforeAll(async () => {
     pki = await makePki();
     upstream = await startMtlsServer(pki);
-    twoway = await startTestTwoway(await backend.env(), { clock });
-    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'rot', name: 'Rot' } });
-    apiKey = ((await created.json()) as { apiKey: string }).apiKey;
+    apiKey = await createTenant(twoway, 'rot', 'Rot');
   });
 
-  afterAll(async () => {
-    await twoway?.close();
-    await upstream?.close();
-    await backend.cleanup();
-  });
+  afterAll(() => upstream?.close());
 
   const pemOf = (leaf: CertKey) => ({
     certificatePem: leaf.certPem,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { openBackends, StartupError } from '../../src/main.js';
 import { openStore } from '../../src/store/index.js';
@@ -11,8 +11,6 @@ import { appBackends } from '../helpers/backends.js';
 const backends = await appBackends();
 
 describe.each(backends)('start-up with the KEK on $name', (backend) => {
-  afterAll(() => backend.cleanup());
-
   test('first start creates a 0600 key file; a missing or wrong KEK is refused and nothing is written', async () => {
     const { dir, cleanup } = tempDir('twoway-startup-');
     const env: Record<string, string> = { TWOWAY_DATA_DIR: dir, ...(await backend.env()) };

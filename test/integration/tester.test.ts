@@ -10,7 +10,7 @@ import { appBackends } from '../helpers/backends.js';
 import { snapshotDatabase } from '../helpers/lifecycle.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
 import { findNginx, freePort, type RunningNginx, startNginx } from '../helpers/nginx.js';
-import { startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
+import { build, buildInTest, createTenant } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 const run = promisify(execFile);
@@ -70,7 +70,7 @@ describe.each(backends)('certificate tester on $name', (backend) => {
   let foreign: { server: HttpsServer; url: string };
   let silent: Server;
   const sockets: Socket[] = [];
-  let twoway: TestTwoway & { dataDir: string };
+  const twoway = build({ backend, env: { TWOWAY_IDENTITY_TEST_TIMEOUT_MS: '3000' } });
   let apiKey: string;
   const work = tempDir('twoway-tester-');
 
@@ -98,9 +98,7 @@ describe.each(backends)('certificate tester on $name', (backend) => {
     });
     silent = createTcpServer((socket) => sockets.push(socket));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-    twoway = await startTestTwoway({ ...(await backend.env()), TWOWAY_IDENTITY_TEST_TIMEOUT_MS: '3000' });
-    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } });
-    apiKey = ((await created.json()) as { apiKey: string }).apiKey;
+    apiKey = await createTenant(twoway, 'acme', 'Acme');
   });
 
   afterAll(async () => {
@@ -108,8 +106,6 @@ describe.each(backends)('certificate tester on $name', (backend) => {
     silent?.close();
     for (const s of [rejecting, rejecting12, notAsking, foreign]) s?.server.close();
     await accepting?.close();
-    await twoway?.close();
-    await backend.cleanup();
     work.cleanup();
   });
 
@@ -278,19 +274,15 @@ describe.each(backends)('certificate tester on $name', (backend) => {
   });
 
   test('refusals: the forward SSRF guard, bad input', async () => {
-    const strict = await startTestTwoway({ ...(await backend.env()), TWOWAY_FORWARD_ALLOW_PRIVATE: 'false' });
-    try {
-      await strict.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } });
-      for (const url of [accepting.url, `https://localhost:${accepting.port}/`, 'https://169.254.169.254/']) {
-        const response = await strict.call('/v1/tenants/acme/identity-tests', {
-          method: 'POST',
-          json: { ...pem(), url },
-        });
-        expect(response.status, url).toBe(403);
-        expect(((await response.json()) as { code: string }).code).toBe('forward_destination_blocked');
-      }
-    } finally {
-      await strict.close();
+    const strict = await buildInTest({ backend, env: { TWOWAY_FORWARD_ALLOW_PRIVATE: 'false' } });
+    await strict.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } });
+    for (const url of [accepting.url, `https://localhost:${accepting.port}/`, 'https://169.254.169.254/']) {
+      const response = await strict.call('/v1/tenants/acme/identity-tests', {
+        method: 'POST',
+        json: { ...pem(), url },
+      });
+      expect(response.status, url).toBe(403);
+      expect(((await response.json()) as { code: string }).code).toBe('forward_destination_blocked');
     }
     const cases: [Record<string, unknown>, number, string][] = [
       [{ ...pem(), url: 'http://127.0.0.1/' }, 400, 'forward_url_invalid'],
@@ -360,7 +352,7 @@ describe.skipIf(!nginx)(
   'certificate tester against nginx (ssl_verify_client on finishes the handshake)',
   () => {
     let pki: TestPki;
-    let twoway: TestTwoway & { dataDir: string };
+    const twoway = build();
     let server: RunningNginx;
     let url: string;
     const files = tempDir('twoway-tester-nginx-');
@@ -387,12 +379,10 @@ describe.skipIf(!nginx)(
   }`,
       );
       url = `https://127.0.0.1:${port}/`;
-      twoway = await startTestTwoway();
-      await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'acme', name: 'Acme' } });
+      await createTenant(twoway, 'acme', 'Acme');
     });
 
     afterAll(async () => {
-      await twoway?.close();
       await server?.close();
       files.cleanup();
     });

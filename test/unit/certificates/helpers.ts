@@ -8,7 +8,7 @@ import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { CertificateError } from '../../../src/certificates/index.js';
+import { CertificateError, fingerprintSha256 } from '../../../src/certificates/index.js';
 import { type CertKey, makePkcs12, tempDir } from '../../fixtures/pki.js';
 
 /** The CertificateError code `fn` throws, or 'ok'. Any other exception fails the test. */
@@ -167,7 +167,7 @@ export async function issue(
   return {
     certPem,
     keyPem: await pkcs8PemOf(keys),
-    fingerprintSha256: new X509Certificate(certPem).fingerprint256.replaceAll(':', '').toLowerCase(),
+    fingerprintSha256: fingerprintSha256(new X509Certificate(certPem)),
     subject: cert.subject,
     cert,
     keys,
@@ -182,4 +182,4 @@ export async function pkcs8PemOf(keys: CryptoKeyPair): Promise<string> {
     .toString();
 }
 
-export const DAY_MS = 86_400_000;
+export { DAY_MS } from '../../../src/certificates/index.js';

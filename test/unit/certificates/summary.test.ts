@@ -136,6 +136,15 @@ describe('summarize', () => {
     expect(summarize(new X509Certificate(certPem)).subject).toBe('CN=b+OU=a,O=Org');
   });
 
+  test("fingerprintSha256 of a TLS peer certificate (DER in raw) is openssl's fingerprint, lowercase without colons", async () => {
+    const leaf = await pki.leaf({ cn: 'peer.example' });
+    const cert = new X509Certificate(leaf.certPem);
+    // The shape tls.TLSSocket#getPeerCertificate() returns: the DER in `raw`, `fingerprint256` as AB:CD:...
+    const peer = { raw: cert.raw, fingerprint256: cert.fingerprint256 };
+    expect(fingerprintSha256(peer)).toBe(opensslFingerprint(leaf.certPem));
+    expect(fingerprintSha256(peer)).toBe(peer.fingerprint256.replaceAll(':', '').toLowerCase());
+  });
+
   test('refuses to describe keys the summary has no words for', () => {
     for (const genpkey of [
       ['-algorithm', 'ED448'],

@@ -111,4 +111,11 @@ describe('loadConfig', () => {
     const config = loadConfig({ TWOWAY_OPERATOR_TOKEN: 'operator-token-long-enough' });
     expect(redactedConfig(config).operatorToken).toBe('[redacted]');
   });
+
+  test('TWOWAY_IDENTITY_PASSWORD (the CLI identity password) is read here and is a secret', () => {
+    const config = loadConfig({ TWOWAY_IDENTITY_PASSWORD: 'p12-secret' });
+    expect(config.identityPassword).toBe('p12-secret');
+    expect(redactedConfig(config).identityPassword).toBe('[redacted]');
+    expect(loadConfig({}).identityPassword).toBeUndefined();
+  });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { DAY_MS as day } from '../../../src/certificates/index.js';
 import { platformIssuedLookup, refusalFor } from '../../../src/edge/admission.js';
 import { ClientCertificateIndex } from '../../../src/edge/certificate-index.js';
 import type { ClientCertificate, ClientCertificateIndexRow } from '../../../src/store/index.js';
@@ -18,7 +19,6 @@ function fakeStore(rows: ClientCertificateIndexRow[]) {
   };
 }
 
-const day = 86_400_000;
 function row(
   id: string,
   fingerprint: string,

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { DAY_MS as DAY } from '../../../src/certificates/index.js';
 import { scrubDetail } from '../../../src/lifecycle/audit.js';
 import { backoffMs } from '../../../src/lifecycle/deliveries.js';
 import { renderEmail } from '../../../src/lifecycle/notifiers.js';
@@ -10,7 +11,6 @@ import type { ExpiringObject } from '../../../src/lifecycle/sources.js';
 /** A PEM key label built at run time: the test needs the label, and no key is committed. */
 const FAKE_KEY_LABEL = ['PRIVATE', 'KEY'].join(' ');
 
-const DAY = 86_400_000;
 const now = new Date('2030-01-01T00:00:00Z');
 const object = (msLeft: number): ExpiringObject => ({
   tenantId: 't',

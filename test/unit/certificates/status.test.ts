@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { certificateStatus } from '../../../src/identities/status.js';
+import { certificateStatus } from '../../../src/certificates/status.js';
 
 const now = new Date('2026-11-21T12:00:00Z');
 const days = (d: number) => new Date(now.getTime() + d * 86_400_000);

@@ -1,7 +1,7 @@
 import type { LookupAddress } from 'node:dns';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../../src/errors/app-error.js';
-import { guardedLookup, isBlockedAddress, parseForwardUrl } from '../../../src/forward/address-guard.js';
+import { guardedLookup, isBlockedAddress, parseForwardUrl } from '../../../src/net/address-guard.js';
 
 const blocked: Array<[string, string]> = [
   ['127.0.0.1', 'IPv4 loopback'],

@@ -1,7 +1,7 @@
 /**
- * Where a forward may go. A forward URL comes from the caller, so without these checks the gateway
- * would open mTLS connections into its own network (SSRF): the cloud metadata service, loopback admin
- * ports, private ranges. Ranges follow the IANA IPv4 and IPv6 Special-Purpose Address Registries
+ * Where Twoway may connect on a caller's behalf: forwards, the certificate tester and expiry webhooks
+ * all take their URL from a tenant, so without these checks the gateway would open connections into
+ * its own network (SSRF): the cloud metadata service, loopback admin ports, private ranges. Ranges follow the IANA IPv4 and IPv6 Special-Purpose Address Registries
  * (RFC 6890 and its updates). Matching uses node:net BlockList; embedded IPv4 addresses in IPv6 forms
  * (mapped, compatible, NAT64, 6to4, Teredo) are unpacked and checked against the IPv4 rules, because
  * a dual-stack host or a translator on the path delivers them to the IPv4 address inside.

@@ -1,7 +1,11 @@
 /** Lifecycle status of an identity or certificate, computed from `notAfter`. */
 export type CertificateStatus = 'active' | 'expiring' | 'expired' | 'disabled';
 
-const DAY_MS = 86_400_000;
+/**
+ * One day in milliseconds. Certificate validity periods, expiry thresholds and days left are counted
+ * in whole days of 86,400 s (RFC 5280 times are UTC, which has no daylight saving).
+ */
+export const DAY_MS = 86_400_000;
 
 /**
  * `expired` once `now` is past `notAfter` (RFC 5280 §4.1.2.5: notAfter is inclusive), `expiring`

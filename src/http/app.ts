@@ -22,12 +22,12 @@ import { identityTestRoutes } from '../identity-tests/routes.js';
 import type { IdentityTester } from '../identity-tests/service.js';
 import type { AuditService } from '../lifecycle/audit.js';
 import { auditOnSend } from '../lifecycle/audit-hook.js';
-import { type LifecycleRouteOptions, lifecycleRoutes } from '../lifecycle/routes.js';
+import { lifecycleRoutes } from '../lifecycle/routes.js';
+import type { LifecycleService } from '../lifecycle/service.js';
 import type { NotificationSettingsService } from '../lifecycle/settings.js';
 import { mappingRoutes } from '../mappings/routes.js';
 import { MappingSchema } from '../mappings/schemas.js';
 import type { MappingService } from '../mappings/service.js';
-import type { Clock } from '../shared/clock.js';
 import { tenantRoutes } from '../tenants/routes.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { Metrics } from './metrics.js';
@@ -81,8 +81,8 @@ export interface AppDeps {
   audit: AuditService;
   settings: NotificationSettingsService;
   tester: IdentityTester;
-  lifecycleStore: LifecycleRouteOptions['store'];
-  clock: Clock;
+  /** Expiry alerts and notifications as the API shows them. */
+  lifecycle: LifecycleService;
   clientCertificates: ClientCertificateService;
   ca: PlatformCa;
 }
@@ -219,8 +219,7 @@ export async function buildHttpApp(deps: AppDeps) {
     tenants: deps.tenants,
     settings: deps.settings,
     audit: deps.audit,
-    store: deps.lifecycleStore,
-    clock: deps.clock,
+    lifecycle: deps.lifecycle,
   });
   await app.register(identityTestRoutes, {
     tenants: deps.tenants,

@@ -1,11 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import type { Clock } from '../shared/clock.js';
-import type { LifecycleStore } from '../store/types.js';
 import type { TenantService } from '../tenants/service.js';
 import type { AuditService } from './audit.js';
-import { daysLeft } from './scanner.js';
 import {
   AlertSchema,
   AuditEventSchema,
@@ -15,19 +12,20 @@ import {
   PutNotificationSettingsBody,
   PutNotificationSettingsResponse,
 } from './schemas.js';
+import type { LifecycleService } from './service.js';
 import type { NotificationSettingsService } from './settings.js';
 
 export interface LifecycleRouteOptions {
   tenants: TenantService;
   settings: NotificationSettingsService;
   audit: AuditService;
-  store: Pick<LifecycleStore, 'listAlerts' | 'listNotifications'>;
-  clock: Clock;
+  /** Alerts and notifications. */
+  lifecycle: LifecycleService;
 }
 
 /** `/v1/tenants/{tenant}/alerts`, `notification-settings`, `notifications`, `audit-events`. */
 export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, options) => {
-  const { tenants, settings, audit, store, clock } = options;
+  const { tenants, settings, audit, lifecycle } = options;
   app.addSchema(NotificationSettingsSchema);
 
   app.get(
@@ -42,22 +40,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
     },
     async (request) => {
       await tenants.authorize(request.principal, request.params.tenant);
-      const now = clock.now();
-      const alerts = await store.listAlerts(request.params.tenant);
-      return {
-        items: alerts.map((a) => ({
-          kind: a.kind,
-          objectType: a.objectType,
-          objectId: a.objectId,
-          objectVersion: a.objectVersion,
-          name: a.name,
-          fingerprintSha256: a.fingerprintSha256,
-          notAfter: a.notAfter.toISOString(),
-          daysLeft: daysLeft(a.notAfter, now),
-          thresholdDays: a.thresholdDays,
-          raisedAt: a.raisedAt.toISOString(),
-        })),
-      };
+      return { items: await lifecycle.listAlerts(request.params.tenant) };
     },
   );
 
@@ -122,40 +105,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
     },
     async (request) => {
       await tenants.authorize(request.principal, request.params.tenant);
-      const rows = await store.listNotifications(request.params.tenant, request.query.limit ?? 50);
-      return {
-        items: rows.map(({ notification: n, deliveries, attempts }) => ({
-          id: n.id,
-          kind: n.kind,
-          objectType: n.objectType,
-          objectId: n.objectId,
-          objectVersion: n.objectVersion,
-          thresholdDays: n.thresholdDays,
-          notAfter: n.notAfter.toISOString(),
-          createdAt: n.createdAt.toISOString(),
-          deliveries: deliveries.map((d) => ({
-            id: d.id,
-            channel: d.channel,
-            target: d.target,
-            status: d.status,
-            attempts: attempts
-              .filter((a) => a.deliveryId === d.id)
-              .map((a) => ({
-                attempt: a.attempt,
-                at: a.at.toISOString(),
-                ok: a.ok,
-                durationMs: Math.round(a.durationMs),
-                ...(a.statusCode !== undefined ? { statusCode: a.statusCode } : {}),
-                ...(a.error !== undefined ? { error: a.error } : {}),
-              })),
-            ...(d.status === 'pending' && d.nextAttemptAt
-              ? { nextAttemptAt: d.nextAttemptAt.toISOString() }
-              : {}),
-            ...(d.deliveredAt ? { deliveredAt: d.deliveredAt.toISOString() } : {}),
-            ...(d.lastError ? { lastError: d.lastError } : {}),
-          })),
-        })),
-      };
+      return { items: await lifecycle.listNotifications(request.params.tenant, request.query.limit ?? 50) };
     },
   );
 

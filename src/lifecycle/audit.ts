@@ -1,19 +1,12 @@
+import type { Static } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import type { AuditEvent, LifecycleStore } from '../store/types.js';
+import type { AuditEventSchema } from './schemas.js';
 
 /** An audit entry as the API shows it. */
-export interface AuditEventView {
-  id: string;
-  at: string;
-  actor: string;
-  action: string;
-  objectType: string;
-  objectId: string;
-  sourceAddress?: string;
-  detail: Record<string, unknown>;
-}
+export type AuditEventView = Static<typeof AuditEventSchema>;
 
 /** What a caller records; the service adds id and time. */
 export interface AuditEntry {

@@ -3,13 +3,11 @@ import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import type { RevocationReason } from '../store/types.js';
-import type { TenantService } from '../tenants/service.js';
 import { ClientCertificateParams, ClientCertificateUploadBody, CsrBody, RevokeBody } from './schemas.js';
 import type { ClientCertificateService } from './service.js';
 import { readClientCertificateUpload, refuseSecrets } from './upload.js';
 
 export interface ClientCertificateRouteOptions {
-  tenants: TenantService;
   clientCertificates: ClientCertificateService;
   maxUploadBytes: number;
 }
@@ -30,7 +28,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app,
   options,
 ) => {
-  const { tenants, clientCertificates, maxUploadBytes } = options;
+  const { clientCertificates, maxUploadBytes } = options;
   const bodyLimit = maxUploadBytes * 2 + 64 * 1024;
 
   app.post(
@@ -52,7 +50,6 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       // Keys first: a body with a key gets the precise refusal whatever else is wrong with it.
       if (!request.isMultipart()) refuseSecrets(request.body);
       if (request.validationError && !request.isMultipart()) {
@@ -93,7 +90,6 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       refuseSecrets(request.body);
       if (request.validationError) throw new AppError('bad_request', request.validationError.message);
       const { name, csrPem, validityDays } = request.body;
@@ -128,7 +124,6 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return { items: await clientCertificates.list(request.params.tenant) };
     },
   );
@@ -143,7 +138,6 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return clientCertificates.get(request.params.tenant, request.params.id);
     },
   );
@@ -162,7 +156,6 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       if (request.validationError && request.body !== undefined && request.body !== null) {
         throw new AppError('bad_request', request.validationError.message);
       }
@@ -189,7 +182,6 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       await clientCertificates.delete(request.params.tenant, request.params.id);
       request.audit = {
         action: 'client_certificate.delete',

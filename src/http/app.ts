@@ -28,11 +28,12 @@ import type { NotificationSettingsService } from '../lifecycle/settings.js';
 import { mappingRoutes } from '../mappings/routes.js';
 import { MappingSchema } from '../mappings/schemas.js';
 import type { MappingService } from '../mappings/service.js';
-import { tenantRoutes } from '../tenants/routes.js';
+import { tenantListRoutes, tenantRoutes } from '../tenants/routes.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { Metrics } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
+import { refuseUnscopedTenantRoutes, tenantScope } from './tenant-scope.js';
 
 /**
  * What a mutating route changed, for the audit log: a handler sets `request.audit` once it has
@@ -129,6 +130,8 @@ export async function buildHttpApp(deps: AppDeps) {
     done();
   });
   app.setErrorHandler(errorHandler);
+  // Tenant routes live in the tenant scope, which authorises the tenant before any handler runs.
+  app.addHook('onRoute', refuseUnscopedTenantRoutes);
   app.setNotFoundHandler((request, reply) => {
     sendProblem(reply, new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`));
   });
@@ -208,28 +211,27 @@ export async function buildHttpApp(deps: AppDeps) {
     return deps.metrics.registry.metrics();
   });
 
-  await app.register(tenantRoutes, { tenants: deps.tenants });
-  await app.register(identityRoutes, {
+  await app.register(tenantListRoutes, { tenants: deps.tenants });
+  await app.register(tenantScope, {
     tenants: deps.tenants,
-    identities: deps.identities,
-    maxUploadBytes: deps.maxUploadBytes,
-  });
-  await app.register(mappingRoutes, { tenants: deps.tenants, mappings: deps.mappings });
-  await app.register(lifecycleRoutes, {
-    tenants: deps.tenants,
-    settings: deps.settings,
-    audit: deps.audit,
-    lifecycle: deps.lifecycle,
-  });
-  await app.register(identityTestRoutes, {
-    tenants: deps.tenants,
-    tester: deps.tester,
-    maxUploadBytes: deps.maxUploadBytes,
-  });
-  await app.register(clientCertificateRoutes, {
-    tenants: deps.tenants,
-    clientCertificates: deps.clientCertificates,
-    maxUploadBytes: deps.maxUploadBytes,
+    async routes(scope) {
+      await scope.register(tenantRoutes, { tenants: deps.tenants });
+      await scope.register(identityRoutes, {
+        identities: deps.identities,
+        maxUploadBytes: deps.maxUploadBytes,
+      });
+      await scope.register(mappingRoutes, { mappings: deps.mappings });
+      await scope.register(lifecycleRoutes, {
+        settings: deps.settings,
+        audit: deps.audit,
+        lifecycle: deps.lifecycle,
+      });
+      await scope.register(identityTestRoutes, { tester: deps.tester, maxUploadBytes: deps.maxUploadBytes });
+      await scope.register(clientCertificateRoutes, {
+        clientCertificates: deps.clientCertificates,
+        maxUploadBytes: deps.maxUploadBytes,
+      });
+    },
   });
   await app.register(caRoutes, { ca: deps.ca });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });

@@ -3,13 +3,11 @@ import { type TSchema, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import type { TenantService } from '../tenants/service.js';
 import { IdentityParams, IdentityUploadBody, VersionParams } from './schemas.js';
 import type { IdentityService, IdentityView } from './service.js';
 import { jsonUploadBodyLimit, type ParsedUpload, readUpload, zeroUpload } from './upload.js';
 
 export interface IdentityRouteOptions {
-  tenants: TenantService;
   identities: IdentityService;
   maxUploadBytes: number;
 }
@@ -24,7 +22,7 @@ const uploadResponses = {
 
 /** `/v1/tenants/{tenant}/identities`: upload, list, get, delete, versions, activation. */
 export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = async (app, options) => {
-  const { tenants, identities, maxUploadBytes } = options;
+  const { identities, maxUploadBytes } = options;
   const bodyLimit = jsonUploadBodyLimit(maxUploadBytes);
 
   /** Options shared by the two upload routes (JSON or multipart body, validated by hand for JSON). */
@@ -41,12 +39,11 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     },
   });
 
-  /** Authorizes, reads the upload, runs `work`, and zeroes the uploaded bytes whatever happens. */
+  /** Reads the upload, runs `work`, and zeroes the uploaded bytes whatever happens. */
   const withUpload = async <T>(
-    request: FastifyRequest & { params: { tenant: string } },
+    request: FastifyRequest,
     work: (parsed: ParsedUpload) => Promise<T>,
   ): Promise<T> => {
-    await tenants.authorize(request.principal, request.params.tenant);
     if (request.validationError && !request.isMultipart()) {
       throw new AppError('bad_request', request.validationError.message);
     }
@@ -85,7 +82,6 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return { items: await identities.list(request.params.tenant) };
     },
   );
@@ -100,7 +96,6 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return identities.get(request.params.tenant, request.params.id);
     },
   );
@@ -123,7 +118,6 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const view = await identities.updateIdentity(request.params.tenant, request.params.id, request.body);
       request.audit = {
         action: 'identity.update',
@@ -146,7 +140,6 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       await identities.deleteIdentity(request.params.tenant, request.params.id);
       request.audit = { action: 'identity.delete', objectType: 'identity', objectId: request.params.id };
       return reply.code(204).send(null);
@@ -207,7 +200,6 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const before = await identities.get(request.params.tenant, request.params.id);
       const view = await identities.activateVersion(
         request.params.tenant,
@@ -235,7 +227,6 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const view = await identities.cancelScheduledActivation(
         request.params.tenant,
         request.params.id,

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import type { TenantService } from '../tenants/service.js';
 import type { AuditService } from './audit.js';
 import {
   AlertSchema,
@@ -16,7 +15,6 @@ import type { LifecycleService } from './service.js';
 import type { NotificationSettingsService } from './settings.js';
 
 export interface LifecycleRouteOptions {
-  tenants: TenantService;
   settings: NotificationSettingsService;
   audit: AuditService;
   /** Alerts and notifications. */
@@ -25,7 +23,7 @@ export interface LifecycleRouteOptions {
 
 /** `/v1/tenants/{tenant}/alerts`, `notification-settings`, `notifications`, `audit-events`. */
 export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, options) => {
-  const { tenants, settings, audit, lifecycle } = options;
+  const { settings, audit, lifecycle } = options;
   app.addSchema(NotificationSettingsSchema);
 
   app.get(
@@ -39,7 +37,6 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return { items: await lifecycle.listAlerts(request.params.tenant) };
     },
   );
@@ -55,7 +52,6 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return settings.get(request.params.tenant);
     },
   );
@@ -72,7 +68,6 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const { settings: view, webhookSecret } = await settings.put(request.params.tenant, request.body);
       request.audit = {
         action: 'notification_settings.update',
@@ -104,7 +99,6 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return { items: await lifecycle.listNotifications(request.params.tenant, request.query.limit ?? 50) };
     },
   );
@@ -122,7 +116,6 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const q = request.query;
       return audit.list(request.params.tenant, {
         ...(q.action ? { action: q.action } : {}),

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import type { TenantService } from '../tenants/service.js';
 import { CreateMappingBody, MappingParams, PatchMappingBody } from './schemas.js';
 import type { MappingService, MappingView } from './service.js';
 
@@ -9,9 +8,8 @@ const errors = { ...problemResponses, 422: Type.Ref('Problem') };
 
 /** `/v1/tenants/{tenant}/mappings`: create, list, get, patch, soft delete. */
 export const mappingRoutes: FastifyPluginAsyncTypebox<{
-  tenants: TenantService;
   mappings: MappingService;
-}> = async (app, { tenants, mappings }) => {
+}> = async (app, { mappings }) => {
   app.post(
     '/v1/tenants/:tenant/mappings',
     {
@@ -24,7 +22,6 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const view = await mappings.create(request.params.tenant, request.body);
       request.audit = {
         action: 'mapping.create',
@@ -47,7 +44,6 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return { items: await mappings.list(request.params.tenant, request.query.includeDeleted ?? false) };
     },
   );
@@ -62,7 +58,6 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return mappings.get(request.params.tenant, request.params.id);
     },
   );
@@ -78,7 +73,6 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const view = await mappings.update(request.params.tenant, request.params.id, request.body);
       request.audit = {
         action: 'mapping.update',
@@ -101,7 +95,6 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const view = await mappings.remove(request.params.tenant, request.params.id);
       request.audit = { action: 'mapping.delete', objectType: 'mapping', objectId: view.id };
       return view;

@@ -5,8 +5,8 @@ import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import { ApiKeySchema, CreatedTenantSchema, CreateTenantBody, TenantSchema } from './schemas.js';
 import type { TenantService } from './service.js';
 
-/** `/v1/tenants` and `/v1/tenants/{tenant}/api-keys`. */
-export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
+/** `/v1/tenants`: create (operator token) and list (the operator's every tenant, a key's own). */
+export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
   app,
   { tenants },
 ) => {
@@ -53,7 +53,16 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       return { items: items.map((t) => ({ ...t, createdAt: t.createdAt.toISOString() })) };
     },
   );
+};
 
+/**
+ * `/v1/tenants/{tenant}` and its API keys; registered in the tenant scope (http/tenant-scope.ts),
+ * which authorises the tenant.
+ */
+export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
+  app,
+  { tenants },
+) => {
   app.get(
     '/v1/tenants/:tenant',
     {
@@ -64,7 +73,8 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       },
     },
     async (request) => {
-      const tenant = await tenants.authorize(request.principal, request.params.tenant);
+      const tenant = await tenants.getTenant(request.params.tenant);
+      if (!tenant) throw new AppError('not_found', 'No such tenant.');
       return { ...tenant, createdAt: tenant.createdAt.toISOString() };
     },
   );
@@ -80,7 +90,6 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const { apiKey, key } = await tenants.createApiKey(request.params.tenant);
       request.audit = { action: 'api_key.create', objectType: 'api_key', objectId: key.id };
       return reply.code(201).send({ id: key.id, apiKey, createdAt: key.createdAt.toISOString() });
@@ -98,7 +107,6 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       await tenants.revokeApiKey(request.params.tenant, request.params.id);
       request.audit = { action: 'api_key.revoke', objectType: 'api_key', objectId: request.params.id };
       return reply.code(204).send(null);

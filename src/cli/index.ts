@@ -2,12 +2,20 @@
 import cluster from 'node:cluster';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
+import {
+  clientCertificateIssued,
+  clientCertificateRegistered,
+  clientCertificateRevoked,
+} from '../client-certificates/audit.js';
 import { runPrimary } from '../cluster/cluster.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { AppError, toAppError } from '../errors/app-error.js';
+import { identityCreated } from '../identities/audit.js';
 import { createServices, openBackends, prepareDeployment, StartupError, startTwoway } from '../main.js';
+import { mappingCreated } from '../mappings/audit.js';
 import { createLogger } from '../shared/logger.js';
 import type { RevocationReason } from '../store/types.js';
+import { tenantCreated } from '../tenants/audit.js';
 
 /**
  * `twoway`: `serve` runs the service; the other commands act on the same store directly (as
@@ -78,13 +86,7 @@ tenant
         apiKey,
         keyId,
       } = await tenants.createTenant(options.id, options.name ?? options.id);
-      await audit.record(created.id, {
-        actor: 'cli',
-        action: 'tenant.create',
-        objectType: 'tenant',
-        objectId: created.id,
-        detail: { name: created.name, apiKeyId: keyId },
-      });
+      await audit.record(created.id, { actor: 'cli', ...tenantCreated(created, keyId) });
       print({ ...created, apiKey });
     });
   });
@@ -122,14 +124,7 @@ identity
           ...(options.chain ? { chain: readFileSync(options.chain) } : {}),
           ...(password !== undefined ? { password } : {}),
         });
-        const active = view.versions.find((v) => v.version === view.activeVersion);
-        await audit.record(options.tenant, {
-          actor: 'cli',
-          action: 'identity.create',
-          objectType: 'identity',
-          objectId: view.id,
-          detail: { name: view.name, version: 1, fingerprintSha256: active?.fingerprintSha256 },
-        });
+        await audit.record(options.tenant, { actor: 'cli', ...identityCreated(view) });
         print(view);
       });
     },
@@ -230,13 +225,7 @@ mapping
           ...(options.url ? { url: options.url } : {}),
           ...(options.trustAnchors ? { trustAnchorsPem: readFileSync(options.trustAnchors, 'utf8') } : {}),
         });
-        await audit.record(options.tenant, {
-          actor: 'cli',
-          action: 'mapping.create',
-          objectType: 'mapping',
-          objectId: view.id,
-          detail: { name: view.name, service: view.service, url: view.url, identityId: view.identityId },
-        });
+        await audit.record(options.tenant, { actor: 'cli', ...mappingCreated(view) });
         print(view);
       });
     },
@@ -259,13 +248,7 @@ clientCert
         options.name,
         readFileSync(options.file),
       );
-      await audit.record(options.tenant, {
-        actor: 'cli',
-        action: 'client_certificate.create',
-        objectType: 'client_certificate',
-        objectId: view.id,
-        detail: { source: 'uploaded', fingerprintSha256: view.fingerprintSha256, name: view.name },
-      });
+      await audit.record(options.tenant, { actor: 'cli', ...clientCertificateRegistered(view) });
       print(view);
     });
   });
@@ -283,13 +266,7 @@ clientCert
     await withServices(async ({ ca, clientCertificates, audit }) => {
       await ca.ensure();
       const view = await clientCertificates.revoke(options.tenant, options.id, options.reason);
-      await audit.record(options.tenant, {
-        actor: 'cli',
-        action: 'client_certificate.revoke',
-        objectType: 'client_certificate',
-        objectId: view.id,
-        detail: { fingerprintSha256: view.fingerprintSha256, reason: options.reason },
-      });
+      await audit.record(options.tenant, { actor: 'cli', ...clientCertificateRevoked(view, options.reason) });
       print(view);
     });
   });
@@ -325,17 +302,7 @@ csr
           readFileSync(options.csr),
           days,
         );
-        await audit.record(options.tenant, {
-          actor: 'cli',
-          action: 'client_certificate.issue',
-          objectType: 'client_certificate',
-          objectId: view.id,
-          detail: {
-            source: 'issued',
-            fingerprintSha256: view.fingerprintSha256,
-            serialNumber: view.serialNumber,
-          },
-        });
+        await audit.record(options.tenant, { actor: 'cli', ...clientCertificateIssued(view) });
         if (options.out) writeFileSync(options.out, view.certificatePem);
         if (options.chainOut) writeFileSync(options.chainOut, view.chainPem);
         print(view);

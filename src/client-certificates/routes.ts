@@ -3,6 +3,12 @@ import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import type { RevocationReason } from '../store/types.js';
+import {
+  clientCertificateDeleted,
+  clientCertificateIssued,
+  clientCertificateRegistered,
+  clientCertificateRevoked,
+} from './audit.js';
 import { ClientCertificateParams, ClientCertificateUploadBody, CsrBody, RevokeBody } from './schemas.js';
 import type { ClientCertificateService } from './service.js';
 import { readClientCertificateUpload, refuseSecrets } from './upload.js';
@@ -62,12 +68,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
         upload.certificate,
       );
       upload.certificate.fill(0);
-      request.audit = {
-        action: 'client_certificate.create',
-        objectType: 'client_certificate',
-        objectId: view.id,
-        detail: { source: 'uploaded', fingerprintSha256: view.fingerprintSha256, name: view.name },
-      };
+      request.audit = clientCertificateRegistered(view);
       return reply.code(201).send(view);
     },
   );
@@ -99,17 +100,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
         Buffer.from(csrPem, 'utf8'),
         validityDays,
       );
-      request.audit = {
-        action: 'client_certificate.issue',
-        objectType: 'client_certificate',
-        objectId: view.id,
-        detail: {
-          source: 'issued',
-          fingerprintSha256: view.fingerprintSha256,
-          serialNumber: view.serialNumber,
-          notAfter: view.notAfter,
-        },
-      };
+      request.audit = clientCertificateIssued(view);
       return reply.code(201).send(view);
     },
   );
@@ -161,12 +152,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       }
       const reason = (request.body?.reason ?? 'unspecified') as RevocationReason;
       const view = await clientCertificates.revoke(request.params.tenant, request.params.id, reason);
-      request.audit = {
-        action: 'client_certificate.revoke',
-        objectType: 'client_certificate',
-        objectId: view.id,
-        detail: { fingerprintSha256: view.fingerprintSha256, reason },
-      };
+      request.audit = clientCertificateRevoked(view, reason);
       return view;
     },
   );
@@ -183,11 +169,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
     },
     async (request, reply) => {
       await clientCertificates.delete(request.params.tenant, request.params.id);
-      request.audit = {
-        action: 'client_certificate.delete',
-        objectType: 'client_certificate',
-        objectId: request.params.id,
-      };
+      request.audit = clientCertificateDeleted(request.params.id);
       return reply.code(204).send(null);
     },
   );

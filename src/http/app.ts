@@ -20,7 +20,7 @@ import { IdentitySchema } from '../identities/schemas.js';
 import type { IdentityService } from '../identities/service.js';
 import { identityTestRoutes } from '../identity-tests/routes.js';
 import type { IdentityTester } from '../identity-tests/service.js';
-import type { AuditService } from '../lifecycle/audit.js';
+import type { AuditNote, AuditService } from '../lifecycle/audit.js';
 import { auditOnSend } from '../lifecycle/audit-hook.js';
 import { lifecycleRoutes } from '../lifecycle/routes.js';
 import type { LifecycleService } from '../lifecycle/service.js';
@@ -35,20 +35,7 @@ import { errorHandler, sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
 import { refuseUnscopedTenantRoutes, tenantScope } from './tenant-scope.js';
 
-/**
- * What a mutating route changed, for the audit log: a handler sets `request.audit` once it has
- * succeeded, and the audit hook records it with the actor (token id), time and source address.
- * `detail` holds safe facts only (ids, fingerprints, names): never a key, password or token.
- */
-export interface AuditNote {
-  /** `<object>.<verb>`, e.g. `identity.create`, `mapping.update`, `client_certificate.revoke`. */
-  action: string;
-  objectType: string;
-  objectId: string;
-  /** The tenant the object belongs to (defaults to the route's `:tenant`). */
-  tenantId?: string;
-  detail?: Record<string, unknown>;
-}
+export type { AuditNote };
 
 declare module 'fastify' {
   interface FastifyRequest {

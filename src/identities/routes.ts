@@ -3,8 +3,16 @@ import { type TSchema, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import {
+  activationCancelled,
+  identityCreated,
+  identityDeleted,
+  identityUpdated,
+  versionActivated,
+  versionAdded,
+} from './audit.js';
 import { IdentityParams, IdentityUploadBody, VersionParams } from './schemas.js';
-import type { IdentityService, IdentityView } from './service.js';
+import type { IdentityService } from './service.js';
 import { jsonUploadBodyLimit, type ParsedUpload, readUpload, zeroUpload } from './upload.js';
 
 export interface IdentityRouteOptions {
@@ -62,12 +70,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       const view = await withUpload(request, (parsed) =>
         identities.importIdentity(request.params.tenant, parsed.name ?? 'identity', parsed.upload),
       );
-      request.audit = {
-        action: 'identity.create',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: { name: view.name, ...versionFacts(view, view.activeVersion) },
-      };
+      request.audit = identityCreated(view);
       return reply.code(201).send(view);
     },
   );
@@ -119,12 +122,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     },
     async (request) => {
       const view = await identities.updateIdentity(request.params.tenant, request.params.id, request.body);
-      request.audit = {
-        action: 'identity.update',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: { ...request.body },
-      };
+      request.audit = identityUpdated(view, request.body);
       return view;
     },
   );
@@ -141,7 +139,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     },
     async (request, reply) => {
       await identities.deleteIdentity(request.params.tenant, request.params.id);
-      request.audit = { action: 'identity.delete', objectType: 'identity', objectId: request.params.id };
+      request.audit = identityDeleted(request.params.id);
       return reply.code(204).send(null);
     },
   );
@@ -172,19 +170,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
         );
         return { before, view };
       });
-      const added = Math.max(...view.versions.map((v) => v.version));
-      const scheduled = view.versions.find((v) => v.version === added)?.activateAt;
-      request.audit = {
-        action: 'identity.add_version',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: {
-          ...versionFacts(view, added),
-          activated: view.activeVersion === added,
-          ...(view.activeVersion === added ? { previousVersion: before.activeVersion } : {}),
-          ...(scheduled ? { activateAt: scheduled } : {}),
-        },
-      };
+      request.audit = versionAdded(before, view);
       return reply.code(201).send(view);
     },
   );
@@ -206,12 +192,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
         request.params.id,
         request.params.version,
       );
-      request.audit = {
-        action: 'identity.activate_version',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: { ...versionFacts(view, request.params.version), previousVersion: before.activeVersion },
-      };
+      request.audit = versionActivated(view, request.params.version, before.activeVersion);
       return view;
     },
   );
@@ -232,19 +213,8 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
         request.params.id,
         request.params.version,
       );
-      request.audit = {
-        action: 'identity.cancel_activation',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: { version: request.params.version },
-      };
+      request.audit = activationCancelled(view.id, request.params.version);
       return view;
     },
   );
 };
-
-/** Public facts of one version for an audit entry: number, fingerprint, notAfter. */
-function versionFacts(view: IdentityView, version: number): Record<string, unknown> {
-  const v = view.versions.find((candidate) => candidate.version === version);
-  return v ? { version, fingerprintSha256: v.fingerprintSha256, notAfter: v.notAfter } : { version };
-}

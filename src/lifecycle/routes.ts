@@ -13,6 +13,7 @@ import {
 } from './schemas.js';
 import type { LifecycleService } from './service.js';
 import type { NotificationSettingsService } from './settings.js';
+import { notificationSettingsUpdated } from './settings-audit.js';
 
 export interface LifecycleRouteOptions {
   settings: NotificationSettingsService;
@@ -69,18 +70,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
     },
     async (request) => {
       const { settings: view, webhookSecret } = await settings.put(request.params.tenant, request.body);
-      request.audit = {
-        action: 'notification_settings.update',
-        objectType: 'notification_settings',
-        objectId: request.params.tenant,
-        detail: {
-          emails: view.emails.length,
-          webhookUrls: view.webhookUrls.length,
-          thresholdsDays: view.thresholdsDays,
-          // Not `webhookSecret…`: scrubDetail drops every field whose name says "secret".
-          webhookSigningKeyMade: webhookSecret !== undefined,
-        },
-      };
+      request.audit = notificationSettingsUpdated(request.params.tenant, view, webhookSecret !== undefined);
       return { ...view, ...(webhookSecret ? { webhookSecret } : {}) };
     },
   );

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { apiKeyCreated, apiKeyRevoked, tenantCreated } from './audit.js';
 import { ApiKeySchema, CreatedTenantSchema, CreateTenantBody, TenantSchema } from './schemas.js';
 import type { TenantService } from './service.js';
 
@@ -24,13 +25,7 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantServic
       if (request.principal.kind !== 'operator')
         throw new AppError('not_found', 'Only the operator creates tenants.');
       const { tenant, apiKey, keyId } = await tenants.createTenant(request.body.id, request.body.name);
-      request.audit = {
-        action: 'tenant.create',
-        objectType: 'tenant',
-        objectId: tenant.id,
-        tenantId: tenant.id,
-        detail: { name: tenant.name, apiKeyId: keyId },
-      };
+      request.audit = tenantCreated(tenant, keyId);
       return reply.code(201).send({ ...tenant, createdAt: tenant.createdAt.toISOString(), apiKey });
     },
   );
@@ -91,7 +86,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
     },
     async (request, reply) => {
       const { apiKey, key } = await tenants.createApiKey(request.params.tenant);
-      request.audit = { action: 'api_key.create', objectType: 'api_key', objectId: key.id };
+      request.audit = apiKeyCreated(key.id);
       return reply.code(201).send({ id: key.id, apiKey, createdAt: key.createdAt.toISOString() });
     },
   );
@@ -108,7 +103,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
     },
     async (request, reply) => {
       await tenants.revokeApiKey(request.params.tenant, request.params.id);
-      request.audit = { action: 'api_key.revoke', objectType: 'api_key', objectId: request.params.id };
+      request.audit = apiKeyRevoked(request.params.id);
       return reply.code(204).send(null);
     },
   );

@@ -28,6 +28,7 @@ import {
   type Lifecycle,
   NotificationSettingsService,
 } from './lifecycle/index.js';
+import { LifecycleService } from './lifecycle/service.js';
 import { MappingService } from './mappings/service.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
@@ -274,8 +275,7 @@ export async function startTwoway(
     audit: services.audit,
     settings: services.settings,
     tester: services.tester,
-    lifecycleStore: backends.store,
-    clock,
+    lifecycle: new LifecycleService({ store: backends.store, clock }),
     tenants: services.tenants,
     identities: services.identities,
     mappings: services.mappings,

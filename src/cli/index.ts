@@ -3,12 +3,20 @@ import cluster from 'node:cluster';
 import { writeFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { type IdentityUpload, isCertificateError } from '../certificates/index.js';
+import {
+  clientCertificateIssued,
+  clientCertificateRegistered,
+  clientCertificateRevoked,
+} from '../client-certificates/audit.js';
 import { runPrimary } from '../cluster/cluster.js';
 import { type Config, ConfigError, loadConfig } from '../config/config.js';
 import { AppError, toAppError } from '../errors/app-error.js';
+import { identityCreated } from '../identities/audit.js';
 import { createServices, openBackends, prepareDeployment, StartupError, startTwoway } from '../main.js';
+import { mappingCreated } from '../mappings/audit.js';
 import { createLogger } from '../shared/logger.js';
 import type { RevocationReason } from '../store/index.js';
+import { tenantCreated } from '../tenants/audit.js';
 import { TENANT_ID_PATTERN } from '../tenants/service.js';
 import { type PasswordOptions, readInput, readPassword, UsageError } from './input.js';
 
@@ -125,13 +133,7 @@ tenant
         apiKey,
         keyId,
       } = await tenants.createTenant(options.id, options.name ?? options.id);
-      await audit.record(created.id, {
-        actor: 'cli',
-        action: 'tenant.create',
-        objectType: 'tenant',
-        objectId: created.id,
-        detail: { name: created.name, apiKeyId: keyId },
-      });
+      await audit.record(created.id, { actor: 'cli', ...tenantCreated(created, keyId) });
       print({ ...created, apiKey });
     });
   });
@@ -153,14 +155,7 @@ identity
       const upload = await uploadOf(options, parser, config);
       if (!(await tenants.getTenant(options.tenant))) throw new AppError('not_found', 'No such tenant.');
       const view = await identities.importIdentity(options.tenant, options.name, upload);
-      const active = view.versions.find((v) => v.version === view.activeVersion);
-      await audit.record(options.tenant, {
-        actor: 'cli',
-        action: 'identity.create',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: { name: view.name, version: 1, fingerprintSha256: active?.fingerprintSha256 },
-      });
+      await audit.record(options.tenant, { actor: 'cli', ...identityCreated(view) });
       print(view);
     });
   });
@@ -254,13 +249,7 @@ mapping
             ? { trustAnchorsPem: readInput(options.trustAnchors, '--trust-anchors').toString('utf8') }
             : {}),
         });
-        await audit.record(options.tenant, {
-          actor: 'cli',
-          action: 'mapping.create',
-          objectType: 'mapping',
-          objectId: view.id,
-          detail: { name: view.name, service: view.service, url: view.url, identityId: view.identityId },
-        });
+        await audit.record(options.tenant, { actor: 'cli', ...mappingCreated(view) });
         print(view);
       });
     },
@@ -283,13 +272,7 @@ clientCert
         options.name,
         readInput(options.file, '--file'),
       );
-      await audit.record(options.tenant, {
-        actor: 'cli',
-        action: 'client_certificate.create',
-        objectType: 'client_certificate',
-        objectId: view.id,
-        detail: { source: 'uploaded', fingerprintSha256: view.fingerprintSha256, name: view.name },
-      });
+      await audit.record(options.tenant, { actor: 'cli', ...clientCertificateRegistered(view) });
       print(view);
     });
   });
@@ -307,13 +290,7 @@ clientCert
     await withServices(async ({ ca, clientCertificates, audit }) => {
       await ca.ensure();
       const view = await clientCertificates.revoke(options.tenant, options.id, options.reason);
-      await audit.record(options.tenant, {
-        actor: 'cli',
-        action: 'client_certificate.revoke',
-        objectType: 'client_certificate',
-        objectId: view.id,
-        detail: { fingerprintSha256: view.fingerprintSha256, reason: options.reason },
-      });
+      await audit.record(options.tenant, { actor: 'cli', ...clientCertificateRevoked(view, options.reason) });
       print(view);
     });
   });
@@ -349,17 +326,7 @@ csr
           readInput(options.csr, '--csr'),
           days,
         );
-        await audit.record(options.tenant, {
-          actor: 'cli',
-          action: 'client_certificate.issue',
-          objectType: 'client_certificate',
-          objectId: view.id,
-          detail: {
-            source: 'issued',
-            fingerprintSha256: view.fingerprintSha256,
-            serialNumber: view.serialNumber,
-          },
-        });
+        await audit.record(options.tenant, { actor: 'cli', ...clientCertificateIssued(view) });
         if (options.out) writeFileSync(options.out, view.certificatePem);
         if (options.chainOut) writeFileSync(options.chainOut, view.chainPem);
         print(view);

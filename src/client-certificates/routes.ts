@@ -3,13 +3,17 @@ import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import type { RevocationReason } from '../store/index.js';
-import type { TenantService } from '../tenants/service.js';
+import {
+  clientCertificateDeleted,
+  clientCertificateIssued,
+  clientCertificateRegistered,
+  clientCertificateRevoked,
+} from './audit.js';
 import { ClientCertificateParams, ClientCertificateUploadBody, CsrBody, RevokeBody } from './schemas.js';
 import type { ClientCertificateService } from './service.js';
 import { readClientCertificateUpload, refuseSecrets } from './upload.js';
 
 export interface ClientCertificateRouteOptions {
-  tenants: TenantService;
   clientCertificates: ClientCertificateService;
   maxUploadBytes: number;
 }
@@ -30,7 +34,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app,
   options,
 ) => {
-  const { tenants, clientCertificates, maxUploadBytes } = options;
+  const { clientCertificates, maxUploadBytes } = options;
   const bodyLimit = maxUploadBytes * 2 + 64 * 1024;
 
   app.post(
@@ -52,7 +56,6 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       // Keys first: a body with a key gets the precise refusal whatever else is wrong with it.
       if (!request.isMultipart()) refuseSecrets(request.body);
       if (request.validationError && !request.isMultipart()) {
@@ -65,12 +68,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
         upload.certificate,
       );
       upload.certificate.fill(0);
-      request.audit = {
-        action: 'client_certificate.create',
-        objectType: 'client_certificate',
-        objectId: view.id,
-        detail: { source: 'uploaded', fingerprintSha256: view.fingerprintSha256, name: view.name },
-      };
+      request.audit = clientCertificateRegistered(view);
       return reply.code(201).send(view);
     },
   );
@@ -93,7 +91,6 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       refuseSecrets(request.body);
       if (request.validationError) throw new AppError('bad_request', request.validationError.message);
       const { name, csrPem, validityDays } = request.body;
@@ -103,17 +100,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
         Buffer.from(csrPem, 'utf8'),
         validityDays,
       );
-      request.audit = {
-        action: 'client_certificate.issue',
-        objectType: 'client_certificate',
-        objectId: view.id,
-        detail: {
-          source: 'issued',
-          fingerprintSha256: view.fingerprintSha256,
-          serialNumber: view.serialNumber,
-          notAfter: view.notAfter,
-        },
-      };
+      request.audit = clientCertificateIssued(view);
       return reply.code(201).send(view);
     },
   );
@@ -128,7 +115,6 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return { items: await clientCertificates.list(request.params.tenant) };
     },
   );
@@ -143,7 +129,6 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return clientCertificates.get(request.params.tenant, request.params.id);
     },
   );
@@ -162,18 +147,12 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       if (request.validationError && request.body !== undefined && request.body !== null) {
         throw new AppError('bad_request', request.validationError.message);
       }
       const reason = (request.body?.reason ?? 'unspecified') as RevocationReason;
       const view = await clientCertificates.revoke(request.params.tenant, request.params.id, reason);
-      request.audit = {
-        action: 'client_certificate.revoke',
-        objectType: 'client_certificate',
-        objectId: view.id,
-        detail: { fingerprintSha256: view.fingerprintSha256, reason },
-      };
+      request.audit = clientCertificateRevoked(view, reason);
       return view;
     },
   );
@@ -189,13 +168,8 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       await clientCertificates.delete(request.params.tenant, request.params.id);
-      request.audit = {
-        action: 'client_certificate.delete',
-        objectType: 'client_certificate',
-        objectId: request.params.id,
-      };
+      request.audit = clientCertificateDeleted(request.params.id);
       return reply.code(204).send(null);
     },
   );

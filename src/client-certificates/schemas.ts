@@ -1,22 +1,14 @@
 import { Type } from '@sinclair/typebox';
-import { Timestamp } from '../http/schemas.js';
+import { CertificateFacts } from '../http/certificate-facts.js';
+import { Literals, Timestamp } from '../http/schemas.js';
 
 const ClientCertificateProperties = {
   id: Type.String(),
   tenant: Type.String(),
   name: Type.String(),
-  source: Type.Union([Type.Literal('uploaded'), Type.Literal('issued')]),
-  status: Type.Union(['active', 'expiring', 'expired', 'revoked'].map((s) => Type.Literal(s))),
-  subject: Type.String({ description: 'RFC 4514, most specific first' }),
-  issuer: Type.String(),
-  serialNumber: Type.String({ description: 'uppercase hex' }),
-  fingerprintSha256: Type.String({ description: 'SHA-256 of the DER certificate, lowercase hex' }),
-  spkiSha256: Type.String({ description: 'SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex' }),
-  notBefore: Timestamp,
-  notAfter: Timestamp,
-  keyType: Type.Union([Type.Literal('RSA'), Type.Literal('EC'), Type.Literal('Ed25519')]),
-  keySize: Type.Optional(Type.Integer({ description: 'bits' })),
-  curve: Type.Optional(Type.String()),
+  source: Literals(['uploaded', 'issued']),
+  status: Literals(['active', 'expiring', 'expired', 'revoked']),
+  ...CertificateFacts,
   createdAt: Timestamp,
   revokedAt: Type.Optional(Timestamp),
 };

@@ -1,46 +1,23 @@
+import type { Static } from '@sinclair/typebox';
 import { readCsr } from '../ca/csr.js';
 import { TENANT_URI_PREFIX } from '../ca/naming.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { summarize, toPem } from '../certificates/index.js';
 import { certificateStatus } from '../certificates/status.js';
 import { AppError, toAppError } from '../errors/app-error.js';
+import { certificateFacts } from '../http/certificate-facts.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
-import type {
-  ClientCertificate,
-  ClientCertificateSource,
-  ClientCertificateStore,
-  RevocationReason,
-} from '../store/index.js';
+import type { ClientCertificate, ClientCertificateStore, RevocationReason } from '../store/index.js';
 import { type ClientCertificatePolicy, checkClientCertificate, checkKey } from './policy.js';
+import type { ClientCertificateSchema, IssuedClientCertificateSchema } from './schemas.js';
 import { readCertificateInput } from './upload.js';
 
 /** A client certificate as the API shows it (API.md "ClientCertificate"). */
-export interface ClientCertificateView {
-  id: string;
-  tenant: string;
-  name: string;
-  source: ClientCertificateSource;
-  status: 'active' | 'expiring' | 'expired' | 'revoked';
-  subject: string;
-  issuer: string;
-  serialNumber: string;
-  fingerprintSha256: string;
-  spkiSha256: string;
-  notBefore: string;
-  notAfter: string;
-  keyType: 'RSA' | 'EC' | 'Ed25519';
-  keySize?: number;
-  curve?: string;
-  createdAt: string;
-  revokedAt?: string;
-}
+export type ClientCertificateView = Static<typeof ClientCertificateSchema>;
 
 /** A certificate issued from a CSR, with the certificate and its chain (issuing CA, root). */
-export interface IssuedClientCertificateView extends ClientCertificateView {
-  certificatePem: string;
-  chainPem: string;
-}
+export type IssuedClientCertificateView = Static<typeof IssuedClientCertificateSchema>;
 
 export interface ClientCertificateServiceDeps {
   store: ClientCertificateStore;
@@ -221,16 +198,7 @@ export class ClientCertificateService {
       status: record.revokedAt
         ? 'revoked'
         : (certificateStatus(s.notAfter, this.#deps.clock.now()) as 'active' | 'expiring' | 'expired'),
-      subject: s.subject,
-      issuer: s.issuer,
-      serialNumber: s.serialNumber,
-      fingerprintSha256: s.fingerprintSha256,
-      spkiSha256: s.spkiSha256,
-      notBefore: s.notBefore.toISOString(),
-      notAfter: s.notAfter.toISOString(),
-      keyType: s.keyType,
-      ...(s.keySize !== undefined ? { keySize: s.keySize } : {}),
-      ...(s.curve !== undefined ? { curve: s.curve } : {}),
+      ...certificateFacts(s),
       createdAt: record.createdAt.toISOString(),
       ...(record.revokedAt ? { revokedAt: record.revokedAt.toISOString() } : {}),
     };

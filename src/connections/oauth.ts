@@ -13,8 +13,8 @@
  */
 import { type Dispatcher, request } from 'undici';
 import { AppError } from '../errors/app-error.js';
-import { parseForwardUrl } from '../net/address-guard.js';
 import { mapUpstreamError } from '../forward/proxy.js';
+import { parseForwardUrl } from '../net/address-guard.js';
 
 /**
  * How the client authenticates at the token endpoint: RFC 6749 §2.3.1 (`client_secret_basic`:

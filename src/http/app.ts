@@ -20,34 +20,22 @@ import { IdentitySchema } from '../identities/schemas.js';
 import type { IdentityService } from '../identities/service.js';
 import { identityTestRoutes } from '../identity-tests/routes.js';
 import type { IdentityTester } from '../identity-tests/service.js';
-import type { AuditService } from '../lifecycle/audit.js';
+import type { AuditNote, AuditService } from '../lifecycle/audit.js';
 import { auditOnSend } from '../lifecycle/audit-hook.js';
-import { type LifecycleRouteOptions, lifecycleRoutes } from '../lifecycle/routes.js';
+import { lifecycleRoutes } from '../lifecycle/routes.js';
+import type { LifecycleService } from '../lifecycle/service.js';
 import type { NotificationSettingsService } from '../lifecycle/settings.js';
 import { mappingRoutes } from '../mappings/routes.js';
 import { MappingSchema } from '../mappings/schemas.js';
 import type { MappingService } from '../mappings/service.js';
-import type { Clock } from '../shared/clock.js';
-import { tenantRoutes } from '../tenants/routes.js';
+import { tenantListRoutes, tenantRoutes } from '../tenants/routes.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { Metrics } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
+import { refuseUnscopedTenantRoutes, tenantScope } from './tenant-scope.js';
 
-/**
- * What a mutating route changed, for the audit log: a handler sets `request.audit` once it has
- * succeeded, and the audit hook records it with the actor (token id), time and source address.
- * `detail` holds safe facts only (ids, fingerprints, names): never a key, password or token.
- */
-export interface AuditNote {
-  /** `<object>.<verb>`, e.g. `identity.create`, `mapping.update`, `client_certificate.revoke`. */
-  action: string;
-  objectType: string;
-  objectId: string;
-  /** The tenant the object belongs to (defaults to the route's `:tenant`). */
-  tenantId?: string;
-  detail?: Record<string, unknown>;
-}
+export type { AuditNote };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -81,8 +69,8 @@ export interface AppDeps {
   audit: AuditService;
   settings: NotificationSettingsService;
   tester: IdentityTester;
-  lifecycleStore: LifecycleRouteOptions['store'];
-  clock: Clock;
+  /** Expiry alerts and notifications as the API shows them. */
+  lifecycle: LifecycleService;
   clientCertificates: ClientCertificateService;
   ca: PlatformCa;
 }
@@ -129,6 +117,8 @@ export async function buildHttpApp(deps: AppDeps) {
     done();
   });
   app.setErrorHandler(errorHandler);
+  // Tenant routes live in the tenant scope, which authorises the tenant before any handler runs.
+  app.addHook('onRoute', refuseUnscopedTenantRoutes);
   app.setNotFoundHandler((request, reply) => {
     sendProblem(reply, new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`));
   });
@@ -208,29 +198,27 @@ export async function buildHttpApp(deps: AppDeps) {
     return deps.metrics.registry.metrics();
   });
 
-  await app.register(tenantRoutes, { tenants: deps.tenants });
-  await app.register(identityRoutes, {
+  await app.register(tenantListRoutes, { tenants: deps.tenants });
+  await app.register(tenantScope, {
     tenants: deps.tenants,
-    identities: deps.identities,
-    maxUploadBytes: deps.maxUploadBytes,
-  });
-  await app.register(mappingRoutes, { tenants: deps.tenants, mappings: deps.mappings });
-  await app.register(lifecycleRoutes, {
-    tenants: deps.tenants,
-    settings: deps.settings,
-    audit: deps.audit,
-    store: deps.lifecycleStore,
-    clock: deps.clock,
-  });
-  await app.register(identityTestRoutes, {
-    tenants: deps.tenants,
-    tester: deps.tester,
-    maxUploadBytes: deps.maxUploadBytes,
-  });
-  await app.register(clientCertificateRoutes, {
-    tenants: deps.tenants,
-    clientCertificates: deps.clientCertificates,
-    maxUploadBytes: deps.maxUploadBytes,
+    async routes(scope) {
+      await scope.register(tenantRoutes, { tenants: deps.tenants });
+      await scope.register(identityRoutes, {
+        identities: deps.identities,
+        maxUploadBytes: deps.maxUploadBytes,
+      });
+      await scope.register(mappingRoutes, { mappings: deps.mappings });
+      await scope.register(lifecycleRoutes, {
+        settings: deps.settings,
+        audit: deps.audit,
+        lifecycle: deps.lifecycle,
+      });
+      await scope.register(identityTestRoutes, { tester: deps.tester, maxUploadBytes: deps.maxUploadBytes });
+      await scope.register(clientCertificateRoutes, {
+        clientCertificates: deps.clientCertificates,
+        maxUploadBytes: deps.maxUploadBytes,
+      });
+    },
   });
   await app.register(caRoutes, { ca: deps.ca });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });

@@ -1,4 +1,4 @@
-import { type TSchema, Type } from '@sinclair/typebox';
+import { type SchemaOptions, type TLiteral, type TSchema, Type } from '@sinclair/typebox';
 
 /** RFC 9457 problem details, as every error is answered. */
 export const ProblemSchema = Type.Object(
@@ -26,3 +26,10 @@ export const problemResponses = {
 };
 
 export const Timestamp = Type.String({ format: 'date-time' });
+
+/**
+ * A union of string literals (`anyOf` of `const`s in JSON Schema) whose static type is the union
+ * of the values, so that `Static<>` keeps `'active' | 'expired'` rather than `string`.
+ */
+export const Literals = <const T extends string[]>(values: [...T], options?: SchemaOptions) =>
+  Type.Union(values.map((v) => Type.Literal(v)) as { [K in keyof T]: TLiteral<T[K]> }, options);

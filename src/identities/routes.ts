@@ -3,13 +3,19 @@ import { type TSchema, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import type { TenantService } from '../tenants/service.js';
+import {
+  activationCancelled,
+  identityCreated,
+  identityDeleted,
+  identityUpdated,
+  versionActivated,
+  versionAdded,
+} from './audit.js';
 import { IdentityParams, IdentityUploadBody, VersionParams } from './schemas.js';
-import type { IdentityService, IdentityView } from './service.js';
+import type { IdentityService } from './service.js';
 import { jsonUploadBodyLimit, type ParsedUpload, readUpload, zeroUpload } from './upload.js';
 
 export interface IdentityRouteOptions {
-  tenants: TenantService;
   identities: IdentityService;
   maxUploadBytes: number;
 }
@@ -24,7 +30,7 @@ const uploadResponses = {
 
 /** `/v1/tenants/{tenant}/identities`: upload, list, get, delete, versions, activation. */
 export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = async (app, options) => {
-  const { tenants, identities, maxUploadBytes } = options;
+  const { identities, maxUploadBytes } = options;
   const bodyLimit = jsonUploadBodyLimit(maxUploadBytes);
 
   /** Options shared by the two upload routes (JSON or multipart body, validated by hand for JSON). */
@@ -41,12 +47,11 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     },
   });
 
-  /** Authorizes, reads the upload, runs `work`, and zeroes the uploaded bytes whatever happens. */
+  /** Reads the upload, runs `work`, and zeroes the uploaded bytes whatever happens. */
   const withUpload = async <T>(
-    request: FastifyRequest & { params: { tenant: string } },
+    request: FastifyRequest,
     work: (parsed: ParsedUpload) => Promise<T>,
   ): Promise<T> => {
-    await tenants.authorize(request.principal, request.params.tenant);
     if (request.validationError && !request.isMultipart()) {
       throw new AppError('bad_request', request.validationError.message);
     }
@@ -65,12 +70,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       const view = await withUpload(request, (parsed) =>
         identities.importIdentity(request.params.tenant, parsed.name ?? 'identity', parsed.upload),
       );
-      request.audit = {
-        action: 'identity.create',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: { name: view.name, ...versionFacts(view, view.activeVersion) },
-      };
+      request.audit = identityCreated(view);
       return reply.code(201).send(view);
     },
   );
@@ -85,7 +85,6 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return { items: await identities.list(request.params.tenant) };
     },
   );
@@ -100,7 +99,6 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return identities.get(request.params.tenant, request.params.id);
     },
   );
@@ -123,14 +121,8 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const view = await identities.updateIdentity(request.params.tenant, request.params.id, request.body);
-      request.audit = {
-        action: 'identity.update',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: { ...request.body },
-      };
+      request.audit = identityUpdated(view, request.body);
       return view;
     },
   );
@@ -146,9 +138,8 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       await identities.deleteIdentity(request.params.tenant, request.params.id);
-      request.audit = { action: 'identity.delete', objectType: 'identity', objectId: request.params.id };
+      request.audit = identityDeleted(request.params.id);
       return reply.code(204).send(null);
     },
   );
@@ -179,19 +170,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
         );
         return { before, view };
       });
-      const added = Math.max(...view.versions.map((v) => v.version));
-      const scheduled = view.versions.find((v) => v.version === added)?.activateAt;
-      request.audit = {
-        action: 'identity.add_version',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: {
-          ...versionFacts(view, added),
-          activated: view.activeVersion === added,
-          ...(view.activeVersion === added ? { previousVersion: before.activeVersion } : {}),
-          ...(scheduled ? { activateAt: scheduled } : {}),
-        },
-      };
+      request.audit = versionAdded(before, view);
       return reply.code(201).send(view);
     },
   );
@@ -207,19 +186,13 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const before = await identities.get(request.params.tenant, request.params.id);
       const view = await identities.activateVersion(
         request.params.tenant,
         request.params.id,
         request.params.version,
       );
-      request.audit = {
-        action: 'identity.activate_version',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: { ...versionFacts(view, request.params.version), previousVersion: before.activeVersion },
-      };
+      request.audit = versionActivated(view, request.params.version, before.activeVersion);
       return view;
     },
   );
@@ -235,25 +208,13 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const view = await identities.cancelScheduledActivation(
         request.params.tenant,
         request.params.id,
         request.params.version,
       );
-      request.audit = {
-        action: 'identity.cancel_activation',
-        objectType: 'identity',
-        objectId: view.id,
-        detail: { version: request.params.version },
-      };
+      request.audit = activationCancelled(view.id, request.params.version);
       return view;
     },
   );
 };
-
-/** Public facts of one version for an audit entry: number, fingerprint, notAfter. */
-function versionFacts(view: IdentityView, version: number): Record<string, unknown> {
-  const v = view.versions.find((candidate) => candidate.version === version);
-  return v ? { version, fingerprintSha256: v.fingerprintSha256, notAfter: v.notAfter } : { version };
-}

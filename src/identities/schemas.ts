@@ -1,18 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import { Timestamp } from '../http/schemas.js';
+import { CertificateFacts } from '../http/certificate-facts.js';
+import { Literals, Timestamp } from '../http/schemas.js';
 
+/** One version as the API shows it (API.md "Version"). */
 export const VersionSchema = Type.Object({
   version: Type.Integer(),
-  subject: Type.String(),
-  issuer: Type.String(),
-  serialNumber: Type.String(),
-  fingerprintSha256: Type.String({ description: 'SHA-256 of the DER certificate, lowercase hex' }),
-  spkiSha256: Type.String({ description: 'SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex' }),
-  notBefore: Timestamp,
-  notAfter: Timestamp,
-  keyType: Type.Union([Type.Literal('RSA'), Type.Literal('EC'), Type.Literal('Ed25519')]),
-  keySize: Type.Optional(Type.Integer({ description: 'bits' })),
-  curve: Type.Optional(Type.String()),
+  ...CertificateFacts,
   signatureAlgorithm: Type.String(),
   subjectAltNames: Type.Array(Type.String()),
   chain: Type.Array(
@@ -28,12 +21,13 @@ export const VersionSchema = Type.Object({
   activateAt: Type.Optional({ ...Timestamp, description: 'When the scheduler will activate this version' }),
 });
 
+/** An identity as the API shows it (API.md "Identity"); never any key material. */
 export const IdentitySchema = Type.Object(
   {
     id: Type.String(),
     tenant: Type.String(),
     name: Type.String(),
-    status: Type.Union(['active', 'expiring', 'expired', 'disabled'].map((s) => Type.Literal(s))),
+    status: Literals(['active', 'expiring', 'expired', 'disabled']),
     activeVersion: Type.Integer(),
     versions: Type.Array(VersionSchema),
     createdAt: Timestamp,

@@ -1,47 +1,22 @@
 import type { KeyObject } from 'node:crypto';
+import type { Static } from '@sinclair/typebox';
 import type { IdentityParser, IdentityUpload, ParsedIdentity } from '../certificates/index.js';
 import { type CertificateStatus, certificateStatus } from '../certificates/status.js';
 import { AppError, toAppError } from '../errors/app-error.js';
+import { certificateFacts } from '../http/certificate-facts.js';
 import { identityKeyAad, open, seal } from '../kms/envelope.js';
 import type { Kms } from '../kms/types.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import type { Identity, IdentityStore, IdentityVersion } from '../store/index.js';
+import type { IdentitySchema, VersionSchema } from './schemas.js';
 
 /** An identity as the API shows it (API.md "Identity"); never any key material. */
-export interface IdentityView {
-  id: string;
-  tenant: string;
-  name: string;
-  status: CertificateStatus;
-  activeVersion: number;
-  versions: VersionView[];
-  createdAt: string;
-  updatedAt: string;
-}
+export type IdentityView = Static<typeof IdentitySchema>;
 
 /** One version as the API shows it (API.md "Version"). */
-export interface VersionView {
-  version: number;
-  subject: string;
-  issuer: string;
-  serialNumber: string;
-  fingerprintSha256: string;
-  spkiSha256: string;
-  notBefore: string;
-  notAfter: string;
-  keyType: 'RSA' | 'EC' | 'Ed25519';
-  keySize?: number;
-  curve?: string;
-  signatureAlgorithm: string;
-  subjectAltNames: string[];
-  chain: { subject: string; issuer: string; notAfter: string; fingerprintSha256: string }[];
-  createdAt: string;
-  activatedAt?: string;
-  /** When the scheduler will activate this version (upload with `activateAt`). */
-  activateAt?: string;
-}
+export type VersionView = Static<typeof VersionSchema>;
 
 /** What the runtime needs to present an identity: the active version, decrypted on demand. */
 export interface RuntimeIdentity {
@@ -336,16 +311,7 @@ function versionView(v: IdentityVersion): VersionView {
   const s = v.summary;
   return {
     version: v.version,
-    subject: s.subject,
-    issuer: s.issuer,
-    serialNumber: s.serialNumber,
-    fingerprintSha256: s.fingerprintSha256,
-    spkiSha256: s.spkiSha256,
-    notBefore: s.notBefore.toISOString(),
-    notAfter: s.notAfter.toISOString(),
-    keyType: s.keyType,
-    ...(s.keySize !== undefined ? { keySize: s.keySize } : {}),
-    ...(s.curve !== undefined ? { curve: s.curve } : {}),
+    ...certificateFacts(s),
     signatureAlgorithm: s.signatureAlgorithm,
     subjectAltNames: s.subjectAltNames,
     chain: v.chain.map((c) => ({ ...c, notAfter: c.notAfter.toISOString() })),

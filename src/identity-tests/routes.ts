@@ -10,12 +10,10 @@ import {
   readUpload,
   zeroUpload,
 } from '../identities/upload.js';
-import type { TenantService } from '../tenants/service.js';
 import { IdentityTestBody, IdentityTestReportSchema } from './schemas.js';
 import type { IdentityTester, IdentityTestInput } from './service.js';
 
 export interface IdentityTestRouteOptions {
-  tenants: TenantService;
   tester: IdentityTester;
   maxUploadBytes: number;
 }
@@ -29,7 +27,7 @@ export const identityTestRoutes: FastifyPluginAsyncTypebox<IdentityTestRouteOpti
   app,
   options,
 ) => {
-  const { tenants, tester, maxUploadBytes } = options;
+  const { tester, maxUploadBytes } = options;
   app.addSchema(IdentityTestReportSchema);
 
   app.post(
@@ -57,7 +55,6 @@ export const identityTestRoutes: FastifyPluginAsyncTypebox<IdentityTestRouteOpti
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       if (request.validationError && !request.isMultipart())
         throw new AppError('bad_request', request.validationError.message);
       const parsed = await readUpload(request, maxUploadBytes);

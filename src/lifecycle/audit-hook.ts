@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditService } from './audit.js';
 
 /**
- * An `onSend` hook that records `request.audit` (see http/app.ts `AuditNote`) for every successful (2xx) request that set
+ * An `onSend` hook that records `request.audit` (see `AuditNote` in lifecycle/audit.ts) for every successful (2xx) request that set
  * it, with the actor (`request.principal.actor`: `operator` or the API key id), the source address
  * and the request id. It runs in `onSend`, before the answer leaves, so a client that reads the
  * audit log right after its change finds the entry. A failed audit write is logged as an error and

@@ -1,18 +1,29 @@
+import type { Static } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import type { AuditEvent, LifecycleStore } from '../store/index.js';
+import type { AuditEventSchema } from './schemas.js';
 
 /** An audit entry as the API shows it. */
-export interface AuditEventView {
-  id: string;
-  at: string;
-  actor: string;
+export type AuditEventView = Static<typeof AuditEventSchema>;
+
+/**
+ * What a change records in the audit log, whoever made it: each action's note is built by one
+ * function beside its service (`identities/audit.ts`, `mappings/audit.ts`, ...), which the HTTP
+ * routes (as `request.audit`, written by the audit hook with the actor, source address and request
+ * id), the CLI and the scheduler all call, so an action's `detail` is the same from every entry
+ * point. `detail` holds safe facts only (ids, fingerprints, names, dates): never a key, password
+ * or token.
+ */
+export interface AuditNote {
+  /** `<object>.<verb>`, e.g. `identity.create`, `mapping.update`, `client_certificate.revoke`. */
   action: string;
   objectType: string;
   objectId: string;
-  sourceAddress?: string;
-  detail: Record<string, unknown>;
+  /** The tenant the object belongs to (over HTTP it defaults to the route's `:tenant`). */
+  tenantId?: string;
+  detail?: Record<string, unknown>;
 }
 
 /** What a caller records; the service adds id and time. */

@@ -40,7 +40,7 @@ export interface LifecycleOptions {
 export interface LifecycleDeps {
   store: LifecycleStore & LifecycleSchedulerDeps['store'];
   tenants: { listTenants(): Promise<{ id: string }[]> };
-  identities: Pick<IdentityService, 'activateVersion'>;
+  identities: Pick<IdentityService, 'activateVersion' | 'get'>;
   settings: NotificationSettingsService;
   audit: AuditService;
   changes: ChangeBus;

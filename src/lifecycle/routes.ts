@@ -1,11 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import type { Clock } from '../shared/clock.js';
-import type { LifecycleStore } from '../store/index.js';
-import type { TenantService } from '../tenants/service.js';
 import type { AuditService } from './audit.js';
-import { daysLeft } from './scanner.js';
 import {
   AlertSchema,
   AuditEventSchema,
@@ -15,19 +11,20 @@ import {
   PutNotificationSettingsBody,
   PutNotificationSettingsResponse,
 } from './schemas.js';
+import type { LifecycleService } from './service.js';
 import type { NotificationSettingsService } from './settings.js';
+import { notificationSettingsUpdated } from './settings-audit.js';
 
 export interface LifecycleRouteOptions {
-  tenants: TenantService;
   settings: NotificationSettingsService;
   audit: AuditService;
-  store: Pick<LifecycleStore, 'listAlerts' | 'listNotifications'>;
-  clock: Clock;
+  /** Alerts and notifications. */
+  lifecycle: LifecycleService;
 }
 
 /** `/v1/tenants/{tenant}/alerts`, `notification-settings`, `notifications`, `audit-events`. */
 export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, options) => {
-  const { tenants, settings, audit, store, clock } = options;
+  const { settings, audit, lifecycle } = options;
   app.addSchema(NotificationSettingsSchema);
 
   app.get(
@@ -41,23 +38,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
-      const now = clock.now();
-      const alerts = await store.listAlerts(request.params.tenant);
-      return {
-        items: alerts.map((a) => ({
-          kind: a.kind,
-          objectType: a.objectType,
-          objectId: a.objectId,
-          objectVersion: a.objectVersion,
-          name: a.name,
-          fingerprintSha256: a.fingerprintSha256,
-          notAfter: a.notAfter.toISOString(),
-          daysLeft: daysLeft(a.notAfter, now),
-          thresholdDays: a.thresholdDays,
-          raisedAt: a.raisedAt.toISOString(),
-        })),
-      };
+      return { items: await lifecycle.listAlerts(request.params.tenant) };
     },
   );
 
@@ -72,7 +53,6 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return settings.get(request.params.tenant);
     },
   );
@@ -89,20 +69,8 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const { settings: view, webhookSecret } = await settings.put(request.params.tenant, request.body);
-      request.audit = {
-        action: 'notification_settings.update',
-        objectType: 'notification_settings',
-        objectId: request.params.tenant,
-        detail: {
-          emails: view.emails.length,
-          webhookUrls: view.webhookUrls.length,
-          thresholdsDays: view.thresholdsDays,
-          // Not `webhookSecret…`: scrubDetail drops every field whose name says "secret".
-          webhookSigningKeyMade: webhookSecret !== undefined,
-        },
-      };
+      request.audit = notificationSettingsUpdated(request.params.tenant, view, webhookSecret !== undefined);
       return { ...view, ...(webhookSecret ? { webhookSecret } : {}) };
     },
   );
@@ -121,41 +89,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
-      const rows = await store.listNotifications(request.params.tenant, request.query.limit ?? 50);
-      return {
-        items: rows.map(({ notification: n, deliveries, attempts }) => ({
-          id: n.id,
-          kind: n.kind,
-          objectType: n.objectType,
-          objectId: n.objectId,
-          objectVersion: n.objectVersion,
-          thresholdDays: n.thresholdDays,
-          notAfter: n.notAfter.toISOString(),
-          createdAt: n.createdAt.toISOString(),
-          deliveries: deliveries.map((d) => ({
-            id: d.id,
-            channel: d.channel,
-            target: d.target,
-            status: d.status,
-            attempts: attempts
-              .filter((a) => a.deliveryId === d.id)
-              .map((a) => ({
-                attempt: a.attempt,
-                at: a.at.toISOString(),
-                ok: a.ok,
-                durationMs: Math.round(a.durationMs),
-                ...(a.statusCode !== undefined ? { statusCode: a.statusCode } : {}),
-                ...(a.error !== undefined ? { error: a.error } : {}),
-              })),
-            ...(d.status === 'pending' && d.nextAttemptAt
-              ? { nextAttemptAt: d.nextAttemptAt.toISOString() }
-              : {}),
-            ...(d.deliveredAt ? { deliveredAt: d.deliveredAt.toISOString() } : {}),
-            ...(d.lastError ? { lastError: d.lastError } : {}),
-          })),
-        })),
-      };
+      return { items: await lifecycle.listNotifications(request.params.tenant, request.query.limit ?? 50) };
     },
   );
 
@@ -172,7 +106,6 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const q = request.query;
       return audit.list(request.params.tenant, {
         ...(q.action ? { action: q.action } : {}),

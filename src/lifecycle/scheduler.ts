@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { activationFailed, versionActivated } from '../identities/audit.js';
 import type { IdentityService } from '../identities/service.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
@@ -10,7 +11,7 @@ import type { ExpiryScanner } from './scanner.js';
 export interface LifecycleSchedulerDeps {
   store: Pick<LifecycleStore, 'withSchedulerLock' | 'nextDeliveryAt'> &
     Pick<IdentityStore, 'listDueActivations' | 'clearScheduledActivation' | 'nextActivationAt'>;
-  identities: Pick<IdentityService, 'activateVersion'>;
+  identities: Pick<IdentityService, 'activateVersion' | 'get'>;
   scanner: ExpiryScanner;
   deliveries: DeliveryWorker;
   audit: AuditService;
@@ -158,6 +159,7 @@ export class LifecycleScheduler {
     let activated = 0;
     for (const due of await store.listDueActivations(clock.now())) {
       try {
+        const before = await identities.get(due.tenantId, due.identityId);
         const view = await identities.activateVersion(due.tenantId, due.identityId, due.version);
         activated += 1;
         logger.info(
@@ -169,17 +171,9 @@ export class LifecycleScheduler {
           },
           'identity version activated as scheduled',
         );
-        const v = view.versions.find((candidate) => candidate.version === due.version);
         await audit.record(due.tenantId, {
           actor: 'scheduler',
-          action: 'identity.activate_version',
-          objectType: 'identity',
-          objectId: due.identityId,
-          detail: {
-            version: due.version,
-            scheduledFor: due.activateAt.toISOString(),
-            ...(v ? { fingerprintSha256: v.fingerprintSha256, notAfter: v.notAfter } : {}),
-          },
+          ...versionActivated(view, due.version, before.activeVersion, due.activateAt),
         });
       } catch (err) {
         // Expired or not yet valid by now (version_not_usable), or the identity is gone: never retry
@@ -193,10 +187,7 @@ export class LifecycleScheduler {
         await audit
           .record(due.tenantId, {
             actor: 'scheduler',
-            action: 'identity.activation_failed',
-            objectType: 'identity',
-            objectId: due.identityId,
-            detail: { version: due.version, scheduledFor: due.activateAt.toISOString(), code },
+            ...activationFailed(due.identityId, due.version, due.activateAt, code),
           })
           .catch(() => undefined);
       }

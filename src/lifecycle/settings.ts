@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { Static } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { open, seal } from '../kms/envelope.js';
 import type { Kms } from '../kms/types.js';
@@ -6,6 +7,7 @@ import { isBlockedAddress } from '../net/address-guard.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import type { LifecycleStore, NotificationSettings } from '../store/index.js';
+import type { NotificationSettingsSchema } from './schemas.js';
 import { newWebhookSecret } from './signing.js';
 
 /** Thresholds when a tenant has set none: alert 7 days ahead (ARCHITECTURE.md "Lifecycle"). */
@@ -16,15 +18,11 @@ const MAX_WEBHOOKS = 10;
 const MAX_THRESHOLDS = 10;
 const MAX_THRESHOLD_DAYS = 3650;
 
-/** Notification settings as the API shows them; the webhook secret itself never appears. */
-export interface NotificationSettingsView {
-  emails: string[];
-  webhookUrls: string[];
-  thresholdsDays: number[];
-  /** When the current webhook signing secret was made; absent until the first one. */
-  webhookSecretCreatedAt?: string;
-  updatedAt?: string;
-}
+/**
+ * Notification settings as the API shows them; the webhook secret itself never appears, only when
+ * the current one was made (`webhookSecretCreatedAt`, absent until the first).
+ */
+export type NotificationSettingsView = Static<typeof NotificationSettingsSchema>;
 
 /** `PUT .../notification-settings`. */
 export interface NotificationSettingsInput {

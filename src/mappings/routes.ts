@@ -1,17 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import type { TenantService } from '../tenants/service.js';
+import { mappingCreated, mappingDeleted, mappingUpdated } from './audit.js';
 import { CreateMappingBody, MappingParams, PatchMappingBody } from './schemas.js';
-import type { MappingService, MappingView } from './service.js';
+import type { MappingService } from './service.js';
 
 const errors = { ...problemResponses, 422: Type.Ref('Problem') };
 
 /** `/v1/tenants/{tenant}/mappings`: create, list, get, patch, soft delete. */
 export const mappingRoutes: FastifyPluginAsyncTypebox<{
-  tenants: TenantService;
   mappings: MappingService;
-}> = async (app, { tenants, mappings }) => {
+}> = async (app, { mappings }) => {
   app.post(
     '/v1/tenants/:tenant/mappings',
     {
@@ -24,14 +23,8 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const view = await mappings.create(request.params.tenant, request.body);
-      request.audit = {
-        action: 'mapping.create',
-        objectType: 'mapping',
-        objectId: view.id,
-        detail: mappingFacts(view),
-      };
+      request.audit = mappingCreated(view);
       return reply.code(201).send(view);
     },
   );
@@ -47,7 +40,6 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return { items: await mappings.list(request.params.tenant, request.query.includeDeleted ?? false) };
     },
   );
@@ -62,7 +54,6 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       return mappings.get(request.params.tenant, request.params.id);
     },
   );
@@ -78,14 +69,8 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const view = await mappings.update(request.params.tenant, request.params.id, request.body);
-      request.audit = {
-        action: 'mapping.update',
-        objectType: 'mapping',
-        objectId: view.id,
-        detail: { changed: Object.keys(request.body), ...mappingFacts(view) },
-      };
+      request.audit = mappingUpdated(view, Object.keys(request.body));
       return view;
     },
   );
@@ -101,22 +86,9 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const view = await mappings.remove(request.params.tenant, request.params.id);
-      request.audit = { action: 'mapping.delete', objectType: 'mapping', objectId: view.id };
+      request.audit = mappingDeleted(view.id);
       return view;
     },
   );
 };
-
-/** What an audit entry keeps of a mapping: routing facts, not the trust anchor PEM. */
-function mappingFacts(view: MappingView): Record<string, unknown> {
-  return {
-    name: view.name,
-    service: view.service,
-    url: view.url,
-    match: view.match,
-    identityId: view.identityId,
-    enabled: view.enabled,
-  };
-}

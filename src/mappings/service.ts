@@ -1,25 +1,14 @@
+import type { Static } from '@sinclair/typebox';
 import { readTrustAnchors } from '../certificates/index.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import type { Mapping, MappingStore, MatchKind } from '../store/index.js';
+import type { MappingSchema } from './schemas.js';
 
 /** A mapping as the API shows it (API.md "Mapping"). */
-export interface MappingView {
-  id: string;
-  tenant: string;
-  name: string;
-  service: string;
-  url: string;
-  match: MatchKind;
-  identityId: string;
-  enabled: boolean;
-  deleted: boolean;
-  trustAnchorsPem?: string;
-  createdAt: string;
-  updatedAt: string;
-}
+export type MappingView = Static<typeof MappingSchema>;
 
 export interface MappingInput {
   name: string;

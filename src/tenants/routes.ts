@@ -2,11 +2,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { apiKeyCreated, apiKeyRevoked, tenantCreated } from './audit.js';
 import { ApiKeySchema, CreatedTenantSchema, CreateTenantBody, TenantSchema } from './schemas.js';
 import type { TenantService } from './service.js';
 
-/** `/v1/tenants` and `/v1/tenants/{tenant}/api-keys`. */
-export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
+/** `/v1/tenants`: create (operator token) and list (the operator's every tenant, a key's own). */
+export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
   app,
   { tenants },
 ) => {
@@ -24,13 +25,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       if (request.principal.kind !== 'operator')
         throw new AppError('not_found', 'Only the operator creates tenants.');
       const { tenant, apiKey, keyId } = await tenants.createTenant(request.body.id, request.body.name);
-      request.audit = {
-        action: 'tenant.create',
-        objectType: 'tenant',
-        objectId: tenant.id,
-        tenantId: tenant.id,
-        detail: { name: tenant.name, apiKeyId: keyId },
-      };
+      request.audit = tenantCreated(tenant, keyId);
       return reply.code(201).send({ ...tenant, createdAt: tenant.createdAt.toISOString(), apiKey });
     },
   );
@@ -53,7 +48,16 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       return { items: items.map((t) => ({ ...t, createdAt: t.createdAt.toISOString() })) };
     },
   );
+};
 
+/**
+ * `/v1/tenants/{tenant}` and its API keys; registered in the tenant scope (http/tenant-scope.ts),
+ * which authorises the tenant.
+ */
+export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
+  app,
+  { tenants },
+) => {
   app.get(
     '/v1/tenants/:tenant',
     {
@@ -64,7 +68,8 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       },
     },
     async (request) => {
-      const tenant = await tenants.authorize(request.principal, request.params.tenant);
+      const tenant = await tenants.getTenant(request.params.tenant);
+      if (!tenant) throw new AppError('not_found', 'No such tenant.');
       return { ...tenant, createdAt: tenant.createdAt.toISOString() };
     },
   );
@@ -80,9 +85,8 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       const { apiKey, key } = await tenants.createApiKey(request.params.tenant);
-      request.audit = { action: 'api_key.create', objectType: 'api_key', objectId: key.id };
+      request.audit = apiKeyCreated(key.id);
       return reply.code(201).send({ id: key.id, apiKey, createdAt: key.createdAt.toISOString() });
     },
   );
@@ -98,9 +102,8 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       },
     },
     async (request, reply) => {
-      await tenants.authorize(request.principal, request.params.tenant);
       await tenants.revokeApiKey(request.params.tenant, request.params.id);
-      request.audit = { action: 'api_key.revoke', objectType: 'api_key', objectId: request.params.id };
+      request.audit = apiKeyRevoked(request.params.id);
       return reply.code(204).send(null);
     },
   );

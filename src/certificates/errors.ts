@@ -17,6 +17,7 @@ export type CertificateErrorCode =
   | 'weak_signature'
   | 'chain_mismatch'
   | 'client_auth_not_allowed'
+  | 'digital_signature_not_allowed'
   | 'invalid_trust_anchors';
 
 /**

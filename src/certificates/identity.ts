@@ -20,6 +20,7 @@ import {
   summarize,
   validityOf,
 } from './summary.js';
+import { checkClientUsage } from './usage.js';
 
 /**
  * What a tenant uploads (API.md, Identities). `file` is a PKCS#12 file (DER), a PEM bundle holding
@@ -46,10 +47,6 @@ export interface ValidatedIdentity {
   chainSummary: ChainEntry[];
   certificatesPem: string;
 }
-
-/** clientAuth (RFC 5280 §4.2.1.12) and anyExtendedKeyUsage. */
-const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-const ANY_EKU = '2.5.29.37.0';
 
 interface Material {
   certificates: X509Certificate[];
@@ -154,7 +151,8 @@ function checkValidity(cert: X509Certificate, now: Date, role: string): void {
  * the key (`key_mismatch`); the leaf's signature not MD2/MD4/MD5/SHA-1 (`weak_signature`);
  * `options.now` within the leaf's notBefore..notAfter (`certificate_expired`,
  * `certificate_not_yet_valid`); clientAuth or anyExtendedKeyUsage when the leaf has an EKU extension
- * (`client_auth_not_allowed`, RFC 5280 §4.2.1.12); every other certificate linking into one path from
+ * (`client_auth_not_allowed`, RFC 5280 §4.2.1.12); digitalSignature when it has a keyUsage
+ * (`digital_signature_not_allowed`, §4.2.1.3); every other certificate linking into one path from
  * the leaf (`chain_mismatch`); `options.now` within each intermediate's validity. A self-signed root
  * is dropped from the chain (and its validity is the remote server's business).
  *
@@ -210,13 +208,7 @@ function validate(upload: IdentityUpload, now: Date): ValidatedIdentity {
     );
   }
   checkValidity(leaf, now, 'leaf');
-  const eku = leaf.keyUsage;
-  if (eku && !eku.includes(CLIENT_AUTH) && !eku.includes(ANY_EKU)) {
-    throw new CertificateError(
-      'client_auth_not_allowed',
-      'The certificate has an extended key usage without clientAuth, so servers will refuse it as a client certificate.',
-    );
-  }
+  checkClientUsage(leaf);
 
   const leafFingerprint = fingerprintSha256(leaf);
   const others = material.certificates.filter((cert) => fingerprintSha256(cert) !== leafFingerprint);

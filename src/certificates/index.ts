@@ -28,3 +28,4 @@ export {
   spkiSha256,
   summarize,
 } from './summary.js';
+export { checkClientUsage, checkRequestedKeyUsage } from './usage.js';

@@ -30,6 +30,7 @@ export const catalogue = {
   weak_signature: { status: 422, title: 'Weak signature algorithm' },
   chain_mismatch: { status: 422, title: 'Chain does not link up' },
   client_auth_not_allowed: { status: 422, title: 'Extended key usage does not allow clientAuth' },
+  digital_signature_not_allowed: { status: 422, title: 'Key usage does not allow digitalSignature' },
   invalid_trust_anchors: { status: 422, title: 'Invalid trust anchors' },
   // identities
   identity_in_use: { status: 409, title: 'Identity in use by a mapping' },

@@ -6,6 +6,7 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 import { buildChain } from './chain.js';
 import { CertificateError, wrapErrors } from './errors.js';
 import { checkKeyPolicy, isPrivateKeyLabel, privateKeyFromDer, privateKeyFromPem } from './keys.js';
+import { checkUploadCounts } from './limits.js';
 import { WorkBudget } from './pbe.js';
 import { CERTIFICATE_LABELS, certificateFromDer, isPem, parsePemBlocks, toPem } from './pem.js';
 import { readPkcs12 } from './pkcs12.js';
@@ -16,6 +17,7 @@ import {
   fingerprintSha256,
   hasWeakSignature,
   signatureAlgorithmOf,
+  spkiSha256,
   subjectOf,
   summarize,
   validityOf,
@@ -48,28 +50,32 @@ export interface ValidatedIdentity {
   certificatesPem: string;
 }
 
-interface Material {
-  certificates: X509Certificate[];
-  privateKeys: KeyObject[];
+/** The keys and certificates gathered from every part of an upload, within the limits of limits.ts. */
+class Material {
+  readonly certificates: X509Certificate[] = [];
+  readonly privateKeys: KeyObject[] = [];
+
+  /**
+   * Refuses, before they are decoded, `keys` more keys or `certificates` more certificates than
+   * the upload may hold.
+   */
+  reserve(keys: number, certificates: number): void {
+    checkUploadCounts(this.privateKeys.length + keys, this.certificates.length + certificates);
+  }
 }
 
 function fromPem(input: Buffer, password: string | undefined, into: Material, budget: WorkBudget): void {
   const blocks = parsePemBlocks(input.toString('utf8'));
-  let used = 0;
-  for (const block of blocks) {
-    if (CERTIFICATE_LABELS.has(block.label)) {
-      into.certificates.push(certificateFromDer(block.der, block.label));
-      used++;
-    } else if (isPrivateKeyLabel(block.label)) {
-      into.privateKeys.push(privateKeyFromPem(block, password, budget));
-      used++;
-    }
-    // Other blocks (EC PARAMETERS from `openssl ecparam -genkey`, CERTIFICATE REQUEST, PUBLIC KEY)
-    // carry nothing an identity needs and are skipped.
-  }
-  if (used === 0) {
+  // Other blocks (EC PARAMETERS from `openssl ecparam -genkey`, CERTIFICATE REQUEST, PUBLIC KEY)
+  // carry nothing an identity needs and are skipped.
+  const certificates = blocks.filter((block) => CERTIFICATE_LABELS.has(block.label));
+  const keys = blocks.filter((block) => isPrivateKeyLabel(block.label));
+  if (certificates.length + keys.length === 0) {
     throw new CertificateError('unsupported_format', 'The PEM text holds no certificate or private key.');
   }
+  into.reserve(keys.length, certificates.length);
+  for (const block of certificates) into.certificates.push(certificateFromDer(block.der, block.label));
+  for (const block of keys) into.privateKeys.push(privateKeyFromPem(block, password, budget));
 }
 
 /** Reads a binary `file`: a DER certificate if it is exactly one, else PKCS#12. */
@@ -86,10 +92,14 @@ function fromBinaryFile(
     cert = undefined;
   }
   if (cert) {
+    into.reserve(0, 1);
     into.certificates.push(cert);
     return;
   }
+  // readPkcs12 refuses a file past the limits of limits.ts as it decodes; the file comes first, so
+  // its counts are the upload's so far.
   const contents = readPkcs12(input, password ?? null, budget);
+  into.reserve(contents.privateKeys.length, contents.certificates.length);
   into.privateKeys.push(...contents.privateKeys.map((k) => k.key));
   into.certificates.push(...contents.certificates.map((c) => c.certificate));
 }
@@ -100,13 +110,15 @@ function fromCertificatePart(
   into: Material,
   budget: WorkBudget,
 ): void {
-  if (isPem(input)) fromPem(input, password, into, budget);
-  else into.certificates.push(certificateFromDer(input));
+  if (isPem(input)) return fromPem(input, password, into, budget);
+  into.reserve(0, 1);
+  into.certificates.push(certificateFromDer(input));
 }
 
 function fromKeyPart(input: Buffer, password: string | undefined, into: Material, budget: WorkBudget): void {
-  if (isPem(input)) fromPem(input, password, into, budget);
-  else into.privateKeys.push(privateKeyFromDer(input, password, budget));
+  if (isPem(input)) return fromPem(input, password, into, budget);
+  into.reserve(1, 0);
+  into.privateKeys.push(privateKeyFromDer(input, password, budget));
 }
 
 function matches(cert: X509Certificate, key: KeyObject): boolean {
@@ -117,16 +129,19 @@ function matches(cert: X509Certificate, key: KeyObject): boolean {
   }
 }
 
-/** The same key given twice (a PEM bundle plus a separate key part) is one key, not two. */
+/**
+ * The same key given twice (a PEM bundle plus a separate key part) is one key, not two. Keys are
+ * told apart by the SHA-256 of their public half (one hash each, no pairwise comparison; and
+ * KeyObject.equals on keys of different types leaves an error on OpenSSL's queue on Node 20 that
+ * the next createPrivateKey in the process then reports).
+ */
 function distinctKeys(keys: KeyObject[]): KeyObject[] {
-  // Types first: on Node 20, KeyObject.equals on keys of different types returns false but leaves
-  // "different key types" on OpenSSL's error queue, and the next createPrivateKey anywhere in the
-  // process then fails with it.
-  const same = (a: KeyObject, b: KeyObject): boolean =>
-    a.asymmetricKeyType === b.asymmetricKeyType && a.equals(b);
-  const out: KeyObject[] = [];
-  for (const key of keys) if (!out.some((k) => same(k, key))) out.push(key);
-  return out;
+  const byHash = new Map<string, KeyObject>();
+  for (const key of keys) {
+    const hash = spkiSha256(key);
+    if (!byHash.has(hash)) byHash.set(hash, key);
+  }
+  return [...byHash.values()];
 }
 
 function checkValidity(cert: X509Certificate, now: Date, role: string): void {
@@ -145,7 +160,9 @@ function checkValidity(cert: X509Certificate, now: Date, role: string): void {
 
 /**
  * Reads and validates an uploaded identity. Checks, in this order (the first failure is reported):
- * readable input (`unsupported_format`, `bad_password`); exactly one private key (`no_private_key`,
+ * at most MAX_UPLOAD_PRIVATE_KEYS keys and MAX_UPLOAD_CERTIFICATES certificates, copies included,
+ * counted before they are decoded (`multiple_private_keys`, `chain_mismatch`: limits.ts); readable
+ * input (`unsupported_format`, `bad_password`); exactly one private key (`no_private_key`,
  * `multiple_private_keys`); a certificate (`no_certificate`); the key policy (`unsupported_key_type`,
  * `weak_key`: RSA ≥ 2048 bits, EC P-256/384/521 with a named curve, Ed25519); a certificate matching
  * the key (`key_mismatch`); the leaf's signature not MD2/MD4/MD5/SHA-1 (`weak_signature`);
@@ -169,7 +186,7 @@ function validate(upload: IdentityUpload, now: Date): ValidatedIdentity {
     throw new CertificateError('unsupported_format', 'Nothing was uploaded.');
   }
   const { password } = upload;
-  const material: Material = { certificates: [], privateKeys: [] };
+  const material = new Material();
   // One key-derivation budget for the whole upload, however many keys and files it holds.
   const budget = new WorkBudget();
   if (upload.file) {

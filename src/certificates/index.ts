@@ -5,7 +5,12 @@
 export { type BuiltChain, buildChain, isIssuedBy, isSelfSigned } from './chain.js';
 export { CertificateError, type CertificateErrorCode, isCertificateError } from './errors.js';
 export { type IdentityUpload, readIdentity, type ValidatedIdentity } from './identity.js';
-export { IdentityParser, type ParsedIdentity } from './identity-parser.js';
+export {
+  IdentityParser,
+  type IdentityParserOptions,
+  type ParsedIdentity,
+  ParseQueueFullError,
+} from './identity-parser.js';
 export {
   checkKeyPolicy,
   describeKey,

@@ -32,6 +32,7 @@ import {
 } from './asn1.js';
 import { CertificateError, wrapErrors } from './errors.js';
 import { privateKeyFromPkcs8 } from './keys.js';
+import { checkUploadCounts, UploadLimitError } from './limits.js';
 import {
   DIGEST_OIDS,
   decryptPbe,
@@ -42,6 +43,7 @@ import {
   pkcs12Kdf,
   readPbkdf2,
   WorkBudget,
+  WorkLimitError,
 } from './pbe.js';
 import { certificateFromDer } from './pem.js';
 
@@ -199,6 +201,14 @@ class Decoder {
     return decryptPbe(info.contentEncryptionAlgorithm, ciphertext, this.password, this.budget);
   }
 
+  /** Refuses a file that would hold more keys or certificates than an upload may (limits.ts). */
+  private reserve(keys: number, certificates: number): void {
+    checkUploadCounts(
+      this.contents.privateKeys.length + keys,
+      this.contents.certificates.length + certificates,
+    );
+  }
+
   private safeContents(bytes: Buffer, depth: number): void {
     if (depth > MAX_NESTING) {
       throw new CertificateError('unsupported_format', 'PKCS#12 bags are nested too deeply.');
@@ -208,9 +218,12 @@ class Decoder {
       const value = Buffer.from(bag.bagValue);
       switch (bag.bagId) {
         case OID.keyBag:
+          this.reserve(1, 0);
           this.contents.privateKeys.push({ key: privateKeyFromPkcs8(value), ...attributes });
           break;
         case OID.shroudedKeyBag: {
+          // Counted before decryption: a file of many keys spends no key derivation on them.
+          this.reserve(1, 0);
           const info = parseAsn1(value, EncryptedPrivateKeyInfoRaw, 'A PKCS#12 shrouded key bag');
           const ciphertext = octetStringContent(info.encryptedData, 'A PKCS#12 shrouded key');
           this.decrypted = true;
@@ -222,6 +235,7 @@ class Decoder {
           const certBag = parseAsn1(value, CertBag, 'A PKCS#12 certificate bag');
           // SDSI certificates (RFC 7292 §4.2.3) are not X.509 and cannot be presented in TLS.
           if (certBag.certId !== OID.x509Certificate) break;
+          this.reserve(0, 1);
           const der = octetStringContent(certBag.certValue, 'A PKCS#12 certificate');
           this.contents.certificates.push({ certificate: certificateFromDer(der), ...attributes });
           break;
@@ -245,11 +259,13 @@ class Decoder {
  *
  * `password`: `null` is no password, `''` the empty string; when the given one of these two fails,
  * the other is tried (see candidatePasswords). Iteration counts above the limits of
- * pbe.ts, and files needing more key-derivation work than a WorkBudget, are refused.
+ * pbe.ts, and files needing more key-derivation work than a WorkBudget, are refused; so are files
+ * holding more keys or certificates than one upload may (limits.ts), as soon as the count is passed.
  *
  * @throws CertificateError `unsupported_format` (not PKCS#12, truncated, unknown algorithms,
  *   public-key integrity or privacy modes, PBMAC1 without a full-length key), `bad_password` (the MAC
- *   does not verify, or decryption fails), `unsupported_key_type` (a key node:crypto cannot load).
+ *   does not verify, or decryption fails), `unsupported_key_type` (a key node:crypto cannot load),
+ *   `multiple_private_keys` and `chain_mismatch` (more keys or certificates than limits.ts allows).
  */
 export function readPkcs12(
   data: Buffer,
@@ -295,6 +311,8 @@ function decodePkcs12(data: Buffer, password: Password, budget: WorkBudget): Pkc
       return decoder.contents;
     } catch (err) {
       if (!(err instanceof CertificateError)) throw err;
+      // Limits hold whatever the password: another candidate would only spend more work.
+      if (err instanceof WorkLimitError || err instanceof UploadLimitError) throw err;
       if (err.code !== 'bad_password' && !decoder.decrypted) throw err;
       failure = err;
     }

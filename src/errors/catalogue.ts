@@ -12,6 +12,7 @@ export const catalogue = {
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   payload_too_large: { status: 413, title: 'Payload too large' },
+  parse_queue_full: { status: 429, title: 'Too many uploads waiting to be checked' },
   internal_error: { status: 500, title: 'Internal error' },
   not_ready: { status: 503, title: 'Not ready' },
   // tenants

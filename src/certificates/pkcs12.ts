@@ -88,6 +88,34 @@ function safeEqual(a: Buffer, b: Buffer): boolean {
 }
 
 /**
+ * Shortest PBMAC1 key accepted, in bytes. RFC 9579 §3 leaves the length to the writer (a 20-byte key
+ * under HMAC-SHA-256 is valid), but a 1-byte key leaves 256 keys to try, so a forger can pick a salt
+ * under which a second password verifies (sslmate-go-pkcs12's pbmac1-short-key-bypass.p12, OpenSSL
+ * CVE-2026-34181). 20 bytes, the SHA-1 output, is go-pkcs12's floor too.
+ */
+export const MIN_PBMAC1_KEY_BYTES = 20;
+/** Longest PBMAC1 key accepted, in bytes: HMAC hashes longer keys anyway (RFC 2104 §2). */
+export const MAX_PBMAC1_KEY_BYTES = 512;
+
+/** The PBMAC1 key length from the PBKDF2 parameters, which must state one (RFC 9579 §3). */
+function pbmac1KeyBytes(keyLength: number | undefined): number {
+  if (keyLength === undefined) {
+    throw new CertificateError('unsupported_format', 'PBMAC1 requires an explicit PBKDF2 key length.');
+  }
+  if (
+    !Number.isSafeInteger(keyLength) ||
+    keyLength < MIN_PBMAC1_KEY_BYTES ||
+    keyLength > MAX_PBMAC1_KEY_BYTES
+  ) {
+    throw new CertificateError(
+      'unsupported_format',
+      `The PBMAC1 key length of ${keyLength} bytes is outside ${MIN_PBMAC1_KEY_BYTES} to ${MAX_PBMAC1_KEY_BYTES}.`,
+    );
+  }
+  return keyLength;
+}
+
+/**
  * Prepares the MAC check of MacData (RFC 7292 §5, RFC 9579 §3). Structural problems (unknown digest,
  * malformed PBMAC1 parameters) are thrown here, once, as `unsupported_format`; the returned function
  * then only answers whether a password authenticates `content`.
@@ -108,21 +136,9 @@ function macVerifier(macData: MacData, content: Buffer, budget: WorkBudget): (pa
       );
     }
     const kdf = readPbkdf2(params.keyDerivationFunc);
-    const macBytes = digestBytes(hash);
-    // RFC 9579 §3 requires keyLength. We also require it to equal the HMAC output: a 1-byte key
-    // leaves 256 possible keys, so a forger can find a salt under which a second password verifies
-    // (sslmate-go-pkcs12's pbmac1-short-key-bypass.p12, OpenSSL CVE-2026-34181).
-    if (kdf.keyLength === undefined) {
-      throw new CertificateError('unsupported_format', 'PBMAC1 requires an explicit PBKDF2 key length.');
-    }
-    if (kdf.keyLength !== macBytes) {
-      throw new CertificateError(
-        'unsupported_format',
-        `The PBMAC1 key length of ${kdf.keyLength} bytes differs from the ${macBytes}-byte HMAC output.`,
-      );
-    }
+    const keyBytes = pbmac1KeyBytes(kdf.keyLength);
     return (password) => {
-      const key = pbkdf2(password, kdf, macBytes, budget);
+      const key = pbkdf2(password, kdf, keyBytes, budget);
       return safeEqual(createHmac(hash, key).update(content).digest(), expected);
     };
   }
@@ -264,8 +280,9 @@ class Decoder {
  * holding more keys or certificates than one upload may (limits.ts), as soon as the count is passed.
  *
  * @throws CertificateError `unsupported_format` (not PKCS#12, truncated, unknown algorithms,
- *   public-key integrity or privacy modes, PBMAC1 without a full-length key), `bad_password` (the MAC
- *   does not verify, or decryption fails), `unsupported_key_type` (a key node:crypto cannot load),
+ *   public-key integrity or privacy modes, PBMAC1 without a key length of 20 to 512 bytes),
+ *   `bad_password` (the MAC does not verify, or decryption fails), `unsupported_key_type` (a key
+ *   node:crypto cannot load),
  *   `multiple_private_keys` and `chain_mismatch` (more keys or certificates than limits.ts allows).
  */
 export function readPkcs12(

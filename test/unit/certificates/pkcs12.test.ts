@@ -196,14 +196,30 @@ describe('RFC 9579 PBMAC1', () => {
   });
 
   test.each([
-    ['a 1-byte key (the authentication bypass)', 1],
     ['a 20-byte key for a 32-byte HMAC', 20],
-    ['no keyLength (RFC 9579 §3 requires it)', undefined],
+    ['a 24-byte key', 24],
+    ['a 64-byte key, longer than the HMAC output', 64],
+  ])('opens a file with %s (RFC 9579 leaves keyLength to the writer)', (_name, keyLength) => {
+    const file = pbmac1(
+      p12With(ec, 'pw', ['-nomac', '-keypbe', 'NONE', '-certpbe', 'NONE']),
+      'pw',
+      keyLength,
+    );
+    expect(readPkcs12(file, 'pw').privateKeys).toHaveLength(1);
+    expect(codeOf(() => readPkcs12(file, 'wrong'))).toBe('bad_password');
+  });
+
+  test.each([
+    ['a 1-byte key (the authentication bypass: 256 keys to try)', 1],
+    ['a 19-byte key, under the 20-byte floor', 19],
+    ['a key length of 0', 0],
+    ['no keyLength (RFC 9579 §3 requires it; its A.6 vector)', undefined],
   ])('refuses %s even with the right password', (_name, keyLength) => {
     const file = pbmac1(
       p12With(ec, 'pw', ['-nomac', '-keypbe', 'NONE', '-certpbe', 'NONE']),
       'pw',
       keyLength,
+      keyLength || 32,
     );
     expect(codeOf(() => readPkcs12(file, 'pw'))).toBe('unsupported_format');
   });

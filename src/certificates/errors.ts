@@ -18,6 +18,7 @@ export type CertificateErrorCode =
   | 'chain_mismatch'
   | 'client_auth_not_allowed'
   | 'digital_signature_not_allowed'
+  | 'java_keystore'
   | 'invalid_trust_anchors';
 
 /**

@@ -9,7 +9,7 @@ import { checkKeyPolicy, isPrivateKeyLabel, privateKeyFromDer, privateKeyFromPem
 import { checkUploadCounts } from './limits.js';
 import { WorkBudget } from './pbe.js';
 import { CERTIFICATE_LABELS, certificateFromDer, isPem, parsePemBlocks, toPem } from './pem.js';
-import { readPkcs12 } from './pkcs12.js';
+import { readPkcs12, refuseJavaKeystore } from './pkcs12.js';
 import {
   type CertificateSummary,
   type ChainEntry,
@@ -111,12 +111,14 @@ function fromCertificatePart(
   budget: WorkBudget,
 ): void {
   if (isPem(input)) return fromPem(input, password, into, budget);
+  refuseJavaKeystore(input);
   into.reserve(0, 1);
   into.certificates.push(certificateFromDer(input));
 }
 
 function fromKeyPart(input: Buffer, password: string | undefined, into: Material, budget: WorkBudget): void {
   if (isPem(input)) return fromPem(input, password, into, budget);
+  refuseJavaKeystore(input);
   into.reserve(1, 0);
   into.privateKeys.push(privateKeyFromDer(input, password, budget));
 }
@@ -162,16 +164,17 @@ function checkValidity(cert: X509Certificate, now: Date, role: string): void {
  * Reads and validates an uploaded identity. Checks, in this order (the first failure is reported):
  * at most MAX_UPLOAD_PRIVATE_KEYS keys and MAX_UPLOAD_CERTIFICATES certificates, copies included,
  * counted before they are decoded (`multiple_private_keys`, `chain_mismatch`: limits.ts); readable
- * input (`unsupported_format`, `bad_password`); exactly one private key (`no_private_key`,
- * `multiple_private_keys`); a certificate (`no_certificate`); the key policy (`unsupported_key_type`,
- * `weak_key`: RSA ≥ 2048 bits, EC P-256/384/521 with a named curve, Ed25519); a certificate matching
- * the key (`key_mismatch`); the leaf's signature not MD2/MD4/MD5/SHA-1 (`weak_signature`);
- * `options.now` within the leaf's notBefore..notAfter (`certificate_expired`,
- * `certificate_not_yet_valid`); clientAuth or anyExtendedKeyUsage when the leaf has an EKU extension
- * (`client_auth_not_allowed`, RFC 5280 §4.2.1.12); digitalSignature when it has a keyUsage
- * (`digital_signature_not_allowed`, §4.2.1.3); every other certificate linking into one path from
- * the leaf (`chain_mismatch`); `options.now` within each intermediate's validity. A self-signed root
- * is dropped from the chain (and its validity is the remote server's business).
+ * input (`unsupported_format`, `bad_password`, `java_keystore` for a JKS or JCEKS file in any
+ * part); exactly one private key (`no_private_key`, `multiple_private_keys`); a certificate
+ * (`no_certificate`); the key policy (`unsupported_key_type`, `weak_key`: RSA ≥ 2048 bits, EC
+ * P-256/384/521 with a named curve, Ed25519); a certificate matching the key (`key_mismatch`); the
+ * leaf's signature not MD2/MD4/MD5/SHA-1 (`weak_signature`); `options.now` within the leaf's
+ * notBefore..notAfter (`certificate_expired`, `certificate_not_yet_valid`); clientAuth or
+ * anyExtendedKeyUsage when the leaf has an EKU extension (`client_auth_not_allowed`, RFC 5280
+ * §4.2.1.12); digitalSignature when it has a keyUsage (`digital_signature_not_allowed`, §4.2.1.3);
+ * every other certificate linking into one path from the leaf (`chain_mismatch`); `options.now`
+ * within each intermediate's validity. A self-signed root is dropped from the chain (and its
+ * validity is the remote server's business).
  *
  * @throws CertificateError with the codes above; never another error type.
  */

@@ -22,7 +22,7 @@ export {
 } from './keys.js';
 export { formatName } from './names.js';
 export { type PemBlock, parsePemBlocks, readCertificates, readTrustAnchors, toPem } from './pem.js';
-export { type Pkcs12Contents, readPkcs12 } from './pkcs12.js';
+export { javaKeystoreType, type Pkcs12Contents, readPkcs12 } from './pkcs12.js';
 export {
   type CertificateSummary,
   type ChainEntry,

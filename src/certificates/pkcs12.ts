@@ -279,11 +279,11 @@ class Decoder {
  * pbe.ts, and files needing more key-derivation work than a WorkBudget, are refused; so are files
  * holding more keys or certificates than one upload may (limits.ts), as soon as the count is passed.
  *
- * @throws CertificateError `unsupported_format` (not PKCS#12, truncated, unknown algorithms,
- *   public-key integrity or privacy modes, PBMAC1 without a key length of 20 to 512 bytes),
- *   `bad_password` (the MAC does not verify, or decryption fails), `unsupported_key_type` (a key
- *   node:crypto cannot load),
- *   `multiple_private_keys` and `chain_mismatch` (more keys or certificates than limits.ts allows).
+ * @throws CertificateError `java_keystore` (a JKS or JCEKS file), `unsupported_format` (not
+ *   PKCS#12, truncated, unknown algorithms, public-key integrity or privacy modes, PBMAC1 without a
+ *   key length of 20 to 512 bytes), `bad_password` (the MAC does not verify, or decryption fails),
+ *   `unsupported_key_type` (a key node:crypto cannot load), `multiple_private_keys` and
+ *   `chain_mismatch` (more keys or certificates than limits.ts allows).
  */
 export function readPkcs12(
   data: Buffer,
@@ -295,7 +295,36 @@ export function readPkcs12(
   );
 }
 
+/**
+ * `JKS` or `JCEKS` when `data` starts with the magic number of a Java keystore (0xFEEDFEED,
+ * 0xCECECECE: sun.security.provider.JavaKeyStore, com.sun.crypto.provider.JceKeyStore), which only
+ * Java reads; `undefined` otherwise.
+ */
+export function javaKeystoreType(data: Buffer): 'JKS' | 'JCEKS' | undefined {
+  if (data.length < 4) return undefined;
+  const magic = data.readUInt32BE(0);
+  if (magic === 0xfeedfeed) return 'JKS';
+  if (magic === 0xcececece) return 'JCEKS';
+  return undefined;
+}
+
+/**
+ * Refuses a Java keystore with the keytool command that converts it to PKCS#12.
+ * @throws CertificateError `java_keystore` when `data` is a JKS or JCEKS file.
+ */
+export function refuseJavaKeystore(data: Buffer): void {
+  const keystore = javaKeystoreType(data);
+  if (keystore) {
+    throw new CertificateError(
+      'java_keystore',
+      `This is a Java ${keystore} keystore, not PKCS#12. Convert it with keytool -importkeystore ` +
+        '-srckeystore in.jks -destkeystore out.p12 -deststoretype PKCS12, and upload out.p12.',
+    );
+  }
+}
+
 function decodePkcs12(data: Buffer, password: Password, budget: WorkBudget): Pkcs12Contents {
+  refuseJavaKeystore(data);
   const pfx = parseAsn1(data, Pfx, 'The file');
   if (pfx.version !== 3) {
     throw new CertificateError('unsupported_format', `PKCS#12 version ${pfx.version} is not supported.`);

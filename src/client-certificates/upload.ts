@@ -7,7 +7,12 @@
 import type { X509Certificate } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { Pfx, parseAsn1 } from '../certificates/asn1.js';
-import { isCertificateError, parsePemBlocks, privateKeyFromDer } from '../certificates/index.js';
+import {
+  isCertificateError,
+  javaKeystoreType,
+  parsePemBlocks,
+  privateKeyFromDer,
+} from '../certificates/index.js';
 import { CERTIFICATE_LABELS, certificateFromDer } from '../certificates/pem.js';
 import { AppError } from '../errors/app-error.js';
 import { readFormParts } from '../http/multipart.js';
@@ -61,8 +66,8 @@ function isDerSecret(der: Buffer): boolean {
 /**
  * The certificate in `input`: PEM (the first CERTIFICATE block; others, such as a chain, are
  * ignored) or a single DER certificate (RFC 5280).
- * @throws AppError `private_key_not_accepted` (a key or PKCS#12 file), `no_certificate` (PEM without
- *   a certificate), `unsupported_format` (anything else).
+ * @throws AppError `private_key_not_accepted` (a key or PKCS#12 file), `java_keystore` (a JKS or
+ *   JCEKS file), `no_certificate` (PEM without a certificate), `unsupported_format` (anything else).
  */
 export function readCertificateInput(input: Buffer): X509Certificate {
   const text = input.includes('-----BEGIN ') ? input.toString('utf8') : undefined;
@@ -87,6 +92,14 @@ export function readCertificateInput(input: Buffer): X509Certificate {
   try {
     return certificateFromDer(input);
   } catch {
+    const keystore = javaKeystoreType(input);
+    if (keystore) {
+      throw new AppError(
+        'java_keystore',
+        `This is a Java ${keystore} keystore. Upload the certificate alone: ` +
+          'keytool -exportcert -rfc -alias <alias> -keystore in.jks.',
+      );
+    }
     if (isDerSecret(input)) throw privateKeyRefused();
     throw new AppError('unsupported_format', 'The upload is neither a PEM nor a DER certificate.');
   }

@@ -32,6 +32,7 @@ export const catalogue = {
   chain_mismatch: { status: 422, title: 'Chain does not link up' },
   client_auth_not_allowed: { status: 422, title: 'Extended key usage does not allow clientAuth' },
   digital_signature_not_allowed: { status: 422, title: 'Key usage does not allow digitalSignature' },
+  java_keystore: { status: 422, title: 'Java keystore: convert it to PKCS#12' },
   invalid_trust_anchors: { status: 422, title: 'Invalid trust anchors' },
   // identities
   identity_in_use: { status: 409, title: 'Identity in use by a mapping' },

@@ -2,10 +2,14 @@
  * Files as users really have them: saved by Notepad, issued with narrow key usages, kept in Java
  * keystores, exported without a MAC.
  */
+
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { KeyUsageFlags } from '@peculiar/asn1-x509';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { readIdentity } from '../../../src/certificates/index.js';
-import { type CertKey, makePki, type TestPki } from '../../fixtures/pki.js';
+import { readIdentity, readPkcs12 } from '../../../src/certificates/index.js';
+import { readCertificateInput } from '../../../src/client-certificates/upload.js';
+import { type CertKey, makePki, type TestPki, tempDir } from '../../fixtures/pki.js';
 import { codeOf } from './helpers.js';
 
 let pki: TestPki;
@@ -55,4 +59,68 @@ describe('key usage', () => {
     const signing = await pki.leaf({ cn: 'signing', keyUsage: KeyUsageFlags.digitalSignature });
     expect(codeOf(() => readIdentity(file(signing), { now: now() }))).toBe('ok');
   });
+});
+
+describe('Java keystores', () => {
+  /** Runs keytool with the store password from the environment, never argv. */
+  const keytool = (args: string[]) =>
+    execFileSync('keytool', [...args, '-storepass:env', 'STOREPASS'], {
+      env: { ...process.env, STOREPASS: 'changeit' },
+      stdio: 'pipe',
+    });
+
+  test('JKS and JCEKS get java_keystore with the keytool command, and that command works', () => {
+    const { dir, cleanup } = tempDir('twoway-jks-');
+    try {
+      for (const type of ['JKS', 'JCEKS']) {
+        const store = `${dir}/client.${type.toLowerCase()}`;
+        keytool([
+          '-genkeypair',
+          '-storetype',
+          type,
+          '-keystore',
+          store,
+          '-alias',
+          'client',
+          '-keyalg',
+          'EC',
+          '-groupname',
+          'secp256r1',
+          '-dname',
+          'CN=java client',
+          '-validity',
+          '2',
+          '-keypass:env',
+          'STOREPASS',
+        ]);
+        const file = readFileSync(store);
+        expect(file.readUInt32BE(0)).toBe(type === 'JKS' ? 0xfeedfeed : 0xcececece);
+        expect(codeOf(() => readIdentity({ file, password: 'changeit' }, { now: now() }))).toBe(
+          'java_keystore',
+        );
+        expect(codeOf(() => readIdentity({ privateKey: file }, { now: now() }))).toBe('java_keystore');
+        expect(codeOf(() => readPkcs12(file, 'changeit'))).toBe('java_keystore');
+        expect(() => readCertificateInput(file)).toThrow(expect.objectContaining({ code: 'java_keystore' }));
+        // The advice in the message: keytool -importkeystore ... -deststoretype PKCS12.
+        const p12 = `${dir}/out-${type}.p12`;
+        keytool([
+          '-importkeystore',
+          '-srckeystore',
+          store,
+          '-srcstoretype',
+          type,
+          '-srcstorepass:env',
+          'STOREPASS',
+          '-destkeystore',
+          p12,
+          '-deststoretype',
+          'PKCS12',
+        ]);
+        const identity = readIdentity({ file: readFileSync(p12), password: 'changeit' }, { now: now() });
+        expect(identity.summary.subject).toBe('CN=java client');
+      }
+    } finally {
+      cleanup();
+    }
+  }, 120_000); // four JVM starts
 });

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { readIdentity, readPkcs12 } from '../../../src/certificates/index.js';
 import { readCertificateInput } from '../../../src/client-certificates/upload.js';
 import { type CertKey, makePki, type TestPki, tempDir } from '../../fixtures/pki.js';
-import { codeOf } from './helpers.js';
+import { codeOf, p12With } from './helpers.js';
 
 let pki: TestPki;
 let leaf: CertKey;
@@ -123,4 +123,27 @@ describe('Java keystores', () => {
       cleanup();
     }
   }, 120_000); // four JVM starts
+});
+
+describe('PKCS#12 files holding only a key or only certificates', () => {
+  // With the right password, a file without a MAC answers what its MAC'd equivalent answers.
+  test.each([
+    ['default (AES-256)', []],
+    ['-legacy (RC2-40, 3DES)', ['-legacy']],
+    ['unencrypted', ['-keypbe', 'NONE', '-certpbe', 'NONE']],
+    ['AES-256 certificates', ['-certpbe', 'AES-256-CBC']],
+  ])('%s, with and without a MAC', (_name, options) => {
+    for (const mac of [[], ['-nomac']]) {
+      const certOnly = p12With({ certPem: leaf.certPem }, 'pw', [...options, ...mac]);
+      const keyOnly = p12With({ keyPem: leaf.keyPem }, 'pw', [...options, ...mac]);
+      expect(
+        codeOf(() => readIdentity({ file: certOnly, password: 'pw' }, { now: now() })),
+        `${mac}`,
+      ).toBe('no_private_key');
+      expect(
+        codeOf(() => readIdentity({ file: keyOnly, password: 'pw' }, { now: now() })),
+        `${mac}`,
+      ).toBe('no_certificate');
+    }
+  });
 });

@@ -32,7 +32,7 @@ export const MAX_PBKDF2_ITERATIONS = 2_000_000;
  * PKCS#12 KDF iteration, a separate hash call, costs 6). 12 million units is a few seconds of CPU at
  * most. A legacy pyca file at 20 000 iterations uses under one million; `openssl pkcs12 -export
  * -iter 1000000` uses 8 million (6 for the MAC, 1 for each PBKDF2 bag); `-legacy -iter 1000000`
- * would need 42 million (seven PKCS#12 KDF blocks) and is refused.
+ * would need 36 million (six PKCS#12 KDF blocks) and is refused.
  */
 export class WorkBudget {
   constructor(private remaining = 12_000_000) {}

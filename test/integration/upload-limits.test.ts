@@ -4,6 +4,7 @@
  * certificates and the certificate tester alike.
  */
 import { request as httpRequest } from 'node:http';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ed25519KeyFlood, makePki } from '../fixtures/pki.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
@@ -57,19 +58,12 @@ async function sendChunked(
     });
     // The server may answer and close while the body is still being sent.
     request.on('error', (err) => (request.writableEnded ? undefined : reject(err)));
-    let offset = 0;
-    const pump = (): void => {
-      while (offset < body.length) {
-        const chunk = body.subarray(offset, offset + 64 * 1024);
-        offset += chunk.length;
-        if (!request.write(chunk)) {
-          request.once('drain', pump);
-          return;
-        }
+    const chunks = function* () {
+      for (let offset = 0; offset < body.length; offset += 64 * 1024) {
+        yield body.subarray(offset, offset + 64 * 1024);
       }
-      request.end();
     };
-    pump();
+    Readable.from(chunks()).pipe(request);
   });
 }
 

@@ -1,15 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { readCsr } from '../../../src/ca/csr.js';
-import { openssl, withFiles } from '../certificates/helpers.js';
-
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    return (err as { code: string }).code;
-  }
-};
+import { errorCodeOf as codeOf, openssl, withFiles } from '../certificates/helpers.js';
 
 /** A CSR from `openssl req -new` for a fresh P-256 key, with `extra` arguments (`-addext ...`). */
 function csr(extra: string[] = []): string {

@@ -25,6 +25,18 @@ export function codeOf(fn: () => unknown): string {
   }
 }
 
+/** The `code` of any error `fn` throws (AppError or CertificateError), or 'ok'. */
+export function errorCodeOf(fn: () => unknown): string {
+  try {
+    fn();
+    return 'ok';
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string') return code;
+    throw err;
+  }
+}
+
 /** The CertificateError `fn` throws; fails the test when it returns or throws something else. */
 export function errorOf(fn: () => unknown): CertificateError {
   try {

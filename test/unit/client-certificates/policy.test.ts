@@ -8,20 +8,13 @@ import {
   keyTypeName,
 } from '../../../src/client-certificates/policy.js';
 import { makePki } from '../../fixtures/pki.js';
+import { errorCodeOf as codeOf } from '../certificates/helpers.js';
 
 const defaults = clientCertificatePolicy({
   clientCertKeyTypes: 'rsa-2048,rsa-3072,rsa-4096,ec-p256,ec-p384,ed25519',
   clientCertMaxValidityDays: 398,
   clientCertIssueValidityDays: 365,
 });
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    return (err as { code: string }).code;
-  }
-};
 
 describe('client certificate key policy', () => {
   test('names keys as the configuration does', () => {

@@ -17,6 +17,8 @@ export type CertificateErrorCode =
   | 'weak_signature'
   | 'chain_mismatch'
   | 'client_auth_not_allowed'
+  | 'digital_signature_not_allowed'
+  | 'java_keystore'
   | 'invalid_trust_anchors';
 
 /**

@@ -5,7 +5,12 @@
 export { type BuiltChain, buildChain, isIssuedBy, isSelfSigned } from './chain.js';
 export { CertificateError, type CertificateErrorCode, isCertificateError } from './errors.js';
 export { type IdentityUpload, readIdentity, type ValidatedIdentity } from './identity.js';
-export { IdentityParser, type ParsedIdentity } from './identity-parser.js';
+export {
+  IdentityParser,
+  type IdentityParserOptions,
+  type ParsedIdentity,
+  ParseQueueFullError,
+} from './identity-parser.js';
 export {
   checkKeyPolicy,
   describeKey,
@@ -17,7 +22,7 @@ export {
 } from './keys.js';
 export { formatName } from './names.js';
 export { type PemBlock, parsePemBlocks, readCertificates, readTrustAnchors, toPem } from './pem.js';
-export { type Pkcs12Contents, readPkcs12 } from './pkcs12.js';
+export { javaKeystoreType, type Pkcs12Contents, readPkcs12 } from './pkcs12.js';
 export {
   type CertificateStatus,
   certificateStatus,
@@ -35,3 +40,4 @@ export {
   spkiSha256,
   summarize,
 } from './summary.js';
+export { checkClientUsage, checkRequestedKeyUsage } from './usage.js';

@@ -25,18 +25,23 @@ export const CERTIFICATE_LABELS: ReadonlySet<string> = new Set([
 ]);
 
 // Lenient on purpose (RFC 7468 §2 asks parsers to be): text before, between and after blocks, CRLF,
-// trailing spaces. The END line must repeat the BEGIN label, so one broken block cannot swallow the
-// next.
+// trailing spaces, byte-order marks. The END line must repeat the BEGIN label, so one broken block
+// cannot swallow the next.
 const BEGIN_LINE = /^-----BEGIN ([A-Z0-9][A-Z0-9 #._/-]*)-----[ \t]*$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/** U+FEFF, what a UTF-8 byte-order mark (EF BB BF) decodes to: Buffer#toString keeps it. */
+const BOM = 0xfeff;
 
 /**
  * Splits PEM text into blocks, in order, in one pass over its lines (linear in the text: a hostile
  * upload of a million BEGIN lines without END costs no more than reading it). Tolerates CRLF, text
  * around blocks (OpenSSL's `Bag Attributes` and `subject=` lines), `TRUSTED CERTIFICATE` and `X509
- * CERTIFICATE` labels, encapsulated headers and an END marker at the end of the last body line. A
- * block left open (no END line with its label before the next BEGIN line or the end) is skipped.
- * Returns `[]` when the text holds no block.
+ * CERTIFICATE` labels, encapsulated headers, an END marker at the end of the last body line, and a
+ * UTF-8 byte-order mark at the start of the text or of any line (Windows Notepad writes one at the
+ * start of every file it saves, so files joined with `cat` carry one between blocks; OpenSSL skips
+ * them, and left in place one would hide the BEGIN line after it). A block left open (no END line
+ * with its label before the next BEGIN line or the end) is skipped. Returns `[]` when the text holds
+ * no block.
  *
  * @throws CertificateError `unsupported_format` when a block's body is not base64 or is empty.
  */
@@ -46,7 +51,8 @@ export function parsePemBlocks(text: string): PemBlock[] {
   let end = '';
   let lines: string[] = [];
   for (const raw of text.split('\n')) {
-    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    const unmarked = raw.charCodeAt(0) === BOM ? raw.slice(1) : raw;
+    const line = unmarked.endsWith('\r') ? unmarked.slice(0, -1) : unmarked;
     const begin = line.startsWith('-----BEGIN ') ? BEGIN_LINE.exec(line) : null;
     if (begin) {
       label = begin[1] ?? '';

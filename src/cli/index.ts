@@ -81,7 +81,7 @@ async function uploadOf(
     ...(encryptable
       ? {
           needsPassword: () =>
-            parser.parse(upload, new Date()).then(
+            parser.parse('cli', upload, new Date()).then(
               () => false,
               (err: unknown) => isCertificateError(err) && err.code === 'bad_password',
             ),

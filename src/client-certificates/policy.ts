@@ -8,6 +8,7 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import {
   type CertificateSummary,
+  checkClientUsage,
   checkKeyPolicy,
   DAY_MS,
   hasWeakSignature,
@@ -61,10 +62,6 @@ const STRONG_SIGNATURES = new Set([
   'rsassaPss',
 ]);
 
-/** clientAuth (RFC 5280 §4.2.1.12) and anyExtendedKeyUsage. */
-const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-const ANY_EKU = '2.5.29.37.0';
-
 /** `rsa-2048`, `ec-p256`, `ed25519`, ... for a described key. */
 export function keyTypeName(key: KeyDescription): string {
   if (key.keyType === 'RSA') return `rsa-${key.keySize ?? 0}`;
@@ -106,7 +103,8 @@ export function checkKey(key: KeyObject, policy: ClientCertificatePolicy): KeyDe
  * stronger (`weak_signature`); `now` within notBefore..notAfter (`certificate_expired`,
  * `certificate_not_yet_valid`, RFC 5280 §4.1.2.5); validity span at most `maxValidityDays`
  * (`validity_too_long`); an extendedKeyUsage, when present, allowing clientAuth
- * (`client_auth_not_allowed`). A self-signed certificate is fine: registration pins the exact
+ * (`client_auth_not_allowed`); a keyUsage, when present, allowing digitalSignature
+ * (`digital_signature_not_allowed`). A self-signed certificate is fine: registration pins the exact
  * certificate by fingerprint, so no chain is built.
  * @returns the certificate's summary.
  */
@@ -148,12 +146,10 @@ export function checkClientCertificate(
       `The certificate is valid for ${Math.ceil(spanMs / DAY_MS)} days; at most ${policy.maxValidityDays} are allowed.`,
     );
   }
-  const eku = cert.keyUsage;
-  if (eku && !eku.includes(CLIENT_AUTH) && !eku.includes(ANY_EKU)) {
-    throw new AppError(
-      'client_auth_not_allowed',
-      'The certificate has an extended key usage without clientAuth, so it cannot be a client certificate.',
-    );
+  try {
+    checkClientUsage(cert);
+  } catch (err) {
+    throw toAppError(err);
   }
   return summary;
 }

@@ -12,6 +12,7 @@ export const catalogue = {
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   payload_too_large: { status: 413, title: 'Payload too large' },
+  parse_queue_full: { status: 429, title: 'Too many uploads waiting to be checked' },
   internal_error: { status: 500, title: 'Internal error' },
   not_ready: { status: 503, title: 'Not ready' },
   // tenants
@@ -30,6 +31,8 @@ export const catalogue = {
   weak_signature: { status: 422, title: 'Weak signature algorithm' },
   chain_mismatch: { status: 422, title: 'Chain does not link up' },
   client_auth_not_allowed: { status: 422, title: 'Extended key usage does not allow clientAuth' },
+  digital_signature_not_allowed: { status: 422, title: 'Key usage does not allow digitalSignature' },
+  java_keystore: { status: 422, title: 'Java keystore: convert it to PKCS#12' },
   invalid_trust_anchors: { status: 422, title: 'Invalid trust anchors' },
   // identities
   identity_in_use: { status: 409, title: 'Identity in use by a mapping' },

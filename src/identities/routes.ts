@@ -26,6 +26,7 @@ const uploadResponses = {
   409: Type.Ref('Problem'),
   413: Type.Ref('Problem'),
   422: Type.Ref('Problem'),
+  429: Type.Ref('Problem'),
 };
 
 /** `/v1/tenants/{tenant}/identities`: upload, list, get, delete, versions, activation. */

@@ -57,7 +57,7 @@ export class IdentityService {
    * @throws AppError with an upload code (API.md: `unsupported_format`, `bad_password`, `key_mismatch`, ...)
    */
   async importIdentity(tenantId: string, name: string, upload: IdentityUpload): Promise<IdentityView> {
-    const validated = await this.#validate(upload);
+    const validated = await this.#validate(tenantId, upload);
     const now = this.#deps.clock.now();
     const identity: Identity = {
       id: newId('idn'),
@@ -89,7 +89,7 @@ export class IdentityService {
     options: { activateAt?: Date } = {},
   ): Promise<IdentityView> {
     await this.#require(tenantId, identityId);
-    const validated = await this.#validate(upload);
+    const validated = await this.#validate(tenantId, upload);
     const now = this.#deps.clock.now();
     let activateAt: Date | undefined;
     if (options.activateAt !== undefined) {
@@ -234,9 +234,9 @@ export class IdentityService {
     );
   }
 
-  async #validate(upload: IdentityUpload): Promise<ParsedIdentity> {
+  async #validate(tenantId: string, upload: IdentityUpload): Promise<ParsedIdentity> {
     try {
-      return await this.#deps.parser.parse(upload, this.#deps.clock.now());
+      return await this.#deps.parser.parse(tenantId, upload, this.#deps.clock.now());
     } catch (err) {
       throw toAppError(err);
     }

@@ -51,6 +51,7 @@ export const identityTestRoutes: FastifyPluginAsyncTypebox<IdentityTestRouteOpti
           403: Type.Ref('Problem'),
           413: Type.Ref('Problem'),
           422: Type.Ref('Problem'),
+          429: Type.Ref('Problem'),
         },
       },
     },

@@ -1,5 +1,4 @@
 import { readCsr } from '../ca/csr.js';
-import { TENANT_URI_PREFIX } from '../ca/naming.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { summarize, toPem } from '../certificates/index.js';
 import { AppError, toAppError } from '../errors/app-error.js';
@@ -12,7 +11,12 @@ import type {
   ClientCertificateStore,
   RevocationReason,
 } from '../store/types.js';
-import { type ClientCertificatePolicy, checkClientCertificate, checkKey } from './policy.js';
+import {
+  type ClientCertificatePolicy,
+  checkClientCertificate,
+  checkKey,
+  checkNoTenantName,
+} from './policy.js';
 import { readCertificateInput } from './upload.js';
 
 /** A client certificate as the API shows it (API.md "ClientCertificate"). */
@@ -94,14 +98,7 @@ export class ClientCertificateService {
     const summary = checkClientCertificate(cert, this.#deps.policy, now);
     // `urn:twoway:tenant:<id>` is how certificates the platform CA issues name their tenant, and the
     // edge passes SAN URIs on in X-Forwarded-Client-Cert: a tenant's own certificate must not name one.
-    // URN scheme and namespace are case-insensitive (RFC 8141 §3.1), so the check is too.
-    const reserved = `uri:${TENANT_URI_PREFIX}`;
-    if (summary.subjectAltNames.some((san) => san.toLowerCase().startsWith(reserved))) {
-      throw new AppError(
-        'reserved_tenant_name',
-        `The certificate's subjectAltName holds a ${TENANT_URI_PREFIX} URI; only certificates the platform CA issues name a tenant.`,
-      );
-    }
+    checkNoTenantName(summary.subjectAltNames);
     const record: ClientCertificate = {
       id: newId('ccr'),
       tenantId,

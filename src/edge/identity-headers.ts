@@ -1,7 +1,8 @@
 /**
  * The verified client identity as request headers for the platform upstream. The edge removes every
  * client-sent copy of these (and of `Client-Cert-Chain`) before setting its own, so a client cannot
- * forge them (FIELD-NOTES "Identity headers").
+ * forge them (FIELD-NOTES "Identity headers"); spellings with `_` for `-` (`X_Forwarded_Client_Cert`)
+ * too, as a CGI-style platform reads both as one (forward/proxy.ts, CVE-2024-45614).
  *
  * - `Twoway-Tenant: <tenant id>`: the tenant the certificate (and the API key) belong to.
  * - `X-Forwarded-Client-Cert`: Envoy's format, one element:

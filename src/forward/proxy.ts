@@ -81,7 +81,8 @@ function connectionOptions(value: string, named: string[] | null): string[] | nu
  * and order; `req.headers` is never built). Drops hop-by-hop fields and those named in Connection,
  * `authorization` (the caller's credential for Twoway, not for the remote server), `host` (undici
  * sets it from the URL), `expect` (Node's server already answered 100-continue; undici refuses it)
- * and every `twoway-*` field. Sets `body` when the request declares one (RFC 9112 §6.1).
+ * and every `twoway-*` field, and every field whose name spelt with `_` for `-` is one of those
+ * ({@link foldsToDropped}). Sets `body` when the request declares one (RFC 9112 §6.1).
  */
 class RequestHeaders {
   headers: string[] = [];
@@ -95,6 +96,7 @@ class RequestHeaders {
       const name = raw[i] as string;
       const value = raw[i + 1] as string;
       const lower = name.toLowerCase();
+      if (lower.includes('_') && foldsToDropped(lower, drop)) continue;
       if (HOP_BY_HOP.has(lower)) {
         if (lower === 'connection') {
           named = connectionOptions(value, named);
@@ -122,6 +124,27 @@ class RequestHeaders {
     }
     if (named !== null) this.headers = withoutNamed(out, named);
   }
+}
+
+/** Request fields the proxy sets or acts on itself, besides hop-by-hop ones and `twoway-*`. */
+const CONSUMED: ReadonlySet<string> = new Set(['authorization', 'host', 'expect', 'content-length']);
+
+/**
+ * True when a lowercase field name holding `_` reads, with each `_` taken as `-`, as a field the
+ * proxy drops or acts on (hop-by-hop, {@link CONSUMED}, `twoway-*`, `drop`). CGI-style servers
+ * (Python's wsgiref, PHP, Puma before 6.4.3: CVE-2024-45614) map `X_Forwarded_Client_Cert` and
+ * `X-Forwarded-Client-Cert` to the same variable, so a copy spelt with underscores would stand in
+ * for the field the gateway removed or set (nginx and Envoy drop such names by default for this
+ * reason). Such a field is dropped whole, never given the meaning of its dashed spelling.
+ */
+function foldsToDropped(lower: string, drop: ReadonlySet<string> | undefined): boolean {
+  const folded = lower.replaceAll('_', '-');
+  return (
+    HOP_BY_HOP.has(folded) ||
+    CONSUMED.has(folded) ||
+    folded.startsWith('twoway-') ||
+    drop?.has(folded) === true
+  );
 }
 
 /** Drops the pairs whose (lowercase) name is in `named`; only runs when a Connection field listed options. */
@@ -293,8 +316,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
  * Request: method; headers from `req.rawHeaders` less hop-by-hop ones (RFC 9110 §7.6.1: connection,
  * keep-alive, proxy-connection, te, trailer, transfer-encoding, upgrade, proxy-authorization,
  * proxy-authenticate, and every field named in Connection), less `authorization`, `host`, `expect`,
- * `twoway-*` and `options.dropHeaders`; the body streamed from `req` (no buffering; only when the
- * request declares one with Content-Length > 0 or Transfer-Encoding, so GET/HEAD go without body).
+ * `twoway-*`, `options.dropHeaders` and any of these spelt with `_` for `-` (RequestHeaders); the
+ * body streamed from `req` (no buffering; only when the request declares one with Content-Length
+ * > 0 or Transfer-Encoding, so GET/HEAD go without body).
  * Response: status, reason phrase, headers (less hop-by-hop ones and `Twoway-Error`) and body
  * written to `res` as they arrive, with backpressure both ways.
  *

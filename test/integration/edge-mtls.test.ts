@@ -280,6 +280,49 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
     expect(rawHeaderValues(byocSeen.rawHeaders, 'client-cert-chain')).toEqual([]);
   });
 
+  test('identity headers spelt with underscores are dropped, not forwarded (CVE-2024-45614), over HTTP/1.1 and from an h2 client', async () => {
+    // A CGI-style platform (wsgiref, Puma < 6.4.3) reads Twoway_Tenant as Twoway-Tenant: tenant B's
+    // client could make it read tenant A's identity.
+    const forged = [
+      'Twoway_Tenant: tenant-a',
+      'X_Forwarded_Client_Cert: Hash=0000;Subject="CN=admin";URI=urn:twoway:tenant:tenant-a',
+      'x-forwarded_client-cert: Hash=1111',
+      'Client_Cert: :Zm9yZ2Vk:',
+      'CLIENT_CERT_CHAIN: :Zm9yZ2Vk:',
+      'Twoway_Anything: x',
+      'X_Custom_Header: kept',
+    ];
+    const laptop = await makeByoc(files.dir, 'underscore-b', 'tenant-b-laptop');
+    expect((await register(laptop.cert, keyB, 'tenant-b')).status).toBe(201);
+    for (const http2 of [false, true]) {
+      const before = upstream.requests.length;
+      const answer = await curl(`${twoway.edgeUrl}/api/whoami`, {
+        ca: caFile,
+        cert: laptop.cert,
+        key: laptop.key,
+        apiKey: keyB,
+        headers: forged,
+        http2,
+      });
+      expect(answer.status).toBe(200);
+      expect(upstream.requests.length).toBe(before + 1);
+      const seen = (upstream.requests.at(-1) as UpstreamRequest).rawHeaders;
+      const names = seen.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase());
+      const folded = names.map((name) => name.replaceAll('_', '-'));
+      expect(folded.filter((name) => name === 'twoway-tenant')).toHaveLength(1);
+      expect(rawHeaderValues(seen, 'twoway-tenant')).toEqual(['tenant-b']);
+      expect(folded.filter((name) => name === 'x-forwarded-client-cert')).toHaveLength(1);
+      expect(rawHeaderValues(seen, 'x-forwarded-client-cert')[0]).toMatch(
+        new RegExp(`^Hash=${fingerprintOf(laptop.cert)};`),
+      );
+      expect(folded.filter((name) => name === 'client-cert')).toHaveLength(1);
+      expect(folded.filter((name) => name === 'client-cert-chain')).toHaveLength(0);
+      expect(names).not.toContain('twoway_anything');
+      // Underscores as such are fine: only the spellings of fields the edge sets are dropped.
+      expect(rawHeaderValues(seen, 'x_custom_header')).toEqual(['kept']);
+    }
+  });
+
   test('with a base path in TWOWAY_EDGE_UPSTREAM, a request path cannot climb out of it', async () => {
     const based = await startTestTwoway({
       ...(await backend.env()),
@@ -398,7 +441,7 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
 
   test('metrics count edge handshakes by certificate and requests by outcome', async () => {
     const read = async () => {
-      const text = await (await fetch(`${twoway.url}/metrics`)).text();
+      const text = await (await twoway.call('/metrics')).text();
       const value = (series: string) =>
         Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
       return {

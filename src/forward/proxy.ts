@@ -14,7 +14,7 @@
  * upstream socket); the client's `drain` resumes it. undici's body timeout does not run while paused.
  */
 import type http from 'node:http';
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, errors } from 'undici';
 import { AppError } from '../errors/app-error.js';
 import { DESTINATION_BLOCKED } from './address-guard.js';
 
@@ -324,7 +324,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
  *
  * Resolves `{ status }` when `res` has finished; `{ status: 499 }` when the client closed first (the
  * upstream request is then aborted). Rejects with an AppError from {@link mapUpstreamError}
- * (`upstream_tls_failed`, `upstream_unreachable`, `upstream_timeout`, `forward_destination_blocked`):
+ * (`upstream_tls_failed`, `upstream_unreachable`, `upstream_protocol_error`, `upstream_timeout`,
+ * `forward_destination_blocked`):
  * before the response started `res` is untouched, so the caller answers with problem+json and
  * `Twoway-Error`; once started (`res.headersSent`), `res` has been destroyed and must not be answered.
  */
@@ -427,6 +428,19 @@ const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   'ERR_INVALID_HTTP_TOKEN',
 ]);
 
+/**
+ * True for undici's HTTP/1.1 parser error: the remote server's bytes are not an HTTP/1.1 response.
+ * undici 7 builds it without the llhttp error name (`code` stays undefined: it looks the number up in
+ * a table keyed by name), so the class is what tells; an `HPE_*` code is accepted too.
+ */
+function isParserError(err: unknown, depth = 0): boolean {
+  if (depth > 4 || err === null || typeof err !== 'object') return false;
+  if (err instanceof errors.HTTPParserError) return true;
+  const { code, cause } = err as CodedError;
+  if (typeof code === 'string' && code.startsWith('HPE_')) return true;
+  return isParserError(cause, depth + 1);
+}
+
 interface CodedError {
   code?: unknown;
   cause?: unknown;
@@ -451,7 +465,7 @@ const isBlocked = (code: string): boolean => code === DESTINATION_BLOCKED;
 const isCertificate = (code: string): boolean => CERTIFICATE_CODES.has(code);
 const isTls = (code: string): boolean => code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_');
 const isTimeout = (code: string): boolean => TIMEOUT_CODES.has(code);
-const isUnreachable = (code: string): boolean => UNREACHABLE_CODES.has(code) || code.startsWith('HPE_');
+const isUnreachable = (code: string): boolean => UNREACHABLE_CODES.has(code);
 
 /**
  * True when the server accepted TCP and closed during or right after the TLS handshake without a
@@ -488,7 +502,9 @@ function closedDuringHandshake(err: unknown): boolean {
  *   fresh connection closed before any response byte (a TLS 1.3 server refusing our certificate
  *   without an alert, see closedDuringHandshake) → `upstream_tls_failed` (502);
  * - connect, headers and body timeouts → `upstream_timeout` (504);
- * - ECONNREFUSED, ENOTFOUND, EHOSTUNREACH, ECONNRESET, undici socket and parser errors
+ * - undici's parser error (a reply that is not HTTP/1.1: another protocol, garbage) →
+ *   `upstream_protocol_error` (502);
+ * - ECONNREFUSED, ENOTFOUND, EHOSTUNREACH, ECONNRESET, undici socket errors
  *   → `upstream_unreachable` (502);
  * - an AppError is returned as is; anything else → `internal_error` (500).
  */
@@ -532,8 +548,20 @@ export function mapUpstreamError(err: unknown): AppError {
   if (findCode(err, 0, isTimeout) !== null) {
     return new AppError('upstream_timeout', 'The remote server did not answer in time.', options);
   }
+  if (isParserError(err)) {
+    return new AppError(
+      'upstream_protocol_error',
+      'The remote server answered with something that is not an HTTP/1.1 response.',
+      options,
+    );
+  }
   if (findCode(err, 0, isUnreachable) !== null) {
     return new AppError('upstream_unreachable', 'The remote server could not be reached.', options);
   }
   return new AppError('internal_error', undefined, options);
+}
+
+/** The message of an AppError's cause (undici's, naming what was wrong), for a log line; never a URL. */
+export function causeMessage(err: AppError): string | undefined {
+  return err.cause instanceof Error ? err.cause.message : undefined;
 }

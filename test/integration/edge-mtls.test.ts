@@ -1,5 +1,6 @@
 import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makePki, tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
@@ -16,7 +17,8 @@ import {
   writeFile,
 } from '../helpers/edge-clients.js';
 import { ALERT_DECRYPT_ERROR, tls13Exchange } from '../helpers/edge-tls13-client.js';
-import { OPERATOR_TOKEN, startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
+import { finalResponse, serveRawHttp } from '../helpers/raw-upstream.js';
+import { logLines, OPERATOR_TOKEN, startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 const DAY_MS = 86_400_000;
@@ -566,5 +568,63 @@ describe('edge listener without a platform upstream', () => {
     } finally {
       await own.close();
     }
+  });
+});
+
+describe('edge listener with a platform upstream that bends HTTP', () => {
+  const files = tempDir('twoway-edge-raw-');
+  let platform: net.Server;
+  let twoway: TestTwoway;
+  let client: { cert: string; key: string; ca: string; apiKey: string };
+
+  beforeAll(async () => {
+    platform = net.createServer((socket) =>
+      serveRawHttp(socket, (path) =>
+        path === '/garbage'
+          ? ['SSH-2.0-OpenSSH_9.2p1\r\n']
+          : ['HTTP/1.1 100 Continue\r\n\r\n', finalResponse('after an interim response')],
+      ),
+    );
+    await new Promise<void>((resolve) => platform.listen(0, '127.0.0.1', resolve));
+    const { port } = platform.address() as net.AddressInfo;
+    twoway = await startTestTwoway({ TWOWAY_EDGE_UPSTREAM: `http://127.0.0.1:${port}` });
+    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'bent', name: 'Bent' } });
+    const { apiKey } = (await created.json()) as { apiKey: string };
+    const made = await makeByoc(files.dir, 'bent', 'bent-client');
+    await twoway.call('/v1/tenants/bent/client-certificates', {
+      method: 'POST',
+      token: apiKey,
+      json: { certificatePem: readFileSync(made.cert, 'utf8') },
+    });
+    const ca = writeFile(files.dir, 'ca.pem', await (await fetch(`${twoway.url}/v1/ca/certificates`)).text());
+    client = { ...made, ca, apiKey };
+  });
+  afterAll(async () => {
+    await twoway?.close();
+    await new Promise((resolve) => platform?.close(resolve));
+    files.cleanup();
+  });
+
+  test('an unsolicited 100 Continue before the final response is skipped (RFC 9110 §15.2)', async () => {
+    for (const path of ['/first', '/second']) {
+      const answer = await curl(`${twoway.edgeUrl}${path}`, { ...client });
+      expect(answer.status, path).toBe(200);
+      expect(answer.body).toBe('after an interim response');
+    }
+  });
+
+  test('a reply that is not HTTP is 502 upstream_protocol_error, logged at warn a few times, not per request', async () => {
+    const before = logLines.length;
+    for (let i = 0; i < 6; i += 1) {
+      const answer = await curl(`${twoway.edgeUrl}/garbage`, { ...client });
+      expect(answer.status).toBe(502);
+      expect(answer.headers['twoway-error']).toBe('upstream_protocol_error');
+    }
+    const lines = logLines.slice(before).map((line) => JSON.parse(line) as { level: number; msg: string });
+    expect(lines.filter((line) => line.level >= 50)).toEqual([]);
+    const warned = lines.filter((line) => line.msg === 'platform upstream answered outside HTTP');
+    expect(warned.length).toBeGreaterThan(0);
+    expect(warned.length).toBeLessThanOrEqual(3);
+    expect(warned.every((line) => line.level === 40)).toBe(true);
   });
 });

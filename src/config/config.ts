@@ -20,6 +20,20 @@ export const ConfigSchema = Type.Object({
     Type.String({ secret: true, description: 'base64 32-byte KEK for the local KMS' }),
   ),
   operatorToken: Type.Optional(Type.String({ minLength: 16, secret: true })),
+  metricsToken: Type.Optional(
+    Type.String({
+      minLength: 16,
+      secret: true,
+      description: 'Bearer token for GET /metrics (the operator token works too)',
+    }),
+  ),
+  metricsListen: Type.Optional(
+    Type.String({
+      pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]/]+):[0-9]{1,5}$',
+      description:
+        'host:port of a separate plain-HTTP listener that serves only GET /metrics (e.g. 127.0.0.1:9464); it asks for TWOWAY_METRICS_TOKEN when that is set',
+    }),
+  ),
   forwardAllowPrivate: Type.Boolean({
     default: false,
     description: 'WEAKENS SECURITY: allow forwarding to loopback/private/link-local addresses',
@@ -259,6 +273,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `TWOWAY_EDGE_UPSTREAM: must be an http(s) URL (got ${JSON.stringify(redactUrlCredentials(withDefaults.edgeUpstream))})`,
     );
   }
+  if (
+    typeof withDefaults.metricsListen === 'string' &&
+    listenAddress(withDefaults.metricsListen).port > 65535
+  ) {
+    problems.push('TWOWAY_METRICS_LISTEN: the port must be at most 65535');
+  }
   if (typeof withDefaults.publicUrl === 'string') {
     // Checked by hand, not by a schema pattern, so that the value (credentials?) is never echoed.
     const url = URL.canParse(withDefaults.publicUrl) ? new URL(withDefaults.publicUrl) : undefined;
@@ -275,6 +295,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(withDefaults as Static<typeof ConfigSchema>);
+}
+
+/**
+ * `host:port` (`127.0.0.1:9464`, `[::1]:9464`) as the host (brackets removed) and the port number,
+ * as `TWOWAY_METRICS_LISTEN` is written (the schema checks the shape).
+ */
+export function listenAddress(value: string): { host: string; port: number } {
+  const colon = value.lastIndexOf(':');
+  return { host: value.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(value.slice(colon + 1)) };
 }
 
 /** The config with secrets replaced by `[redacted]`, for showing it (nothing in src/ does yet). */

@@ -30,6 +30,24 @@ function fingerprintOf(pemFile: string): string {
   return new X509Certificate(readFileSync(pemFile)).fingerprint256.replaceAll(':', '').toLowerCase();
 }
 
+/** Tenant `id` with its API key and a BYOC certificate (`<id>-client`) registered through the API. */
+async function tenantWithByoc(
+  twoway: TestTwoway,
+  dir: string,
+  id: string,
+): Promise<{ apiKey: string; cert: string; key: string }> {
+  const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id, name: id } });
+  const { apiKey } = (await created.json()) as { apiKey: string };
+  const made = await makeByoc(dir, id, `${id}-client`);
+  const registered = await twoway.call(`/v1/tenants/${id}/client-certificates`, {
+    method: 'POST',
+    token: apiKey,
+    json: { certificatePem: readFileSync(made.cert, 'utf8') },
+  });
+  expect(registered.status).toBe(201);
+  return { apiKey, ...made };
+}
+
 describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
   const files = tempDir('twoway-edge-');
   let twoway: TestTwoway;
@@ -545,14 +563,7 @@ describe('edge listener without a platform upstream', () => {
       TWOWAY_EDGE_KEY_FILE: writeFile(files.dir, 'edge.key', server.keyPem),
     });
     try {
-      const created = await own.call('/v1/tenants', { method: 'POST', json: { id: 'own', name: 'Own' } });
-      const { apiKey } = (await created.json()) as { apiKey: string };
-      const made = await makeByoc(files.dir, 'own', 'own-client');
-      await own.call('/v1/tenants/own/client-certificates', {
-        method: 'POST',
-        token: apiKey,
-        json: { certificatePem: readFileSync(made.cert, 'utf8') },
-      });
+      const { apiKey, ...made } = await tenantWithByoc(own, files.dir, 'own');
       const rootFile = writeFile(files.dir, 'operator-root.pem', pki.root.certPem);
       const hello = `${own.edgeUrl}/v1/tenants/own/mtls/hello`;
       expect((await curl(hello, { ca: rootFile, cert: made.cert, key: made.key, apiKey })).body).toBe(
@@ -588,16 +599,9 @@ describe('edge listener with a platform upstream that bends HTTP', () => {
     await new Promise<void>((resolve) => platform.listen(0, '127.0.0.1', resolve));
     const { port } = platform.address() as net.AddressInfo;
     twoway = await startTestTwoway({ TWOWAY_EDGE_UPSTREAM: `http://127.0.0.1:${port}` });
-    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'bent', name: 'Bent' } });
-    const { apiKey } = (await created.json()) as { apiKey: string };
-    const made = await makeByoc(files.dir, 'bent', 'bent-client');
-    await twoway.call('/v1/tenants/bent/client-certificates', {
-      method: 'POST',
-      token: apiKey,
-      json: { certificatePem: readFileSync(made.cert, 'utf8') },
-    });
+    const made = await tenantWithByoc(twoway, files.dir, 'bent');
     const ca = writeFile(files.dir, 'ca.pem', await (await fetch(`${twoway.url}/v1/ca/certificates`)).text());
-    client = { ...made, ca, apiKey };
+    client = { ...made, ca };
   });
   afterAll(async () => {
     await twoway?.close();

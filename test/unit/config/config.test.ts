@@ -117,22 +117,39 @@ describe('loadConfig', () => {
       }
       throw new Error('loadConfig accepted it');
     };
-    const database = problemsOf({ TWOWAY_DATABASE_URL: 'mysql://app:hunter2-db@db.internal:3306/twoway' });
-    expect(database).toContain('TWOWAY_DATABASE_URL');
-    expect(database).toContain('mysql://***@db.internal:3306/twoway');
-    expect(database).not.toContain('hunter2');
-    // Without a scheme, and with an unescaped / and @ in the password.
-    const bare = problemsOf({ TWOWAY_DATABASE_URL: 'app:pa/ss@w0rd-db@db.internal/twoway' });
-    expect(bare).toContain('***@db.internal/twoway');
-    expect(bare).not.toMatch(/pa\/ss|w0rd/);
-    const edge = problemsOf({ TWOWAY_EDGE_UPSTREAM: 'ftp://edge:platform-pass@platform:8080/api' });
-    expect(edge).toContain('TWOWAY_EDGE_UPSTREAM');
-    expect(edge).toContain('ftp://***@platform:8080/api');
-    expect(edge).not.toContain('platform-pass');
-    // Matches the pattern, yet is no URL.
-    const broken = problemsOf({ TWOWAY_EDGE_UPSTREAM: 'http://edge:platform-pass@platform:99999' });
-    expect(broken).toContain('TWOWAY_EDGE_UPSTREAM: must be an http(s) URL');
-    expect(broken).not.toContain('platform-pass');
+    for (const [name, value, shown, secret] of [
+      [
+        'TWOWAY_DATABASE_URL',
+        'mysql://app:hunter2-db@db.internal:3306/twoway',
+        'mysql://***@db.internal:3306/twoway',
+        /hunter2/,
+      ],
+      // Without a scheme, and with an unescaped / and @ in the password.
+      [
+        'TWOWAY_DATABASE_URL',
+        'app:pa/ss@w0rd-db@db.internal/twoway',
+        '"***@db.internal/twoway"',
+        /pa\/ss|w0rd/,
+      ],
+      [
+        'TWOWAY_EDGE_UPSTREAM',
+        'ftp://edge:platform-pass@platform:8080/api',
+        'ftp://***@platform:8080/api',
+        /platform-pass/,
+      ],
+      // Matches the pattern, yet is no URL.
+      [
+        'TWOWAY_EDGE_UPSTREAM',
+        'http://edge:platform-pass@platform:99999',
+        'must be an http(s) URL',
+        /platform-pass/,
+      ],
+    ] as const) {
+      const message = problemsOf({ [name]: value });
+      expect(message, value).toContain(`${name}:`);
+      expect(message, value).toContain(shown);
+      expect(message, value).not.toMatch(secret);
+    }
   });
 
   test('redactUrlCredentials replaces the userinfo, and only it', () => {

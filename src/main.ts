@@ -34,7 +34,7 @@ import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/types.js';
-import { bearerToken, TenantService } from './tenants/service.js';
+import { TenantService } from './tenants/service.js';
 
 /** A start-up refusal with a message meant for the operator (no secrets in it). */
 export class StartupError extends Error {
@@ -326,7 +326,6 @@ export async function startTwoway(
         ...listenAddress(config.metricsListen),
         registry: metrics.registry,
         access: metricsAccess,
-        bearerToken,
         logger: logger.child({ module: 'metrics' }),
       });
     }

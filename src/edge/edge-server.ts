@@ -189,9 +189,9 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     answer(res, new AppError(code), true);
   };
 
-  /** Subject, SANs and chain per certificate fingerprint (fixed for a fingerprint), for the identity headers. */
   /** A platform upstream that does not speak HTTP fails every request: a few log lines a minute. */
   const protocolErrors = new LogLimiter();
+  /** Subject, SANs and chain per certificate fingerprint (fixed for a fingerprint), for the identity headers. */
   const namesByFingerprint = new Map<
     string,
     { subject: string; subjectAltNames: string[]; chain: Buffer[] }

@@ -91,7 +91,8 @@ export interface AppDeps {
 
 /**
  * Builds the admin + runtime HTTP app (API.md): `/v1/...` behind bearer auth, `/healthz`,
- * `/readyz`, `/metrics` (bearer: metrics or operator token), `/docs` and `/docs/openapi.json`. Errors leave as RFC 9457 problem+json.
+ * `/readyz`, `/metrics` (bearer: metrics or operator token), `/docs` and `/docs/openapi.json`.
+ * Errors leave as RFC 9457 problem+json.
  */
 export async function buildHttpApp(deps: AppDeps) {
   const forward = new ForwardEndpoint({

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { AppError } from '../errors/app-error.js';
+import { bearerToken } from '../tenants/service.js';
 import { writeRawProblem } from './problem.js';
 
 /** Prometheus metrics of one Twoway process (a registry per app, so tests can build many). */
@@ -112,14 +113,13 @@ export async function startMetricsListener(options: {
   port: number;
   registry: Registry;
   access: MetricsAccess;
-  bearerToken: (authorization: string | undefined) => string | undefined;
   logger: Logger;
 }): Promise<MetricsListener> {
   const { registry, access } = options;
   const serve = async (method: string, target: string, authorization: string | undefined) => {
     if (target.split('?')[0] !== '/metrics') throw new AppError('not_found', 'Only /metrics is served here.');
     if (method !== 'GET' && method !== 'HEAD') throw new AppError('method_not_allowed');
-    if (access.hasToken) await access.check(options.bearerToken(authorization));
+    if (access.hasToken) await access.check(bearerToken(authorization));
     return registry.metrics();
   };
   const server = createServer((req, res) => {

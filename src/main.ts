@@ -7,13 +7,13 @@ import { IdentityParser } from './certificates/index.js';
 import { clientCertificatePolicy } from './client-certificates/policy.js';
 import { ClientCertificateService } from './client-certificates/service.js';
 import { workerRelay } from './cluster/cluster.js';
-import type { Config } from './config/config.js';
+import { type Config, listenAddress } from './config/config.js';
 import { type RunningEdge, startEdgeListener } from './edge/start.js';
 import { DispatcherCache } from './forward/dispatchers.js';
 import { registerForwardGauges } from './forward/metrics.js';
 import { RuntimeService } from './forward/service.js';
 import { buildHttpApp, type HttpApp } from './http/app.js';
-import { createMetrics } from './http/metrics.js';
+import { createMetrics, MetricsAccess, type MetricsListener, startMetricsListener } from './http/metrics.js';
 import { IdentityService } from './identities/service.js';
 import { IdentityTester } from './identity-tests/service.js';
 import { makeKekCheck, verifyKekCheck } from './kms/envelope.js';
@@ -195,6 +195,8 @@ export interface Twoway {
   /** Base URL of the inbound mTLS edge listener, e.g. `https://127.0.0.1:8443`. */
   edgeUrl: string;
   edge: RunningEdge;
+  /** Base URL of the metrics listener (`TWOWAY_METRICS_LISTEN`), when one runs. */
+  metricsUrl?: string;
   services: Services;
   store: Store;
   /** The forward connection pools (one undici Agent per identity version). */
@@ -245,6 +247,12 @@ export async function startTwoway(
   });
   const metrics = createMetrics();
   registerForwardGauges(metrics.registry, dispatchers, runtime);
+  const metricsAccess = new MetricsAccess(config.metricsToken, (token) =>
+    services.tenants.authenticate(token).then(
+      (principal) => principal.kind === 'operator',
+      () => false,
+    ),
+  );
   const clock = options.clock ?? systemClock;
   const lifecycle = createLifecycle({
     store: backends.store,
@@ -282,6 +290,7 @@ export async function startTwoway(
     runtime,
     dispatchers,
     metrics,
+    metricsAccess,
     checkReady: () => backends.store.ping(),
     maxUploadBytes: config.maxUploadBytes,
     idleTimeoutMs: config.httpIdleTimeoutMs,
@@ -308,8 +317,17 @@ export async function startTwoway(
 
   let address: string;
   let edge: RunningEdge;
+  let metricsListener: MetricsListener | undefined;
   try {
     address = await app.listen({ host: config.host, port: config.httpPort });
+    if (config.metricsListen !== undefined) {
+      metricsListener = await startMetricsListener({
+        ...listenAddress(config.metricsListen),
+        registry: metrics.registry,
+        access: metricsAccess,
+        logger: logger.child({ module: 'metrics' }),
+      });
+    }
     edge = await startEdgeListener({
       config,
       ca: services.ca,
@@ -325,6 +343,7 @@ export async function startTwoway(
     // The HTTP or edge port is taken (or the edge certificate files are unreadable): stop what
     // already runs.
     clearInterval(poll);
+    await metricsListener?.close();
     await lifecycle.close();
     await app.close();
     await dispatchers.close();
@@ -344,12 +363,14 @@ export async function startTwoway(
     url: address,
     edgeUrl: edge.url,
     edge,
+    ...(metricsListener !== undefined ? { metricsUrl: metricsListener.url } : {}),
     services,
     store: backends.store,
     dispatchers,
     lifecycle,
     async close() {
       clearInterval(poll);
+      await metricsListener?.close();
       await edge.close();
       await lifecycle.close();
       await app.close();

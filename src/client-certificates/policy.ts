@@ -6,6 +6,7 @@
  * CA/Browser Forum limit for TLS certificates since 2020).
  */
 import type { KeyObject, X509Certificate } from 'node:crypto';
+import { TENANT_URI_PREFIX } from '../ca/naming.js';
 import {
   type CertificateSummary,
   checkClientUsage,
@@ -152,4 +153,47 @@ export function checkClientCertificate(
     throw toAppError(err);
   }
   return summary;
+}
+
+/** Percent-decoding rounds the reserved-name check looks through (a platform that decodes twice). */
+const DECODE_ROUNDS = 3;
+
+/** Each run of `%XX` escapes as the UTF-8 text it encodes (U+FFFD for invalid bytes), rest as is. */
+function percentDecoded(value: string): string {
+  return value.replace(/(?:%[0-9a-f]{2})+/gi, (run) =>
+    Buffer.from(run.replaceAll('%', ''), 'hex').toString('utf8'),
+  );
+}
+
+/**
+ * True when a subjectAltName as summarized (`URI:urn:twoway:tenant:acme`, `DNS:...`) names a Twoway
+ * tenant the way certificates of the platform CA do (ca/naming.ts), however spelt: compared after
+ * percent-decoding (up to {@link DECODE_ROUNDS} times: the edge hands SAN URIs to the platform in
+ * X-Forwarded-Client-Cert, where a reader decodes `urn:twoway:tenant%3Aacme` to tenant acme),
+ * NFKC normalisation (full-width letters), trimming and lowercasing (URN scheme and namespace are
+ * case-insensitive, RFC 8141 §3.1).
+ */
+export function namesTenant(subjectAltName: string): boolean {
+  let value = subjectAltName.slice(subjectAltName.indexOf(':') + 1);
+  for (let round = 0; round <= DECODE_ROUNDS; round += 1) {
+    if (value.normalize('NFKC').trim().toLowerCase().startsWith(TENANT_URI_PREFIX)) return true;
+    const decoded = percentDecoded(value);
+    if (decoded === value) return false;
+    value = decoded;
+  }
+  return false;
+}
+
+/**
+ * Refuses a tenant's own certificate that names a Twoway tenant in a subjectAltName
+ * ({@link namesTenant}): only certificates the platform CA issues may.
+ * @throws AppError `reserved_tenant_name`
+ */
+export function checkNoTenantName(subjectAltNames: readonly string[]): void {
+  if (subjectAltNames.some(namesTenant)) {
+    throw new AppError(
+      'reserved_tenant_name',
+      `The certificate's subjectAltName holds a ${TENANT_URI_PREFIX} URI; only certificates the platform CA issues name a tenant.`,
+    );
+  }
 }

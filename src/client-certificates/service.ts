@@ -1,6 +1,5 @@
 import type { Static } from '@sinclair/typebox';
 import { readCsr } from '../ca/csr.js';
-import { TENANT_URI_PREFIX } from '../ca/naming.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { summarize, toPem } from '../certificates/index.js';
 import { certificateStatus } from '../certificates/status.js';
@@ -9,7 +8,12 @@ import { certificateFacts } from '../http/certificate-facts.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import type { ClientCertificate, ClientCertificateStore, RevocationReason } from '../store/index.js';
-import { type ClientCertificatePolicy, checkClientCertificate, checkKey } from './policy.js';
+import {
+  type ClientCertificatePolicy,
+  checkClientCertificate,
+  checkKey,
+  checkNoTenantName,
+} from './policy.js';
 import type { ClientCertificateSchema, IssuedClientCertificateSchema } from './schemas.js';
 import { readCertificateInput } from './upload.js';
 
@@ -71,14 +75,7 @@ export class ClientCertificateService {
     const summary = checkClientCertificate(cert, this.#deps.policy, now);
     // `urn:twoway:tenant:<id>` is how certificates the platform CA issues name their tenant, and the
     // edge passes SAN URIs on in X-Forwarded-Client-Cert: a tenant's own certificate must not name one.
-    // URN scheme and namespace are case-insensitive (RFC 8141 §3.1), so the check is too.
-    const reserved = `uri:${TENANT_URI_PREFIX}`;
-    if (summary.subjectAltNames.some((san) => san.toLowerCase().startsWith(reserved))) {
-      throw new AppError(
-        'reserved_tenant_name',
-        `The certificate's subjectAltName holds a ${TENANT_URI_PREFIX} URI; only certificates the platform CA issues name a tenant.`,
-      );
-    }
+    checkNoTenantName(summary.subjectAltNames);
     const record: ClientCertificate = {
       id: newId('ccr'),
       tenantId,

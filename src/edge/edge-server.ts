@@ -43,10 +43,11 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { summarize } from '../certificates/index.js';
 import { AppError, toAppError } from '../errors/app-error.js';
-import { proxyRequest } from '../forward/proxy.js';
+import { causeMessage, proxyRequest } from '../forward/proxy.js';
 import type { Metrics } from '../http/metrics.js';
 import { writeRawProblem } from '../http/problem.js';
 import type { Clock } from '../shared/clock.js';
+import { LogLimiter } from '../shared/logger.js';
 import { pathWithin } from '../shared/paths.js';
 import { bearerToken, type Principal } from '../tenants/service.js';
 import { refusalFor } from './admission.js';
@@ -188,6 +189,8 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     answer(res, new AppError(code), true);
   };
 
+  /** A platform upstream that does not speak HTTP fails every request: a few log lines a minute. */
+  const protocolErrors = new LogLimiter();
   /** Subject, SANs and chain per certificate fingerprint (fixed for a fingerprint), for the identity headers. */
   const namesByFingerprint = new Map<
     string,
@@ -310,6 +313,13 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     } catch (err) {
       const appError = toAppError(err);
       if (appError.code === 'internal_error') log.error({ err }, 'edge proxy failed');
+      else if (appError.code === 'upstream_protocol_error') {
+        protocolErrors.warn(
+          log,
+          { upstream: upstreamBase.origin, reason: causeMessage(appError) },
+          'platform upstream answered outside HTTP',
+        );
+      }
       answer(res, appError, !req.complete);
     } finally {
       if (!req.complete) req.resume();

@@ -69,6 +69,7 @@ export const catalogue = {
   forward_destination_blocked: { status: 403, title: 'Forward destination blocked' },
   upstream_tls_failed: { status: 502, title: 'TLS with the remote server failed' },
   upstream_unreachable: { status: 502, title: 'Remote server unreachable' },
+  upstream_protocol_error: { status: 502, title: 'Remote server answered outside HTTP' },
   upstream_timeout: { status: 504, title: 'Remote server timed out' },
   // connections: OAuth 2.0 client credentials (RFC 6749 §4.4, RFC 8705)
   oauth_token_failed: { status: 502, title: 'OAuth token request failed' },

@@ -12,9 +12,10 @@ import { AppError, toAppError } from '../errors/app-error.js';
 import type { Metrics } from '../http/metrics.js';
 import { writeRawProblem } from '../http/problem.js';
 import { parseForwardUrl } from '../net/address-guard.js';
+import { LogLimiter } from '../shared/logger.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { DispatcherCache } from './dispatchers.js';
-import { proxyRequest } from './proxy.js';
+import { causeMessage, proxyRequest } from './proxy.js';
 import type { RuntimeService } from './service.js';
 
 /** What {@link ForwardEndpoint} needs. */
@@ -29,7 +30,10 @@ export interface ForwardEndpointDeps {
   metrics: Metrics;
   /** Allow private and loopback destinations (TWOWAY_FORWARD_ALLOW_PRIVATE). */
   forwardAllowPrivate: boolean;
-  /** Receives `internal_error` failures only; nothing is logged per request. */
+  /**
+   * Receives `internal_error` failures (error) and `upstream_protocol_error` (warn, rate-limited);
+   * nothing is logged per request.
+   */
   logger: Logger;
 }
 
@@ -99,7 +103,8 @@ function readFields(raw: string[]): ForwardFields {
  * Twoway-Tenant), `not_found` (404: another tenant), `forward_url_invalid` (400),
  * `forward_destination_blocked` (403), `no_mapping` (403), `identity_disabled` /
  * `identity_expired` / `identity_not_yet_valid` (409), `upstream_tls_failed` /
- * `upstream_unreachable` (502), `upstream_timeout` (504), `not_ready` (503, shutting down).
+ * `upstream_unreachable` / `upstream_protocol_error` (502), `upstream_timeout` (504), `not_ready`
+ * (503, shutting down).
  * Requests that passed authentication are counted in `twoway_forward_requests_total{outcome}` and
  * timed in `twoway_forward_duration_seconds` (seconds, from after authentication to the end of the
  * response), the same way on both entry paths.
@@ -109,6 +114,8 @@ export class ForwardEndpoint {
   // The common outcome's label children, bound once (prom-client hashes labels on every call).
   readonly #okCount: ReturnType<Metrics['forwardRequests']['labels']>;
   readonly #okDuration: ReturnType<Metrics['forwardDuration']['labels']>;
+  /** A remote server that does not speak HTTP fails every forward to it: a few log lines a minute. */
+  readonly #protocolErrors = new LogLimiter();
   #closing = false;
 
   constructor(deps: ForwardEndpointDeps) {
@@ -176,6 +183,14 @@ export class ForwardEndpoint {
       const appError = toAppError(err);
       outcome = appError.code;
       if (appError.code === 'internal_error') this.#deps.logger.error({ err }, 'forward failed');
+      else if (appError.code === 'upstream_protocol_error') {
+        const tenantId = principal.kind === 'tenant' ? principal.tenantId : fields.tenant;
+        this.#protocolErrors.warn(
+          this.#deps.logger,
+          { tenantId, service: fields.service, reason: causeMessage(appError) },
+          'remote server answered outside HTTP',
+        );
+      }
       writeRawProblem(res, appError, { close: !req.complete });
     } finally {
       // The remote server may answer before reading the whole body (nginx's `return` does), or we

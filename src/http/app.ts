@@ -30,7 +30,7 @@ import { MappingSchema } from '../mappings/schemas.js';
 import type { MappingService } from '../mappings/service.js';
 import { tenantListRoutes, tenantRoutes } from '../tenants/routes.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics, MetricsAccess } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
 import { refuseUnscopedTenantRoutes, tenantScope } from './tenant-scope.js';
@@ -58,6 +58,8 @@ export interface AppDeps {
   runtime: RuntimeService;
   dispatchers: DispatcherCache;
   metrics: Metrics;
+  /** Who may read `/metrics` (TWOWAY_METRICS_TOKEN or the operator token). */
+  metricsAccess: MetricsAccess;
   /** Throws when the store or the KMS cannot be reached (for /readyz). */
   checkReady(): Promise<void>;
   maxUploadBytes: number;
@@ -77,7 +79,8 @@ export interface AppDeps {
 
 /**
  * Builds the admin + runtime HTTP app (API.md): `/v1/...` behind bearer auth, `/healthz`,
- * `/readyz`, `/metrics`, `/docs` and `/docs/openapi.json`. Errors leave as RFC 9457 problem+json.
+ * `/readyz`, `/metrics` (bearer: metrics or operator token), `/docs` and `/docs/openapi.json`.
+ * Errors leave as RFC 9457 problem+json.
  */
 export async function buildHttpApp(deps: AppDeps) {
   const forward = new ForwardEndpoint({
@@ -193,7 +196,9 @@ export async function buildHttpApp(deps: AppDeps) {
       return sendProblem(reply, new AppError('not_ready', 'The store or the KMS is not reachable.'));
     }
   });
-  app.get('/metrics', { schema: { tags: ['operations'], security: [] } }, async (_request, reply) => {
+  // Not public: the metrics name every tenant and object (MetricsAccess).
+  app.get('/metrics', { schema: { tags: ['operations'] } }, async (request, reply) => {
+    await deps.metricsAccess.check(bearerToken(request.headers.authorization));
     reply.type(deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });

@@ -1,6 +1,6 @@
 import type { Static } from '@sinclair/typebox';
 import type { Clock } from '../shared/clock.js';
-import type { LifecycleStore } from '../store/types.js';
+import type { LifecycleStore } from '../store/index.js';
 import { daysLeft } from './scanner.js';
 import type { AlertSchema, NotificationSchema } from './schemas.js';
 

@@ -1,5 +1,5 @@
 import type { AuditNote } from '../lifecycle/audit.js';
-import type { Tenant } from '../store/types.js';
+import type { Tenant } from '../store/index.js';
 
 /**
  * The audit notes of tenant and API key changes, one function per action, used by the HTTP routes

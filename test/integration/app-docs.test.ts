@@ -14,10 +14,10 @@ const ANY = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 describe('operations and documentation endpoints', () => {
   const twoway = build();
 
-  test('healthz and readyz answer without a token; metrics are Prometheus text', async () => {
+  test('healthz and readyz answer without a token; metrics (operator token) are Prometheus text', async () => {
     expect(await (await fetch(`${twoway.url}/healthz`)).json()).toEqual({ status: 'ok' });
     expect(await (await fetch(`${twoway.url}/readyz`)).json()).toEqual({ status: 'ready' });
-    const metrics = await fetch(`${twoway.url}/metrics`);
+    const metrics = await twoway.call('/metrics');
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(await metrics.text()).toContain('twoway_process_');
   });

@@ -377,6 +377,9 @@ describe.each(backends)('client certificates API on $name', (backend) => {
     for (const [name, uri] of [
       ['claims-b', 'urn:twoway:tenant:tenant-b'],
       ['claims-b-upper', 'URN:TWOWAY:tenant:tenant-b'],
+      // An XFCC reader percent-decodes the URI to urn:twoway:tenant:tenant-b.
+      ['claims-b-encoded', 'urn:twoway:tenant%3Atenant-b'],
+      ['claims-b-encoded-twice', 'urn%253Atwoway%253Atenant%253Atenant-b'],
     ] as const) {
       await openssl(
         files.dir,

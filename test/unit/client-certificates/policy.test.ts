@@ -4,8 +4,10 @@ import { describe, expect, test } from 'vitest';
 import {
   checkClientCertificate,
   checkKey,
+  checkNoTenantName,
   clientCertificatePolicy,
   keyTypeName,
+  namesTenant,
 } from '../../../src/client-certificates/policy.js';
 import { makePki } from '../../fixtures/pki.js';
 import { errorCodeOf as codeOf } from '../certificates/helpers.js';
@@ -66,5 +68,42 @@ describe('client certificate usage', () => {
     expect(
       codeOf(() => checkClientCertificate(new X509Certificate(serverOnly.certPem), defaults, new Date())),
     ).toBe('client_auth_not_allowed');
+  });
+});
+
+describe('reserved tenant names in subjectAltNames', () => {
+  test('the tenant URN is refused however it is spelt: case, percent-encoding (once or more), full-width, spaces', () => {
+    for (const name of [
+      'URI:urn:twoway:tenant:acme',
+      'URI:URN:TWOWAY:Tenant:acme',
+      'URI:urn:twoway:tenant%3Aacme',
+      'URI:urn%3atwoway%3Atenant%3Aacme',
+      'URI:%75rn:twoway:tenant:acme',
+      'URI:urn:twoway:tenant%253Aacme',
+      'URI:urn:twoway:tenant%25253Aacme',
+      'URI:%20urn:twoway:tenant:acme',
+      'URI:ｕｒｎ:twoway:tenant:acme',
+      'DNS:urn:twoway:tenant:acme',
+    ]) {
+      expect(namesTenant(name), name).toBe(true);
+      expect(
+        codeOf(() => checkNoTenantName(['DNS:ok.example', name])),
+        name,
+      ).toBe('reserved_tenant_name');
+    }
+  });
+
+  test('other names pass, percent signs included', () => {
+    for (const name of [
+      'URI:urn:twoway:tenants',
+      'URI:urn:example:tenant:acme',
+      'URI:https://x.example/urn:twoway:tenant:acme',
+      'URI:https://x.example/100%',
+      'URI:spiffe://acme/%ZZ',
+      'DNS:acme.example',
+    ]) {
+      expect(namesTenant(name), name).toBe(false);
+    }
+    expect(codeOf(() => checkNoTenantName(['URI:https://x.example/a%3Ab']))).toBe('ok');
   });
 });

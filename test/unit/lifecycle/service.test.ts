@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { LifecycleService } from '../../../src/lifecycle/service.js';
-import type { AlertRecord, LifecycleStore } from '../../../src/store/types.js';
+import type { AlertRecord, LifecycleStore } from '../../../src/store/index.js';
 
 const DAY = 86_400_000;
 const now = new Date('2030-01-01T00:00:00Z');

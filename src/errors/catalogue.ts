@@ -39,7 +39,6 @@ export const catalogue = {
   // inbound: client certificates, platform CA, edge listener
   private_key_not_accepted: { status: 422, title: 'Private keys are not accepted here' },
   client_certificate_exists: { status: 409, title: 'Client certificate already registered' },
-  certificate_in_use: { status: 409, title: 'Certificate registered by another tenant' },
   issued_certificate_not_accepted: { status: 422, title: 'Platform-issued certificates cannot be uploaded' },
   reserved_tenant_name: { status: 422, title: 'Certificate names a Twoway tenant' },
   key_type_not_allowed: { status: 422, title: 'Key type not allowed' },

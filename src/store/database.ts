@@ -61,6 +61,7 @@ export type TenantTable = {
 /** Safe `detail` for a unique violation, by table; never echoes the offending value. */
 const duplicateDetail: Record<string, string> = {
   api_keys: 'An API key with this id or token already exists.',
+  client_certificates: 'This certificate is already registered in this tenant.',
   identities: 'An identity with this id already exists.',
   identity_versions: 'This identity version already exists.',
   mappings: 'A mapping with this id already exists.',

@@ -227,10 +227,10 @@ export interface PlatformCaCertificate {
 
 export interface ClientCertificateStore {
   /**
-   * Inserts a client certificate; the fingerprint must not be registered (and not deleted) in any
-   * tenant. With `crl`, the CRL is regenerated in the same transaction (not needed on insert).
-   * @throws AppError `client_certificate_exists` (same tenant), `certificate_in_use` (another
-   *   tenant), `not_found` (no such tenant).
+   * Inserts a client certificate; the fingerprint must not be registered (and not deleted) in this
+   * tenant. Other tenants may hold the same certificate: the edge admits by (fingerprint, tenant of
+   * the API key), and registration never tells one tenant about another's.
+   * @throws AppError `client_certificate_exists` (same tenant), `not_found` (no such tenant).
    */
   createClientCertificate(tenantId: string, certificate: ClientCertificate): Promise<void>;
   /** Inserts many at once without the friendly duplicate check (bulk import, benchmarks). */
@@ -256,8 +256,11 @@ export interface ClientCertificateStore {
    * (`cessationOfOperation`) and the CRL regenerated in the same transaction. False when not found.
    */
   deleteClientCertificate(tenantId: string, id: string, at: Date, crl: CrlMaker): Promise<boolean>;
-  /** The live (not deleted) certificate with this fingerprint, any tenant: the edge's fallback lookup. */
-  findClientCertificateByFingerprint(fingerprintSha256: string): Promise<ClientCertificate | undefined>;
+  /**
+   * The live (not deleted) registrations of this fingerprint in every tenant (at most one per
+   * tenant), ordered by tenant id: the edge's fallback lookup.
+   */
+  findClientCertificatesByFingerprint(fingerprintSha256: string): Promise<ClientCertificate[]>;
   /**
    * Index rows changed after store revision `afterRevision`, deleted ones included (pass -1 for
    * everything; `includeDeleted: false` leaves deleted ones out of a full load).

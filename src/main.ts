@@ -55,7 +55,10 @@ export interface Backends {
  * @throws StartupError when the KEK is missing or wrong for this database
  */
 export async function openBackends(config: Config, logger?: Logger): Promise<Backends> {
-  const store = await openStore(config.databaseUrl, config.dataDir);
+  const store = await openStore(config.databaseUrl, config.dataDir, {
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+  });
   try {
     const hasData = await store.hasData();
     const keyFile = join(config.dataDir, 'master.key');
@@ -283,6 +286,7 @@ export async function startTwoway(
     dispatchers,
     metrics,
     checkReady: () => backends.store.ping(),
+    readyTimeoutMs: config.readyTimeoutMs,
     maxUploadBytes: config.maxUploadBytes,
     idleTimeoutMs: config.httpIdleTimeoutMs,
     forwardAllowPrivate: config.forwardAllowPrivate,

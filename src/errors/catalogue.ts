@@ -14,6 +14,7 @@ export const catalogue = {
   payload_too_large: { status: 413, title: 'Payload too large' },
   internal_error: { status: 500, title: 'Internal error' },
   not_ready: { status: 503, title: 'Not ready' },
+  storage_full: { status: 503, title: 'Storage full' },
   // tenants
   tenant_exists: { status: 409, title: 'Tenant already exists' },
   // identity upload (RFC 7292 PKCS#12, RFC 5280 X.509, RFC 5958 PKCS#8)

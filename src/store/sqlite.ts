@@ -10,6 +10,16 @@ import type { Store } from './types.js';
 /** How long a statement waits for another process's write lock before failing with `not_ready`. */
 const BUSY_TIMEOUT_MS = 5_000;
 
+/** Options of {@link openSqliteStore}. */
+export interface SqliteStoreOptions {
+  /**
+   * Caps the database at this many pages (PRAGMA max_page_count, 4 KiB each): a write that needs
+   * more fails with `storage_full`, exactly as on a full disk. Tests use it to fill a database
+   * without filling a disk.
+   */
+  maxPageCount?: number;
+}
+
 /** Mode of the database file and of the WAL and shared-memory files SQLite makes next to it. */
 const FILE_MODE = 0o600;
 /** Mode of folders created for the database (the data folder). */
@@ -27,7 +37,7 @@ const DIR_MODE = 0o700;
  * a database file (or WAL/SHM) left readable by others by an older version is narrowed to 0600.
  * @throws Error when the file cannot be opened (permissions, not a database).
  */
-export async function openSqliteStore(file: string): Promise<Store> {
+export async function openSqliteStore(file: string, options: SqliteStoreOptions = {}): Promise<Store> {
   if (file !== ':memory:') {
     mkdirSync(dirname(file), { recursive: true, mode: DIR_MODE });
     closeSync(openSync(file, 'a', FILE_MODE));
@@ -39,6 +49,9 @@ export async function openSqliteStore(file: string): Promise<Store> {
     database.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     // Safe with WAL: a power cut may lose the last commits but never corrupts the file.
     database.pragma('synchronous = NORMAL');
+    if (options.maxPageCount !== undefined) {
+      database.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
+    }
     if (file !== ':memory:') narrowModes(file);
   } catch (err) {
     database.close();
@@ -91,5 +104,7 @@ function classifySqliteError(err: unknown): DriverFailure | undefined {
   }
   if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') return { kind: 'foreign_key' };
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return { kind: 'unavailable' };
+  // The disk is full, or the database reached its page limit (PRAGMA max_page_count).
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') return { kind: 'full' };
   return undefined;
 }

@@ -401,11 +401,15 @@ export interface AuditQuery {
   limit: number;
 }
 
+/** What {@link LifecycleStore.claimFullScan} answers. */
+export type FullScanClaim = { claimed: true } | { claimed: false; lastScanAt: Date };
+
 /**
  * The lifecycle's own rows. Except for notification settings (configuration, so it bumps the
  * revision like every other change), these are bookkeeping: writing them does not bump the
  * revision, so a scan or an audit entry never makes other processes drop their runtime caches.
- * The scheduler methods (`listDueDeliveries`, `nextDeliveryAt`, `withSchedulerLock`) span every
+ * The scheduler methods (`listDueDeliveries`, `nextDeliveryAt`, `withSchedulerLock`,
+ * `claimFullScan`) span every
  * tenant. Scheduled activations are the identities' (IdentityStore).
  */
 export interface LifecycleStore {
@@ -460,6 +464,14 @@ export interface LifecycleStore {
    * lock; SQLite serves one process and always runs it). `{ ran: false }` when skipped.
    */
   withSchedulerLock<T>(work: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
+  /**
+   * Claims the full expiry scan due at `at` for this process, across every process on the store:
+   * true, and `at` recorded as the last scan, unless a scan was recorded within `intervalMs` before
+   * `at`; then false with that scan's time. One atomic statement, so two processes can never both
+   * claim one interval (the scheduler lock alone only keeps their scans from overlapping).
+   * `force` claims in any case (and records `at`).
+   */
+  claimFullScan(at: Date, intervalMs: number, force?: boolean): Promise<FullScanClaim>;
 }
 
 export interface Store

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openStore } from '../../src/store/index.js';
 import { tempDir } from '../fixtures/pki.js';
 import { POSTGRES_URL } from '../helpers/backends.js';
-import { postgresSkipped } from '../helpers/databases.js';
+import { dropPostgresSchemas, postgresSkipped } from '../helpers/databases.js';
 import { freePort } from '../helpers/nginx.js';
 import { startTestTwoway, type TestTwoway } from '../helpers/twoway.js';
 
@@ -35,14 +35,6 @@ async function freshSchema(
   withSchema.searchParams.set('options', `-c search_path=${schema}`);
   withSchema.searchParams.set('application_name', applicationName);
   return { schema, url: withSchema.toString(), applicationName };
-}
-
-async function dropSchemas(schemas: string[]): Promise<void> {
-  if (schemas.length === 0) return;
-  const admin = new pg.Client(POSTGRES_URL);
-  await admin.connect();
-  for (const schema of schemas) await admin.query(`drop schema if exists ${schema} cascade`);
-  await admin.end();
 }
 
 /** A second session, as an operator (or a failing database) would use one. */
@@ -131,7 +123,7 @@ async function startFreezableRelay(target: URL): Promise<{
 
 describe.skipIf(skipPostgres)('PostgreSQL faults', () => {
   const schemas: string[] = [];
-  afterAll(() => dropSchemas(schemas));
+  afterAll(() => dropPostgresSchemas(schemas));
 
   describe('sessions terminated while in use (twoway serve in a child process)', () => {
     let serve: ChildProcess;

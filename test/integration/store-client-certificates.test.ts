@@ -10,7 +10,7 @@ import type { ClientCertificate, Store } from '../../src/store/index.js';
 import { migrationProvider, type StoreDialect } from '../../src/store/migrations/index.js';
 import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
-import { postgresSkipped, postgresUrl } from '../helpers/databases.js';
+import { dropPostgresSchemas, postgresSkipped, postgresUrl } from '../helpers/databases.js';
 
 const skipPostgres = await postgresSkipped();
 const T0 = new Date('2025-03-04T05:06:07.891Z');
@@ -98,12 +98,7 @@ function postgresDatabase(): OldDatabase {
       return store;
     },
     async cleanup() {
-      if (stores.length === 0) return;
-      await Promise.all(stores.map((s) => s.close()));
-      const client = new pg.Client({ connectionString: postgresUrl });
-      await client.connect();
-      await client.query(`drop schema if exists ${schema} cascade`);
-      await client.end();
+      if (stores.length > 0) await dropPostgresSchemas([schema], stores);
     },
   };
 }

@@ -70,6 +70,9 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     connectionString: url,
     // A startup parameter rather than a `SET` on connect: no query can run before it applies.
     ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
+    // Names Twoway's sessions in pg_stat_activity (for pg_terminate_backend, lock hunting) unless
+    // the URL sets `application_name`.
+    fallback_application_name: 'twoway',
     connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     statement_timeout: statementTimeoutMs,
     query_timeout: statementTimeoutMs + READ_TIMEOUT_MARGIN_MS,

@@ -56,7 +56,10 @@ export interface Backends {
  * @throws StartupError when the KEK is missing or wrong for this database
  */
 export async function openBackends(config: Config, logger?: Logger): Promise<Backends> {
-  const store = await openStore(config.databaseUrl, config.dataDir);
+  const store = await openStore(config.databaseUrl, config.dataDir, {
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+  });
   try {
     const hasData = await store.hasData();
     const keyFile = join(config.dataDir, 'master.key');
@@ -292,6 +295,7 @@ export async function startTwoway(
     metrics,
     metricsAccess,
     checkReady: () => backends.store.ping(),
+    readyTimeoutMs: config.readyTimeoutMs,
     maxUploadBytes: config.maxUploadBytes,
     idleTimeoutMs: config.httpIdleTimeoutMs,
     forwardAllowPrivate: config.forwardAllowPrivate,

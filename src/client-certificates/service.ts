@@ -58,8 +58,9 @@ export class ClientCertificateService {
    * @throws AppError `private_key_not_accepted`, `unsupported_format`, `no_certificate`,
    *   `unsupported_key_type`, `weak_key`, `key_type_not_allowed`, `weak_signature`,
    *   `certificate_expired`, `certificate_not_yet_valid`, `validity_too_long`,
-   *   `client_auth_not_allowed`, `client_certificate_exists`, `certificate_in_use`,
-   *   `issued_certificate_not_accepted`, `reserved_tenant_name`
+   *   `client_auth_not_allowed`, `client_certificate_exists` (this tenant has it; other tenants may
+   *   register the same certificate, and that is never revealed), `issued_certificate_not_accepted`,
+   *   `reserved_tenant_name`
    */
   async register(tenantId: string, name: string, input: Buffer): Promise<ClientCertificateView> {
     const cert = readCertificateInput(input);

@@ -16,6 +16,23 @@ export const ConfigSchema = Type.Object({
   databaseUrl: Type.Optional(
     Type.String({ pattern: '^postgres(ql)?://', description: 'postgres://... (default: SQLite in dataDir)' }),
   ),
+  databaseConnectTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 5_000,
+    description:
+      'PostgreSQL: longest wait for a new session (TCP, TLS, startup) and for a free pooled one; a request that waits longer gets 503 not_ready',
+  }),
+  databaseStatementTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 5_000,
+    description:
+      'PostgreSQL: longest run of one statement, lock waits included (statement_timeout, migrations too); a session silent 1 s longer is dropped; the request gets 503 not_ready',
+  }),
+  readyTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 2_000,
+    description: '/readyz answers 503 not_ready when the store and KMS checks take longer than this',
+  }),
   masterKey: Type.Optional(
     Type.String({ secret: true, description: 'base64 32-byte KEK for the local KMS' }),
   ),

@@ -40,7 +40,7 @@ export interface EdgeDeps {
   ca: PlatformCa;
   clientCertificates: ClientCertificateService;
   tenants: Pick<TenantService, 'authenticate'>;
-  store: Pick<ClientCertificateStore, 'listClientCertificateChanges' | 'findClientCertificateByFingerprint'>;
+  store: Pick<ClientCertificateStore, 'listClientCertificateChanges' | 'findClientCertificatesByFingerprint'>;
   changes: ChangeBus;
   /** Where the edge counts requests and handshakes. */
   metrics: EdgeOptions['metrics'];

@@ -15,6 +15,7 @@ export const catalogue = {
   parse_queue_full: { status: 429, title: 'Too many uploads waiting to be checked' },
   internal_error: { status: 500, title: 'Internal error' },
   not_ready: { status: 503, title: 'Not ready' },
+  storage_full: { status: 503, title: 'Storage full' },
   // tenants
   tenant_exists: { status: 409, title: 'Tenant already exists' },
   // identity upload (RFC 7292 PKCS#12, RFC 5280 X.509, RFC 5958 PKCS#8)
@@ -42,7 +43,6 @@ export const catalogue = {
   // inbound: client certificates, platform CA, edge listener
   private_key_not_accepted: { status: 422, title: 'Private keys are not accepted here' },
   client_certificate_exists: { status: 409, title: 'Client certificate already registered' },
-  certificate_in_use: { status: 409, title: 'Certificate registered by another tenant' },
   issued_certificate_not_accepted: { status: 422, title: 'Platform-issued certificates cannot be uploaded' },
   reserved_tenant_name: { status: 422, title: 'Certificate names a Twoway tenant' },
   key_type_not_allowed: { status: 422, title: 'Key type not allowed' },

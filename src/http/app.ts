@@ -60,8 +60,13 @@ export interface AppDeps {
   metrics: Metrics;
   /** Who may read `/metrics` (TWOWAY_METRICS_TOKEN or the operator token). */
   metricsAccess: MetricsAccess;
-  /** Throws when the store or the KMS cannot be reached (for /readyz). */
+  /**
+   * Throws when the store or the KMS cannot be reached, or the store is full (AppError
+   * `storage_full`), for /readyz.
+   */
   checkReady(): Promise<void>;
+  /** /readyz answers `not_ready` when {@link checkReady} takes longer (ms; TWOWAY_READY_TIMEOUT_MS). */
+  readyTimeoutMs: number;
   maxUploadBytes: number;
   /** Socket inactivity (ms) after which the listener closes a connection (TWOWAY_HTTP_IDLE_TIMEOUT_MS). */
   idleTimeoutMs: number;
@@ -189,10 +194,11 @@ export async function buildHttpApp(deps: AppDeps) {
   app.get('/healthz', { schema: { tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { tags: ['operations'], security: [] } }, async (_request, reply) => {
     try {
-      await deps.checkReady();
+      await withinMs(deps.checkReady(), deps.readyTimeoutMs);
       return { status: 'ready' };
     } catch (err) {
       deps.logger.warn({ err }, 'readiness check failed');
+      if (err instanceof AppError && err.code === 'storage_full') return sendProblem(reply, err);
       return sendProblem(reply, new AppError('not_ready', 'The store or the KMS is not reachable.'));
     }
   });
@@ -228,6 +234,19 @@ export async function buildHttpApp(deps: AppDeps) {
   await app.register(caRoutes, { ca: deps.ca });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });
   return app;
+}
+
+/**
+ * `work`, or a rejection once `ms` milliseconds have passed without it settling (a database that
+ * accepts connections but does not answer must not hold /readyz for the length of its own timeouts).
+ */
+function withinMs(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  work.catch(() => undefined);
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
 /** The Fastify instance {@link buildHttpApp} returns. */

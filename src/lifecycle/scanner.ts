@@ -211,6 +211,14 @@ export class ExpiryScanner {
     return { tenants: 1, objects: objects.length, alerts: alerts.length, notified };
   }
 
+  /**
+   * Drops every expiry gauge series of this process: another process ran the latest full scan, and
+   * its figures are the current ones (this process's would only go stale).
+   */
+  forgetGauges(): void {
+    for (const tenantId of [...this.#series.keys()]) this.#forgetTenant(tenantId);
+  }
+
   #deliveries(emails: string[], webhookUrls: string[], tenantId: string, now: Date): DeliveryRecord[] {
     const base = {
       tenantId,

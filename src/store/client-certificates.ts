@@ -38,29 +38,25 @@ export class KyselyClientCertificateStore extends Aggregate implements ClientCer
 
   /**
    * Inserts a client certificate, stamped with the store revision of this write. The duplicate check
-   * runs inside the write transaction, which holds the write lock, so it cannot race; the partial
-   * unique index on live fingerprints is the second net.
-   * @throws AppError `client_certificate_exists` (this tenant has it), `certificate_in_use` (another
-   *   tenant has it), `not_found` (no such tenant).
+   * (same fingerprint, live, in this tenant) runs inside the write transaction, which holds the write
+   * lock, so it cannot race; the partial unique index on (tenant, live fingerprint) is the second net.
+   * Other tenants' registrations of the same certificate are neither looked at nor revealed.
+   * @throws AppError `client_certificate_exists` (this tenant has it), `not_found` (no such tenant).
    */
   async createClientCertificate(tenantId: string, certificate: ClientCertificate): Promise<void> {
     await this.database.write(async (trx) => {
       const existing = await trx
         .selectFrom('client_certificates')
-        .select('tenant_id')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
         .where('fingerprint_sha256', '=', certificate.summary.fingerprintSha256)
         .where('deleted_at', 'is', null)
         .executeTakeFirst();
       if (existing) {
-        throw existing.tenant_id === tenantId
-          ? new AppError(
-              'client_certificate_exists',
-              'This certificate is already registered in this tenant.',
-            )
-          : new AppError(
-              'certificate_in_use',
-              'This certificate is registered by another tenant; a certificate can name one tenant only.',
-            );
+        throw new AppError(
+          'client_certificate_exists',
+          'This certificate is already registered in this tenant.',
+        );
       }
       const revision = await this.database.currentRevision(trx);
       await trx
@@ -72,7 +68,8 @@ export class KyselyClientCertificateStore extends Aggregate implements ClientCer
 
   /**
    * Inserts many client certificates in one transaction, 500 rows per statement, without the
-   * friendly duplicate check: a duplicate fingerprint fails the whole batch with `bad_request`.
+   * friendly duplicate check: a fingerprint this tenant already has fails the whole batch with
+   * `bad_request`.
    */
   async createClientCertificates(tenantId: string, certificates: ClientCertificate[]): Promise<void> {
     await this.database.write(async (trx) => {
@@ -144,14 +141,14 @@ export class KyselyClientCertificateStore extends Aggregate implements ClientCer
     });
   }
 
-  async findClientCertificateByFingerprint(
-    fingerprintSha256: string,
-  ): Promise<ClientCertificate | undefined> {
+  /** Live registrations of one fingerprint, one per tenant at most, ordered by tenant id. */
+  async findClientCertificatesByFingerprint(fingerprintSha256: string): Promise<ClientCertificate[]> {
     const live = this.database.db
       .selectFrom('client_certificates')
       .selectAll()
+      .where('fingerprint_sha256', '=', fingerprintSha256)
       .where('deleted_at', 'is', null);
-    return this.database.first(live.where('fingerprint_sha256', '=', fingerprintSha256), toClientCertificate);
+    return this.database.all(live.orderBy('tenant_id'), toClientCertificate);
   }
 
   /** Ordered by revision; rows of one write share its revision. */

@@ -4,7 +4,7 @@
  * identities (identities.ts), whose tables they are.
  */
 import type { Transaction } from 'kysely';
-import { fromMs, optionalMs, toMs } from './columns.js';
+import { asBuffer, fromMs, optionalMs, toMs } from './columns.js';
 import { Aggregate, changedAny, type LockOutcome } from './database.js';
 import {
   alertFromRow,
@@ -29,10 +29,21 @@ import type {
   DeliveryAttempt,
   DeliveryRecord,
   DeliveryStatus,
+  FullScanClaim,
   LifecycleStore,
   NotificationRecord,
   NotificationSettings,
 } from './types.js';
+
+/** The `meta` key of the last full expiry scan (see claimFullScan). */
+const LAST_FULL_SCAN_KEY = 'lifecycle_last_full_scan_at';
+
+/** Epoch milliseconds as 8 bytes, big-endian: byte order is numeric order. */
+function instantBytes(ms: number): Buffer {
+  const bytes = Buffer.alloc(8);
+  bytes.writeBigUInt64BE(BigInt(Math.max(0, Math.trunc(ms))));
+  return bytes;
+}
 
 /**
  * {@link LifecycleStore} over the shared plumbing (database.ts). Bookkeeping rows are written with
@@ -275,6 +286,33 @@ export class KyselyLifecycleStore extends Aggregate implements LifecycleStore {
   async withSchedulerLock<T>(work: () => Promise<T>): Promise<LockOutcome<T>> {
     const { database } = this;
     return database.support.withSchedulerLock(database.db, work, (statement) => database.read(statement));
+  }
+
+  /**
+   * The last full scan is a `meta` row: 8 bytes, big-endian epoch milliseconds, so that comparing the
+   * blobs (SQLite memcmp, PostgreSQL bytea) compares the instants, and the claim is one conditional
+   * UPDATE: PostgreSQL re-checks its condition after waiting for a concurrent claimer's row lock,
+   * SQLite serializes writers.
+   */
+  async claimFullScan(at: Date, intervalMs: number, force = false): Promise<FullScanClaim> {
+    const atMs = toMs(at);
+    const value = instantBytes(atMs);
+    return this.database.append(async (trx) => {
+      await trx
+        .insertInto('meta')
+        .values({ key: LAST_FULL_SCAN_KEY, value: instantBytes(0) })
+        .onConflict((oc) => oc.column('key').doNothing())
+        .execute();
+      let claim = trx.updateTable('meta').set({ value }).where('key', '=', LAST_FULL_SCAN_KEY);
+      if (!force) claim = claim.where('value', '<=', instantBytes(Math.max(0, atMs - intervalMs)));
+      if (await changedAny(claim)) return { claimed: true };
+      const row = await trx
+        .selectFrom('meta')
+        .select('value')
+        .where('key', '=', LAST_FULL_SCAN_KEY)
+        .executeTakeFirstOrThrow();
+      return { claimed: false, lastScanAt: fromMs(Number(asBuffer(row.value).readBigUInt64BE(0))) };
+    });
   }
 
   /** An UPDATE of delivery `deliveryId` of `tenantId`, inside the caller's transaction. */

@@ -187,7 +187,10 @@ export interface ClientCertificatesTable {
   name: string;
   /** ClientCertificateSource: `uploaded` or `issued`. */
   source: string;
-  /** Unique among rows that are not deleted: one fingerprint names one tenant. */
+  /**
+   * Unique per tenant among rows that are not deleted (migration 0004); several tenants may register
+   * the same public certificate.
+   */
   fingerprint_sha256: string;
   /** Uppercase hex, for the CRL. */
   serial_number: string;

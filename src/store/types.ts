@@ -227,10 +227,10 @@ export interface PlatformCaCertificate {
 
 export interface ClientCertificateStore {
   /**
-   * Inserts a client certificate; the fingerprint must not be registered (and not deleted) in any
-   * tenant. With `crl`, the CRL is regenerated in the same transaction (not needed on insert).
-   * @throws AppError `client_certificate_exists` (same tenant), `certificate_in_use` (another
-   *   tenant), `not_found` (no such tenant).
+   * Inserts a client certificate; the fingerprint must not be registered (and not deleted) in this
+   * tenant. Other tenants may hold the same certificate: the edge admits by (fingerprint, tenant of
+   * the API key), and registration never tells one tenant about another's.
+   * @throws AppError `client_certificate_exists` (same tenant), `not_found` (no such tenant).
    */
   createClientCertificate(tenantId: string, certificate: ClientCertificate): Promise<void>;
   /** Inserts many at once without the friendly duplicate check (bulk import, benchmarks). */
@@ -256,8 +256,11 @@ export interface ClientCertificateStore {
    * (`cessationOfOperation`) and the CRL regenerated in the same transaction. False when not found.
    */
   deleteClientCertificate(tenantId: string, id: string, at: Date, crl: CrlMaker): Promise<boolean>;
-  /** The live (not deleted) certificate with this fingerprint, any tenant: the edge's fallback lookup. */
-  findClientCertificateByFingerprint(fingerprintSha256: string): Promise<ClientCertificate | undefined>;
+  /**
+   * The live (not deleted) registrations of this fingerprint in every tenant (at most one per
+   * tenant), ordered by tenant id: the edge's fallback lookup.
+   */
+  findClientCertificatesByFingerprint(fingerprintSha256: string): Promise<ClientCertificate[]>;
   /**
    * Index rows changed after store revision `afterRevision`, deleted ones included (pass -1 for
    * everything; `includeDeleted: false` leaves deleted ones out of a full load).
@@ -398,11 +401,15 @@ export interface AuditQuery {
   limit: number;
 }
 
+/** What {@link LifecycleStore.claimFullScan} answers. */
+export type FullScanClaim = { claimed: true } | { claimed: false; lastScanAt: Date };
+
 /**
  * The lifecycle's own rows. Except for notification settings (configuration, so it bumps the
  * revision like every other change), these are bookkeeping: writing them does not bump the
  * revision, so a scan or an audit entry never makes other processes drop their runtime caches.
- * The scheduler methods (`listDueDeliveries`, `nextDeliveryAt`, `withSchedulerLock`) span every
+ * The scheduler methods (`listDueDeliveries`, `nextDeliveryAt`, `withSchedulerLock`,
+ * `claimFullScan`) span every
  * tenant. Scheduled activations are the identities' (IdentityStore).
  */
 export interface LifecycleStore {
@@ -457,6 +464,14 @@ export interface LifecycleStore {
    * lock; SQLite serves one process and always runs it). `{ ran: false }` when skipped.
    */
   withSchedulerLock<T>(work: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
+  /**
+   * Claims the full expiry scan due at `at` for this process, across every process on the store:
+   * true, and `at` recorded as the last scan, unless a scan was recorded within `intervalMs` before
+   * `at`; then false with that scan's time. One atomic statement, so two processes can never both
+   * claim one interval (the scheduler lock alone only keeps their scans from overlapping).
+   * `force` claims in any case (and records `at`).
+   */
+  claimFullScan(at: Date, intervalMs: number, force?: boolean): Promise<FullScanClaim>;
 }
 
 export interface Store

@@ -459,6 +459,66 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
     expect(JSON.parse(asA.body)).toMatchObject({ code: 'client_certificate_tenant_mismatch' });
   });
 
+  test('two tenants register the same public certificate: each key is admitted for its own tenant, a third is not, and one revocation leaves the other', async () => {
+    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'tenant-c', name: 'C' } });
+    const keyC = ((await created.json()) as { apiKey: string }).apiKey;
+    const shared = await makeByoc(files.dir, 'shared', 'shared-client');
+    const asA = await register(shared.cert, keyA);
+    expect(asA.status).toBe(201);
+    // No first-come lock-out and no oracle: tenant B registers it too, and nobody is told.
+    const asB = await register(shared.cert, keyB, 'tenant-b');
+    expect(asB.status).toBe(201);
+    // The same tenant twice stays a conflict.
+    expect((await register(shared.cert, keyB, 'tenant-b')).status).toBe(409);
+
+    const get = (tenant: string, apiKey: string) =>
+      curl(hello(tenant), { ca: caFile, cert: shared.cert, key: shared.key, apiKey });
+    expect((await get('tenant-a', keyA)).body).toBe('Hello, world!');
+    expect((await get('tenant-b', keyB)).body).toBe('Hello, world!');
+    const asC = await get('tenant-c', keyC);
+    expect(asC.status).toBe(403);
+    expect(JSON.parse(asC.body)).toMatchObject({ code: 'client_certificate_tenant_mismatch' });
+
+    // One keep-alive connection, the API key changing between requests: each request is checked
+    // against the registration of its key's tenant.
+    const connection = await RawEdgeConnection.connect(twoway.edgeUrl, {
+      ca: readFileSync(caFile, 'utf8'),
+      cert: readFileSync(shared.cert, 'utf8'),
+      key: readFileSync(shared.key, 'utf8'),
+    });
+    try {
+      expect((await connection.get('/v1/tenants/tenant-a/mtls/hello', keyA)).status).toBe(200);
+      expect((await connection.get('/v1/tenants/tenant-b/mtls/hello', keyB)).status).toBe(200);
+      const revoked = await twoway.call(`/v1/tenants/tenant-b/client-certificates/${asB.id}/revoke`, {
+        method: 'POST',
+        token: keyB,
+        json: {},
+      });
+      expect(revoked.status).toBe(200);
+      expect((await connection.get('/v1/tenants/tenant-a/mtls/hello', keyA)).status).toBe(200);
+      const refused = await connection.get('/v1/tenants/tenant-b/mtls/hello', keyB);
+      expect(JSON.parse(refused.body)).toMatchObject({ code: 'client_certificate_revoked' });
+    } finally {
+      connection.close();
+    }
+    expect((await get('tenant-a', keyA)).body).toBe('Hello, world!');
+    expect(JSON.parse((await get('tenant-b', keyB)).body)).toMatchObject({
+      code: 'client_certificate_revoked',
+    });
+    // Deleted by A: B's (revoked) registration still answers for B, A is now a stranger to it.
+    const deleted = await twoway.call(`/v1/tenants/tenant-a/client-certificates/${asA.id}`, {
+      method: 'DELETE',
+      token: keyA,
+    });
+    expect(deleted.status).toBe(204);
+    expect(JSON.parse((await get('tenant-a', keyA)).body)).toMatchObject({
+      code: 'client_certificate_tenant_mismatch',
+    });
+    expect(JSON.parse((await get('tenant-b', keyB)).body)).toMatchObject({
+      code: 'client_certificate_revoked',
+    });
+  });
+
   test('metrics count edge handshakes by certificate and requests by outcome', async () => {
     const read = async () => {
       const text = await (await twoway.call('/metrics')).text();

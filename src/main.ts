@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { CaKeyAlgorithm } from './ca/crypto.js';
 import { PlatformCa } from './ca/platform-ca.js';
@@ -300,6 +301,8 @@ export async function startTwoway(
     idleTimeoutMs: config.httpIdleTimeoutMs,
     forwardAllowPrivate: config.forwardAllowPrivate,
     version: packageVersion(),
+    // dist/ui, written by `npm run build` next to this file's compiled copy (dist/main.js).
+    ui: { root: fileURLToPath(new URL('./ui/', import.meta.url)), frameAncestors: config.uiFrameAncestors },
     clientCertificates: services.clientCertificates,
     ca: services.ca,
   });

@@ -146,6 +146,12 @@ export const ConfigSchema = Type.Object({
         'CLI only: the PKCS#12 / key password of `identity import` and `identity test` when neither --password-file nor --password-stdin is given',
     }),
   ),
+  uiFrameAncestors: Type.String({
+    minLength: 1,
+    default: "'none'",
+    description:
+      "CSP frame-ancestors of the web UI at /ui/: the origins that may embed the portal in an iframe (space-separated, e.g. https://platform.example), default 'none'",
+  }),
   workers: Type.Integer({
     minimum: 1,
     maximum: 64,

@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { type UiOptions, uiRoutes } from './ui.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
@@ -72,6 +73,8 @@ export interface AppDeps {
   idleTimeoutMs: number;
   forwardAllowPrivate: boolean;
   version: string;
+  /** The built web UI served at `/ui/` (see {@link uiRoutes}); absent: no UI. */
+  ui?: UiOptions;
   /** Writes `request.audit` notes (see {@link AuditNote}). */
   audit: AuditService;
   settings: NotificationSettingsService;
@@ -231,6 +234,7 @@ export async function buildHttpApp(deps: AppDeps) {
       });
     },
   });
+  if (deps.ui) await app.register(uiRoutes, deps.ui);
   await app.register(caRoutes, { ca: deps.ca });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });
   return app;

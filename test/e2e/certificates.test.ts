@@ -1,0 +1,117 @@
+import type { BrowserContext, Page } from 'playwright-core';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { DAY_MS } from '../../src/certificates/index.js';
+import { issueLeaf, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
+import { createTenant, e2eSuite, expectAccessible } from './harness.js';
+
+const suite = e2eSuite();
+let pki: TestPki;
+
+/**
+ * A page signed in as the tenant's API key. Test-only: the key rides on a header that Playwright adds
+ * to every request; the portal itself never holds a token (session.test.ts signs in for real).
+ */
+async function tenantPage(tenant: string, width = 1280): Promise<{ context: BrowserContext; page: Page }> {
+  const apiKey = await createTenant(suite.server(), tenant);
+  const context = await suite.browser().newContext({
+    extraHTTPHeaders: { authorization: `Bearer ${apiKey}` },
+    viewport: { width, height: 900 },
+  });
+  const page = await context.newPage();
+  await page.goto(`${suite.server().url}/ui/#/t/${tenant}/certificates`);
+  await page.getByRole('heading', { name: 'Outbound certificates' }).waitFor();
+  return { context, page };
+}
+
+async function uploadIn(page: Page, p12: Buffer, password: string, name: string): Promise<void> {
+  await page.getByLabel('Certificate file (.p12, .pfx or PEM)').setInputFiles({
+    name: 'client.p12',
+    mimeType: 'application/x-pkcs12',
+    buffer: p12,
+  });
+  await page.getByLabel('Password').fill(password);
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  await page.getByRole('button', { name: 'Upload and save' }).click();
+}
+
+describe('outbound certificates page', () => {
+  beforeAll(async () => {
+    pki = await makePki('Twoway E2E');
+  });
+
+  test('a wrong password keeps the dialog open with the error at the password and stores nothing; the right one saves, toasts and shows name and expiry', async () => {
+    const { context, page } = await tenantPage('acme');
+    const leaf = await issueLeaf(pki.intermediate, { cn: 'acme-client' });
+    const p12 = makePkcs12(leaf, [pki.intermediate], 'right-pass');
+
+    await page.getByRole('button', { name: 'Upload certificate' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Upload certificate' });
+    await expect(dialog.isVisible()).resolves.toBe(true);
+    // Focus moved into the dialog.
+    await expect(page.evaluate(() => document.activeElement?.closest('dialog') !== null)).resolves.toBe(true);
+    await expectAccessible(page);
+
+    await uploadIn(page, p12, 'wrong-pass', 'Acme production');
+    const error = dialog.locator('#password-error');
+    await error.waitFor();
+    expect(await error.textContent()).toMatch(/password/i);
+    expect(await page.getByLabel('Password').getAttribute('aria-describedby')).toBe('password-error');
+    expect(await dialog.isVisible()).toBe(true);
+    const stored = await suite.server().call('/v1/tenants/acme/identities');
+    expect(((await stored.json()) as { items: unknown[] }).items).toEqual([]);
+
+    await page.getByLabel('Password').fill('right-pass');
+    await page.getByRole('button', { name: 'Upload and save' }).click();
+    const toast = page.locator('.toast');
+    await toast.waitFor();
+    expect(await toast.textContent()).toContain('uploaded and saved');
+    const box = await toast.boundingBox();
+    const viewport = page.viewportSize();
+    // Bottom-left corner.
+    expect(box && viewport && box.x < viewport.width / 3 && box.y > viewport.height / 2).toBe(true);
+    expect(await dialog.isVisible()).toBe(false);
+
+    const current = page.getByLabel('Active certificate');
+    await current.waitFor();
+    const text = await current.textContent();
+    expect(text).toContain('Acme production');
+    expect(text).toContain('CN=acme-client');
+    expect(text).toContain(leaf.cert.notAfter.toISOString().slice(0, 10));
+    expect(await page.locator('.banner').count()).toBe(0);
+    await expectAccessible(page);
+    await context.close();
+  });
+
+  test('a certificate that expires in 3 days shows the yellow banner in words, and its action opens a new-version dialog that Escape closes', async () => {
+    const { context, page } = await tenantPage('soon');
+    const notAfter = new Date(Date.now() + 3 * DAY_MS - 60_000);
+    const leaf = await issueLeaf(pki.intermediate, { cn: 'soon-client', notAfter });
+    const upload = await suite.server().call('/v1/tenants/soon/identities', {
+      method: 'POST',
+      json: { name: 'Soon', certificatePem: leaf.certPem, privateKeyPem: leaf.keyPem, chainPem: pki.intermediate.certPem },
+    });
+    expect(upload.status).toBe(201);
+    await page.reload();
+    const banner = page.locator('.banner-yellow');
+    await banner.waitFor();
+    expect(await banner.textContent()).toContain(`expires in 3 days, on ${notAfter.toISOString().slice(0, 10)}`);
+    expect(await banner.getByRole('button', { name: 'Upload a new certificate' }).isVisible()).toBe(true);
+    await expectAccessible(page);
+
+    // "Upload a new certificate" opens the dialog for a new version of that identity.
+    await banner.getByRole('button', { name: 'Upload a new certificate' }).click();
+    await page.getByRole('dialog', { name: 'New version of Soon' }).waitFor();
+    await page.keyboard.press('Escape');
+    expect(await page.getByRole('dialog').count()).toBe(0);
+    await context.close();
+  });
+
+  test('the page works at 375 px wide with no serious accessibility violation', async () => {
+    const { context, page } = await tenantPage('phone', 375);
+    await page.getByRole('button', { name: 'Upload certificate' }).waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await expectAccessible(page);
+    await context.close();
+  });
+});

@@ -34,6 +34,9 @@ export function AlertsPage(props: { tenant: string }) {
     return data;
   }, [tenant, filter, cursor]);
 
+  const settings = alerts.data?.settings as
+    | { emails: string[]; webhookUrls: string[]; thresholdsDays: number[]; notifyMembers?: boolean }
+    | undefined;
   const save = async (event: FormEvent<HTMLFormElement>) => {
     event.preventDefault();
     const f = new FormData(event.currentTarget);
@@ -43,15 +46,13 @@ export function AlertsPage(props: { tenant: string }) {
         emails: lines(f.get('emails')),
         webhookUrls: lines(f.get('webhooks')),
         thresholdsDays: lines(f.get('thresholds')).map(Number),
-        notifyMembers: f.get('notifyMembers') === 'on',
+        // Servers older than the people API know no notifyMembers (and refuse unknown fields).
+        ...(settings?.notifyMembers !== undefined ? { notifyMembers: f.get('notifyMembers') === 'on' } : {}),
       } as never,
     });
     setSettingsError(error ? problemText(error) : undefined);
     if (!error) toast('Notification settings saved.');
   };
-  const settings = alerts.data?.settings as
-    | { emails: string[]; webhookUrls: string[]; thresholdsDays: number[]; notifyMembers?: boolean }
-    | undefined;
   return (
     <section aria-labelledby="page-title">
       <h1 id="page-title">Alerts and audit</h1>
@@ -79,10 +80,12 @@ export function AlertsPage(props: { tenant: string }) {
             <Field label="Alert thresholds in days (comma-separated)" id="thresholds" error={settingsError}>
               <input id="thresholds" name="thresholds" defaultValue={settings.thresholdsDays.join(', ')} />
             </Field>
-            <div className="field checkbox">
-              <input id="notifyMembers" name="notifyMembers" type="checkbox" defaultChecked={settings.notifyMembers ?? true} />
-              <label htmlFor="notifyMembers">Also notify members with admin or external-API access</label>
-            </div>
+            {settings.notifyMembers !== undefined ? (
+              <div className="field checkbox">
+                <input id="notifyMembers" name="notifyMembers" type="checkbox" defaultChecked={settings.notifyMembers} />
+                <label htmlFor="notifyMembers">Also notify members with admin or external-API access</label>
+              </div>
+            ) : null}
             <button type="submit" className="primary">
               Save settings
             </button>

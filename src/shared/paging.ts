@@ -48,7 +48,6 @@ export const PageQuery = Type.Object({
     Type.String({
       minLength: 1,
       maxLength: MAX_CURSOR_LENGTH,
-      pattern: '^[A-Za-z0-9_-]+$',
       description: 'the nextCursor of the previous page, with the same filters',
     }),
   ),

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, test } from 'vitest';
-import type { CertificateSummary, IdentityVersion, Store } from '../../src/store/index.js';
+import type { CertificateSummary, IdentityVersion, Mapping, Store } from '../../src/store/index.js';
 import { type CertKey, makeRoot } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { snapshotDatabase } from '../helpers/lifecycle.js';
@@ -96,28 +96,35 @@ async function identityOf(store: Store, tenant: string): Promise<string> {
   return id;
 }
 
+/** The `i`-th mapping of a tenant, made at {@link instant}(i). */
+function mapping(tenant: string, identityId: string, i: number, deleted = false): Mapping {
+  const at = instant(i);
+  return {
+    id: uid('map'),
+    tenantId: tenant,
+    name: `m${i}`,
+    service: 'api',
+    url: `https://api.example.com/${i}/`,
+    match: 'prefix',
+    identityId,
+    enabled: true,
+    deleted,
+    createdAt: at,
+    updatedAt: at,
+  };
+}
+
 function mappingSpec(includeDeleted: boolean): ListSpec {
   return {
     name: includeDeleted ? 'mappings?includeDeleted=true' : 'mappings',
     path: (t) => `/v1/tenants/${t}/mappings${includeDeleted ? '?includeDeleted=true' : ''}`,
     key: (item) => String(item.id),
     async add(store, tenant, i) {
-      const identityId = await identityOf(store, tenant);
-      const at = instant(i);
-      await store.createMapping(tenant, {
-        id: uid('map'),
-        tenantId: tenant,
-        name: `m${i}`,
-        service: 'api',
-        url: `https://api.example.com/${i}/`,
-        match: 'prefix',
-        identityId,
-        enabled: true,
-        // Deleted ones are listed with includeDeleted only.
-        deleted: includeDeleted && i % 2 === 1,
-        createdAt: at,
-        updatedAt: at,
-      });
+      // Deleted ones are listed with includeDeleted only.
+      await store.createMapping(
+        tenant,
+        mapping(tenant, await identityOf(store, tenant), i, includeDeleted && i % 2 === 1),
+      );
     },
   };
 }
@@ -509,23 +516,9 @@ describe.each(backends)('paging on $name', (backend) => {
       const anchors = ca.certPem.repeat(Math.floor(60_000 / ca.certPem.length));
       const ids: string[] = [];
       for (let i = 0; i < 90; i++) {
-        const id = uid('map');
-        ids.push(id);
-        const at = instant(i);
-        await twoway.store.createMapping(tenant, {
-          id,
-          tenantId: tenant,
-          name: `big${i}`,
-          service: 'api',
-          url: `https://api.example.com/${i}/`,
-          match: 'prefix',
-          identityId,
-          enabled: true,
-          deleted: false,
-          trustAnchorsPem: anchors,
-          createdAt: at,
-          updatedAt: at,
-        });
+        const big = { ...mapping(tenant, identityId, i), trustAnchorsPem: anchors };
+        ids.push(big.id);
+        await twoway.store.createMapping(tenant, big);
       }
       const response = await twoway.call(`/v1/tenants/${tenant}/mappings?limit=1000`, { token: key });
       const bytes = Buffer.byteLength(await response.clone().text());
@@ -537,5 +530,30 @@ describe.each(backends)('paging on $name', (backend) => {
       const seen = await walk(twoway, `/v1/tenants/${tenant}/mappings`, key, (m) => String(m.id), 1000);
       expect([...seen].sort()).toEqual([...ids].sort());
     });
+  });
+});
+
+describe('the OpenAPI document', () => {
+  const twoway = build();
+
+  test('names limit and cursor on every list', async () => {
+    const doc = (await (await fetch(`${twoway.url}/docs/openapi.json`)).json()) as {
+      paths: Record<string, { get?: { parameters?: { in: string; name: string }[] } }>;
+    };
+    const lists = [
+      '/v1/tenants',
+      '/v1/tenants/{tenant}/identities',
+      '/v1/tenants/{tenant}/mappings',
+      '/v1/tenants/{tenant}/client-certificates',
+      '/v1/tenants/{tenant}/alerts',
+      '/v1/tenants/{tenant}/notifications',
+      '/v1/tenants/{tenant}/audit-events',
+    ];
+    for (const path of lists) {
+      const query = (doc.paths[path]?.get?.parameters ?? [])
+        .filter((p) => p.in === 'query')
+        .map((p) => p.name);
+      expect(query, path).toEqual(expect.arrayContaining(['limit', 'cursor']));
+    }
   });
 });

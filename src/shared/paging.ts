@@ -162,9 +162,26 @@ export function keyset<DB, TB extends keyof DB, O>(
   return q.limit(limit + 1);
 }
 
+/** Rows read per statement of {@link readPage}: at most a few MiB even of the largest rows. */
+const READ_CHUNK = 100;
+
+/** About how many bytes a row holds (strings by length, binary by size, numbers as 8). */
+function rowBytes(row: object): number {
+  let bytes = 0;
+  for (const value of Object.values(row)) {
+    if (typeof value === 'string') bytes += value.length;
+    else if (value instanceof Uint8Array) bytes += value.byteLength;
+    else bytes += 8;
+  }
+  return bytes;
+}
+
 /**
  * Reads one page of `query` in `order`: decodes the cursor (bound to `order.list` and `filters`),
  * runs the query through `database.read` (which translates driver errors) and maps the rows.
+ * Rows are read {@link READ_CHUNK} at a time, each statement continuing after the last row of the
+ * one before, and reading stops once the rows hold about {@link PAGE_MAX_BYTES} (at least one row
+ * is read): `limit=1000` over rows of 64 KiB holds a few MiB in memory, not 64.
  * @throws AppError `invalid_cursor`
  */
 export async function readPage<DB, TB extends keyof DB, O, T>(
@@ -177,17 +194,40 @@ export async function readPage<DB, TB extends keyof DB, O, T>(
 ): Promise<Page<T>> {
   const limit = Math.min(Math.max(Math.trunc(request.limit) || 1, 1), MAX_PAGE_LIMIT);
   const scope = scopeOf(order.list, filters);
-  const after = request.cursor === undefined ? undefined : decodeCursor(order, scope, request.cursor);
-  const rows = await database.read(() => keyset(query, order, after, limit).execute());
-  const kept = rows.slice(0, limit);
-  const keys = kept.map((row) => order.columns.map((c) => row[c] as KeyValue));
+  const keyOf = (row: O) => order.columns.map((c) => row[c] as KeyValue);
+  let after = request.cursor === undefined ? undefined : decodeCursor(order, scope, request.cursor);
+  const kept: O[] = [];
+  let bytes = 0;
+  /** Whether a row follows the last one kept. */
+  let more = false;
+  let full = false;
+  while (kept.length < limit && !full) {
+    const chunk = Math.min(limit - kept.length, READ_CHUNK);
+    const from = after;
+    const rows = await database.read(() => keyset(query, order, from, chunk).execute());
+    more = rows.length > chunk;
+    for (const row of rows.slice(0, chunk)) {
+      const size = rowBytes(row as object);
+      if (kept.length > 0 && bytes + size > PAGE_MAX_BYTES) {
+        more = true;
+        full = true;
+        break;
+      }
+      bytes += size;
+      kept.push(row);
+    }
+    const last = kept.at(-1);
+    if (!more || last === undefined) break;
+    after = keyOf(last);
+  }
+  const keys = kept.map(keyOf);
   const cursorAfter = (index: number): string => {
     const key = keys[index];
     if (key === undefined) throw new RangeError(`no item ${index} on this page`);
     return encodeCursor(scope, key);
   };
   const page: Page<T> = { items: kept.map(map), cursorAfter };
-  if (rows.length > limit) page.nextCursor = cursorAfter(kept.length - 1);
+  if (more) page.nextCursor = cursorAfter(kept.length - 1);
   return page;
 }
 

@@ -68,7 +68,12 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
         summary: 'Replace the notification settings; the webhook signing secret is returned once when made',
         params: TenantParams,
         body: PutNotificationSettingsBody,
-        response: { 200: PutNotificationSettingsResponse, ...problemResponses, 422: Type.Ref('Problem') },
+        response: {
+          200: PutNotificationSettingsResponse,
+          ...problemResponses,
+          409: Type.Ref('Problem'),
+          422: Type.Ref('Problem'),
+        },
       },
     },
     async (request) => {

@@ -3,6 +3,7 @@ import { createRoot } from 'react-dom/client';
 import { call, setCsrfToken } from './api/client';
 import { AlertsPage } from './pages/alerts';
 import { CertificatesPage } from './pages/certificates';
+import { ConnectionsPage } from './pages/connections';
 import { ConsolePage } from './pages/console';
 import { InboundPage } from './pages/inbound';
 import { MappingsPage } from './pages/mappings';
@@ -116,6 +117,8 @@ function TenantPage(props: { tenant: string; page: string; title: string }) {
   switch (props.page) {
     case 'certificates':
       return <CertificatesPage tenant={tenant} />;
+    case 'connections':
+      return <ConnectionsPage tenant={tenant} />;
     case 'mappings':
       return <MappingsPage tenant={tenant} />;
     case 'inbound':

@@ -42,7 +42,17 @@ try {
   const output = join(root, 'ui/src/api/schema.d.ts');
   execFileSync(
     'npx',
-    ['-y', '-p', 'openapi-typescript@7.13.0', '-p', 'typescript@5.9.3', 'openapi-typescript', input, '-o', output],
+    [
+      '-y',
+      '-p',
+      'openapi-typescript@7.13.0',
+      '-p',
+      'typescript@5.9.3',
+      'openapi-typescript',
+      input,
+      '-o',
+      output,
+    ],
     { stdio: 'inherit' },
   );
 } finally {

@@ -88,13 +88,20 @@ describe('outbound certificates page', () => {
     const leaf = await issueLeaf(pki.intermediate, { cn: 'soon-client', notAfter });
     const upload = await suite.server().call('/v1/tenants/soon/identities', {
       method: 'POST',
-      json: { name: 'Soon', certificatePem: leaf.certPem, privateKeyPem: leaf.keyPem, chainPem: pki.intermediate.certPem },
+      json: {
+        name: 'Soon',
+        certificatePem: leaf.certPem,
+        privateKeyPem: leaf.keyPem,
+        chainPem: pki.intermediate.certPem,
+      },
     });
     expect(upload.status).toBe(201);
     await page.reload();
     const banner = page.locator('.banner-yellow');
     await banner.waitFor();
-    expect(await banner.textContent()).toContain(`expires in 3 days, on ${notAfter.toISOString().slice(0, 10)}`);
+    expect(await banner.textContent()).toContain(
+      `expires in 3 days, on ${notAfter.toISOString().slice(0, 10)}`,
+    );
     expect(await banner.getByRole('button', { name: 'Upload a new certificate' }).isVisible()).toBe(true);
     await expectAccessible(page);
 

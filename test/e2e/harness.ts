@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import AxeBuilder from '@axe-core/playwright';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { tempDir } from '../fixtures/pki.js';
 import { freePort } from '../helpers/nginx.js';
@@ -22,13 +22,17 @@ export interface E2eServer {
  * Starts the built `twoway serve` (dist/, what `npm start` runs) for the file's tests and Debian's
  * Chromium, both stopped after the file. One browser per file; tests open pages in fresh contexts.
  */
-export function e2eSuite(env: Record<string, string> = {}): { server: () => E2eServer; browser: () => Browser } {
+export function e2eSuite(env: Record<string, string> = {}): {
+  server: () => E2eServer;
+  browser: () => Browser;
+} {
   let child: ChildProcess | undefined;
   let browser: Browser | undefined;
   let server: E2eServer | undefined;
   const data = tempDir('twoway-e2e-');
   beforeAll(async () => {
-    if (!existsSync(join(ROOT, 'dist/ui/index.html'))) throw new Error('run npm run build first (dist/ui is missing)');
+    if (!existsSync(join(ROOT, 'dist/ui/index.html')))
+      throw new Error('run npm run build first (dist/ui is missing)');
     const [port, edgePort] = [await freePort(), await freePort()];
     child = spawn('node', [join(ROOT, 'dist/cli/index.js'), 'serve'], {
       env: {
@@ -54,7 +58,11 @@ export function e2eSuite(env: Record<string, string> = {}): { server: () => E2eS
         const headers = new Headers(rest.headers);
         if (token !== null) headers.set('authorization', `Bearer ${token ?? OPERATOR_TOKEN}`);
         if (json !== undefined) headers.set('content-type', 'application/json');
-        return fetch(`${url}${path}`, { ...rest, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
+        return fetch(`${url}${path}`, {
+          ...rest,
+          headers,
+          ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+        });
       },
     };
   });
@@ -112,4 +120,42 @@ export async function expectAccessible(page: Page): Promise<void> {
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
   expect(bad).toEqual([]);
+}
+
+/**
+ * Adds a member with `role` to the tenant and returns a fresh portal link for them (single use,
+ * five minutes), made with the operator token as a platform would.
+ */
+export async function portalLink(
+  server: E2eServer,
+  tenant: string,
+  memberId: string,
+  role: string,
+): Promise<string> {
+  const member = await server.call(`/v1/tenants/${tenant}/members/${memberId}`, {
+    method: 'PUT',
+    json: { email: `${memberId}@${tenant}.example`, roles: [role] },
+  });
+  expect([200, 201]).toContain(member.status);
+  const link = await server.call(`/v1/tenants/${tenant}/portal-links`, {
+    method: 'POST',
+    json: { memberId },
+  });
+  expect(link.status).toBe(201);
+  return ((await link.json()) as { url: string }).url;
+}
+
+/** A new browser context signed in to the portal through a member's portal link, on its first page. */
+export async function memberPage(
+  browser: Browser,
+  server: E2eServer,
+  tenant: string,
+  options: { memberId?: string; role?: string; width?: number } = {},
+): Promise<{ context: BrowserContext; page: Page }> {
+  const url = await portalLink(server, tenant, options.memberId ?? 'alice', options.role ?? 'admin');
+  const context = await browser.newContext({ viewport: { width: options.width ?? 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.getByRole('heading', { level: 1, name: 'Outbound certificates' }).waitFor();
+  return { context, page };
 }

@@ -17,10 +17,18 @@ describe.skipIf(process.env.UI_SCREENSHOTS !== '1')('screenshots for the README'
     const apiKey = await createTenant(server, 'acme');
     await createTenant(server, 'globex');
     const pki = await makePki('Acme Issuing');
-    const leaf = await issueLeaf(pki.intermediate, { cn: 'acme-payments-client', notAfter: new Date(Date.now() + 5 * DAY_MS) });
+    const leaf = await issueLeaf(pki.intermediate, {
+      cn: 'acme-payments-client',
+      notAfter: new Date(Date.now() + 5 * DAY_MS),
+    });
     await server.call('/v1/tenants/acme/identities', {
       method: 'POST',
-      json: { name: 'Payments client', certificatePem: leaf.certPem, privateKeyPem: leaf.keyPem, chainPem: pki.intermediate.certPem },
+      json: {
+        name: 'Payments client',
+        certificatePem: leaf.certPem,
+        privateKeyPem: leaf.keyPem,
+        chainPem: pki.intermediate.certPem,
+      },
     });
     const partner = await issueLeaf(pki.intermediate, { cn: 'partner-one' });
     await server.call('/v1/tenants/acme/client-certificates', {

@@ -29,7 +29,12 @@ describe('tenant portal pages', () => {
     const leaf = await issueLeaf(pki.intermediate, { cn: 'globex-client' });
     const upload = await suite.server().call(`/v1/tenants/${TENANT}/identities`, {
       method: 'POST',
-      json: { name: 'Globex main', certificatePem: leaf.certPem, privateKeyPem: leaf.keyPem, chainPem: pki.intermediate.certPem },
+      json: {
+        name: 'Globex main',
+        certificatePem: leaf.certPem,
+        privateKeyPem: leaf.keyPem,
+        chainPem: pki.intermediate.certPem,
+      },
     });
     expect(upload.status).toBe(201);
     // Test-only: the tenant's API key on a header Playwright adds (session.test.ts signs in for real).
@@ -76,7 +81,9 @@ describe('tenant portal pages', () => {
     const error = page.locator('#cc-pem-error');
     await error.waitFor();
     expect(await error.textContent()).toMatch(/private key/i);
-    let list = (await (await suite.server().call(`/v1/tenants/${TENANT}/client-certificates`)).json()) as { items: unknown[] };
+    let list = (await (await suite.server().call(`/v1/tenants/${TENANT}/client-certificates`)).json()) as {
+      items: unknown[];
+    };
     expect(list.items).toEqual([]);
 
     await page.getByLabel('Or paste the PEM certificate').fill(client.certPem);
@@ -86,12 +93,29 @@ describe('tenant portal pages', () => {
 
     const work = tempDir('twoway-e2e-csr-');
     try {
-      execFileSync('openssl', [
-        'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-        '-keyout', join(work.dir, 'key.pem'), '-out', join(work.dir, 'csr.pem'), '-subj', '/CN=partner-two',
-      ], { stdio: 'pipe' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-new',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-keyout',
+          join(work.dir, 'key.pem'),
+          '-out',
+          join(work.dir, 'csr.pem'),
+          '-subj',
+          '/CN=partner-two',
+        ],
+        { stdio: 'pipe' },
+      );
       await page.getByLabel('Name', { exact: true }).nth(1).fill('Partner two');
-      await page.getByLabel('Certificate signing request (PEM)').fill(readFileSync(join(work.dir, 'csr.pem'), 'utf8'));
+      await page
+        .getByLabel('Certificate signing request (PEM)')
+        .fill(readFileSync(join(work.dir, 'csr.pem'), 'utf8'));
     } finally {
       work.cleanup();
     }
@@ -106,24 +130,32 @@ describe('tenant portal pages', () => {
     await page.getByRole('row', { name: /Partner two.*revoked/ }).waitFor();
     await page.getByRole('button', { name: 'Delete Partner one' }).click();
     await toast('Deleted.');
-    list = (await (await suite.server().call(`/v1/tenants/${TENANT}/client-certificates`)).json()) as { items: unknown[] };
+    list = (await (await suite.server().call(`/v1/tenants/${TENANT}/client-certificates`)).json()) as {
+      items: unknown[];
+    };
     expect(list.items).toHaveLength(1);
     await expectAccessible(page);
   });
 
   test('alerts: notification settings save; the audit log filters by action and pages', async () => {
     // 25 audited changes, plus the first test's: 26, more than one page of 20.
-    const mappings = (await (await suite.server().call(`/v1/tenants/${TENANT}/mappings`)).json()) as { items: { id: string }[] };
+    const mappings = (await (await suite.server().call(`/v1/tenants/${TENANT}/mappings`)).json()) as {
+      items: { id: string }[];
+    };
     const id = mappings.items[0]?.id as string;
     for (let i = 0; i < 25; i++) {
-      await suite.server().call(`/v1/tenants/${TENANT}/mappings/${id}`, { method: 'PATCH', json: { enabled: i % 2 === 0 } });
+      await suite
+        .server()
+        .call(`/v1/tenants/${TENANT}/mappings/${id}`, { method: 'PATCH', json: { enabled: i % 2 === 0 } });
     }
     await open('Alerts and audit');
     await page.getByLabel('E-mail addresses (one per line)').fill('ops@globex.example\nsec@globex.example');
     await page.getByLabel('Alert thresholds in days (comma-separated)').fill('30, 7');
     await page.getByRole('button', { name: 'Save settings' }).click();
     await toast('Notification settings saved.');
-    const settings = (await (await suite.server().call(`/v1/tenants/${TENANT}/notification-settings`)).json()) as {
+    const settings = (await (
+      await suite.server().call(`/v1/tenants/${TENANT}/notification-settings`)
+    ).json()) as {
       emails: string[];
       thresholdsDays: number[];
     };

@@ -24,7 +24,8 @@ const PAGES = [
 /** `#/t/{tenant}/{page}` or `#/console`. */
 function parseHash(hash: string): { tenant?: string; page: string } {
   const parts = hash.replace(/^#\/?/, '').split('/');
-  if (parts[0] === 't' && parts[1]) return { tenant: decodeURIComponent(parts[1]), page: parts[2] || 'certificates' };
+  if (parts[0] === 't' && parts[1])
+    return { tenant: decodeURIComponent(parts[1]), page: parts[2] || 'certificates' };
   return { page: parts[0] || '' };
 }
 
@@ -67,9 +68,9 @@ function App() {
   };
   return (
     <SessionContext.Provider value={session}>
-      <a className="skip" href="#main" onClick={(e) => (e.preventDefault(), document.getElementById('main')?.focus())}>
+      <button type="button" className="skip" onClick={() => document.getElementById('main')?.focus()}>
         Skip to content
-      </a>
+      </button>
       <header className="top">
         <strong className="brand">Twoway</strong>
         <nav aria-label="Pages">
@@ -84,7 +85,10 @@ function App() {
             {tenant !== undefined
               ? PAGES.map(([id, title]) => (
                   <li key={id}>
-                    <a href={`#/t/${encodeURIComponent(tenant)}/${id}`} aria-current={page === id ? 'page' : undefined}>
+                    <a
+                      href={`#/t/${encodeURIComponent(tenant)}/${id}`}
+                      aria-current={page === id ? 'page' : undefined}
+                    >
                       {title}
                     </a>
                   </li>
@@ -102,7 +106,11 @@ function App() {
         {tenant === undefined ? (
           <ConsolePage />
         ) : (
-          <TenantPage tenant={tenant} page={page} title={PAGES.find(([id]) => id === page)?.[1] ?? 'Not found'} />
+          <TenantPage
+            tenant={tenant}
+            page={page}
+            title={PAGES.find(([id]) => id === page)?.[1] ?? 'Not found'}
+          />
         )}
       </main>
     </SessionContext.Provider>

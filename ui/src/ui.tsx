@@ -13,7 +13,10 @@ export function daysUntil(at: string, now = Date.now()): number {
 }
 
 /** Loads with `load` on mount and when `deps` change; `reload` runs it again. */
-export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data?: T; error?: string; reload(): void } {
+export function useLoad<T>(
+  load: () => Promise<T>,
+  deps: unknown[],
+): { data?: T; error?: string; reload(): void } {
   const [state, setState] = useState<{ data?: T; error?: string }>({});
   const [tick, setTick] = useState(0);
   // biome-ignore lint/correctness/useExhaustiveDependencies: deps are the caller's
@@ -58,7 +61,13 @@ export function Dialog(props: { title: string; open: boolean; onClose(): void; c
 }
 
 /** A labelled form control with its error right under it (aria-describedby). */
-export function Field(props: { label: string; id: string; error?: string | undefined; hint?: string; children: ReactNode }) {
+export function Field(props: {
+  label: string;
+  id: string;
+  error?: string | undefined;
+  hint?: string;
+  children: ReactNode;
+}) {
   return (
     <div className="field">
       <label htmlFor={props.id}>{props.label}</label>

@@ -44,7 +44,11 @@ export function problemText(error: unknown): string {
 }
 
 /** Calls the API outside the typed paths (routes newer than the generated schema), same conventions. */
-export async function call<T>(method: string, path: string, body?: unknown): Promise<{ data?: T; error?: Problem }> {
+export async function call<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ data?: T; error?: Problem }> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (csrfToken !== undefined && method !== 'GET') headers['twoway-csrf'] = csrfToken;

@@ -75,14 +75,24 @@ export function AlertsPage(props: { tenant: string }) {
               <textarea id="emails" name="emails" rows={3} defaultValue={settings.emails.join('\n')} />
             </Field>
             <Field label="Webhook URLs (one per line)" id="webhooks">
-              <textarea id="webhooks" name="webhooks" rows={2} defaultValue={settings.webhookUrls.join('\n')} />
+              <textarea
+                id="webhooks"
+                name="webhooks"
+                rows={2}
+                defaultValue={settings.webhookUrls.join('\n')}
+              />
             </Field>
             <Field label="Alert thresholds in days (comma-separated)" id="thresholds" error={settingsError}>
               <input id="thresholds" name="thresholds" defaultValue={settings.thresholdsDays.join(', ')} />
             </Field>
             {settings.notifyMembers !== undefined ? (
               <div className="field checkbox">
-                <input id="notifyMembers" name="notifyMembers" type="checkbox" defaultChecked={settings.notifyMembers} />
+                <input
+                  id="notifyMembers"
+                  name="notifyMembers"
+                  type="checkbox"
+                  defaultChecked={settings.notifyMembers}
+                />
                 <label htmlFor="notifyMembers">Also notify members with admin or external-API access</label>
               </div>
             ) : null}
@@ -126,8 +136,8 @@ export function AlertsPage(props: { tenant: string }) {
             </tr>
           </thead>
           <tbody>
-            {(audit.data?.items ?? []).map((e, i) => (
-              <tr key={`${e.at}-${i}`}>
+            {(audit.data?.items ?? []).map((e) => (
+              <tr key={`${e.at}-${e.action}-${e.objectType}-${e.objectId}`}>
                 <td>{e.at.replace('T', ' ').slice(0, 19)}</td>
                 <td>{e.actor}</td>
                 <td>{e.action}</td>
@@ -140,13 +150,19 @@ export function AlertsPage(props: { tenant: string }) {
         </table>
       </div>
       <div className="actions">
-        <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+        <button
+          type="button"
+          disabled={cursors.length === 0}
+          onClick={() => setCursors((c) => c.slice(0, -1))}
+        >
           Newer
         </button>
         <button
           type="button"
           disabled={!audit.data?.nextCursor}
-          onClick={() => audit.data?.nextCursor && setCursors((c) => [...c, audit.data?.nextCursor as string])}
+          onClick={() =>
+            audit.data?.nextCursor && setCursors((c) => [...c, audit.data?.nextCursor as string])
+          }
         >
           Older
         </button>

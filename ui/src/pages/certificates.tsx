@@ -20,7 +20,12 @@ function active(identity: Identity) {
 }
 
 /** The yellow (inside the first alert threshold) or red (expired) banner, said in words. */
-export function ExpiryBanner(props: { identity: Identity; thresholdDays: number; onUpload(): void; canUpload: boolean }) {
+export function ExpiryBanner(props: {
+  identity: Identity;
+  thresholdDays: number;
+  onUpload(): void;
+  canUpload: boolean;
+}) {
   const version = active(props.identity);
   if (!version) return null;
   const days = daysUntil(version.notAfter);
@@ -76,7 +81,7 @@ export function CertificatesPage(props: { tenant: string }) {
       <h1 id="page-title">Outbound certificates</h1>
       <LoadError error={identities.error} />
       {current && currentVersion ? (
-        <div className="card current" aria-label="Active certificate">
+        <section className="card current" aria-label="Active certificate">
           <dl>
             <dt>Name</dt>
             <dd>{current.name}</dd>
@@ -87,7 +92,7 @@ export function CertificatesPage(props: { tenant: string }) {
             <dt>Status</dt>
             <dd>{current.status}</dd>
           </dl>
-        </div>
+        </section>
       ) : identities.data ? (
         <p>No certificate yet. Upload one to call external APIs with mutual TLS.</p>
       ) : null}
@@ -151,7 +156,8 @@ export function CertificatesPage(props: { tenant: string }) {
                               )
                             }
                           >
-                            {v.version < identity.activeVersion ? 'Roll back to' : 'Activate'} version {v.version}
+                            {v.version < identity.activeVersion ? 'Roll back to' : 'Activate'} version{' '}
+                            {v.version}
                           </button>
                         ) : null}
                       </td>
@@ -185,7 +191,9 @@ export function CertificatesPage(props: { tenant: string }) {
                 onClick={() =>
                   confirm(`Delete ${identity.name}?`) &&
                   act('Deleted', () =>
-                    api.DELETE('/v1/tenants/{tenant}/identities/{id}', { params: { path: { tenant, id: identity.id } } }),
+                    api.DELETE('/v1/tenants/{tenant}/identities/{id}', {
+                      params: { path: { tenant, id: identity.id } },
+                    }),
                   )
                 }
               >
@@ -216,7 +224,12 @@ export function CertificatesPage(props: { tenant: string }) {
 }
 
 /** The upload dialog's form: file, password, name, optional activation time; or a test against a URL. */
-function UploadForm(props: { tenant: string; identity?: Identity | undefined; onDone(message: string): void; onCancel(): void }) {
+function UploadForm(props: {
+  tenant: string;
+  identity?: Identity | undefined;
+  onDone(message: string): void;
+  onCancel(): void;
+}) {
   const [errors, setErrors] = useState<Partial<Record<'file' | 'password' | 'name' | 'url', string>>>({});
   const [busy, setBusy] = useState(false);
   const [report, setReport] = useState<Report | undefined>();
@@ -269,9 +282,16 @@ function UploadForm(props: { tenant: string; identity?: Identity | undefined; on
             body: body as never,
             ...formBody,
           })
-        : await api.POST('/v1/tenants/{tenant}/identities', { params: { path }, body: body as never, ...formBody });
+        : await api.POST('/v1/tenants/{tenant}/identities', {
+            params: { path },
+            body: body as never,
+            ...formBody,
+          });
       if (error) fail(error, 'file');
-      else props.onDone(props.identity ? `New version of ${props.identity.name} saved.` : 'Certificate uploaded and saved.');
+      else
+        props.onDone(
+          props.identity ? `New version of ${props.identity.name} saved.` : 'Certificate uploaded and saved.',
+        );
     } finally {
       setBusy(false);
     }
@@ -281,10 +301,24 @@ function UploadForm(props: { tenant: string; identity?: Identity | undefined; on
   return (
     <form onSubmit={submit} noValidate>
       <Field label="Certificate file (.p12, .pfx or PEM)" id="file" error={errors.file}>
-        <input id="file" name="file" type="file" accept=".p12,.pfx,.pem,.crt,.key" aria-describedby={described('file')} aria-invalid={!!errors.file} />
+        <input
+          id="file"
+          name="file"
+          type="file"
+          accept=".p12,.pfx,.pem,.crt,.key"
+          aria-describedby={described('file')}
+          aria-invalid={!!errors.file}
+        />
       </Field>
       <Field label="Password" id="password" error={errors.password}>
-        <input id="password" name="password" type="password" autoComplete="off" aria-describedby={described('password')} aria-invalid={!!errors.password} />
+        <input
+          id="password"
+          name="password"
+          type="password"
+          autoComplete="off"
+          aria-describedby={described('password')}
+          aria-invalid={!!errors.password}
+        />
       </Field>
       {props.identity ? (
         <Field label="Activate at (optional; now if empty)" id="activateAt">
@@ -292,13 +326,30 @@ function UploadForm(props: { tenant: string; identity?: Identity | undefined; on
         </Field>
       ) : (
         <Field label="Name" id="name" error={errors.name}>
-          <input id="name" name="name" type="text" aria-describedby={described('name')} aria-invalid={!!errors.name} />
+          <input
+            id="name"
+            name="name"
+            type="text"
+            aria-describedby={described('name')}
+            aria-invalid={!!errors.name}
+          />
         </Field>
       )}
       <details>
         <summary>Test before saving</summary>
-        <Field label="URL to test against" id="url" error={errors.url} hint="An https URL of the external API; nothing is stored.">
-          <input id="url" name="url" type="url" placeholder="https://api.example.com/" aria-describedby={described('url')} />
+        <Field
+          label="URL to test against"
+          id="url"
+          error={errors.url}
+          hint="An https URL of the external API; nothing is stored."
+        >
+          <input
+            id="url"
+            name="url"
+            type="url"
+            placeholder="https://api.example.com/"
+            aria-describedby={described('url')}
+          />
         </Field>
         <button type="submit" name="action" value="test" disabled={busy}>
           Run the test
@@ -321,7 +372,11 @@ function UploadForm(props: { tenant: string; identity?: Identity | undefined; on
 function TestReport(props: { report: Report }) {
   const { report } = props;
   return (
-    <div className={`banner ${report.verdict === 'ok' ? 'banner-green' : 'banner-yellow'}`} role="status" aria-label="Test result">
+    <div
+      className={`banner ${report.verdict === 'ok' ? 'banner-green' : 'banner-yellow'}`}
+      role="status"
+      aria-label="Test result"
+    >
       <p>
         <strong>Verdict: {report.verdict}</strong> — {report.message}
       </p>

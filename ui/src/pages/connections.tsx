@@ -10,8 +10,21 @@ export interface Connection {
   id: string;
   name: string;
   baseUrl: string;
-  auth: { type: AuthType; username?: string; headerName?: string; tokenUrl?: string; clientId?: string; scope?: string; secretSet: boolean };
-  clientCertificate: { enabled: boolean; identityId?: string; available: boolean; unavailableReason?: string };
+  auth: {
+    type: AuthType;
+    username?: string;
+    headerName?: string;
+    tokenUrl?: string;
+    clientId?: string;
+    scope?: string;
+    secretSet: boolean;
+  };
+  clientCertificate: {
+    enabled: boolean;
+    identityId?: string;
+    available: boolean;
+    unavailableReason?: string;
+  };
   enabled: boolean;
 }
 
@@ -31,13 +44,19 @@ export function unavailableText(reason: string | undefined, identity: Identity |
 }
 
 /** What the tenant's certificates allow for a new connection (the API answers the same per connection). */
-function availabilityOf(identities: Identity[]): { available: boolean; reason?: string; identity?: Identity } {
+function availabilityOf(identities: Identity[]): {
+  available: boolean;
+  reason?: string;
+  identity?: Identity;
+} {
   const usable = identities.find((i) => i.status === 'active' || i.status === 'expiring');
   if (usable) return { available: true, identity: usable };
   const expired = identities.find((i) => i.status === 'expired');
   if (expired) return { available: false, reason: 'identity_expired', identity: expired };
   const disabled = identities.find((i) => i.status === 'disabled');
-  return disabled ? { available: false, reason: 'identity_disabled', identity: disabled } : { available: false, reason: 'no_identity' };
+  return disabled
+    ? { available: false, reason: 'identity_disabled', identity: disabled }
+    : { available: false, reason: 'no_identity' };
 }
 
 /** External API requests (connections): list, add, the SSL authentication switch. */
@@ -59,7 +78,8 @@ export function ConnectionsPage(props: { tenant: string }) {
   const canWrite = can('connections:write');
   const identities = load.data?.identities ?? [];
   const forNew = availabilityOf(identities);
-  const identityOf = (c: Connection) => identities.find((i) => i.id === c.clientCertificate.identityId) ?? forNew.identity;
+  const identityOf = (c: Connection) =>
+    identities.find((i) => i.id === c.clientCertificate.identityId) ?? forNew.identity;
 
   const create = async (event: FormEvent<HTMLFormElement>) => {
     event.preventDefault();
@@ -96,8 +116,14 @@ export function ConnectionsPage(props: { tenant: string }) {
     }
   };
   const toggleSsl = async (c: Connection) => {
-    const { error } = await call('PATCH', `${base}/${c.id}`, { clientCertificate: { enabled: !c.clientCertificate.enabled } });
-    toast(error ? problemText(error) : `SSL authentication ${c.clientCertificate.enabled ? 'disabled' : 'enabled'} for ${c.name}.`);
+    const { error } = await call('PATCH', `${base}/${c.id}`, {
+      clientCertificate: { enabled: !c.clientCertificate.enabled },
+    });
+    toast(
+      error
+        ? problemText(error)
+        : `SSL authentication ${c.clientCertificate.enabled ? 'disabled' : 'enabled'} for ${c.name}.`,
+    );
     load.reload();
   };
   const remove = async (c: Connection) => {
@@ -111,7 +137,7 @@ export function ConnectionsPage(props: { tenant: string }) {
       <h1 id="page-title">External API requests</h1>
       <LoadError error={load.error} />
       {(load.data?.connections ?? []).map((c) => (
-        <div className="card" key={c.id} aria-label={`Connection ${c.name}`} role="group">
+        <section className="card" key={c.id} aria-label={`Connection ${c.name}`}>
           <h2>{c.name}</h2>
           <p className="mono">{c.baseUrl}</p>
           <p>
@@ -134,7 +160,7 @@ export function ConnectionsPage(props: { tenant: string }) {
               Delete {c.name}
             </button>
           ) : null}
-        </div>
+        </section>
       ))}
       {canWrite ? (
         <form className="card" onSubmit={create}>
@@ -146,7 +172,12 @@ export function ConnectionsPage(props: { tenant: string }) {
             <input id="c-url" name="baseUrl" type="url" required placeholder="https://api.example.com/v1/" />
           </Field>
           <Field label="Authentication type" id="c-auth">
-            <select id="c-auth" name="authType" value={authType} onChange={(e) => setAuthType(e.target.value as AuthType)}>
+            <select
+              id="c-auth"
+              name="authType"
+              value={authType}
+              onChange={(e) => setAuthType(e.target.value as AuthType)}
+            >
               <option value="none">None</option>
               <option value="basic">Basic</option>
               <option value="header">Custom header</option>
@@ -178,14 +209,21 @@ export function ConnectionsPage(props: { tenant: string }) {
           ) : null}
           {authType !== 'none' ? (
             <Field
-              label={authType === 'basic' ? 'Password' : authType === 'header' ? 'Header value' : 'Client secret'}
+              label={
+                authType === 'basic' ? 'Password' : authType === 'header' ? 'Header value' : 'Client secret'
+              }
               id="c-secret"
               hint="Write-only: stored sealed, never shown again."
             >
               <input id="c-secret" name="secret" type="password" autoComplete="off" />
             </Field>
           ) : null}
-          <SslSwitch id="c-ssl" name="ssl" available={forNew.available} reason={unavailableText(forNew.reason, forNew.identity)} />
+          <SslSwitch
+            id="c-ssl"
+            name="ssl"
+            available={forNew.available}
+            reason={unavailableText(forNew.reason, forNew.identity)}
+          />
           <button type="submit" className="primary">
             Save
           </button>

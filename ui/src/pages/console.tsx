@@ -1,11 +1,13 @@
 import { type FormEvent, useState } from 'react';
 import { api, call, problemText } from '../api/client';
 import { Field, LoadError, useLoad, useToast } from '../ui';
+import { ExpiringAcrossTenants, PortalLinks } from './console-parts';
 
 /** The operator console: tenants (list, search, create, open), health. */
 export function ConsolePage() {
   const toast = useToast();
   const [search, setSearch] = useState('');
+  const [selected, setSelected] = useState<string>();
   const [created, setCreated] = useState<{ id: string; apiKey: string }>();
   const [error, setError] = useState<string>();
   const tenants = useLoad(async () => {
@@ -32,7 +34,9 @@ export function ConsolePage() {
       tenants.reload();
     }
   };
-  const shown = (tenants.data ?? []).filter((t) => `${t.id} ${t.name}`.toLowerCase().includes(search.toLowerCase()));
+  const shown = (tenants.data ?? []).filter((t) =>
+    `${t.id} ${t.name}`.toLowerCase().includes(search.toLowerCase()),
+  );
   return (
     <section aria-labelledby="page-title">
       <h1 id="page-title">Operator console</h1>
@@ -47,10 +51,16 @@ export function ConsolePage() {
       <ul className="tenants">
         {shown.map((t) => (
           <li key={t.id}>
-            <a href={`#/t/${encodeURIComponent(t.id)}/certificates`}>{t.name}</a> <span className="mono">{t.id}</span>
+            <a href={`#/t/${encodeURIComponent(t.id)}/certificates`}>{t.name}</a>{' '}
+            <span className="mono">{t.id}</span>{' '}
+            <button type="button" onClick={() => setSelected(t.id)}>
+              Members of {t.id}
+            </button>
           </li>
         ))}
       </ul>
+      {selected ? <PortalLinks tenant={selected} /> : null}
+      <ExpiringAcrossTenants tenants={(tenants.data ?? []).map((t) => t.id)} />
       <form className="card" onSubmit={create}>
         <h2>Create a tenant</h2>
         <Field label="Tenant id" id="t-id" error={error} hint="Lowercase letters, digits and hyphens.">

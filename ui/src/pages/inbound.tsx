@@ -29,7 +29,11 @@ export function InboundPage(props: { tenant: string }) {
     const file = f.get('file');
     if (file instanceof File && file.size > 0) body.set('file', file);
     else body.set('certificatePem', String(f.get('pem') ?? ''));
-    const { error } = await api.POST('/v1/tenants/{tenant}/client-certificates', { ...path, body: body as never, ...formBody });
+    const { error } = await api.POST('/v1/tenants/{tenant}/client-certificates', {
+      ...path,
+      body: body as never,
+      ...formBody,
+    });
     setUploadError(error ? problemText(error) : undefined);
     if (!error) {
       form.reset();
@@ -67,7 +71,10 @@ export function InboundPage(props: { tenant: string }) {
         </p>
         <label htmlFor="hello">Hello command</label>
         <textarea id="hello" readOnly rows={3} value={hello} />
-        <button type="button" onClick={() => navigator.clipboard?.writeText(hello).then(() => toast('Copied.'))}>
+        <button
+          type="button"
+          onClick={() => navigator.clipboard?.writeText(hello).then(() => toast('Copied.'))}
+        >
           Copy command
         </button>
       </div>
@@ -160,10 +167,16 @@ export function InboundPage(props: { tenant: string }) {
             </button>
             {issued ? (
               <p>
-                <a download="certificate.pem" href={`data:application/x-pem-file,${encodeURIComponent(issued.certificatePem)}`}>
+                <a
+                  download="certificate.pem"
+                  href={`data:application/x-pem-file,${encodeURIComponent(issued.certificatePem)}`}
+                >
                   Download certificate
                 </a>{' '}
-                <a download="chain.pem" href={`data:application/x-pem-file,${encodeURIComponent(issued.chainPem)}`}>
+                <a
+                  download="chain.pem"
+                  href={`data:application/x-pem-file,${encodeURIComponent(issued.chainPem)}`}
+                >
                   Download chain
                 </a>
               </p>

@@ -76,7 +76,9 @@ export function MappingsPage(props: { tenant: string }) {
                           params: { path: { tenant, id: m.id } },
                           body: { enabled: !m.enabled },
                         });
-                        toast(error ? problemText(error) : `${m.name} ${m.enabled ? 'disabled' : 'enabled'}.`);
+                        toast(
+                          error ? problemText(error) : `${m.name} ${m.enabled ? 'disabled' : 'enabled'}.`,
+                        );
                         load.reload();
                       }}
                     />

@@ -297,28 +297,18 @@ function UploadForm(props: {
     }
   };
 
-  const described = (id: keyof typeof errors) => (errors[id] ? `${id}-error` : undefined);
+  // The field's error, tied to it for screen readers.
+  const invalid = (id: keyof typeof errors) => ({
+    'aria-describedby': errors[id] ? `${id}-error` : undefined,
+    'aria-invalid': !!errors[id],
+  });
   return (
     <form onSubmit={submit} noValidate>
       <Field label="Certificate file (.p12, .pfx or PEM)" id="file" error={errors.file}>
-        <input
-          id="file"
-          name="file"
-          type="file"
-          accept=".p12,.pfx,.pem,.crt,.key"
-          aria-describedby={described('file')}
-          aria-invalid={!!errors.file}
-        />
+        <input id="file" name="file" type="file" accept=".p12,.pfx,.pem,.crt,.key" {...invalid('file')} />
       </Field>
       <Field label="Password" id="password" error={errors.password}>
-        <input
-          id="password"
-          name="password"
-          type="password"
-          autoComplete="off"
-          aria-describedby={described('password')}
-          aria-invalid={!!errors.password}
-        />
+        <input id="password" name="password" type="password" autoComplete="off" {...invalid('password')} />
       </Field>
       {props.identity ? (
         <Field label="Activate at (optional; now if empty)" id="activateAt">
@@ -326,13 +316,7 @@ function UploadForm(props: {
         </Field>
       ) : (
         <Field label="Name" id="name" error={errors.name}>
-          <input
-            id="name"
-            name="name"
-            type="text"
-            aria-describedby={described('name')}
-            aria-invalid={!!errors.name}
-          />
+          <input id="name" name="name" type="text" {...invalid('name')} />
         </Field>
       )}
       <details>
@@ -343,13 +327,7 @@ function UploadForm(props: {
           error={errors.url}
           hint="An https URL of the external API; nothing is stored."
         >
-          <input
-            id="url"
-            name="url"
-            type="url"
-            placeholder="https://api.example.com/"
-            aria-describedby={described('url')}
-          />
+          <input id="url" name="url" type="url" placeholder="https://api.example.com/" {...invalid('url')} />
         </Field>
         <button type="submit" name="action" value="test" disabled={busy}>
           Run the test

@@ -2,6 +2,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { DAY_MS } from '../../src/certificates/index.js';
 import { issueLeaf, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
+import { startMtlsServer } from '../helpers/mtls-server.js';
 import { createTenant, e2eSuite, expectAccessible } from './harness.js';
 
 const suite = e2eSuite();
@@ -119,6 +120,70 @@ describe('outbound certificates page', () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
     await expectAccessible(page);
+    await context.close();
+  });
+
+  test('versions: a new version through the dialog, roll back to version 1, disable and enable, test before saving against a real mTLS server, delete', async () => {
+    const { context, page } = await tenantPage('versions');
+    const first = await issueLeaf(pki.intermediate, { cn: 'versions-one' });
+    await page.getByRole('button', { name: 'Upload certificate' }).click();
+    await uploadIn(page, makePkcs12(first, [pki.intermediate], 'pw-one'), 'pw-one', 'Versioned');
+    await page.locator('.toast', { hasText: 'uploaded and saved' }).waitFor();
+
+    const second = await issueLeaf(pki.intermediate, { cn: 'versions-two' });
+    await page.getByRole('button', { name: 'Upload a new version' }).click();
+    const dialog = page.getByRole('dialog', { name: 'New version of Versioned' });
+    await dialog.waitFor();
+    await page.getByLabel('Certificate file (.p12, .pfx or PEM)').setInputFiles({
+      name: 'two.p12',
+      mimeType: 'application/x-pkcs12',
+      buffer: makePkcs12(second, [pki.intermediate], 'pw-two'),
+    });
+    await page.getByLabel('Password').fill('pw-two');
+
+    // Test before saving: the tester presents the certificate to a server that demands one.
+    const server = await startMtlsServer(pki);
+    try {
+      await dialog.getByText('Test before saving').click();
+      await page.getByLabel('URL to test against').fill(`${server.url}/hello`);
+      await page.getByLabel('CA certificates of the server (PEM, optional)').fill(pki.root.certPem);
+      await page.getByRole('button', { name: 'Run the test' }).click();
+      const report = page.getByRole('status', { name: 'Test result' });
+      await report.waitFor();
+      const text = await report.textContent();
+      expect(text).toContain('Verdict: ok');
+      expect(text).toMatch(/Time: \d+ ms/);
+      expect(text).toContain('CN=Twoway E2E');
+    } finally {
+      await server.close();
+    }
+    let identities = (await (await suite.server().call('/v1/tenants/versions/identities')).json()) as {
+      items: { versions: unknown[] }[];
+    };
+    expect(identities.items[0]?.versions).toHaveLength(1);
+
+    await dialog.getByRole('button', { name: 'Upload and save' }).click();
+    await page.locator('.toast', { hasText: 'New version of Versioned saved.' }).waitFor();
+    await expect.poll(() => page.getByLabel('Active certificate').textContent()).toContain('CN=versions-two');
+
+    await page.getByRole('button', { name: 'Roll back to version 1' }).click();
+    await page.locator('.toast', { hasText: 'Rolled back: done.' }).waitFor();
+    await expect.poll(() => page.getByLabel('Active certificate').textContent()).toContain('CN=versions-one');
+    expect(await page.getByRole('button', { name: 'Activate version 2' }).isVisible()).toBe(true);
+
+    await page.getByRole('button', { name: 'Disable Versioned' }).click();
+    await page.getByRole('button', { name: 'Enable Versioned' }).waitFor();
+    expect(await page.getByRole('heading', { name: /Versioned/ }).textContent()).toContain('disabled');
+    await page.getByRole('button', { name: 'Enable Versioned' }).click();
+    await page.getByRole('button', { name: 'Disable Versioned' }).waitFor();
+
+    page.once('dialog', (confirm) => void confirm.accept());
+    await page.getByRole('button', { name: 'Delete Versioned' }).click();
+    await page.locator('.toast', { hasText: 'Deleted: done.' }).waitFor();
+    identities = (await (await suite.server().call('/v1/tenants/versions/identities')).json()) as {
+      items: { versions: unknown[] }[];
+    };
+    expect(identities.items).toEqual([]);
     await context.close();
   });
 });

@@ -263,6 +263,8 @@ function UploadForm(props: {
           return;
         }
         body.set('url', url);
+        const anchors = String(form.get('trustAnchorsPem') ?? '').trim();
+        if (anchors) body.set('trustAnchorsPem', anchors);
         const { data, error } = await api.POST('/v1/tenants/{tenant}/identity-tests', {
           params: { path },
           body: body as never,
@@ -329,6 +331,13 @@ function UploadForm(props: {
         >
           <input id="url" name="url" type="url" placeholder="https://api.example.com/" {...invalid('url')} />
         </Field>
+        <Field
+          label="CA certificates of the server (PEM, optional)"
+          id="trustAnchorsPem"
+          hint="Only when the server's certificate is not from a public CA."
+        >
+          <textarea id="trustAnchorsPem" name="trustAnchorsPem" rows={3} className="mono" />
+        </Field>
         <button type="submit" name="action" value="test" disabled={busy}>
           Run the test
         </button>
@@ -359,8 +368,8 @@ function TestReport(props: { report: Report }) {
         <strong>Verdict: {report.verdict}</strong> — {report.message}
       </p>
       <p>
-        Time: {report.timingsMs.total} ms
-        {report.timingsMs.tls !== undefined ? ` (TLS ${report.timingsMs.tls} ms)` : ''}
+        Time: {Math.round(report.timingsMs.total)} ms
+        {report.timingsMs.tls !== undefined ? ` (TLS ${Math.round(report.timingsMs.tls)} ms)` : ''}
         {report.http ? `; HTTP status ${report.http.status}` : ''}
       </p>
       <p>Accepted CA names:</p>

@@ -177,6 +177,22 @@ describe('outbound certificates page', () => {
     await page.getByRole('button', { name: 'Enable Versioned' }).click();
     await page.getByRole('button', { name: 'Disable Versioned' }).waitFor();
 
+    // Schedule: a third version that activates tomorrow; the active one stays.
+    const third = await issueLeaf(pki.intermediate, { cn: 'versions-three' });
+    await page.getByRole('button', { name: 'Upload a new version' }).click();
+    await page.getByLabel('Certificate file (.p12, .pfx or PEM)').setInputFiles({
+      name: 'three.p12',
+      mimeType: 'application/x-pkcs12',
+      buffer: makePkcs12(third, [pki.intermediate], 'pw-three'),
+    });
+    await page.getByLabel('Password').fill('pw-three');
+    const tomorrow = new Date(Date.now() + DAY_MS);
+    const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+    await page.getByLabel('Activate at (optional; now if empty)').fill(local);
+    await page.getByRole('button', { name: 'Upload and save' }).click();
+    await page.getByRole('row', { name: /versions-three.*scheduled for/ }).waitFor();
+    expect(await page.getByLabel('Active certificate').textContent()).toContain('CN=versions-one');
+
     page.once('dialog', (confirm) => void confirm.accept());
     await page.getByRole('button', { name: 'Delete Versioned' }).click();
     await page.locator('.toast', { hasText: 'Deleted: done.' }).waitFor();

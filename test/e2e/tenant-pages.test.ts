@@ -57,6 +57,10 @@ describe('tenant portal pages', () => {
     await toast('Mapping saved.');
     const row = page.getByRole('row', { name: /Payments/ });
     expect(await row.textContent()).toContain('https://payments.example/v2/');
+    // The certificate it presents says what deleting it would affect.
+    await open('Outbound certificates');
+    await page.getByText('Used by 1 mapping and 0 connections.').waitFor();
+    await open('Mappings');
     const enabled = page.getByRole('checkbox', { name: 'Payments enabled' });
     expect(await enabled.isChecked()).toBe(true);
     await enabled.click();

@@ -1,7 +1,8 @@
 import { type FormEvent, useState } from 'react';
-import { api, formBody, type Identity, type Problem, problemText, type Schemas } from '../api/client';
+import { api, call, formBody, type Identity, type Problem, problemText, type Schemas } from '../api/client';
 import { useCan } from '../session';
 import { Dialog, day, daysUntil, Field, LoadError, useLoad, useToast } from '../ui';
+import type { Connection } from './connections';
 
 /** Upload error codes and the dialog field each concerns (API.md, Identities). */
 const FIELD_OF: Record<string, 'password' | 'name' | 'url'> = {
@@ -13,6 +14,13 @@ const FIELD_OF: Record<string, 'password' | 'name' | 'url'> = {
 };
 
 type Report = Schemas['IdentityTestReport'];
+
+/** "Used by 2 mappings and 1 connection." */
+function usedText(used: { mappings: number; connections: number } | undefined): string {
+  if (!used) return '';
+  const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
+  return `Used by ${n(used.mappings, 'mapping')} and ${n(used.connections, 'connection')}.`;
+}
 
 /** The active version of an identity. */
 function active(identity: Identity) {
@@ -56,13 +64,23 @@ export function CertificatesPage(props: { tenant: string }) {
   const toast = useToast();
   const path = { params: { path: { tenant } } };
   const identities = useLoad(async () => {
-    const [list, settings] = await Promise.all([
+    const [list, settings, mappings, connections] = await Promise.all([
       api.GET('/v1/tenants/{tenant}/identities', path),
       api.GET('/v1/tenants/{tenant}/notification-settings', path),
+      api.GET('/v1/tenants/{tenant}/mappings', path),
+      call<{ items: Connection[] }>('GET', `/v1/tenants/${encodeURIComponent(tenant)}/connections`),
     ]);
     if (list.error) throw new Error(problemText(list.error));
     const thresholds = settings.data?.thresholdsDays ?? [7];
-    return { items: list.data.items, thresholdDays: Math.max(...thresholds, 0) };
+    // What deleting an identity would affect: enabled mappings and connections that present it.
+    const usedBy = (id: string) => ({
+      mappings: (mappings.data?.items ?? []).filter((m) => m.identityId === id && m.enabled && !m.deleted)
+        .length,
+      connections: (connections.data?.items ?? []).filter(
+        (c) => c.clientCertificate.enabled && c.clientCertificate.identityId === id,
+      ).length,
+    });
+    return { items: list.data.items, thresholdDays: Math.max(...thresholds, 0), usedBy };
   }, [tenant]);
   const [dialog, setDialog] = useState<{ identity?: Identity } | undefined>();
   const items = identities.data?.items ?? [];
@@ -118,6 +136,7 @@ export function CertificatesPage(props: { tenant: string }) {
           <h2>
             {identity.name} <span className={`status status-${identity.status}`}>{identity.status}</span>
           </h2>
+          <p className="hint">{usedText(identities.data?.usedBy(identity.id))}</p>
           <div className="table-wrap">
             <table>
               <caption className="visually-hidden">Versions of {identity.name}</caption>
@@ -189,7 +208,7 @@ export function CertificatesPage(props: { tenant: string }) {
                 type="button"
                 className="danger"
                 onClick={() =>
-                  confirm(`Delete ${identity.name}?`) &&
+                  confirm(`Delete ${identity.name}? ${usedText(identities.data?.usedBy(identity.id))}`) &&
                   act('Deleted', () =>
                     api.DELETE('/v1/tenants/{tenant}/identities/{id}', {
                       params: { path: { tenant, id: identity.id } },

@@ -187,7 +187,9 @@ describe('outbound certificates page', () => {
     });
     await page.getByLabel('Password').fill('pw-three');
     const tomorrow = new Date(Date.now() + DAY_MS);
-    const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+    const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60_000)
+      .toISOString()
+      .slice(0, 16);
     await page.getByLabel('Activate at (optional; now if empty)').fill(local);
     await page.getByRole('button', { name: 'Upload and save' }).click();
     await page.getByRole('row', { name: /versions-three.*scheduled for/ }).waitFor();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { BUDGET_BYTES, firstLoadJsBytes } from '../../scripts/ui-budget.mjs';
@@ -57,6 +58,16 @@ describe('the web UI is served from dist/ui', () => {
     const bytes = firstLoadJsBytes(resolve(import.meta.dirname, '../../dist/ui'));
     expect(bytes).toBeGreaterThan(10_000);
     expect(bytes).toBeLessThanOrEqual(BUDGET_BYTES);
+  });
+
+  test("every path of the UI's generated API types is served by the API it is built with", async () => {
+    const generated = readFileSync(resolve(import.meta.dirname, '../../ui/src/api/schema.d.ts'), 'utf8');
+    const paths = [...generated.matchAll(/^ {4}"(\/[^"]+)": \{$/gm)].map((m) => m[1]);
+    expect(paths).toContain('/v1/tenants/{tenant}/identities');
+    const document = (await (await fetch(`${suite.server().url}/docs/openapi.json`)).json()) as {
+      paths: Record<string, unknown>;
+    };
+    expect(paths.filter((p) => !(p in document.paths))).toEqual([]);
   });
 
   test("frame-ancestors defaults to 'none'", () => {

@@ -40,6 +40,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/client-certificates',
     {
+      config: { permission: 'client-certificates:write' },
       bodyLimit,
       attachValidation: true,
       schema: {
@@ -76,6 +77,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/certificate-signing-requests',
     {
+      config: { permission: 'client-certificates:write' },
       bodyLimit: 128 * 1024,
       attachValidation: true,
       schema: {
@@ -108,6 +110,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.get(
     '/v1/tenants/:tenant/client-certificates',
     {
+      config: { permission: 'client-certificates:read' },
       schema: {
         tags: ['client certificates'],
         params: TenantParams,
@@ -122,6 +125,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.get(
     '/v1/tenants/:tenant/client-certificates/:id',
     {
+      config: { permission: 'client-certificates:read' },
       schema: {
         tags: ['client certificates'],
         params: ClientCertificateParams,
@@ -136,6 +140,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/client-certificates/:id/revoke',
     {
+      config: { permission: 'client-certificates:write' },
       // The body is optional; without one the schema would refuse `undefined`.
       attachValidation: true,
       schema: {
@@ -160,6 +165,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.delete(
     '/v1/tenants/:tenant/client-certificates/:id',
     {
+      config: { permission: 'client-certificates:write' },
       schema: {
         tags: ['client certificates'],
         summary: 'Delete: the edge refuses it at once; an issued certificate is revoked first',

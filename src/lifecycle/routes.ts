@@ -30,6 +30,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/v1/tenants/:tenant/alerts',
     {
+      config: { permission: 'alerts:read' },
       schema: {
         tags: ['lifecycle'],
         summary: 'Current expiry alerts (raised by the expiry scanner), soonest first',
@@ -45,6 +46,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/v1/tenants/:tenant/notification-settings',
     {
+      config: { permission: 'notifications:read' },
       schema: {
         tags: ['lifecycle'],
         summary: 'E-mail addresses, webhook URLs and expiry thresholds (default [7] days)',
@@ -60,6 +62,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.put(
     '/v1/tenants/:tenant/notification-settings',
     {
+      config: { permission: 'notifications:write' },
       schema: {
         tags: ['lifecycle'],
         summary: 'Replace the notification settings; the webhook signing secret is returned once when made',
@@ -78,6 +81,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/v1/tenants/:tenant/notifications',
     {
+      config: { permission: 'notifications:read' },
       schema: {
         tags: ['lifecycle'],
         summary: 'Expiry notifications sent or being sent, newest first, with every delivery attempt',
@@ -96,6 +100,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/v1/tenants/:tenant/audit-events',
     {
+      config: { permission: 'audit:read' },
       schema: {
         tags: ['lifecycle'],
         summary:

@@ -14,6 +14,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/v1/tenants/:tenant/mappings',
     {
+      config: { permission: 'mappings:write' },
       schema: {
         tags: ['mappings'],
         summary: 'Map (service, URL) to an identity of this tenant',
@@ -32,6 +33,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/v1/tenants/:tenant/mappings',
     {
+      config: { permission: 'mappings:read' },
       schema: {
         tags: ['mappings'],
         params: TenantParams,
@@ -47,6 +49,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/v1/tenants/:tenant/mappings/:id',
     {
+      config: { permission: 'mappings:read' },
       schema: {
         tags: ['mappings'],
         params: MappingParams,
@@ -61,6 +64,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.patch(
     '/v1/tenants/:tenant/mappings/:id',
     {
+      config: { permission: 'mappings:write' },
       schema: {
         tags: ['mappings'],
         params: MappingParams,
@@ -78,6 +82,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.delete(
     '/v1/tenants/:tenant/mappings/:id',
     {
+      config: { permission: 'mappings:write' },
       schema: {
         tags: ['mappings'],
         summary: 'Soft delete: deleted: true, no longer matches',

@@ -64,6 +64,8 @@ const duplicateDetail: Record<string, string> = {
   identities: 'An identity with this id already exists.',
   identity_versions: 'This identity version already exists.',
   mappings: 'A mapping with this id already exists.',
+  roles: 'A role with this name already exists.',
+  members: 'A member with this id already exists.',
 };
 
 /** Thrown inside a write transaction to roll it back (it changed nothing) and return `value`. */

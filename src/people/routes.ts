@@ -35,7 +35,7 @@ import {
   SessionSchema,
 } from './schemas.js';
 import { grantorOf, type PeopleService } from './service.js';
-import type { ActiveSession, SessionService, StartedSession } from './sessions.js';
+import { type ActiveSession, portalUrl, type SessionService, type StartedSession } from './sessions.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -65,7 +65,7 @@ export function sessionCookie(publicUrl: string | undefined, lifetimeMs: number)
 
 /** The base URL of links: TWOWAY_PUBLIC_URL, else the origin the request was sent to. */
 function baseUrlOf(request: FastifyRequest, publicUrl: string | undefined): string {
-  return (publicUrl ?? `${request.protocol}://${request.host}`).replace(/\/+$/, '');
+  return publicUrl ?? `${request.protocol}://${request.host}`;
 }
 
 export interface PeopleRouteOptions {
@@ -256,7 +256,7 @@ export const peopleRoutes: FastifyPluginAsyncTypebox<PeopleRouteOptions> = async
       request.audit = portalLinkCreated(request.body.memberId, expiresAt);
       reply.header('cache-control', 'no-store');
       return reply.code(201).send({
-        url: `${baseUrlOf(request, publicUrl)}/v1/portal/${token}`,
+        url: portalUrl(baseUrlOf(request, publicUrl), token),
         expiresAt: expiresAt.toISOString(),
       });
     },

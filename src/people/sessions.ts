@@ -15,6 +15,11 @@ export type SessionView = Static<typeof SessionSchema>;
 /** A portal or console link is good for one use within five minutes (API.md "People"). */
 export const PORTAL_LINK_TTL_MS = 5 * 60_000;
 
+/** The URL of a link: `<base>/v1/portal/<token>` (the HTTP API's base URL, no trailing slash needed). */
+export function portalUrl(baseUrl: string, token: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}/v1/portal/${token}`;
+}
+
 /** Where a link lands without a `returnUrl`. */
 export const UI_HOME = '/ui/';
 

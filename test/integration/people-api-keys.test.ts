@@ -3,7 +3,7 @@ import { makePki, type TestPki } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { ManualClock } from '../helpers/lifecycle.js';
 import { type Echo, type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { build, createTenant } from '../helpers/twoway.js';
+import { build, createTenant, uploadPem } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 
@@ -27,27 +27,12 @@ describe.each(backends)('API keys with roles on $name', (backend) => {
     upstream = await startMtlsServer(pki);
     admin = await createTenant(twoway, 'keys');
     const leaf = await pki.leaf({ cn: 'keys-client' });
-    const identity = await twoway.call('/v1/tenants/keys/identities', {
-      method: 'POST',
-      token: admin,
-      json: {
-        name: 'k',
-        certificatePem: leaf.certPem,
-        privateKeyPem: leaf.keyPem,
-        chainPem: pki.intermediate.certPem,
-      },
-    });
-    const { id } = (await identity.json()) as { id: string };
+    const id = await uploadPem(twoway, 'keys', leaf, pki.intermediate.certPem, { token: admin });
+    const json = { name: 'm', service: 'api', url: `${upstream.url}/`, identityId: id };
     const mapping = await twoway.call('/v1/tenants/keys/mappings', {
       method: 'POST',
       token: admin,
-      json: {
-        name: 'm',
-        service: 'api',
-        url: `${upstream.url}/`,
-        identityId: id,
-        trustAnchorsPem: pki.root.certPem,
-      },
+      json: { ...json, trustAnchorsPem: pki.root.certPem },
     });
     expect(mapping.status).toBe(201);
   });

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { makePki, tempDir } from '../fixtures/pki.js';
 import { Browser } from '../helpers/browser.js';
-import { build, createTenant, OPERATOR_TOKEN } from '../helpers/twoway.js';
+import { build, createTenant, OPERATOR_TOKEN, uploadPem } from '../helpers/twoway.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -18,17 +18,10 @@ describe("README: giving your customers' admins access", () => {
     const pki = await makePki();
     const key = await createTenant(twoway, 'acme', 'Acme Corp');
     const leaf = await pki.leaf({ cn: 'acme-client' });
-    const uploaded = await twoway.call('/v1/tenants/acme/identities', {
-      method: 'POST',
+    const identity = await uploadPem(twoway, 'acme', leaf, pki.intermediate.certPem, {
       token: key,
-      json: {
-        name: 'acme',
-        certificatePem: leaf.certPem,
-        privateKeyPem: leaf.keyPem,
-        chainPem: pki.intermediate.certPem,
-      },
+      name: 'acme',
     });
-    const identity = ((await uploaded.json()) as { id: string }).id;
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf("## Giving your customers' admins access"));
     const script = /```bash\n([\s\S]*?)```/.exec(section)?.[1];
@@ -191,5 +184,5 @@ describe('people commands of the CLI, on the store of a running server', () => {
       'cli member.delete',
       'cli api_key.revoke',
     ]);
-  });
+  }, 120_000);
 });

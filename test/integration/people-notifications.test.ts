@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makePki, type TestPki, tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { DAY, ManualClock, type SmtpSink, startSmtpSink } from '../helpers/lifecycle.js';
-import { buildInTest, createTenant, type TestTwoway } from '../helpers/twoway.js';
+import { buildInTest, createTenant, type TestTwoway, uploadPem } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 const RETRY_BASE_MS = 60_000;
@@ -52,17 +52,7 @@ describe.each(backends)('expiry e-mails to the members who own integrations on $
       cn: `${tenant}-cert`,
       notAfter: new Date(clock.now().getTime() + days * DAY),
     });
-    const response = await twoway.call(`/v1/tenants/${tenant}/identities`, {
-      method: 'POST',
-      token: key,
-      json: {
-        name: 'soon',
-        certificatePem: leaf.certPem,
-        privateKeyPem: leaf.keyPem,
-        chainPem: pki.intermediate.certPem,
-      },
-    });
-    expect(response.status).toBe(201);
+    await uploadPem(twoway, tenant, leaf, pki.intermediate.certPem, { token: key, name: 'soon' });
   }
 
   /** How many messages each address got. */

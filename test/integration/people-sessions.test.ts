@@ -11,6 +11,7 @@ import {
   createTenant,
   logLines,
   OPERATOR_TOKEN,
+  uploadPem,
 } from '../helpers/twoway.js';
 
 const backends = await appBackends();
@@ -48,18 +49,10 @@ describe.each(backends)('portal links and sessions on $name', (backend) => {
     globexKey = await createTenant(twoway, 'globex');
     secrets.push(acmeKey, globexKey);
     const leaf = await pki.leaf({ cn: 'acme-client' });
-    const created = await twoway.call('/v1/tenants/acme/identities', {
-      method: 'POST',
+    identityId = await uploadPem(twoway, 'acme', leaf, pki.intermediate.certPem, {
       token: acmeKey,
-      json: {
-        name: 'acme',
-        certificatePem: leaf.certPem,
-        privateKeyPem: leaf.keyPem,
-        chainPem: pki.intermediate.certPem,
-      },
+      name: 'acme',
     });
-    expect(created.status).toBe(201);
-    identityId = ((await created.json()) as { id: string }).id;
   });
 
   /** A new member of `tenant` with `roles`; its id. */

@@ -12,7 +12,7 @@ import { AppError, toAppError } from '../errors/app-error.js';
 import type { Metrics } from '../http/metrics.js';
 import { writeRawProblem } from '../http/problem.js';
 import { parseForwardUrl } from '../net/address-guard.js';
-import { bearerToken, type Principal, requirePermission, type TenantService } from '../tenants/service.js';
+import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { DispatcherCache } from './dispatchers.js';
 import { proxyRequest } from './proxy.js';
 import type { RuntimeService } from './service.js';
@@ -200,7 +200,10 @@ export class ForwardEndpoint {
   ): Promise<void> {
     const { runtime, dispatchers } = this.#deps;
     if (fields.repeated !== undefined) throw new AppError('bad_request', `Send ${fields.repeated} once.`);
-    requirePermission(principal, 'runtime:forward');
+    // A key's roles must grant runtime:forward (as requirePermission in tenants/service.ts checks).
+    if (principal.kind === 'tenant' && !principal.permissions.has('runtime:forward')) {
+      throw new AppError('forbidden', 'This needs the permission runtime:forward.');
+    }
     let tenantId: string;
     if (principal.kind === 'operator') {
       if (fields.tenant === undefined || fields.tenant === '') {

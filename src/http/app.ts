@@ -34,11 +34,11 @@ import { peopleRoutes, sessionCookie, sessionRoutes } from '../people/routes.js'
 import type { PeopleService } from '../people/service.js';
 import type { SessionService } from '../people/sessions.js';
 import { tenantListRoutes, tenantRoutes } from '../tenants/routes.js';
-import type { Principal, TenantService } from '../tenants/service.js';
+import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { Metrics } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
-import { authenticateRequest } from './session-auth.js';
+import { cookieAuth } from './session-auth.js';
 import { refuseUnscopedTenantRoutes, tenantScope } from './tenant-scope.js';
 
 export type { AuditNote };
@@ -192,10 +192,15 @@ export async function buildHttpApp(deps: AppDeps) {
 
   app.decorateRequest('principal');
   app.decorateRequest('browserSession');
-  app.addHook(
-    'onRequest',
-    authenticateRequest({ tenants: deps.tenants, sessions: deps.people.sessions, cookie: cookieOptions }),
-  );
+  const bySession = cookieAuth({ sessions: deps.people.sessions, cookie: cookieOptions });
+  app.addHook('onRequest', async (request) => {
+    // The matched route, not the raw URL: the router decodes percent-escapes, so `/%761/tenants`
+    // reaches the `/v1/tenants` handler while its raw URL does not start with `/v1/`.
+    const path = request.routeOptions.url ?? request.url;
+    if (!path.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
+    if (await bySession(request, path)) return;
+    request.principal = await deps.tenants.authenticate(bearerToken(request.headers.authorization));
+  });
   app.addHook('onResponse', async (request, reply) => {
     if (request.url.startsWith('/v1/runtime/forward')) return;
     request.log.info(

@@ -2,40 +2,34 @@ import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.js';
 import type { SessionCookie } from '../people/routes.js';
 import { csrfMatches, type SessionService } from '../people/sessions.js';
-import { bearerToken, type TenantService } from '../tenants/service.js';
 
 /** Methods that change nothing (RFC 9110 §9.2.1): no CSRF token needed. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-export interface RequestAuthDeps {
-  tenants: Pick<TenantService, 'authenticate'>;
+export interface CookieAuthDeps {
   sessions: Pick<SessionService, 'authenticate'>;
   cookie: SessionCookie;
 }
 
 /**
- * The `onRequest` hook of every private `/v1/` route: sets `request.principal`.
+ * The browser's way into a private `/v1/` route, tried by the auth hook (http/app.ts) before the
+ * bearer token: true when the request was authenticated by its session cookie (`request.principal`
+ * and `request.browserSession` are then set), false when it is for the bearer token to decide.
  *
- * - `Authorization: Bearer` (machines) works exactly as before: the operator token or an API key.
- * - Without it, the session cookie (browsers: the portal and the console). A cookie-authenticated
- *   request with an unsafe method must carry the session's CSRF token as `Twoway-CSRF`, else
- *   `403 csrf_failed`: a page of another site can make the browser send the cookie, but it cannot
- *   read the token nor set the header without a CORS preflight Twoway does not grant.
+ * - A request with `Authorization` is a machine's: the bearer token decides exactly as before,
+ *   whatever cookie comes along. So do requests without the cookie.
  * - The runtime API (`/v1/runtime/...`) takes bearer tokens only, never the cookie.
- * @throws AppError `unauthorized` (no credentials, an unknown token, an ended session), `csrf_failed`
+ * - A cookie-authenticated request with an unsafe method must carry the session's CSRF token as
+ *   `Twoway-CSRF`, else `403 csrf_failed`: a page of another site can make the browser send the
+ *   cookie, but it can neither read the token nor set the header without a CORS preflight, which
+ *   Twoway does not grant.
+ * @throws AppError `unauthorized` (the session has ended), `csrf_failed`
  */
-export function authenticateRequest(deps: RequestAuthDeps) {
-  return async (request: FastifyRequest): Promise<void> => {
-    // The matched route, not the raw URL: the router decodes percent-escapes, so `/%761/tenants`
-    // reaches the `/v1/tenants` handler while its raw URL does not start with `/v1/`.
-    const path = request.routeOptions.url ?? request.url;
-    if (!path.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
-    const authorization = request.headers.authorization;
+export function cookieAuth(deps: CookieAuthDeps) {
+  return async (request: FastifyRequest, path: string): Promise<boolean> => {
     const sessionToken = request.cookies[deps.cookie.name];
-    if (authorization !== undefined || sessionToken === undefined || path.startsWith('/v1/runtime/')) {
-      request.principal = await deps.tenants.authenticate(bearerToken(authorization));
-      return;
-    }
+    if (request.headers.authorization !== undefined || sessionToken === undefined) return false;
+    if (path.startsWith('/v1/runtime/')) return false;
     const session = await deps.sessions.authenticate(sessionToken);
     if (!session) throw new AppError('unauthorized', 'The session has ended: sign in again.');
     const csrf = request.headers['twoway-csrf'];
@@ -50,5 +44,6 @@ export function authenticateRequest(deps: RequestAuthDeps) {
     }
     request.principal = session.principal;
     request.browserSession = { token: sessionToken, session };
+    return true;
   };
 }

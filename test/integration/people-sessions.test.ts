@@ -148,7 +148,7 @@ describe.each(backends)('portal links and sessions on $name', (backend) => {
     const fresh = await link(id);
     const token = new URL(fresh.url).pathname.split('/').pop() ?? '';
     const forged = `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`;
-    for (const bad of [forged, 'twl_short', 'tws_' + token.slice(4)]) {
+    for (const bad of [forged, 'twl_short', `tws_${token.slice(4)}`]) {
       const response = await new Browser(twoway.url).fetch(`/v1/portal/${bad}`);
       expect(response.status, bad).toBe(404);
     }

@@ -65,7 +65,8 @@ export class TenantService {
   readonly #clock: Clock;
   readonly #operatorTokenSha256?: Buffer;
   readonly #keyCache = new Map<string, ApiKey | null>();
-  readonly #principals = new Map<string, Principal>();
+  /** Known tokens: the principal, and the key id of an API key (for `lastUsedAt`). */
+  readonly #principals = new Map<string, { principal: Principal; key?: { tenantId: string; id: string } }>();
   /**
    * Bumped whenever the caches are cleared: a lookup that was in flight across a clear (it may have
    * read a key just before its revocation) does not put its answer in the cache.
@@ -127,13 +128,13 @@ export class TenantService {
     // revocation or store change, so a revoked key stops working at once).
     const known = this.#principals.get(token);
     if (known) {
-      this.#noteUse(known);
-      return known;
+      if (known.key !== undefined) this.#noteUse(known.key.tenantId, known.key.id);
+      return known.principal;
     }
     const hash = sha256Hex(token);
     if (this.isOperatorToken(token)) {
       const operator: Principal = { kind: 'operator', actor: 'operator' };
-      this.#principals.set(token, operator);
+      this.#principals.set(token, { principal: operator });
       return operator;
     }
     const generation = this.#generation;
@@ -154,22 +155,20 @@ export class TenantService {
     };
     if (generation === this.#generation) {
       if (this.#principals.size >= 10_000) this.#principals.clear();
-      this.#principals.set(token, principal);
+      this.#principals.set(token, { principal, key: { tenantId: key.tenantId, id: key.id } });
     }
-    this.#noteUse(principal);
+    this.#noteUse(key.tenantId, key.id);
     return principal;
   }
 
   /** Writes a key's `lastUsedAt` when the last write is a minute old; never delays the request. */
-  #noteUse(principal: Principal): void {
-    if (principal.kind !== 'tenant' || !principal.actor.startsWith('api-key:')) return;
-    const keyId = principal.actor.slice('api-key:'.length);
-    const now = this.#clock.now();
+  #noteUse(tenantId: string, keyId: string): void {
+    const nowMs = this.#clock.now().getTime();
     const last = this.#lastUsedWritten.get(keyId);
-    if (last !== undefined && now.getTime() - last < LAST_USED_RESOLUTION_MS) return;
+    if (last !== undefined && nowMs - last < LAST_USED_RESOLUTION_MS) return;
     if (this.#lastUsedWritten.size >= 100_000) this.#lastUsedWritten.clear();
-    this.#lastUsedWritten.set(keyId, now.getTime());
-    this.#store.touchApiKey(principal.tenantId, keyId, now).catch((err: unknown) => {
+    this.#lastUsedWritten.set(keyId, nowMs);
+    this.#store.touchApiKey(tenantId, keyId, new Date(nowMs)).catch((err: unknown) => {
       this.#logger?.warn({ err, keyId }, 'API key last use not recorded');
     });
   }

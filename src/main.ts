@@ -30,6 +30,8 @@ import {
 } from './lifecycle/index.js';
 import { LifecycleService } from './lifecycle/service.js';
 import { MappingService } from './mappings/service.js';
+import { PeopleService, rolePermissions } from './people/service.js';
+import { SessionService } from './people/sessions.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
@@ -109,6 +111,10 @@ export interface Services {
   clientCertificates: ClientCertificateService;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
+  /** Members, roles and API keys with roles. */
+  people: PeopleService;
+  /** Portal and console links, browser sessions. */
+  sessions: SessionService;
 }
 
 /**
@@ -133,7 +139,15 @@ export function createServices(
   const { store, kms } = backends;
   const quotas = quotasOf(config);
   const changes = new ChangeBus();
-  const tenants = new TenantService(store, clock, config.operatorToken, changes);
+  const tenants = new TenantService(store, clock, config.operatorToken, changes, rolePermissions(store));
+  const people = new PeopleService({ store, keys: tenants, clock, changes });
+  const sessions = new SessionService({
+    store,
+    people,
+    tenants,
+    clock,
+    options: { idleTimeoutMs: config.sessionIdleTimeoutMs, lifetimeMs: config.sessionLifetimeMs },
+  });
   const settings = new NotificationSettingsService({
     store,
     kms,
@@ -193,6 +207,8 @@ export function createServices(
     ca,
     clientCertificates,
     parser,
+    people,
+    sessions,
   };
 }
 
@@ -226,6 +242,7 @@ export async function startTwoway(
   const logger = options.logger ?? createLogger(config.logLevel);
   const backends = await openBackends(config, logger);
   const services = createServices(backends, config, options.clock, logger);
+  services.tenants.logger = logger.child({ module: 'tenants' });
   await services.ca.ensure();
   if (options.clusterWorker) {
     services.changes.setRelay(workerRelay((change) => services.changes.applyFromPeer(change)));
@@ -274,6 +291,7 @@ export async function startTwoway(
     clock,
     logger,
     registry: metrics.registry,
+    integrationOwners: (tenantId) => services.people.integrationOwners(tenantId),
     options: {
       smtpUrl: config.smtpUrl,
       smtpFrom: config.smtpFrom,
@@ -308,6 +326,13 @@ export async function startTwoway(
     version: packageVersion(),
     clientCertificates: services.clientCertificates,
     ca: services.ca,
+    people: {
+      service: services.people,
+      sessions: services.sessions,
+      publicUrl: config.publicUrl,
+      sessionLifetimeMs: config.sessionLifetimeMs,
+      signInMaxPerMinute: config.sessionSignInMaxPerMinute,
+    },
   });
 
   // Other processes (the CLI, other replicas) write to the same store: a revision counter tells.

@@ -31,6 +31,8 @@ import {
 } from './lifecycle/index.js';
 import { LifecycleService } from './lifecycle/service.js';
 import { MappingService } from './mappings/service.js';
+import { PeopleService, rolePermissions } from './people/service.js';
+import { SessionService } from './people/sessions.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
@@ -110,6 +112,10 @@ export interface Services {
   clientCertificates: ClientCertificateService;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
+  /** Members, roles and API keys with roles. */
+  people: PeopleService;
+  /** Portal and console links, browser sessions. */
+  sessions: SessionService;
 }
 
 /**
@@ -134,7 +140,15 @@ export function createServices(
   const { store, kms } = backends;
   const quotas = quotasOf(config);
   const changes = new ChangeBus();
-  const tenants = new TenantService(store, clock, config.operatorToken, changes);
+  const tenants = new TenantService(store, clock, config.operatorToken, changes, rolePermissions(store));
+  const people = new PeopleService({ store, keys: tenants, clock, changes });
+  const sessions = new SessionService({
+    store,
+    people,
+    tenants,
+    clock,
+    options: { idleTimeoutMs: config.sessionIdleTimeoutMs, lifetimeMs: config.sessionLifetimeMs },
+  });
   const settings = new NotificationSettingsService({
     store,
     kms,
@@ -194,6 +208,8 @@ export function createServices(
     ca,
     clientCertificates,
     parser,
+    people,
+    sessions,
   };
 }
 
@@ -227,6 +243,7 @@ export async function startTwoway(
   const logger = options.logger ?? createLogger(config.logLevel);
   const backends = await openBackends(config, logger);
   const services = createServices(backends, config, options.clock, logger);
+  services.tenants.logger = logger.child({ module: 'tenants' });
   await services.ca.ensure();
   if (options.clusterWorker) {
     services.changes.setRelay(workerRelay((change) => services.changes.applyFromPeer(change)));
@@ -275,6 +292,7 @@ export async function startTwoway(
     clock,
     logger,
     registry: metrics.registry,
+    integrationOwners: (tenantId) => services.people.integrationOwners(tenantId),
     options: {
       smtpUrl: config.smtpUrl,
       smtpFrom: config.smtpFrom,
@@ -311,6 +329,13 @@ export async function startTwoway(
     ui: { root: fileURLToPath(new URL('./ui/', import.meta.url)), frameAncestors: config.uiFrameAncestors },
     clientCertificates: services.clientCertificates,
     ca: services.ca,
+    people: {
+      service: services.people,
+      sessions: services.sessions,
+      publicUrl: config.publicUrl,
+      sessionLifetimeMs: config.sessionLifetimeMs,
+      signInMaxPerMinute: config.sessionSignInMaxPerMinute,
+    },
   });
 
   // Other processes (the CLI, other replicas) write to the same store: a revision counter tells.

@@ -41,6 +41,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/client-certificates',
     {
+      config: { permission: 'client-certificates:write' },
       bodyLimit,
       attachValidation: true,
       schema: {
@@ -77,6 +78,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/certificate-signing-requests',
     {
+      config: { permission: 'client-certificates:write' },
       bodyLimit: 128 * 1024,
       attachValidation: true,
       schema: {
@@ -109,6 +111,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.get(
     '/v1/tenants/:tenant/client-certificates',
     {
+      config: { permission: 'client-certificates:read' },
       schema: {
         tags: ['client certificates'],
         summary: 'List client certificates (not deleted), oldest first; page with limit and cursor',
@@ -125,6 +128,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.get(
     '/v1/tenants/:tenant/client-certificates/:id',
     {
+      config: { permission: 'client-certificates:read' },
       schema: {
         tags: ['client certificates'],
         params: ClientCertificateParams,
@@ -139,6 +143,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/client-certificates/:id/revoke',
     {
+      config: { permission: 'client-certificates:write' },
       // The body is optional; without one the schema would refuse `undefined`.
       attachValidation: true,
       schema: {
@@ -163,6 +168,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.delete(
     '/v1/tenants/:tenant/client-certificates/:id',
     {
+      config: { permission: 'client-certificates:write' },
       schema: {
         tags: ['client certificates'],
         summary: 'Delete: the edge refuses it at once; an issued certificate is revoked first',

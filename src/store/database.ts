@@ -69,6 +69,8 @@ const duplicateDetail: Record<string, string> = {
   identities: 'An identity with this id already exists.',
   identity_versions: 'This identity version already exists.',
   mappings: 'A mapping with this id already exists.',
+  roles: 'A role with this name already exists.',
+  members: 'A member with this id already exists.',
 };
 
 /** The meta key of the write that proves a full store has room again (see {@link StoreDatabase.ping}). */

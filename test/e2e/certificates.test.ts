@@ -3,25 +3,15 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { DAY_MS } from '../../src/certificates/index.js';
 import { issueLeaf, makePkcs12, makePki, type TestPki } from '../fixtures/pki.js';
 import { startMtlsServer } from '../helpers/mtls-server.js';
-import { createTenant, e2eSuite, expectAccessible } from './harness.js';
+import { createTenant, e2eSuite, expectAccessible, memberPage } from './harness.js';
 
 const suite = e2eSuite();
 let pki: TestPki;
 
-/**
- * A page signed in as the tenant's API key. Test-only: the key rides on a header that Playwright adds
- * to every request; the portal itself never holds a token (session.test.ts signs in for real).
- */
+/** A new tenant and a page signed in to its portal through an admin's portal link. */
 async function tenantPage(tenant: string, width = 1280): Promise<{ context: BrowserContext; page: Page }> {
-  const apiKey = await createTenant(suite.server(), tenant);
-  const context = await suite.browser().newContext({
-    extraHTTPHeaders: { authorization: `Bearer ${apiKey}` },
-    viewport: { width, height: 900 },
-  });
-  const page = await context.newPage();
-  await page.goto(`${suite.server().url}/ui/#/t/${tenant}/certificates`);
-  await page.getByRole('heading', { name: 'Outbound certificates' }).waitFor();
-  return { context, page };
+  await createTenant(suite.server(), tenant);
+  return memberPage(suite.browser(), suite.server(), tenant, { width });
 }
 
 async function uploadIn(page: Page, p12: Buffer, password: string, name: string): Promise<void> {

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { DAY_MS } from '../../src/certificates/index.js';
 import { issueLeaf, makePki } from '../fixtures/pki.js';
-import { createTenant, e2eSuite, OPERATOR_TOKEN } from './harness.js';
+import { createTenant, e2eSuite, memberPage, OPERATOR_TOKEN } from './harness.js';
 
 const OUT = resolve(import.meta.dirname, '../../docs/screenshots');
 
@@ -14,7 +14,7 @@ describe.skipIf(process.env.UI_SCREENSHOTS !== '1')('screenshots for the README'
   test('each main page, desktop and 375 px', async () => {
     mkdirSync(OUT, { recursive: true });
     const server = suite.server();
-    const apiKey = await createTenant(server, 'acme');
+    await createTenant(server, 'acme');
     await createTenant(server, 'globex');
     const pki = await makePki('Acme Issuing');
     const leaf = await issueLeaf(pki.intermediate, {
@@ -39,11 +39,10 @@ describe.skipIf(process.env.UI_SCREENSHOTS !== '1')('screenshots for the README'
       [1280, ''],
       [375, '-phone'],
     ] as const) {
-      const context = await suite.browser().newContext({
-        viewport: { width, height: 800 },
-        extraHTTPHeaders: { authorization: `Bearer ${apiKey}` },
+      const { context, page } = await memberPage(suite.browser(), server, 'acme', {
+        memberId: `admin${width}`,
+        width,
       });
-      const page = await context.newPage();
       for (const [name, title] of [
         ['certificates', 'Outbound certificates'],
         ['mappings', 'Mappings'],
@@ -62,12 +61,11 @@ describe.skipIf(process.env.UI_SCREENSHOTS !== '1')('screenshots for the README'
       }
       await context.close();
     }
-    const context = await suite.browser().newContext({
-      viewport: { width: 1280, height: 800 },
-      extraHTTPHeaders: { authorization: `Bearer ${OPERATOR_TOKEN}` },
-    });
+    const context = await suite.browser().newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
-    await page.goto(`${server.url}/ui/#/console`);
+    await page.goto(`${server.url}/ui/`);
+    await page.getByLabel('Operator token').fill(OPERATOR_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { level: 1, name: 'Operator console' }).waitFor();
     await page.waitForLoadState('networkidle');
     await page.screenshot({ path: `${OUT}/console.png`, fullPage: true });

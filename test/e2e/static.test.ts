@@ -62,7 +62,7 @@ describe('the web UI is served from dist/ui', () => {
 
   test("every path of the UI's generated API types is served by the API it is built with", async () => {
     const generated = readFileSync(resolve(import.meta.dirname, '../../ui/src/api/schema.d.ts'), 'utf8');
-    const paths = [...generated.matchAll(/^ {4}"(\/[^"]+)": \{$/gm)].map((m) => m[1]);
+    const paths = [...generated.matchAll(/^ {4}"(\/[^"]+)": \{$/gm)].map((m) => m[1] as string);
     expect(paths).toContain('/v1/tenants/{tenant}/identities');
     const document = (await (await fetch(`${suite.server().url}/docs/openapi.json`)).json()) as {
       paths: Record<string, unknown>;

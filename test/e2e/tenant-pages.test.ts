@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { issueLeaf, makePki, type TestPki, tempDir } from '../fixtures/pki.js';
-import { createTenant, e2eSuite, expectAccessible } from './harness.js';
+import { createTenant, e2eSuite, expectAccessible, memberPage } from './harness.js';
 
 const suite = e2eSuite();
 const TENANT = 'globex';
@@ -25,7 +25,7 @@ async function toast(text: string): Promise<void> {
 describe('tenant portal pages', () => {
   beforeAll(async () => {
     pki = await makePki('Twoway E2E Pages');
-    const apiKey = await createTenant(suite.server(), TENANT);
+    await createTenant(suite.server(), TENANT);
     const leaf = await issueLeaf(pki.intermediate, { cn: 'globex-client' });
     const upload = await suite.server().call(`/v1/tenants/${TENANT}/identities`, {
       method: 'POST',
@@ -37,11 +37,7 @@ describe('tenant portal pages', () => {
       },
     });
     expect(upload.status).toBe(201);
-    // Test-only: the tenant's API key on a header Playwright adds (session.test.ts signs in for real).
-    context = await suite.browser().newContext({ extraHTTPHeaders: { authorization: `Bearer ${apiKey}` } });
-    page = await context.newPage();
-    await page.goto(`${suite.server().url}/ui/#/t/${TENANT}/certificates`);
-    await page.getByRole('heading', { name: 'Outbound certificates' }).waitFor();
+    ({ context, page } = await memberPage(suite.browser(), suite.server(), TENANT));
   });
   afterAll(async () => {
     await context?.close();

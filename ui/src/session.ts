@@ -10,12 +10,12 @@ export interface Session {
   csrfToken: string;
 }
 
-/** Who is signed in; `undefined` inside a tenant page reached without a session API (bearer only). */
+/** Who is signed in (the pages render only once someone is). */
 export const SessionContext = createContext<Session | undefined>(undefined);
 
 /** Whether the signed-in person holds `permission` (the operator holds all). */
 export function useCan(): (permission: string) => boolean {
   const session = useContext(SessionContext);
   return (permission) =>
-    session === undefined || session.kind === 'operator' || session.permissions.includes(permission);
+    session !== undefined && (session.kind === 'operator' || session.permissions.includes(permission));
 }

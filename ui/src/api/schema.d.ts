@@ -110,10 +110,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List tenants (operator token) */
+        /** List tenants, oldest first (operator token; a tenant's key sees its own); page with limit and cursor */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description items per page (a page also stops after about 4 MiB of items) */
+                    limit?: number;
+                    /** @description the nextCursor of the previous page, with the same filters */
+                    cursor?: string;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -135,6 +140,33 @@ export interface paths {
                             }[];
                             nextCursor?: string;
                         };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -286,140 +318,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/tenants/{tenant}/api-keys": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Create an API key for the tenant (shown once) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    tenant: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            id: string;
-                            apiKey: string;
-                            /** Format: date-time */
-                            createdAt: string;
-                        };
-                    };
-                };
-                /** @description application/problem+json (RFC 9457) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description application/problem+json (RFC 9457) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description application/problem+json (RFC 9457) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/tenants/{tenant}/api-keys/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Revoke an API key */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    tenant: string;
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description application/problem+json (RFC 9457) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description application/problem+json (RFC 9457) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description application/problem+json (RFC 9457) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/tenants/{tenant}/identities": {
         parameters: {
             query?: never;
@@ -427,9 +325,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List identities with their versions, oldest first; page with limit and cursor */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description items per page (a page also stops after about 4 MiB of items) */
+                    limit?: number;
+                    /** @description the nextCursor of the previous page, with the same filters */
+                    cursor?: string;
+                };
                 header?: never;
                 path: {
                     tenant: string;
@@ -461,6 +365,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -549,6 +462,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -656,6 +578,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -699,6 +630,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -768,6 +708,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -867,6 +816,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -978,6 +936,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1055,6 +1022,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1077,9 +1053,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List mappings, oldest first (deleted ones too with includeDeleted); page with limit and cursor */
         get: {
             parameters: {
                 query?: {
+                    /** @description items per page (a page also stops after about 4 MiB of items) */
+                    limit?: number;
+                    /** @description the nextCursor of the previous page, with the same filters */
+                    cursor?: string;
                     includeDeleted?: boolean;
                 };
                 header?: never;
@@ -1121,6 +1102,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1153,6 +1143,7 @@ export interface paths {
                         match?: "exact" | "prefix" | "any";
                         identityId: string;
                         enabled?: boolean;
+                        /** @description CA certificates (PEM) that verify the remote server instead of the system roots; at most 64 KiB and 100 certificates (413 trust_anchors_too_large) */
                         trustAnchorsPem?: string;
                     };
                 };
@@ -1186,7 +1177,34 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                413: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1258,6 +1276,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1303,6 +1330,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1375,7 +1411,25 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                413: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1403,10 +1457,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Current expiry alerts (raised by the expiry scanner), soonest first */
+        /** Current expiry alerts (raised by the expiry scanner), soonest first; page with limit and cursor */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description items per page (a page also stops after about 4 MiB of items) */
+                    limit?: number;
+                    /** @description the nextCursor of the previous page, with the same filters */
+                    cursor?: string;
+                };
                 header?: never;
                 path: {
                     tenant: string;
@@ -1440,6 +1499,7 @@ export interface paths {
                                 /** Format: date-time */
                                 raisedAt: string;
                             }[];
+                            nextCursor?: string;
                         };
                     };
                 };
@@ -1454,6 +1514,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1527,6 +1596,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1551,6 +1629,8 @@ export interface paths {
                 content: {
                     "application/json": {
                         emails: string[];
+                        /** @description members with role admin or a role granting connections:write also receive the expiry e-mails (default true) */
+                        notifyMembers?: boolean;
                         webhookUrls: string[];
                         /** @description default [7] */
                         thresholdsDays?: number[];
@@ -1568,6 +1648,8 @@ export interface paths {
                     content: {
                         "application/json": {
                             emails: string[];
+                            /** @description members with role admin or a role granting connections:write also receive the expiry e-mails (default true) */
+                            notifyMembers: boolean;
                             webhookUrls: string[];
                             thresholdsDays: number[];
                             /** Format: date-time */
@@ -1598,7 +1680,25 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1631,11 +1731,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Expiry notifications sent or being sent, newest first, with every delivery attempt */
+        /** Expiry notifications sent or being sent, newest first, with every delivery attempt; page with limit and cursor */
         get: {
             parameters: {
                 query?: {
+                    /** @description items per page (a page also stops after about 4 MiB of items) */
                     limit?: number;
+                    /** @description the nextCursor of the previous page, with the same filters */
+                    cursor?: string;
                 };
                 header?: never;
                 path: {
@@ -1708,6 +1811,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1744,8 +1856,10 @@ export interface paths {
                     since?: string;
                     /** @description exclusive */
                     until?: string;
-                    cursor?: string;
+                    /** @description items per page (a page also stops after about 4 MiB of items) */
                     limit?: number;
+                    /** @description the nextCursor of the previous page, with the same filters */
+                    cursor?: string;
                 };
                 header?: never;
                 path: {
@@ -1766,7 +1880,7 @@ export interface paths {
                                 id: string;
                                 /** Format: date-time */
                                 at: string;
-                                /** @description operator, an API key id, scheduler or cli */
+                                /** @description operator, api-key:<id>, member:<id> (detail.actorEmail: the e-mail then), scheduler or cli */
                                 actor: string;
                                 /** @description <object>.<verb>, e.g. identity.add_version */
                                 action: string;
@@ -1792,6 +1906,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1966,9 +2089,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List client certificates (not deleted), oldest first; page with limit and cursor */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description items per page (a page also stops after about 4 MiB of items) */
+                    limit?: number;
+                    /** @description the nextCursor of the previous page, with the same filters */
+                    cursor?: string;
+                };
                 header?: never;
                 path: {
                     tenant: string;
@@ -2000,6 +2129,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2067,6 +2205,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2180,6 +2327,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2270,6 +2426,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2313,6 +2478,15 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2393,6 +2567,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2403,6 +2586,1220 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/roles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Roles, built-in (admin, viewer) and custom, ordered by name */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    tenant: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["Role"][];
+                            nextCursor?: string;
+                        };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/roles/{role}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    role: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Role"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        /** Create or replace a custom role (at most the permissions the caller holds) */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    role: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        description?: string;
+                        permissions: ("identities:read" | "identities:write" | "mappings:read" | "mappings:write" | "connections:read" | "connections:write" | "client-certificates:read" | "client-certificates:write" | "notifications:read" | "notifications:write" | "alerts:read" | "audit:read" | "members:write" | "api-keys:write" | "runtime:forward")[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Role"];
+                    };
+                };
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Role"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        /** Delete a custom role (409 role_in_use while a member or API key holds it) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    role: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Members, ordered by id */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    tenant: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["Member"][];
+                            nextCursor?: string;
+                        };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/members/{memberId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    memberId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Member"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        /** Create or replace a member under the platform's own user id (201 new, 200 replaced) */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    memberId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        email: string;
+                        name?: string;
+                        roles: string[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Member"];
+                    };
+                };
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Member"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        /** Delete a member; ends the member's sessions at once */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    memberId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/portal-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A single-use link (five minutes) that signs the member in to the tenant portal */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        memberId: string;
+                        /** @description a same-origin path under /ui/ (default /ui/) */
+                        returnUrl?: string;
+                        /** @description what the member came to do, passed to the UI as ?intent= */
+                        intent?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description single use; opening it signs the member in and redirects into /ui/ */
+                            url: string;
+                            /** Format: date-time */
+                            expiresAt: string;
+                        };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** API keys (never their secrets), ordered by id */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    tenant: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                id: string;
+                                name: string;
+                                roles: string[];
+                                /** Format: date-time */
+                                createdAt: string;
+                                /**
+                                 * Format: date-time
+                                 * @description to the minute
+                                 */
+                                lastUsedAt?: string;
+                            }[];
+                            nextCursor?: string;
+                        };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create an API key with roles (default ["admin"]); the key is shown once */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name?: string;
+                        /** @description default ["admin"] */
+                        roles?: string[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            /** @description Shown once; only its hash is stored */
+                            apiKey: string;
+                            name: string;
+                            roles: string[];
+                            /** Format: date-time */
+                            createdAt: string;
+                        };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an API key (at once, in every process) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who is signed in (session cookie), with the permissions and the CSRF token */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            kind: "member" | "operator";
+                            tenant?: string;
+                            memberId?: string;
+                            email?: string;
+                            name?: string;
+                            permissions: ("identities:read" | "identities:write" | "mappings:read" | "mappings:write" | "connections:read" | "connections:write" | "client-certificates:read" | "client-certificates:write" | "notifications:read" | "notifications:write" | "alerts:read" | "audit:read" | "members:write" | "api-keys:write" | "runtime:forward")[];
+                            /** @description send it as the Twoway-CSRF header with every unsafe request */
+                            csrfToken: string;
+                            /**
+                             * Format: date-time
+                             * @description the absolute end of the session
+                             */
+                            expiresAt: string;
+                            /**
+                             * Format: date-time
+                             * @description the end if nothing else is sent before it
+                             */
+                            idleExpiresAt: string;
+                        };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Operator console sign-in with the operator token (rate-limited per address) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        operatorToken: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            kind: "member" | "operator";
+                            tenant?: string;
+                            memberId?: string;
+                            email?: string;
+                            name?: string;
+                            permissions: ("identities:read" | "identities:write" | "mappings:read" | "mappings:write" | "connections:read" | "connections:write" | "client-certificates:read" | "client-certificates:write" | "notifications:read" | "notifications:write" | "alerts:read" | "audit:read" | "members:write" | "api-keys:write" | "runtime:forward")[];
+                            /** @description send it as the Twoway-CSRF header with every unsafe request */
+                            csrfToken: string;
+                            /**
+                             * Format: date-time
+                             * @description the absolute end of the session
+                             */
+                            expiresAt: string;
+                            /**
+                             * Format: date-time
+                             * @description the end if nothing else is sent before it
+                             */
+                            idleExpiresAt: string;
+                        };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/session/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sign out: ends the session and clears the cookie */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/portal/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Open a portal or console link: sets the session cookie and redirects into /ui/ (303) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                303: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2490,7 +3887,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Which mapping and identity would serve each (tenant, service, url) */
+        /** Which mapping and identity would serve each (tenant, service, url) (needs runtime:forward) */
         post: {
             parameters: {
                 query?: never;
@@ -2548,6 +3945,15 @@ export interface paths {
                     };
                 };
                 /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2572,7 +3978,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
          * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         get: {
@@ -2594,7 +4000,7 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
          * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         put: {
@@ -2616,7 +4022,7 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
          * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         post: {
@@ -2638,7 +4044,7 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
          * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         delete: {
@@ -2660,7 +4066,7 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
          * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         options: {
@@ -2682,7 +4088,7 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
          * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         head: {
@@ -2704,7 +4110,7 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
          * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         patch: {
@@ -2726,7 +4132,7 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
          * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         trace: {
@@ -2889,6 +4295,8 @@ export interface components {
         };
         NotificationSettings: {
             emails: string[];
+            /** @description members with role admin or a role granting connections:write also receive the expiry e-mails (default true) */
+            notifyMembers: boolean;
             webhookUrls: string[];
             /** @description largest first; the first makes a status expiring */
             thresholdsDays: number[];
@@ -2973,6 +4381,29 @@ export interface components {
                 firstByte?: number;
                 total: number;
             };
+        };
+        Role: {
+            name: string;
+            description: string;
+            permissions: ("identities:read" | "identities:write" | "mappings:read" | "mappings:write" | "connections:read" | "connections:write" | "client-certificates:read" | "client-certificates:write" | "notifications:read" | "notifications:write" | "alerts:read" | "audit:read" | "members:write" | "api-keys:write" | "runtime:forward")[];
+            /** @description admin and viewer: fixed, cannot be changed or deleted */
+            builtIn: boolean;
+            /** Format: date-time */
+            createdAt?: string;
+            /** Format: date-time */
+            updatedAt?: string;
+        };
+        Member: {
+            /** @description the platform's own user id */
+            id: string;
+            tenant: string;
+            email: string;
+            name: string | null;
+            roles: string[];
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
         };
     };
     responses: never;

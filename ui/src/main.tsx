@@ -1,6 +1,6 @@
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { call, setCsrfToken } from './api/client';
+import { api, setCsrfToken } from './api/client';
 import { AlertsPage } from './pages/alerts';
 import { CertificatesPage } from './pages/certificates';
 import { ConnectionsPage } from './pages/connections';
@@ -44,7 +44,7 @@ function App() {
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   const [checked, setChecked] = useState(false);
   const refresh = () =>
-    call<Session>('GET', '/v1/session').then(({ data }) => {
+    api.GET('/v1/session').then(({ data }) => {
       setSession(data ?? null);
       setCsrfToken(data?.csrfToken);
       setChecked(true);
@@ -61,7 +61,7 @@ function App() {
     page = page || 'certificates';
   }
   const signOut = async () => {
-    await call('POST', '/v1/session/logout');
+    await api.POST('/v1/session/logout');
     location.hash = '';
     void refresh();
   };

@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from 'react';
-import { api, call, problemText } from '../api/client';
+import { api, problemText, type Schemas } from '../api/client';
 import { day, daysUntil, Field, LoadError, useLoad } from '../ui';
 
 interface Expiring {
@@ -66,21 +66,16 @@ export function ExpiringAcrossTenants(props: { tenants: string[] }) {
   );
 }
 
-interface Member {
-  id: string;
-  email: string;
-  name?: string;
-  roles: string[];
-}
+type Member = Schemas['Member'];
 
 /** A tenant's members, adding one, and a portal link (single use, 5 minutes) for a member. */
 export function PortalLinks(props: { tenant: string }) {
-  const base = `/v1/tenants/${encodeURIComponent(props.tenant)}`;
+  const tenant = props.tenant;
   const members = useLoad(async () => {
-    const { data, error } = await call<{ items: Member[] }>('GET', `${base}/members`);
+    const { data, error } = await api.GET('/v1/tenants/{tenant}/members', { params: { path: { tenant } } });
     if (error) throw new Error(problemText(error));
-    return data?.items ?? [];
-  }, [props.tenant]);
+    return data.items;
+  }, [tenant]);
   const [link, setLink] = useState<{ email: string; url: string; expiresAt: string }>();
   const [error, setError] = useState<string>();
   const add = async (event: FormEvent<HTMLFormElement>) => {
@@ -92,9 +87,9 @@ export function PortalLinks(props: { tenant: string }) {
       .toLowerCase()
       .replace(/[^a-z0-9]+/g, '-')
       .replace(/^-|-$/g, '');
-    const { error } = await call('PUT', `${base}/members/${encodeURIComponent(id)}`, {
-      email,
-      roles: [String(f.get('role'))],
+    const { error } = await api.PUT('/v1/tenants/{tenant}/members/{memberId}', {
+      params: { path: { tenant, memberId: id } },
+      body: { email, roles: [String(f.get('role'))] },
     });
     setError(error ? problemText(error) : undefined);
     if (!error) {
@@ -103,15 +98,16 @@ export function PortalLinks(props: { tenant: string }) {
     }
   };
   const portalLink = async (m: Member) => {
-    const { data, error } = await call<{ url: string; expiresAt: string }>('POST', `${base}/portal-links`, {
-      memberId: m.id,
+    const { data, error } = await api.POST('/v1/tenants/{tenant}/portal-links', {
+      params: { path: { tenant } },
+      body: { memberId: m.id },
     });
     setError(error ? problemText(error) : undefined);
     if (data) setLink({ email: m.email, ...data });
   };
   return (
     <div className="card">
-      <h2>Members of {props.tenant}</h2>
+      <h2>Members of {tenant}</h2>
       <LoadError error={members.error} />
       <ul>
         {(members.data ?? []).map((m) => (

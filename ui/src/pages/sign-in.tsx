@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from 'react';
-import { call, problemText } from '../api/client';
+import { api, problemText } from '../api/client';
 import { Field } from '../ui';
 
 /** Console sign-in with the operator token; tenant members arrive through a portal link instead. */
@@ -8,7 +8,7 @@ export function SignInPage(props: { onSignedIn(): void }) {
   const submit = async (event: FormEvent<HTMLFormElement>) => {
     event.preventDefault();
     const operatorToken = String(new FormData(event.currentTarget).get('token') ?? '');
-    const { error } = await call('POST', '/v1/session', { operatorToken });
+    const { error } = await api.POST('/v1/session', { body: { operatorToken } });
     if (error) setError(problemText(error));
     else props.onSignedIn();
   };

@@ -238,7 +238,8 @@ export interface Twoway {
  */
 export async function startTwoway(
   config: Config,
-  options: { logger?: Logger; clock?: Clock; clusterWorker?: boolean } = {},
+  // uiRoot: the built web UI (default dist/ui beside the compiled main.js); tests running src/ pass it.
+  options: { logger?: Logger; clock?: Clock; clusterWorker?: boolean; uiRoot?: string } = {},
 ): Promise<Twoway> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const backends = await openBackends(config, logger);
@@ -326,7 +327,10 @@ export async function startTwoway(
     forwardAllowPrivate: config.forwardAllowPrivate,
     version: packageVersion(),
     // dist/ui, written by `npm run build` next to this file's compiled copy (dist/main.js).
-    ui: { root: fileURLToPath(new URL('./ui/', import.meta.url)), frameAncestors: config.uiFrameAncestors },
+    ui: {
+      root: options.uiRoot ?? fileURLToPath(new URL('./ui/', import.meta.url)),
+      frameAncestors: config.uiFrameAncestors,
+    },
     clientCertificates: services.clientCertificates,
     ca: services.ca,
     people: {

@@ -28,7 +28,7 @@ export interface TestTwoway extends Twoway {
  */
 export async function startTestTwoway(
   env: Record<string, string> = {},
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; uiRoot?: string } = {},
 ): Promise<TestTwoway & { dataDir: string }> {
   const { dir, cleanup } = tempDir('twoway-data-');
   const config = loadConfig({
@@ -47,7 +47,11 @@ export async function startTestTwoway(
     },
   });
   const logger = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  const twoway = await startTwoway(config, { logger, ...(options.clock ? { clock: options.clock } : {}) });
+  const twoway = await startTwoway(config, {
+    logger,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.uiRoot ? { uiRoot: options.uiRoot } : {}),
+  });
   const bodies: string[] = [];
   let closing: Promise<void> | undefined;
   return {

@@ -1,6 +1,6 @@
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { api, setCsrfToken } from './api/client';
+import { api, setCsrfToken, whenSessionEnds } from './api/client';
 import { AlertsPage } from './pages/alerts';
 import { CertificatesPage } from './pages/certificates';
 import { ConnectionsPage } from './pages/connections';
@@ -43,6 +43,7 @@ function App() {
   const hash = useHash();
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   const [checked, setChecked] = useState(false);
+  const [ended, setEnded] = useState(false);
   const refresh = () =>
     api.GET('/v1/session').then(({ data }) => {
       setSession(data ?? null);
@@ -52,9 +53,23 @@ function App() {
   // biome-ignore lint/correctness/useExhaustiveDependencies: once
   useEffect(() => {
     void refresh();
+    whenSessionEnds(() => {
+      setCsrfToken(undefined);
+      setEnded(true);
+      setSession(null);
+    });
   }, []);
   if (!checked) return <p className="loading">Loading…</p>;
-  if (session === null) return <SignInPage onSignedIn={refresh} />;
+  if (session === null)
+    return (
+      <SignInPage
+        notice={ended ? 'Your session ended. Open a new portal link, or sign in again.' : undefined}
+        onSignedIn={() => {
+          setEnded(false);
+          return refresh();
+        }}
+      />
+    );
   let { tenant, page } = parseHash(hash);
   if (tenant === undefined && session?.kind === 'member') {
     tenant = session.tenant;

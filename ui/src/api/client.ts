@@ -21,12 +21,29 @@ export function setCsrfToken(token: string | undefined): void {
   csrfToken = token;
 }
 
+let onSessionEnded: () => void = () => undefined;
+
+/** Called when the API answers 401 to a signed-in page: the session expired or was ended elsewhere. */
+export function whenSessionEnds(handler: () => void): void {
+  onSessionEnded = handler;
+}
+
 const csrf: Middleware = {
   onRequest({ request }) {
     if (csrfToken !== undefined && !['GET', 'HEAD', 'OPTIONS'].includes(request.method)) {
       request.headers.set('twoway-csrf', csrfToken);
     }
     return request;
+  },
+  onResponse({ request, response }) {
+    if (
+      response.status === 401 &&
+      csrfToken !== undefined &&
+      !new URL(request.url).pathname.startsWith('/v1/session')
+    ) {
+      onSessionEnded();
+    }
+    return response;
   },
 };
 
@@ -58,6 +75,7 @@ export async function call<T>(
     credentials: 'same-origin',
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
+  if (response.status === 401 && csrfToken !== undefined) onSessionEnded();
   const text = await response.text();
   const json = text ? (JSON.parse(text) as unknown) : undefined;
   return response.ok ? { data: json as T } : { error: { status: response.status, ...(json as Problem) } };

@@ -3,7 +3,7 @@ import { api, problemText } from '../api/client';
 import { Field } from '../ui';
 
 /** Console sign-in with the operator token; tenant members arrive through a portal link instead. */
-export function SignInPage(props: { onSignedIn(): void }) {
+export function SignInPage(props: { notice?: string | undefined; onSignedIn(): void }) {
   const [error, setError] = useState<string>();
   const submit = async (event: FormEvent<HTMLFormElement>) => {
     event.preventDefault();
@@ -15,6 +15,11 @@ export function SignInPage(props: { onSignedIn(): void }) {
   return (
     <main id="main" className="sign-in">
       <h1>Sign in to Twoway</h1>
+      {props.notice ? (
+        <p className="banner banner-yellow" role="alert">
+          {props.notice}
+        </p>
+      ) : null}
       <p>Tenant members: open the portal link your platform sent you. It signs you in for this browser.</p>
       <form className="card" onSubmit={submit}>
         <h2>Operator console</h2>

@@ -73,7 +73,7 @@ describe('outbound certificates page', () => {
     await context.close();
   });
 
-  test('a certificate that expires in 3 days shows the yellow banner in words, and its action opens a new-version dialog that Escape closes', async () => {
+  test('a certificate that expires in 3 days shows the yellow banner in words, red with the date once past, and its action opens a new-version dialog that Escape closes', async () => {
     const { context, page } = await tenantPage('soon');
     const notAfter = new Date(Date.now() + 3 * DAY_MS - 60_000);
     const leaf = await issueLeaf(pki.intermediate, { cn: 'soon-client', notAfter });
@@ -95,6 +95,17 @@ describe('outbound certificates page', () => {
     );
     expect(await banner.getByRole('button', { name: 'Upload a new certificate' }).isVisible()).toBe(true);
     await expectAccessible(page);
+
+    // Five days on (the browser's clock): expired, in red, in words.
+    await page.clock.setFixedTime(new Date(Date.now() + 5 * DAY_MS));
+    await page.reload();
+    const red = page.locator('.banner-red');
+    await red.waitFor();
+    expect(await red.textContent()).toContain(`expired 2 days ago, on ${notAfter.toISOString().slice(0, 10)}`);
+    await expectAccessible(page);
+    await page.clock.setFixedTime(new Date());
+    await page.reload();
+    await banner.waitFor();
 
     // "Upload a new certificate" opens the dialog for a new version of that identity.
     await banner.getByRole('button', { name: 'Upload a new certificate' }).click();

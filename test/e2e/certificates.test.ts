@@ -101,7 +101,9 @@ describe('outbound certificates page', () => {
     await page.reload();
     const red = page.locator('.banner-red');
     await red.waitFor();
-    expect(await red.textContent()).toContain(`expired 2 days ago, on ${notAfter.toISOString().slice(0, 10)}`);
+    expect(await red.textContent()).toContain(
+      `expired 2 days ago, on ${notAfter.toISOString().slice(0, 10)}`,
+    );
     await expectAccessible(page);
     await page.clock.setFixedTime(new Date());
     await page.reload();

@@ -37,6 +37,23 @@ describe('signing in, permissions and the operator console', () => {
     await context.close();
   });
 
+  test('a portal link with intent=upload-certificate lands with the upload dialog open, focus inside', async () => {
+    const server = suite.server();
+    await createTenant(server, 'cyberdyne');
+    await portalLink(server, 'cyberdyne', 'miles', 'admin');
+    const response = await server.call('/v1/tenants/cyberdyne/portal-links', {
+      method: 'POST',
+      json: { memberId: 'miles', intent: 'upload-certificate' },
+    });
+    const { url } = (await response.json()) as { url: string };
+    const context = await suite.browser().newContext();
+    const page = await context.newPage();
+    await page.goto(url);
+    await page.getByRole('dialog', { name: 'Upload certificate' }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.closest('dialog') !== null)).toBe(true);
+    await context.close();
+  });
+
   test('a viewer sees no upload or write controls, and the API refuses the upload anyway', async () => {
     const server = suite.server();
     await createTenant(server, 'umbrella');

@@ -82,7 +82,12 @@ export function CertificatesPage(props: { tenant: string }) {
     });
     return { items: list.data.items, thresholdDays: Math.max(...thresholds, 0), usedBy };
   }, [tenant]);
-  const [dialog, setDialog] = useState<{ identity?: Identity } | undefined>();
+  // A portal link made with intent=upload-certificate lands with the upload dialog open.
+  const [dialog, setDialog] = useState<{ identity?: Identity } | undefined>(() =>
+    new URLSearchParams(location.search).get('intent') === 'upload-certificate' && can('identities:write')
+      ? {}
+      : undefined,
+  );
   const items = identities.data?.items ?? [];
   const current = items.find((i) => i.status !== 'disabled') ?? items[0];
   const currentVersion = current && active(current);

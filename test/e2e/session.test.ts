@@ -139,6 +139,13 @@ describe('signing in, permissions and the operator console', () => {
     await expect.poll(() => expiring.locator('li').count()).toBe(0);
     await expectAccessible(page);
 
+    // The operator opens a tenant's pages from the list, and comes back to the console.
+    await page.locator('.tenants').getByRole('link', { name: 'soylent Ltd' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Outbound certificates' }).waitFor();
+    await expect.poll(() => page.getByLabel('Active certificate').textContent()).toContain('Soylent client');
+    await page.getByRole('navigation', { name: 'Pages' }).getByRole('link', { name: 'Console' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Operator console' }).waitFor();
+
     await page.getByRole('button', { name: 'Members of soylent' }).click();
     await page.getByLabel('Member e-mail').fill('sol@soylent.example');
     await page.getByRole('button', { name: 'Add member' }).click();

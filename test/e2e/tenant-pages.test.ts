@@ -175,4 +175,21 @@ describe('tenant portal pages', () => {
     await expect.poll(() => rows.count()).toBe(20);
     await expectAccessible(page);
   });
+
+  test('every page fits 375 px without sideways scrolling and passes axe there', async () => {
+    await page.setViewportSize({ width: 375, height: 800 });
+    for (const title of [
+      'Outbound certificates',
+      'External API requests',
+      'Mappings',
+      'Inbound mTLS',
+      'Alerts and audit',
+    ]) {
+      await open(title);
+      await page.waitForLoadState('networkidle');
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, title).toBeLessThanOrEqual(0);
+      await expectAccessible(page);
+    }
+  });
 });

@@ -123,3 +123,16 @@ export function LoadError(props: { error?: string | undefined }) {
     </p>
   ) : null;
 }
+
+/**
+ * A table that scrolls sideways on a narrow screen: a named region that takes keyboard focus, so the
+ * scroll is reachable without a mouse (WCAG 2.1.1).
+ */
+export function TableWrap(props: { label: string; children: ReactNode }) {
+  return (
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must be focusable to scroll by keyboard
+    <section className="table-wrap" aria-label={props.label} tabIndex={0}>
+      {props.children}
+    </section>
+  );
+}

@@ -1,7 +1,7 @@
 import { type FormEvent, useState } from 'react';
 import { api, problemText } from '../api/client';
 import { useCan } from '../session';
-import { day, Field, LoadError, useLoad, useToast } from '../ui';
+import { day, Field, LoadError, TableWrap, useLoad, useToast } from '../ui';
 
 const lines = (value: FormDataEntryValue | null) =>
   String(value ?? '')
@@ -124,7 +124,7 @@ export function AlertsPage(props: { tenant: string }) {
         <button type="submit">Filter</button>
       </form>
       <LoadError error={audit.error} />
-      <div className="table-wrap">
+      <TableWrap label="Audit events">
         <table>
           <caption className="visually-hidden">Audit events</caption>
           <thead>
@@ -148,7 +148,7 @@ export function AlertsPage(props: { tenant: string }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </TableWrap>
       <div className="actions">
         <button
           type="button"

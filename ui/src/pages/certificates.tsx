@@ -1,7 +1,7 @@
 import { type FormEvent, useState } from 'react';
 import { api, call, formBody, type Identity, type Problem, problemText, type Schemas } from '../api/client';
 import { useCan } from '../session';
-import { Dialog, day, daysUntil, Field, LoadError, useLoad, useToast } from '../ui';
+import { Dialog, day, daysUntil, Field, LoadError, TableWrap, useLoad, useToast } from '../ui';
 import type { Connection } from './connections';
 
 /** Upload error codes and the dialog field each concerns (API.md, Identities). */
@@ -142,7 +142,7 @@ export function CertificatesPage(props: { tenant: string }) {
             {identity.name} <span className={`status status-${identity.status}`}>{identity.status}</span>
           </h2>
           <p className="hint">{usedText(identities.data?.usedBy(identity.id))}</p>
-          <div className="table-wrap">
+          <TableWrap label={`Versions of ${identity.name}`}>
             <table>
               <caption className="visually-hidden">Versions of {identity.name}</caption>
               <thead>
@@ -190,7 +190,7 @@ export function CertificatesPage(props: { tenant: string }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
           {canWrite ? (
             <div className="actions">
               <button type="button" onClick={() => setDialog({ identity })}>

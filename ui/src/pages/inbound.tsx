@@ -1,7 +1,7 @@
 import { type FormEvent, useState } from 'react';
 import { api, formBody, problemText } from '../api/client';
 import { useCan } from '../session';
-import { day, Field, LoadError, useLoad, useToast } from '../ui';
+import { day, Field, LoadError, TableWrap, useLoad, useToast } from '../ui';
 
 /** Inbound mTLS: client certificates (upload by file or PEM, sign a CSR), revoke, delete, edge hello. */
 export function InboundPage(props: { tenant: string }) {
@@ -79,7 +79,7 @@ export function InboundPage(props: { tenant: string }) {
         </button>
       </div>
       <LoadError error={list.error} />
-      <div className="table-wrap">
+      <TableWrap label="Client certificates">
         <table>
           <caption className="visually-hidden">Client certificates</caption>
           <thead>
@@ -136,7 +136,7 @@ export function InboundPage(props: { tenant: string }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </TableWrap>
       {canWrite ? (
         <>
           <form className="card" onSubmit={upload}>

@@ -1,7 +1,7 @@
 import { type FormEvent, useState } from 'react';
 import { api, problemText } from '../api/client';
 import { useCan } from '../session';
-import { Field, LoadError, useLoad, useToast } from '../ui';
+import { Field, LoadError, TableWrap, useLoad, useToast } from '../ui';
 
 /** Mappings: which identity a service's URLs are called with. */
 export function MappingsPage(props: { tenant: string }) {
@@ -44,7 +44,7 @@ export function MappingsPage(props: { tenant: string }) {
     <section aria-labelledby="page-title">
       <h1 id="page-title">Mappings</h1>
       <LoadError error={load.error} />
-      <div className="table-wrap">
+      <TableWrap label="Mappings">
         <table>
           <caption className="visually-hidden">Mappings</caption>
           <thead>
@@ -92,7 +92,7 @@ export function MappingsPage(props: { tenant: string }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </TableWrap>
       {can('mappings:write') ? (
         <form className="card" onSubmit={create}>
           <h2>Add a mapping</h2>

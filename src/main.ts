@@ -353,6 +353,17 @@ export async function startTwoway(
   let address: string;
   let edge: RunningEdge;
   let metricsListener: MetricsListener | undefined;
+  /** Stops everything but the edge, in dependency order (the edge is closed first by its owner). */
+  const stop = async (): Promise<void> => {
+    clearInterval(poll);
+    await metricsListener?.close();
+    await lifecycle.close();
+    await app.close();
+    await dispatchers.close();
+    await services.parser.close();
+    await backends.store.close();
+    await backends.kms.close();
+  };
   try {
     address = await app.listen({ host: config.host, port: config.httpPort });
     if (config.metricsListen !== undefined) {
@@ -377,14 +388,7 @@ export async function startTwoway(
   } catch (err) {
     // The HTTP or edge port is taken (or the edge certificate files are unreadable): stop what
     // already runs.
-    clearInterval(poll);
-    await metricsListener?.close();
-    await lifecycle.close();
-    await app.close();
-    await dispatchers.close();
-    await services.parser.close();
-    await backends.store.close();
-    await backends.kms.close();
+    await stop();
     throw err;
   }
   if (config.forwardAllowPrivate) logger.warn('forwarding to private and loopback addresses is allowed');
@@ -404,15 +408,8 @@ export async function startTwoway(
     dispatchers,
     lifecycle,
     async close() {
-      clearInterval(poll);
-      await metricsListener?.close();
       await edge.close();
-      await lifecycle.close();
-      await app.close();
-      await dispatchers.close();
-      await services.parser.close();
-      await backends.store.close();
-      await backends.kms.close();
+      await stop();
     },
   };
 }

@@ -31,6 +31,7 @@ import {
 import { LifecycleService } from './lifecycle/service.js';
 import { MappingService } from './mappings/service.js';
 import { ChangeBus } from './shared/changes.js';
+import { followRevisions } from './shared/revision-follower.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
 import { openStore, type Store } from './store/index.js';
@@ -304,20 +305,17 @@ export async function startTwoway(
     ca: services.ca,
   });
 
-  // Other processes (the CLI, other replicas) write to the same store: a revision counter tells.
-  let revision = await backends.store.getRevision();
-  const poll = setInterval(() => {
-    backends.store.getRevision().then(
-      (current) => {
-        if (current === revision) return;
-        revision = current;
-        services.changes.emitAll();
-        services.tenants.forgetCachedKeys();
-      },
-      (err: unknown) => logger.warn({ err }, 'store revision poll failed'),
-    );
-  }, config.changePollIntervalMs);
-  poll.unref();
+  // Other processes (the CLI, other replicas) write to the same store: PostgreSQL announces each
+  // write (LISTEN/NOTIFY), and the revision counter is polled as the fallback (SQLite: only that).
+  const follower = await followRevisions({
+    store: backends.store,
+    pollIntervalMs: config.changePollIntervalMs,
+    logger,
+    onChange: () => {
+      services.changes.emitAll();
+      services.tenants.forgetCachedKeys();
+    },
+  });
 
   let address: string;
   let edge: RunningEdge;
@@ -346,7 +344,7 @@ export async function startTwoway(
   } catch (err) {
     // The HTTP or edge port is taken (or the edge certificate files are unreadable): stop what
     // already runs.
-    clearInterval(poll);
+    await follower.close();
     await metricsListener?.close();
     await lifecycle.close();
     await app.close();
@@ -373,7 +371,7 @@ export async function startTwoway(
     dispatchers,
     lifecycle,
     async close() {
-      clearInterval(poll);
+      await follower.close();
       await metricsListener?.close();
       await edge.close();
       await lifecycle.close();

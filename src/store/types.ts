@@ -489,5 +489,26 @@ export interface Store
   migrate(): Promise<void>;
   /** A cheap round trip for /readyz. */
   ping(): Promise<void>;
+  /**
+   * PostgreSQL only: calls `handlers` as other processes (and this one) commit writes, within
+   * milliseconds (LISTEN/NOTIFY on a dedicated session, re-subscribed after it is lost). Absent on
+   * SQLite: poll {@link MetaStore.getRevision}. Close the watch before the store.
+   */
+  watchRevisions?(handlers: RevisionWatchHandlers): RevisionWatch;
+  close(): Promise<void>;
+}
+
+/** What {@link Store.watchRevisions} reports. */
+export interface RevisionWatchHandlers {
+  /** A write transaction that set the revision counter to `revision` committed. */
+  onRevision(revision: number): void;
+  /** The listening session was lost (`err`); the next attempt is in `retryInMs` milliseconds. */
+  onLost?(err: unknown, retryInMs: number): void;
+  /** Listening again after a loss: announcements made in between were missed (read the revision). */
+  onResubscribed?(): void;
+}
+
+/** A running {@link Store.watchRevisions}; `close()` ends its session. */
+export interface RevisionWatch {
   close(): Promise<void>;
 }

@@ -31,9 +31,9 @@ import {
 import { LifecycleService } from './lifecycle/service.js';
 import { MappingService } from './mappings/service.js';
 import { ChangeBus } from './shared/changes.js';
-import { followRevisions } from './shared/revision-follower.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
+import { followRevisions } from './shared/revision-follower.js';
 import { openStore, type Store } from './store/index.js';
 import { TenantService } from './tenants/service.js';
 

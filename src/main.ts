@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { CaKeyAlgorithm } from './ca/crypto.js';
+import { OcspResponder } from './ca/ocsp.js';
 import { PlatformCa } from './ca/platform-ca.js';
 import { IdentityParser } from './certificates/index.js';
 import { clientCertificatePolicy } from './client-certificates/policy.js';
@@ -106,6 +107,8 @@ export interface Services {
   tester: IdentityTester;
   /** The platform CA (opened on first use; `ensure()` creates it on the very first start). */
   ca: PlatformCa;
+  /** The platform CA's OCSP responder (RFC 6960). */
+  ocsp: OcspResponder;
   clientCertificates: ClientCertificateService;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
@@ -168,7 +171,12 @@ export function createServices(
     kms,
     clock,
     keyAlgorithm: config.caKeyAlgorithm as CaKeyAlgorithm,
-    ...(config.publicUrl !== undefined ? { crlUrl: crlUrlOf(config.publicUrl) } : {}),
+    ...(config.publicUrl !== undefined
+      ? {
+          crlUrl: publicEndpointOf(config.publicUrl, 'v1/ca/crl'),
+          ocspUrl: publicEndpointOf(config.publicUrl, 'v1/ca/ocsp'),
+        }
+      : {}),
     ...(logger ? { logger: logger.child({ module: 'ca' }) } : {}),
   });
   const clientCertificates = new ClientCertificateService({
@@ -186,6 +194,7 @@ export function createServices(
     audit,
     tester,
     ca,
+    ocsp: new OcspResponder({ issuer: ca, statuses: store, clock }),
     clientCertificates,
     parser,
   };
@@ -303,6 +312,7 @@ export async function startTwoway(
     version: packageVersion(),
     clientCertificates: services.clientCertificates,
     ca: services.ca,
+    ocsp: services.ocsp,
   });
 
   // Other processes (the CLI, other replicas) write to the same store: PostgreSQL announces each
@@ -385,13 +395,14 @@ export async function startTwoway(
 }
 
 /**
- * `<publicUrl>/v1/ca/crl`, normalised by the WHATWG URL parser (punycode host, percent-encoded
- * path), so that the URI written into certificates is valid (RFC 5280 §4.2.1.13, an IA5String).
+ * `<publicUrl>/<path>` (the CRL, the OCSP responder), normalised by the WHATWG URL parser (punycode
+ * host, percent-encoded path), so that the URI written into certificates is valid (RFC 5280
+ * §4.2.1.13 and §4.2.2.1, an IA5String).
  */
-function crlUrlOf(publicUrl: string): string {
+function publicEndpointOf(publicUrl: string, path: string): string {
   const base = new URL(publicUrl);
   base.pathname = `${base.pathname.replace(/\/+$/, '')}/`;
-  return new URL('v1/ca/crl', base).href;
+  return new URL(path, base).href;
 }
 
 function packageVersion(): string {

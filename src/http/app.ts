@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
+import type { OcspResponder } from '../ca/ocsp.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { caRoutes } from '../ca/routes.js';
 import { clientCertificateRoutes } from '../client-certificates/routes.js';
@@ -80,6 +81,8 @@ export interface AppDeps {
   lifecycle: LifecycleService;
   clientCertificates: ClientCertificateService;
   ca: PlatformCa;
+  /** The platform CA's OCSP responder (`/v1/ca/ocsp`). */
+  ocsp: OcspResponder;
 }
 
 /**
@@ -231,7 +234,7 @@ export async function buildHttpApp(deps: AppDeps) {
       });
     },
   });
-  await app.register(caRoutes, { ca: deps.ca });
+  await app.register(caRoutes, { ca: deps.ca, ocsp: deps.ocsp });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });
   return app;
 }

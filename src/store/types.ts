@@ -205,6 +205,12 @@ export interface RevokedSerial {
   reason?: RevocationReason;
 }
 
+/** An issued certificate's revocation state; both fields absent while it is good. */
+export interface IssuedCertificateStatus {
+  revokedAt?: Date;
+  reason?: RevocationReason;
+}
+
 /** The current CRL of the platform CA. */
 export interface StoredCrl {
   /** CRLNumber (RFC 5280 §5.2.3), monotonic. */
@@ -269,6 +275,13 @@ export interface ClientCertificateStore {
     afterRevision: number,
     options?: { includeDeleted?: boolean },
   ): Promise<ClientCertificateIndexRow[]>;
+  /**
+   * The revocation state of the certificate the platform CA issued with serial `serialNumber`
+   * (uppercase hex without leading zero octets), deleted ones included (a delete revokes): what its
+   * OCSP responder answers. Undefined when no issued certificate has that serial (the CA does not
+   * record the edge's own server certificates).
+   */
+  getIssuedCertificateStatus(serialNumber: string): Promise<IssuedCertificateStatus | undefined>;
 }
 
 export interface PlatformCaStore {

@@ -144,27 +144,9 @@ try {
   const ca = await (await fetch(`${serves[0].api}/v1/ca/certificates`)).text();
   const edgeMs = [];
   for (let n = 0; n < Number(values.revocations); n++) {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        'c.key',
-        '-out',
-        'c.pem',
-        '-days',
-        '2',
-        '-subj',
-        `/CN=bench-${n}`,
-      ],
-      { cwd: dir, stdio: 'pipe' },
-    );
+    const made =
+      'req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout c.key -out c.pem -days 2';
+    execFileSync('openssl', [...made.split(' '), '-subj', `/CN=bench-${n}`], { cwd: dir, stdio: 'pipe' });
     const cert = readFileSync(join(dir, 'c.pem'), 'utf8');
     const key = readFileSync(join(dir, 'c.key'), 'utf8');
     const registered = await call(serves[0].api, '/v1/tenants/bench/client-certificates', apiKey, {

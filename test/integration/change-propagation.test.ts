@@ -96,17 +96,9 @@ describe.skipIf(postgres === undefined)('changes reach another process by NOTIFY
     const { id } = (await uploaded.json()) as { id: string };
     // B has looked the tenant up (and cached that it has no mapping).
     expect((await forwardAtB()).headers.get('twoway-error')).toBe('no_mapping');
-    const mapping = await a.call('/v1/tenants/acme/mappings', {
-      method: 'POST',
-      token: apiKey,
-      json: {
-        name: 'm',
-        service: 'api',
-        url: `${upstream.url}/`,
-        identityId: id,
-        trustAnchorsPem: pki.root.certPem,
-      },
-    });
+    const target = { service: 'api', url: `${upstream.url}/`, trustAnchorsPem: pki.root.certPem };
+    const json = { name: 'notified', identityId: id, ...target };
+    const mapping = await a.call('/v1/tenants/acme/mappings', { method: 'POST', token: apiKey, json });
     expect(mapping.status, await mapping.clone().text()).toBe(201);
     await within(async () => (await forwardAtB()).status === 200);
   });

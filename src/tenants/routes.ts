@@ -2,6 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { PageQuery, pageRequest, viewPage } from '../shared/paging.js';
+import type { Tenant } from '../store/index.js';
 import { apiKeyCreated, apiKeyRevoked, tenantCreated } from './audit.js';
 import { ApiKeySchema, CreatedTenantSchema, CreateTenantBody, TenantSchema } from './schemas.js';
 import type { TenantService } from './service.js';
@@ -35,17 +37,20 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantServic
     {
       schema: {
         tags: ['tenants'],
-        summary: 'List tenants (operator token)',
-        response: { 200: Collection(TenantSchema) },
+        summary:
+          "List tenants, oldest first (operator token; a tenant's key sees its own); page with limit and cursor",
+        querystring: PageQuery,
+        response: { 200: Collection(TenantSchema), ...problemResponses },
       },
     },
     async (request) => {
+      const view = (t: Tenant) => ({ ...t, createdAt: t.createdAt.toISOString() });
       if (request.principal.kind !== 'operator') {
         const own = await tenants.authorize(request.principal, request.principal.tenantId);
-        return { items: [{ ...own, createdAt: own.createdAt.toISOString() }] };
+        return { items: [view(own)] };
       }
-      const items = await tenants.listTenants();
-      return { items: items.map((t) => ({ ...t, createdAt: t.createdAt.toISOString() })) };
+      const page = await tenants.pageTenants(pageRequest(request.query));
+      return viewPage(page, (items) => items.map(view));
     },
   );
 };

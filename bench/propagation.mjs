@@ -74,13 +74,31 @@ async function call(api, path, token, init = {}) {
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
 
-/** Calls `check` back to back until it is true; the ms from `since` to then. */
+/**
+ * Calls `check` until it is true, 1 ms apart (back to back, two probing loops would take both
+ * cores from the processes they measure); the ms from `since` to the answer that said so.
+ */
 async function until(since, check) {
   const deadline = since + 10_000;
   while (!(await check())) {
     if (performance.now() > deadline) throw new Error('not applied within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
   return performance.now() - since;
+}
+
+/**
+ * The floor: when PostgreSQL delivers each announcement to a listener in this process (what every
+ * serve receives at the same moment), in ms after `since` of the change it announces.
+ */
+async function listenHere(url) {
+  const { changeChannel } = await import(join(root, 'dist/store/postgres-changes.js'));
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const arrivals = new Map();
+  client.on('notification', (message) => arrivals.set(Number(message.payload), performance.now()));
+  await client.query(`LISTEN "${changeChannel(schema)}"`);
+  return { client, arrivals };
 }
 
 /** GET the edge hello with a client certificate over a new TLS connection; its status, 0 if refused. */
@@ -111,6 +129,7 @@ function stats(samples) {
 }
 
 const serves = [];
+let here;
 try {
   // One at a time: the first creates the platform CA, the others find it.
   for (let i = 0; i < 3; i++) serves.push(await serve(i));
@@ -120,6 +139,8 @@ try {
   });
   const apiKey = created.body.apiKey;
 
+  here = await listenHere(values.url);
+  const notifyMs = [];
   const apiKeyMs = [];
   for (let n = 0; n < Number(values.changes); n++) {
     const [writer, ...readers] = [0, 1, 2].map((k) => serves[(n + k) % 3]);
@@ -128,16 +149,24 @@ try {
       if ((await call(reader.api, '/v1/tenants/bench', key.apiKey)).status !== 200)
         throw new Error('key not admitted');
     }
+    const before = Math.max(0, ...here.arrivals.keys());
     const revoked = await call(writer.api, `/v1/tenants/bench/api-keys/${key.id}`, apiKey, {
       method: 'DELETE',
     });
     if (revoked.status !== 204) throw new Error(`revoke: ${revoked.status}`);
     const since = performance.now();
-    const times = await Promise.all(
-      readers.map((reader) =>
+    const announced = async () => {
+      const later = () => [...here.arrivals.keys()].filter((revision) => revision > before);
+      await until(since, async () => later().length > 0);
+      return here.arrivals.get(Math.min(...later())) - since;
+    };
+    const [notified, ...times] = await Promise.all([
+      announced(),
+      ...readers.map((reader) =>
         until(since, async () => (await call(reader.api, '/v1/tenants/bench', key.apiKey)).status === 401),
       ),
-    );
+    ]);
+    notifyMs.push(notified);
     apiKeyMs.push(...times);
   }
 
@@ -170,6 +199,8 @@ try {
     pollIntervalMs: 60_000,
     // The machine is shared: a load far above its cores stretches the tail.
     loadAverage1m: Math.round(loadavg()[0] * 10) / 10,
+    // Negative: PostgreSQL delivered the announcement before the revoking answer reached the bench.
+    notifyDeliveryMs: stats(notifyMs),
     apiKeyRevocationMs: stats(apiKeyMs),
     edgeRevocationMs: stats(edgeMs),
   };
@@ -180,6 +211,7 @@ try {
   console.log(JSON.stringify(result, null, 2));
 } finally {
   for (const s of serves) await stop(s.child);
+  await here?.client.end();
   await admin.query(`drop schema if exists ${schema} cascade`);
   await admin.end();
   rmSync(dir, { recursive: true, force: true });

@@ -75,7 +75,10 @@ export function listenForRevisions(
     const session = new pg.Client({
       connectionString: options.url,
       connectionTimeoutMillis: options.connectTimeoutMs,
+      // Probes after 10 s of silence (the OS default waits two hours): a session whose peer went
+      // away without a word is noticed in minutes, not hours; the revision poll covers until then.
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       fallback_application_name: 'twoway-listen',
     });
     client = session;

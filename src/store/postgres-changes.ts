@@ -47,8 +47,8 @@ export interface RevisionListenerOptions {
  * `pg_terminate_backend`, a network fault), it reports `onLost` and subscribes again after 100 ms,
  * doubling up to 5 s between failed attempts (with jitter, so that many processes do not reconnect in
  * step); after subscribing again it calls `onResubscribed`, since announcements made while it was
- * away are gone. TCP keepalive notices a silent peer; the caller's revision poll covers the time in
- * between.
+ * away are gone. TCP keepalive notices a peer gone silent (in minutes); the revision poll covers the
+ * time in between.
  */
 export function listenForRevisions(
   options: RevisionListenerOptions,

@@ -336,6 +336,18 @@ export async function startTwoway(
   let address: string;
   let edge: RunningEdge;
   let metricsListener: MetricsListener | undefined;
+  /** Stops everything started so far, in order (the edge only once it listens). */
+  const stop = async (startedEdge: RunningEdge | undefined) => {
+    await follower.close();
+    await metricsListener?.close();
+    await startedEdge?.close();
+    await lifecycle.close();
+    await app.close();
+    await dispatchers.close();
+    await services.parser.close();
+    await backends.store.close();
+    await backends.kms.close();
+  };
   try {
     address = await app.listen({ host: config.host, port: config.httpPort });
     if (config.metricsListen !== undefined) {
@@ -360,14 +372,7 @@ export async function startTwoway(
   } catch (err) {
     // The HTTP or edge port is taken (or the edge certificate files are unreadable): stop what
     // already runs.
-    await follower.close();
-    await metricsListener?.close();
-    await lifecycle.close();
-    await app.close();
-    await dispatchers.close();
-    await services.parser.close();
-    await backends.store.close();
-    await backends.kms.close();
+    await stop(undefined);
     throw err;
   }
   if (config.forwardAllowPrivate) logger.warn('forwarding to private and loopback addresses is allowed');
@@ -386,17 +391,7 @@ export async function startTwoway(
     store: backends.store,
     dispatchers,
     lifecycle,
-    async close() {
-      await follower.close();
-      await metricsListener?.close();
-      await edge.close();
-      await lifecycle.close();
-      await app.close();
-      await dispatchers.close();
-      await services.parser.close();
-      await backends.store.close();
-      await backends.kms.close();
-    },
+    close: () => stop(edge),
   };
 }
 

@@ -7,6 +7,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
+import type { OcspResponder } from '../ca/ocsp.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { caRoutes } from '../ca/routes.js';
 import { clientCertificateRoutes } from '../client-certificates/routes.js';
@@ -88,6 +89,8 @@ export interface AppDeps {
   ca: PlatformCa;
   /** Members, roles, API keys, portal links and browser sessions. */
   people: PeopleDeps;
+  /** The platform CA's OCSP responder (`/v1/ca/ocsp`). */
+  ocsp: OcspResponder;
 }
 
 /** What the people routes and the session cookie need (a slice of Config besides the services). */
@@ -280,7 +283,7 @@ export async function buildHttpApp(deps: AppDeps) {
     cookie: cookieOptions,
     signInMaxPerMinute: deps.people.signInMaxPerMinute,
   });
-  await app.register(caRoutes, { ca: deps.ca });
+  await app.register(caRoutes, { ca: deps.ca, ocsp: deps.ocsp });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });
   return app;
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { CaKeyAlgorithm } from './ca/crypto.js';
+import { OcspResponder } from './ca/ocsp.js';
 import { PlatformCa } from './ca/platform-ca.js';
 import { IdentityParser } from './certificates/index.js';
 import { clientCertificatePolicy } from './client-certificates/policy.js';
@@ -37,6 +38,7 @@ import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
 import { quotasOf } from './shared/quotas.js';
+import { followRevisions } from './shared/revision-follower.js';
 import { openStore, type Store } from './store/index.js';
 import { TenantService } from './tenants/service.js';
 
@@ -109,6 +111,8 @@ export interface Services {
   tester: IdentityTester;
   /** The platform CA (opened on first use; `ensure()` creates it on the very first start). */
   ca: PlatformCa;
+  /** The platform CA's OCSP responder (RFC 6960). */
+  ocsp: OcspResponder;
   clientCertificates: ClientCertificateService;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
@@ -187,7 +191,12 @@ export function createServices(
     kms,
     clock,
     keyAlgorithm: config.caKeyAlgorithm as CaKeyAlgorithm,
-    ...(config.publicUrl !== undefined ? { crlUrl: crlUrlOf(config.publicUrl) } : {}),
+    ...(config.publicUrl !== undefined
+      ? {
+          crlUrl: publicEndpointOf(config.publicUrl, 'v1/ca/crl'),
+          ocspUrl: publicEndpointOf(config.publicUrl, 'v1/ca/ocsp'),
+        }
+      : {}),
     ...(logger ? { logger: logger.child({ module: 'ca' }) } : {}),
   });
   const clientCertificates = new ClientCertificateService({
@@ -206,6 +215,7 @@ export function createServices(
     audit,
     tester,
     ca,
+    ocsp: new OcspResponder({ issuer: ca, statuses: store, clock }),
     clientCertificates,
     parser,
     people,
@@ -340,26 +350,36 @@ export async function startTwoway(
       sessionLifetimeMs: config.sessionLifetimeMs,
       signInMaxPerMinute: config.sessionSignInMaxPerMinute,
     },
+    ocsp: services.ocsp,
   });
 
-  // Other processes (the CLI, other replicas) write to the same store: a revision counter tells.
-  let revision = await backends.store.getRevision();
-  const poll = setInterval(() => {
-    backends.store.getRevision().then(
-      (current) => {
-        if (current === revision) return;
-        revision = current;
-        services.changes.emitAll();
-        services.tenants.forgetCachedKeys();
-      },
-      (err: unknown) => logger.warn({ err }, 'store revision poll failed'),
-    );
-  }, config.changePollIntervalMs);
-  poll.unref();
+  // Other processes (the CLI, other replicas) write to the same store: PostgreSQL announces each
+  // write (LISTEN/NOTIFY), and the revision counter is polled as the fallback (SQLite: only that).
+  const follower = await followRevisions({
+    store: backends.store,
+    pollIntervalMs: config.changePollIntervalMs,
+    logger,
+    onChange: () => {
+      services.changes.emitAll();
+      services.tenants.forgetCachedKeys();
+    },
+  });
 
   let address: string;
   let edge: RunningEdge;
   let metricsListener: MetricsListener | undefined;
+  /** Stops everything started so far, in order (the edge only once it listens). */
+  const stop = async (startedEdge: RunningEdge | undefined) => {
+    await follower.close();
+    await metricsListener?.close();
+    await startedEdge?.close();
+    await lifecycle.close();
+    await app.close();
+    await dispatchers.close();
+    await services.parser.close();
+    await backends.store.close();
+    await backends.kms.close();
+  };
   try {
     address = await app.listen({ host: config.host, port: config.httpPort });
     if (config.metricsListen !== undefined) {
@@ -384,14 +404,7 @@ export async function startTwoway(
   } catch (err) {
     // The HTTP or edge port is taken (or the edge certificate files are unreadable): stop what
     // already runs.
-    clearInterval(poll);
-    await metricsListener?.close();
-    await lifecycle.close();
-    await app.close();
-    await dispatchers.close();
-    await services.parser.close();
-    await backends.store.close();
-    await backends.kms.close();
+    await stop(undefined);
     throw err;
   }
   if (config.forwardAllowPrivate) logger.warn('forwarding to private and loopback addresses is allowed');
@@ -410,28 +423,19 @@ export async function startTwoway(
     store: backends.store,
     dispatchers,
     lifecycle,
-    async close() {
-      clearInterval(poll);
-      await metricsListener?.close();
-      await edge.close();
-      await lifecycle.close();
-      await app.close();
-      await dispatchers.close();
-      await services.parser.close();
-      await backends.store.close();
-      await backends.kms.close();
-    },
+    close: () => stop(edge),
   };
 }
 
 /**
- * `<publicUrl>/v1/ca/crl`, normalised by the WHATWG URL parser (punycode host, percent-encoded
- * path), so that the URI written into certificates is valid (RFC 5280 §4.2.1.13, an IA5String).
+ * `<publicUrl>/<path>` (the CRL, the OCSP responder), normalised by the WHATWG URL parser (punycode
+ * host, percent-encoded path), so that the URI written into certificates is valid (RFC 5280
+ * §4.2.1.13 and §4.2.2.1, an IA5String).
  */
-function crlUrlOf(publicUrl: string): string {
+function publicEndpointOf(publicUrl: string, path: string): string {
   const base = new URL(publicUrl);
   base.pathname = `${base.pathname.replace(/\/+$/, '')}/`;
-  return new URL('v1/ca/crl', base).href;
+  return new URL(path, base).href;
 }
 
 function packageVersion(): string {

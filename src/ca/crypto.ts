@@ -4,6 +4,7 @@
  */
 import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
+import type { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -70,4 +71,24 @@ export function randomSerialHex(): string {
 /** Hex of even length, as @peculiar/x509 reads serial numbers. */
 export function evenHex(hex: string): string {
   return hex.length % 2 === 0 ? hex : `0${hex}`;
+}
+
+/**
+ * Signs `data` with `key` as X.509 structures carry signatures (RFC 5280 §4.1.1.2-3): the
+ * AlgorithmIdentifier of `signing` with the key's parameters, and the signature value (ECDSA as a
+ * DER Ecdsa-Sig-Value, RFC 5480 §2.2; RSA as is). What @peculiar/x509's generators do inside, for
+ * structures it does not build itself (OCSP responses, RFC 6960 §4.2.1).
+ */
+export async function signAsn1(
+  key: CryptoKey,
+  signing: Algorithm | EcdsaParams,
+  data: BufferSource,
+): Promise<{ algorithm: AlgorithmIdentifier; signature: ArrayBuffer }> {
+  const algorithm = { ...signing, ...key.algorithm };
+  const raw = await subtle.sign(algorithm, key, data);
+  const formatter =
+    algorithm.name === 'ECDSA' ? new x509.AsnEcSignatureFormatter() : new x509.AsnDefaultSignatureFormatter();
+  const signature = formatter.toAsnSignature(algorithm, raw);
+  if (signature === null) throw new Error(`cannot encode a ${algorithm.name} signature`);
+  return { algorithm: new x509.AlgorithmProvider().toAsnAlgorithm(algorithm), signature };
 }

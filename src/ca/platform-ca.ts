@@ -2,13 +2,14 @@
  * The platform CA: a root and an issuing intermediate, created on first start and kept in the
  * database (one CA per deployment, shared by every replica), each private key sealed with envelope
  * encryption through the Kms. The issuing CA signs tenants' client certificates (from CSRs), the
- * edge listener's default server certificate, and the CRL (RFC 5280 §5) of revoked issued
- * certificates.
+ * edge listener's default server certificate, the CRL (RFC 5280 §5) of revoked issued
+ * certificates, and the OCSP responses of ocsp.ts (RFC 6960).
  *
  * Only the issuing key is opened at start, into a non-extractable CryptoKey; the root key stays
  * sealed (it is only needed to issue a new intermediate).
  */
 import { createHash, X509Certificate } from 'node:crypto';
+import type { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import type { Logger } from 'pino';
 import { DAY_MS, describeKey, fingerprintSha256, toPem } from '../certificates/index.js';
 import { AppError } from '../errors/app-error.js';
@@ -30,6 +31,7 @@ import {
   caKeyParams,
   evenHex,
   randomSerialHex,
+  signAsn1,
   subtle,
   x509,
 } from './crypto.js';
@@ -73,6 +75,11 @@ export interface PlatformCaDeps {
    * certificate issued from now on as its CRL distribution point (RFC 5280 §4.2.1.13). None without.
    */
   crlUrl?: string;
+  /**
+   * The OCSP responder (`<TWOWAY_PUBLIC_URL>/v1/ca/ocsp`): named in every certificate issued from
+   * now on in its Authority Information Access (RFC 5280 §4.2.2.1, id-ad-ocsp). None without.
+   */
+  ocspUrl?: string;
   logger?: Logger;
 }
 
@@ -248,6 +255,17 @@ export class PlatformCa {
     return this.#crl.der;
   }
 
+  /**
+   * Signs `data` with the issuing CA's key (an OCSP response's tbsResponseData, RFC 6960 §4.2.1)
+   * and returns the signature with its AlgorithmIdentifier, as {@link signAsn1} encodes them.
+   */
+  async signAsIssuing(
+    data: ArrayBuffer,
+  ): Promise<{ algorithm: AlgorithmIdentifier; signature: ArrayBuffer }> {
+    const ca = await this.#open();
+    return signAsn1(ca.issuingKey, ca.params.signing, data);
+  }
+
   /** Drops the cached CRL (a revocation here or in another process made a new one). */
   forgetCachedCrl(): void {
     this.#crl = undefined;
@@ -381,6 +399,9 @@ export class PlatformCa {
         new x509.AuthorityKeyIdentifierExtension(ca.issuingKeyId),
         ...(this.#deps.crlUrl !== undefined
           ? [new x509.CRLDistributionPointsExtension([this.#deps.crlUrl])]
+          : []),
+        ...(this.#deps.ocspUrl !== undefined
+          ? [new x509.AuthorityInfoAccessExtension({ ocsp: [this.#deps.ocspUrl] })]
           : []),
       ],
     });

@@ -8,6 +8,7 @@ import { type UiOptions, uiRoutes } from './ui.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
+import type { OcspResponder } from '../ca/ocsp.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { caRoutes } from '../ca/routes.js';
 import { clientCertificateRoutes } from '../client-certificates/routes.js';
@@ -91,6 +92,8 @@ export interface AppDeps {
   ca: PlatformCa;
   /** Members, roles, API keys, portal links and browser sessions. */
   people: PeopleDeps;
+  /** The platform CA's OCSP responder (`/v1/ca/ocsp`). */
+  ocsp: OcspResponder;
 }
 
 /** What the people routes and the session cookie need (a slice of Config besides the services). */
@@ -284,7 +287,7 @@ export async function buildHttpApp(deps: AppDeps) {
     signInMaxPerMinute: deps.people.signInMaxPerMinute,
   });
   if (deps.ui) await app.register(uiRoutes, deps.ui);
-  await app.register(caRoutes, { ca: deps.ca });
+  await app.register(caRoutes, { ca: deps.ca, ocsp: deps.ocsp });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });
   return app;
 }

@@ -27,15 +27,9 @@ export interface AuditNote {
 }
 
 /** What a caller records; the service adds id and time. */
-export interface AuditEntry {
-  actor: string;
-  action: string;
-  objectType: string;
-  objectId: string;
-  sourceAddress?: string;
-  requestId?: string;
+export type AuditEntry = Omit<AuditEvent, 'id' | 'tenantId' | 'at' | 'detail'> & {
   detail?: Record<string, unknown>;
-}
+};
 
 /** Filters of `GET .../audit-events`. */
 export interface AuditFilter {

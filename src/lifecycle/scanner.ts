@@ -20,13 +20,8 @@ export interface ExpiryEvent {
   type: 'certificate.expiring' | 'certificate.expired';
   createdAt: string;
   tenant: string;
-  data: {
-    objectType: string;
-    objectId: string;
-    objectVersion: string;
-    name: string;
-    subject: string;
-    fingerprintSha256: string;
+  /** The object's facts ({@link ExpiringObject} less the tenant, `notAfter` as RFC 3339). */
+  data: Omit<ExpiringObject, 'tenantId' | 'notAfter'> & {
     notAfter: string;
     /** Whole days left, rounded up; negative once expired. */
     daysLeft: number;

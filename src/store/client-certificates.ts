@@ -16,6 +16,7 @@ import type {
   ClientCertificateSource,
   ClientCertificateStore,
   CrlMaker,
+  IssuedCertificateStatus,
   Page,
   PageRequest,
   RevocationReason,
@@ -218,6 +219,20 @@ export class KyselyClientCertificateStore extends Aggregate implements ClientCer
       if (row.deleted_at !== null) entry.deletedAt = fromMs(row.deleted_at);
       return entry;
     });
+  }
+
+  /** Across tenants: serial numbers are the CA's, random and 128 bits long. */
+  async getIssuedCertificateStatus(serialNumber: string): Promise<IssuedCertificateStatus | undefined> {
+    // Stored as X509Certificate.serialNumber gives it; tolerate an odd-length form too.
+    const query = this.database.db
+      .selectFrom('client_certificates')
+      .select(['revoked_at', 'revocation_reason'])
+      .where('source', '=', 'issued')
+      .where('serial_number', 'in', [serialNumber, `0${serialNumber}`]);
+    return this.database.first(query, (row) => ({
+      ...(row.revoked_at !== null ? { revokedAt: fromMs(row.revoked_at) } : {}),
+      ...(row.revocation_reason !== null ? { reason: row.revocation_reason as RevocationReason } : {}),
+    }));
   }
 
   /** An UPDATE of certificate `id` of `tenantId`, inside the caller's write transaction. */

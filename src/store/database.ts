@@ -55,6 +55,12 @@ export interface DialectSupport {
   ): Promise<LockOutcome<T>>;
   /** The PostgreSQL schema of Kysely's migration bookkeeping tables; undefined on SQLite. */
   readonly migrationTableSchema?: string | undefined;
+  /**
+   * Announces the revision a write transaction just set, inside that transaction (PostgreSQL
+   * `NOTIFY`, delivered by the server only when the transaction commits, never if it rolls back);
+   * absent on SQLite, whose single host polls.
+   */
+  announceRevision?(trx: Transaction<Database>): Promise<void>;
 }
 
 /** The tables whose rows belong to one tenant (a `tenant_id` column). */
@@ -108,6 +114,8 @@ export class Unchanged extends Error {
  *   `internal_error`. The driver error is always the `cause` (logged, never in `detail`), also when
  *   the rollback after it fails too (SQLite rolls back by itself after `SQLITE_FULL`, and the
  *   rollback then reports "no transaction is active").
+ * - On PostgreSQL each write also announces its revision (`NOTIFY`, see
+ *   {@link DialectSupport.announceRevision}) so that other processes apply it at once.
  * - After a `storage_full`, {@link ping} fails with `storage_full` until a write succeeds (its own
  *   probe write, or any other).
  */
@@ -190,6 +198,10 @@ export class StoreDatabase {
         .set((eb) => ({ value: eb('value', '+', 1) }))
         .where('id', '=', 1)
         .execute();
+      // Right after the bump, in the same transaction: listeners hear of the change only once it
+      // committed, and the revision lock already serialises writes, so notifications arrive in
+      // revision order.
+      await this.support.announceRevision?.(trx);
       return work(trx);
     });
   }

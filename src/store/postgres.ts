@@ -3,6 +3,7 @@ import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, sq
 import pg from 'pg';
 import type { DialectSupport, DriverFailure } from './database.js';
 import { createKyselyStore } from './kysely-store.js';
+import { changeChannel, listenForRevisions, notifyRevision } from './postgres-changes.js';
 import type { Database } from './tables.js';
 import type { Store } from './types.js';
 
@@ -97,7 +98,13 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     // `kysely_migration` table in any schema of the database and skip creating ours.
     const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
     const migrationTableSchema = rows[0]?.schema ?? undefined;
-    return createKyselyStore(db, postgresSupport(migrationTableSchema));
+    const channel = changeChannel(migrationTableSchema ?? 'public');
+    const store = createKyselyStore(db, postgresSupport(migrationTableSchema, channel));
+    const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    return {
+      ...store,
+      watchRevisions: (handlers) => listenForRevisions({ url, channel, connectTimeoutMs }, handlers),
+    };
   } catch (err) {
     await db.destroy();
     throw err;
@@ -144,8 +151,11 @@ async function createSchema(db: Kysely<Database>, schema: string): Promise<void>
   }
 }
 
-/** The PostgreSQL side of the store, for the schema `migrationTableSchema` (current_schema()). */
-function postgresSupport(migrationTableSchema: string | undefined): DialectSupport {
+/**
+ * The PostgreSQL side of the store, for the schema `migrationTableSchema` (current_schema()), whose
+ * writes are announced on `channel`.
+ */
+function postgresSupport(migrationTableSchema: string | undefined, channel: string): DialectSupport {
   const lockKey = schedulerLockKey(migrationTableSchema ?? 'public');
   return {
     dialect: 'postgres',
@@ -157,6 +167,7 @@ function postgresSupport(migrationTableSchema: string | undefined): DialectSuppo
       return rows.length > 0;
     },
     classifyError: classifyPostgresError,
+    announceRevision: (trx) => notifyRevision(trx, channel),
     /**
      * A session advisory lock held on one reserved connection for the duration of `work` (released
      * on unlock, or by the server if the connection dies). The key is derived from the schema, so

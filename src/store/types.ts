@@ -247,6 +247,12 @@ export interface RevokedSerial {
   reason?: RevocationReason;
 }
 
+/** An issued certificate's revocation state; both fields absent while it is good. */
+export interface IssuedCertificateStatus {
+  revokedAt?: Date;
+  reason?: RevocationReason;
+}
+
 /** The current CRL of the platform CA. */
 export interface StoredCrl {
   /** CRLNumber (RFC 5280 §5.2.3), monotonic. */
@@ -328,6 +334,13 @@ export interface ClientCertificateStore {
     afterRevision: number,
     options?: { includeDeleted?: boolean },
   ): Promise<ClientCertificateIndexRow[]>;
+  /**
+   * The revocation state of the certificate the platform CA issued with serial `serialNumber`
+   * (uppercase hex without leading zero octets), deleted ones included (a delete revokes): what its
+   * OCSP responder answers. Undefined when no issued certificate has that serial (the CA does not
+   * record the edge's own server certificates).
+   */
+  getIssuedCertificateStatus(serialNumber: string): Promise<IssuedCertificateStatus | undefined>;
 }
 
 export interface PlatformCaStore {
@@ -645,5 +658,26 @@ export interface Store
   migrate(): Promise<void>;
   /** A cheap round trip for /readyz. */
   ping(): Promise<void>;
+  /**
+   * PostgreSQL only: calls `handlers` as other processes (and this one) commit writes, within
+   * milliseconds (LISTEN/NOTIFY on a dedicated session, re-subscribed after it is lost). Absent on
+   * SQLite: poll {@link MetaStore.getRevision}. Close the watch before the store.
+   */
+  watchRevisions?(handlers: RevisionWatchHandlers): RevisionWatch;
+  close(): Promise<void>;
+}
+
+/** What {@link Store.watchRevisions} reports. */
+export interface RevisionWatchHandlers {
+  /** A write transaction that set the revision counter to `revision` committed. */
+  onRevision(revision: number): void;
+  /** The listening session was lost (`err`); the next attempt is in `retryInMs` milliseconds. */
+  onLost?(err: unknown, retryInMs: number): void;
+  /** Listening again after a loss: announcements made in between were missed (read the revision). */
+  onResubscribed?(): void;
+}
+
+/** A running {@link Store.watchRevisions}; `close()` ends its session. */
+export interface RevisionWatch {
   close(): Promise<void>;
 }

@@ -326,6 +326,18 @@ const cases: Record<string, Case> = {
       audit: false,
     };
   },
+  // An OCSP query (public, RFC 6960) reads revocation state and stores nothing either.
+  'POST /v1/ca/ocsp': async (ctx) => ({
+    tenant: ctx.tenant,
+    status: 200,
+    call: () =>
+      fetch(`${ctx.twoway.url}/v1/ca/ocsp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/ocsp-request' },
+        body: Buffer.from([0x30, 0x00]),
+      }),
+    audit: false,
+  }),
   // Issue 3's inbound routes (API.md "Inbound"); their handlers set request.audit themselves.
   'POST /v1/tenants/{tenant}/client-certificates': async (ctx) => {
     const leaf = await ctx.leaf();

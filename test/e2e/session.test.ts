@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { DAY_MS } from '../../src/certificates/index.js';
-import { issueLeaf, makePki } from '../fixtures/pki.js';
+import { issueLeaf, makePkcs12, makePki } from '../fixtures/pki.js';
 import {
   createTenant,
   e2eSuite,
@@ -90,6 +90,59 @@ describe('signing in, permissions and the operator console', () => {
       items: unknown[];
     };
     expect(list.items).toEqual([]);
+    await context.close();
+  });
+
+  test('External API requests: Enable SSL authentication is disabled with its reason until a certificate is uploaded, then it can be switched on', async (ctx) => {
+    const server = suite.server();
+    await createTenant(server, 'hooli');
+    // Runs once the server has the connections API (issue "connections"); until then there is no route.
+    const probe = await server.call('/v1/tenants/hooli/connections');
+    if (probe.status === 404) ctx.skip();
+    const { context, page } = await memberPage(suite.browser(), server, 'hooli');
+    const nav = page.getByRole('navigation', { name: 'Pages' });
+    await nav.getByRole('link', { name: 'External API requests' }).click();
+    await page.getByRole('heading', { level: 1, name: 'External API requests' }).waitFor();
+    const ssl = page.getByRole('checkbox', { name: 'Enable SSL authentication' });
+    await ssl.waitFor();
+    expect(await ssl.isDisabled()).toBe(true);
+    expect(await page.locator('#c-ssl-why').textContent()).toContain('Upload an active certificate first');
+    await page.getByLabel('Name', { exact: true }).fill('Partner API');
+    await page.getByLabel('Base URL').fill('https://partner.example/api/');
+    await page.getByLabel('Authentication type').selectOption({ label: 'Basic' });
+    await page.getByLabel('Username').fill('hooli');
+    await page.getByLabel('Password').fill('s3cret-basic');
+    await page.getByRole('button', { name: 'Save' }).click();
+    const card = page.getByRole('region', { name: 'Connection Partner API' });
+    await card.waitFor();
+    expect(await card.textContent()).toContain('secret set');
+    expect(await card.textContent()).not.toContain('s3cret-basic');
+    expect(await card.getByRole('checkbox', { name: 'Enable SSL authentication' }).isDisabled()).toBe(true);
+    await expectAccessible(page);
+
+    // Upload a certificate through its page, come back: the switch is enabled and turns on.
+    await nav.getByRole('link', { name: 'Outbound certificates' }).click();
+    await page.getByRole('button', { name: 'Upload certificate' }).click();
+    const pki = await makePki('Hooli');
+    const leaf = await issueLeaf(pki.intermediate, { cn: 'hooli-client' });
+    await page.getByLabel('Certificate file (.p12, .pfx or PEM)').setInputFiles({
+      name: 'hooli.p12',
+      mimeType: 'application/x-pkcs12',
+      buffer: makePkcs12(leaf, [pki.intermediate], 'pw-hooli'),
+    });
+    await page.getByLabel('Password').fill('pw-hooli');
+    await page.getByLabel('Name', { exact: true }).fill('Hooli client');
+    await page.getByRole('button', { name: 'Upload and save' }).click();
+    await page.locator('.toast', { hasText: 'uploaded and saved' }).waitFor();
+    await nav.getByRole('link', { name: 'External API requests' }).click();
+    const cardSsl = card.getByRole('checkbox', { name: 'Enable SSL authentication' });
+    await expect.poll(() => cardSsl.isEnabled()).toBe(true);
+    await cardSsl.click();
+    await page.locator('.toast', { hasText: 'SSL authentication enabled for Partner API' }).waitFor();
+    const saved = (await (await server.call('/v1/tenants/hooli/connections')).json()) as {
+      items: { clientCertificate: { enabled: boolean } }[];
+    };
+    expect(saved.items[0]?.clientCertificate.enabled).toBe(true);
     await context.close();
   });
 

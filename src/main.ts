@@ -34,6 +34,7 @@ import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
 import { openStore, type Store } from './store/index.js';
+import { EdgeAccess } from './tenants/edge-access.js';
 import { TenantService } from './tenants/service.js';
 
 /** A start-up refusal with a message meant for the operator (no secrets in it). */
@@ -106,6 +107,8 @@ export interface Services {
   /** The platform CA (opened on first use; `ensure()` creates it on the very first start). */
   ca: PlatformCa;
   clientCertificates: ClientCertificateService;
+  /** The operator's per-tenant switch for inbound mTLS. */
+  edgeAccess: EdgeAccess;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
 }
@@ -132,6 +135,7 @@ export function createServices(
   const { store, kms } = backends;
   const changes = new ChangeBus();
   const tenants = new TenantService(store, clock, config.operatorToken, changes);
+  const edgeAccess = new EdgeAccess(store, config.edgeDefaultEnabled, changes);
   const settings = new NotificationSettingsService({
     store,
     kms,
@@ -186,6 +190,7 @@ export function createServices(
     tester,
     ca,
     clientCertificates,
+    edgeAccess,
     parser,
   };
 }
@@ -288,6 +293,7 @@ export async function startTwoway(
     tester: services.tester,
     lifecycle: new LifecycleService({ store: backends.store, clock }),
     tenants: services.tenants,
+    edgeAccess: services.edgeAccess,
     identities: services.identities,
     mappings: services.mappings,
     runtime,
@@ -337,6 +343,7 @@ export async function startTwoway(
       ca: services.ca,
       clientCertificates: services.clientCertificates,
       tenants: services.tenants,
+      edgeAccess: services.edgeAccess,
       store: backends.store,
       changes: services.changes,
       metrics,

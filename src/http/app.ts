@@ -28,6 +28,8 @@ import type { NotificationSettingsService } from '../lifecycle/settings.js';
 import { mappingRoutes } from '../mappings/routes.js';
 import { MappingSchema } from '../mappings/schemas.js';
 import type { MappingService } from '../mappings/service.js';
+import { authenticateHeader } from '../tenants/credentials.js';
+import type { EdgeAccess } from '../tenants/edge-access.js';
 import { tenantListRoutes, tenantRoutes } from '../tenants/routes.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { Metrics, MetricsAccess } from './metrics.js';
@@ -53,6 +55,8 @@ declare module 'fastify' {
 export interface AppDeps {
   logger: Logger;
   tenants: TenantService;
+  /** The operator's edge switch per tenant. */
+  edgeAccess: EdgeAccess;
   identities: IdentityService;
   mappings: MappingService;
   runtime: RuntimeService;
@@ -168,7 +172,7 @@ export async function buildHttpApp(deps: AppDeps) {
     // reaches the `/v1/tenants` handler while its raw URL does not start with `/v1/`.
     const path = request.routeOptions.url ?? request.url;
     if (!path.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
-    request.principal = await deps.tenants.authenticate(bearerToken(request.headers.authorization));
+    request.principal = await authenticateHeader(deps.tenants, request.headers.authorization);
   });
   app.addHook('onResponse', async (request, reply) => {
     if (request.url.startsWith('/v1/runtime/forward')) return;
@@ -209,11 +213,11 @@ export async function buildHttpApp(deps: AppDeps) {
     return deps.metrics.registry.metrics();
   });
 
-  await app.register(tenantListRoutes, { tenants: deps.tenants });
+  await app.register(tenantListRoutes, { tenants: deps.tenants, edge: deps.edgeAccess });
   await app.register(tenantScope, {
     tenants: deps.tenants,
     async routes(scope) {
-      await scope.register(tenantRoutes, { tenants: deps.tenants });
+      await scope.register(tenantRoutes, { tenants: deps.tenants, edge: deps.edgeAccess });
       await scope.register(identityRoutes, {
         identities: deps.identities,
         maxUploadBytes: deps.maxUploadBytes,

@@ -14,6 +14,11 @@ export interface Tenant {
   id: string;
   name: string;
   createdAt: Date;
+  /**
+   * Inbound mTLS at the edge, as the operator switched it; absent while the tenant follows
+   * `TWOWAY_EDGE_DEFAULT_ENABLED`.
+   */
+  edgeEnabled?: boolean;
 }
 
 /** A tenant API key; only the SHA-256 of the secret is kept. */
@@ -92,6 +97,8 @@ export interface TenantStore {
   /** @throws AppError `tenant_exists` */
   createTenant(tenant: Tenant): Promise<void>;
   getTenant(tenantId: string): Promise<Tenant | undefined>;
+  /** Switches the edge for the tenant; false when the tenant does not exist. */
+  setEdgeEnabled(tenantId: string, enabled: boolean): Promise<boolean>;
   listTenants(): Promise<Tenant[]>;
   createApiKey(tenantId: string, key: ApiKey): Promise<void>;
   /** Sets `revokedAt`; false when the key does not exist in this tenant. */

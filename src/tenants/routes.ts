@@ -2,14 +2,34 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import { apiKeyCreated, apiKeyRevoked, tenantCreated } from './audit.js';
-import { ApiKeySchema, CreatedTenantSchema, CreateTenantBody, TenantSchema } from './schemas.js';
+import type { Tenant } from '../store/index.js';
+import { apiKeyCreated, apiKeyRevoked, tenantCreated, tenantUpdated } from './audit.js';
+import type { EdgeAccess } from './edge-access.js';
+import {
+  ApiKeySchema,
+  CreatedTenantSchema,
+  CreateTenantBody,
+  PatchTenantBody,
+  TenantSchema,
+} from './schemas.js';
 import type { TenantService } from './service.js';
 
+/** What the tenant routes need. */
+export interface TenantRouteOptions {
+  tenants: TenantService;
+  /** The operator's edge switch per tenant (shown as `edgeEnabled`). */
+  edge: EdgeAccess;
+}
+
+/** A tenant as the API shows it. */
+function tenantView(tenant: Tenant, edge: EdgeAccess) {
+  return { ...tenant, createdAt: tenant.createdAt.toISOString(), edgeEnabled: edge.enabledFor(tenant) };
+}
+
 /** `/v1/tenants`: create (operator token) and list (the operator's every tenant, a key's own). */
-export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
+export const tenantListRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = async (
   app,
-  { tenants },
+  { tenants, edge },
 ) => {
   app.post(
     '/v1/tenants',
@@ -26,7 +46,7 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantServic
         throw new AppError('not_found', 'Only the operator creates tenants.');
       const { tenant, apiKey, keyId } = await tenants.createTenant(request.body.id, request.body.name);
       request.audit = tenantCreated(tenant, keyId);
-      return reply.code(201).send({ ...tenant, createdAt: tenant.createdAt.toISOString(), apiKey });
+      return reply.code(201).send({ ...tenantView(tenant, edge), apiKey, apiKeyId: keyId });
     },
   );
 
@@ -42,10 +62,10 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantServic
     async (request) => {
       if (request.principal.kind !== 'operator') {
         const own = await tenants.authorize(request.principal, request.principal.tenantId);
-        return { items: [{ ...own, createdAt: own.createdAt.toISOString() }] };
+        return { items: [tenantView(own, edge)] };
       }
       const items = await tenants.listTenants();
-      return { items: items.map((t) => ({ ...t, createdAt: t.createdAt.toISOString() })) };
+      return { items: items.map((t) => tenantView(t, edge)) };
     },
   );
 };
@@ -54,10 +74,7 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantServic
  * `/v1/tenants/{tenant}` and its API keys; registered in the tenant scope (http/tenant-scope.ts),
  * which authorises the tenant.
  */
-export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
-  app,
-  { tenants },
-) => {
+export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = async (app, { tenants, edge }) => {
   app.get(
     '/v1/tenants/:tenant',
     {
@@ -70,7 +87,33 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
     async (request) => {
       const tenant = await tenants.getTenant(request.params.tenant);
       if (!tenant) throw new AppError('not_found', 'No such tenant.');
-      return { ...tenant, createdAt: tenant.createdAt.toISOString() };
+      return tenantView(tenant, edge);
+    },
+  );
+
+  app.patch(
+    '/v1/tenants/:tenant',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: "Change the tenant's settings (edgeEnabled: operator token only)",
+        params: TenantParams,
+        body: PatchTenantBody,
+        response: { 200: TenantSchema, ...problemResponses },
+      },
+    },
+    async (request) => {
+      const { edgeEnabled } = request.body;
+      if (edgeEnabled !== undefined) {
+        if (request.principal.kind !== 'operator') {
+          throw new AppError('operator_only', 'Only the operator switches inbound mTLS for a tenant.');
+        }
+        await edge.set(request.params.tenant, edgeEnabled);
+        request.audit = tenantUpdated(request.params.tenant, { edgeEnabled });
+      }
+      const tenant = await tenants.getTenant(request.params.tenant);
+      if (!tenant) throw new AppError('not_found', 'No such tenant.');
+      return tenantView(tenant, edge);
     },
   );
 

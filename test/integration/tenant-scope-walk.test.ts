@@ -40,6 +40,7 @@ const version2 = (o: Objects): Probe => ({ params: { id: o.identityId, version: 
  */
 const probes: Record<string, (o: Objects, ctx: WalkContext) => Promise<Probe> | Probe> = {
   'GET /v1/tenants/{tenant}': () => ({}),
+  'PATCH /v1/tenants/{tenant}': () => ({ json: {} }),
   'POST /v1/tenants/{tenant}/api-keys': () => ({}),
   'DELETE /v1/tenants/{tenant}/api-keys/{id}': (o) => ({ params: { id: o.apiKeyId } }),
   'POST /v1/tenants/{tenant}/identities': async (_o, ctx) => ({

@@ -167,7 +167,7 @@ export function lifecycle(dialect: StoreDialect): Migration {
   };
 }
 
-async function columnExists(
+export async function columnExists(
   db: Kysely<unknown>,
   dialect: StoreDialect,
   table: string,

@@ -3,6 +3,7 @@ import { initial } from './0001-initial.js';
 import { inbound } from './0002-inbound.js';
 import { lifecycle } from './0003-lifecycle.js';
 import { sharedClientCertificates } from './0004-shared-client-certificates.js';
+import { edgeControls } from './0008-edge-controls.js';
 
 /** The two SQL engines Twoway stores data in. */
 export type StoreDialect = 'sqlite' | 'postgres';
@@ -18,6 +19,7 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0002_inbound': inbound(dialect),
     '0003_lifecycle': lifecycle(dialect),
     '0004_shared_client_certificates': sharedClientCertificates(),
+    '0008_edge_controls': edgeControls(dialect),
   };
 }
 

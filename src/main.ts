@@ -33,6 +33,7 @@ import { MappingService } from './mappings/service.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
+import { quotasOf } from './shared/quotas.js';
 import { openStore, type Store } from './store/index.js';
 import { EdgeAccess } from './tenants/edge-access.js';
 import { TenantService } from './tenants/service.js';
@@ -133,6 +134,7 @@ export function createServices(
   logger?: Logger,
 ): Services {
   const { store, kms } = backends;
+  const quotas = quotasOf(config);
   const changes = new ChangeBus();
   const tenants = new TenantService(store, clock, config.operatorToken, changes);
   const edgeAccess = new EdgeAccess(store, config.edgeDefaultEnabled, changes);
@@ -142,6 +144,7 @@ export function createServices(
     clock,
     changes,
     allowPrivate: config.forwardAllowPrivate,
+    maxTargets: quotas.notificationTargets,
   });
   const parser = new IdentityParser();
   const identities = new IdentityService({
@@ -151,12 +154,14 @@ export function createServices(
     parser,
     changes,
     expiringWithinDays: (tenantId) => settings.firstThresholdDays(tenantId),
+    quotas,
   });
   const mappings = new MappingService({
     store,
     clock,
     changes,
     identityExists: (tenantId, identityId) => identities.exists(tenantId, identityId),
+    quota: quotas.mappings,
   });
   const audit = new AuditService({ store, clock });
   const tester = new IdentityTester({
@@ -179,6 +184,7 @@ export function createServices(
     ca,
     clock,
     policy: clientCertificatePolicy(config),
+    quotas,
   });
   return {
     changes,

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { PageQuery, pageRequest } from '../shared/paging.js';
 import type { RevocationReason } from '../store/index.js';
 import {
   clientCertificateDeleted,
@@ -110,12 +111,14 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
     {
       schema: {
         tags: ['client certificates'],
+        summary: 'List client certificates (not deleted), oldest first; page with limit and cursor',
         params: TenantParams,
+        querystring: PageQuery,
         response: { 200: Collection(Type.Ref('ClientCertificate')), ...problemResponses },
       },
     },
     async (request) => {
-      return { items: await clientCertificates.list(request.params.tenant) };
+      return clientCertificates.list(request.params.tenant, pageRequest(request.query));
     },
   );
 

@@ -162,6 +162,36 @@ export const ConfigSchema = Type.Object({
         'CLI only: the PKCS#12 / key password of `identity import` and `identity test` when neither --password-file nor --password-stdin is given',
     }),
   ),
+  quotaIdentities: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: 'Most identities (not deleted) per tenant',
+  }),
+  quotaVersionsPerIdentity: Type.Integer({
+    minimum: 1,
+    default: 100,
+    description: 'Most versions of one identity (versions are kept for the record)',
+  }),
+  quotaMappings: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: 'Most mappings (not deleted) per tenant',
+  }),
+  quotaClientCertificates: Type.Integer({
+    minimum: 1,
+    default: 10_000,
+    description: 'Most client certificates (not deleted, revoked ones included) per tenant',
+  }),
+  quotaIssuedPerDay: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: 'Most certificates the platform CA issues to one tenant in any 24 hours',
+  }),
+  quotaNotificationTargets: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description: 'Most e-mail addresses plus webhook URLs in one tenant’s notification settings',
+  }),
   workers: Type.Integer({
     minimum: 1,
     maximum: 64,

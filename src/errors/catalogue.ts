@@ -16,6 +16,9 @@ export const catalogue = {
   internal_error: { status: 500, title: 'Internal error' },
   not_ready: { status: 503, title: 'Not ready' },
   storage_full: { status: 503, title: 'Storage full' },
+  // lists and quotas
+  invalid_cursor: { status: 400, title: 'Invalid cursor' },
+  quota_exceeded: { status: 409, title: 'Quota exceeded' },
   // tenants
   tenant_exists: { status: 409, title: 'Tenant already exists' },
   // identity upload (RFC 7292 PKCS#12, RFC 5280 X.509, RFC 5958 PKCS#8)
@@ -35,6 +38,7 @@ export const catalogue = {
   digital_signature_not_allowed: { status: 422, title: 'Key usage does not allow digitalSignature' },
   java_keystore: { status: 422, title: 'Java keystore: convert it to PKCS#12' },
   invalid_trust_anchors: { status: 422, title: 'Invalid trust anchors' },
+  trust_anchors_too_large: { status: 413, title: 'Too many trust anchors' },
   // identities
   identity_in_use: { status: 409, title: 'Identity in use by a mapping' },
   version_not_usable: { status: 409, title: 'Version cannot be activated' },

@@ -3,6 +3,7 @@ import { type TSchema, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { PageQuery, pageRequest } from '../shared/paging.js';
 import {
   activationCancelled,
   identityCreated,
@@ -81,12 +82,14 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     {
       schema: {
         tags: ['identities'],
+        summary: 'List identities with their versions, oldest first; page with limit and cursor',
         params: TenantParams,
+        querystring: PageQuery,
         response: { 200: Collection(Type.Ref('Identity')), ...problemResponses },
       },
     },
     async (request) => {
-      return { items: await identities.list(request.params.tenant) };
+      return identities.list(request.params.tenant, pageRequest(request.query));
     },
   );
 

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { Timestamp } from '../http/schemas.js';
+import { PageQuery } from '../shared/paging.js';
 
 export const AlertSchema = Type.Object({
   kind: Type.Union([Type.Literal('expiring'), Type.Literal('expired')]),
@@ -76,8 +77,7 @@ export const AuditQuery = Type.Object({
   objectId: Type.Optional(Type.String({ maxLength: 200 })),
   since: Type.Optional({ ...Timestamp, description: 'inclusive' }),
   until: Type.Optional({ ...Timestamp, description: 'exclusive' }),
-  cursor: Type.Optional(Type.String({ maxLength: 200 })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+  ...PageQuery.properties,
 });
 
 const AttemptSchema = Type.Object({

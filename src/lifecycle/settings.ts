@@ -85,6 +85,7 @@ export class NotificationSettingsService {
   readonly #clock: Clock;
   readonly #allowPrivate: boolean;
   readonly #changes: ChangeBus;
+  readonly #maxTargets: number | undefined;
   readonly #thresholds = new Map<string, Promise<number[]>>();
 
   constructor(deps: {
@@ -93,12 +94,15 @@ export class NotificationSettingsService {
     clock: Clock;
     changes: ChangeBus;
     allowPrivate: boolean;
+    /** Most e-mail addresses plus webhook URLs (TWOWAY_QUOTA_NOTIFICATION_TARGETS); no quota when absent. */
+    maxTargets?: number;
   }) {
     this.#store = deps.store;
     this.#kms = deps.kms;
     this.#clock = deps.clock;
     this.#allowPrivate = deps.allowPrivate;
     this.#changes = deps.changes;
+    this.#maxTargets = deps.maxTargets;
     deps.changes.on(
       (change) => {
         if (change.kind === 'tenant') this.#thresholds.delete(change.tenantId);
@@ -127,7 +131,8 @@ export class NotificationSettingsService {
   /**
    * Replaces the settings. Thresholds default to `[7]` and are stored largest first.
    * @returns the new view, plus `webhookSecret` when a secret was made now (shown only this once)
-   * @throws AppError `notification_settings_invalid`
+   * @throws AppError `notification_settings_invalid`; `quota_exceeded` for more addresses and URLs
+   *   together than `maxTargets` (nothing is stored)
    */
   async put(
     tenantId: string,
@@ -143,6 +148,13 @@ export class NotificationSettingsService {
       input.webhookUrls.map((u) => parseWebhookUrl(u.trim(), this.#allowPrivate).toString()),
     );
     if (webhookUrls.length > MAX_WEBHOOKS) throw invalid(`At most ${MAX_WEBHOOKS} webhook URLs.`);
+    const targets = emails.length + webhookUrls.length;
+    if (this.#maxTargets !== undefined && targets > this.#maxTargets) {
+      throw new AppError(
+        'quota_exceeded',
+        `${targets} e-mail addresses and webhook URLs are more than this tenant's quota of ${this.#maxTargets} notification targets (TWOWAY_QUOTA_NOTIFICATION_TARGETS).`,
+      );
+    }
     const thresholdsDays = uniq(input.thresholdsDays ?? [...DEFAULT_THRESHOLDS_DAYS]).sort((a, b) => b - a);
     if (thresholdsDays.length === 0 || thresholdsDays.length > MAX_THRESHOLDS)
       throw invalid(`Give 1 to ${MAX_THRESHOLDS} thresholds.`);

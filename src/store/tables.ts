@@ -231,7 +231,7 @@ export interface PlatformCrlTable {
 }
 
 /** The whole schema, for `Kysely<Database>`. */
-/** A CSR waiting for (or decided by) the operator under `TWOWAY_CSR_APPROVAL=manual` (migration 0008). */
+/** A CSR waiting for (or decided by) the operator under `TWOWAY_CSR_APPROVAL=manual` (migration 0011). */
 export interface CertificateSigningRequestsTable {
   id: string;
   tenant_id: string;

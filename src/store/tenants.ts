@@ -1,9 +1,18 @@
 /** The tenants aggregate: tables `tenants` and `api_keys`. */
 import type { Selectable } from 'kysely';
+import { type KeyOrder, readPage } from '../shared/paging.js';
 import { fromMs, optionalMs, toMs } from './columns.js';
 import { Aggregate, changedAny, Unchanged } from './database.js';
 import type { ApiKeysTable, TenantsTable } from './tables.js';
-import type { ApiKey, Tenant, TenantStore } from './types.js';
+import type { ApiKey, Page, PageRequest, Tenant, TenantStore } from './types.js';
+
+/** The operator's list of tenants: oldest first. */
+const TENANT_ORDER: KeyOrder<Selectable<TenantsTable>> = {
+  list: 'tenants',
+  columns: ['created_at', 'id'],
+  direction: 'asc',
+  types: ['integer', 'string'],
+};
 
 /** {@link TenantStore} over the shared plumbing (database.ts: transactions, errors). */
 export class KyselyTenantStore extends Aggregate implements TenantStore {
@@ -33,13 +42,10 @@ export class KyselyTenantStore extends Aggregate implements TenantStore {
     return this.database.first(db.selectFrom('tenants').selectAll().where('id', '=', tenantId), toTenant);
   }
 
-  /** Ordered by createdAt then id. */
-  async listTenants(): Promise<Tenant[]> {
-    const { db } = this.database;
-    return this.database.all(
-      db.selectFrom('tenants').selectAll().orderBy('created_at').orderBy('id'),
-      toTenant,
-    );
+  /** Ordered by createdAt then id. @throws AppError `invalid_cursor` */
+  async listTenants(request: PageRequest): Promise<Page<Tenant>> {
+    const tenants = this.database.db.selectFrom('tenants').selectAll();
+    return readPage(this.database, tenants, TENANT_ORDER, [], request, toTenant);
   }
 
   /**

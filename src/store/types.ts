@@ -8,6 +8,11 @@
  */
 
 import type { CertificateSummary, ChainEntry } from '../certificates/summary.js';
+import type { Page, PageRequest } from '../shared/paging.js';
+import type { QuotaLimit } from '../shared/quotas.js';
+
+// Pages (shared/paging.ts) and quotas (shared/quotas.ts), as the list and create methods take them.
+export type { Page, PageRequest, QuotaLimit };
 
 /** A tenant: the isolation boundary. */
 export interface Tenant {
@@ -99,7 +104,8 @@ export interface TenantStore {
   getTenant(tenantId: string): Promise<Tenant | undefined>;
   /** Switches the edge for the tenant; false when the tenant does not exist. */
   setEdgeEnabled(tenantId: string, enabled: boolean): Promise<boolean>;
-  listTenants(): Promise<Tenant[]>;
+  /** Oldest first (createdAt, then id). @throws AppError `invalid_cursor` */
+  listTenants(request: PageRequest): Promise<Page<Tenant>>;
   createApiKey(tenantId: string, key: ApiKey): Promise<void>;
   /** Sets `revokedAt`; false when the key does not exist in this tenant. */
   revokeApiKey(tenantId: string, keyId: string, at: Date): Promise<boolean>;
@@ -116,20 +122,35 @@ export interface DueActivation {
 }
 
 export interface IdentityStore {
-  /** Inserts the identity and its first version (already active) in one transaction. */
-  createIdentity(tenantId: string, identity: Identity, first: IdentityVersion): Promise<void>;
+  /**
+   * Inserts the identity and its first version (already active) in one transaction; with `quota`,
+   * only while fewer live identities exist.
+   * @throws AppError `quota_exceeded`
+   */
+  createIdentity(
+    tenantId: string,
+    identity: Identity,
+    first: IdentityVersion,
+    quota?: QuotaLimit,
+  ): Promise<void>;
   getIdentity(tenantId: string, identityId: string): Promise<Identity | undefined>;
-  /** Not deleted, ordered by createdAt then id. */
-  listIdentities(tenantId: string): Promise<Identity[]>;
+  /** Not deleted, ordered by createdAt then id. @throws AppError `invalid_cursor` */
+  listIdentities(tenantId: string, request: PageRequest): Promise<Page<Identity>>;
   listVersions(tenantId: string, identityId: string): Promise<IdentityVersion[]>;
+  /** The versions of each of `identityIds` (oldest first), in one query; absent ids map to `[]`. */
+  listVersionsOfIdentities(tenantId: string, identityIds: string[]): Promise<Map<string, IdentityVersion[]>>;
   getVersion(tenantId: string, identityId: string, version: number): Promise<IdentityVersion | undefined>;
-  /** The next version number is computed inside the transaction; returns it. */
+  /**
+   * The next version number is computed inside the transaction; returns it. With `quota`, only while
+   * the identity has fewer versions. @throws AppError `quota_exceeded`
+   */
   addVersion(
     tenantId: string,
     identityId: string,
     make: (version: number) => IdentityVersion | Promise<IdentityVersion>,
     activate: boolean,
     at: Date,
+    quota?: QuotaLimit,
   ): Promise<number>;
   /** Atomically points the identity at `version` and stamps `activatedAt`. */
   activateVersion(tenantId: string, identityId: string, version: number, at: Date): Promise<void>;
@@ -155,10 +176,15 @@ export interface IdentityStore {
 }
 
 export interface MappingStore {
-  createMapping(tenantId: string, mapping: Mapping): Promise<void>;
+  /** With `quota`, only while fewer mappings (not deleted) exist. @throws AppError `quota_exceeded` */
+  createMapping(tenantId: string, mapping: Mapping, quota?: QuotaLimit): Promise<void>;
   getMapping(tenantId: string, mappingId: string): Promise<Mapping | undefined>;
-  /** Includes deleted ones only when asked. */
-  listMappings(tenantId: string, options?: { includeDeleted?: boolean }): Promise<Mapping[]>;
+  /** Oldest first; includes deleted ones only when asked. @throws AppError `invalid_cursor` */
+  listMappings(
+    tenantId: string,
+    request: PageRequest,
+    options?: { includeDeleted?: boolean },
+  ): Promise<Page<Mapping>>;
   updateMapping(tenantId: string, mapping: Mapping): Promise<void>;
 }
 
@@ -232,20 +258,37 @@ export interface PlatformCaCertificate {
   createdAt: Date;
 }
 
+/** The quotas {@link ClientCertificateStore.createClientCertificate} checks in its transaction. */
+export interface ClientCertificateQuotas {
+  /** Live (not deleted) certificates of the tenant, revoked ones included. */
+  live?: QuotaLimit;
+  /** Issued certificates (deleted ones too) created at or after `since`; checked for issued ones only. */
+  issued?: QuotaLimit & { since: Date };
+}
+
 export interface ClientCertificateStore {
   /**
    * Inserts a client certificate; the fingerprint must not be registered (and not deleted) in this
    * tenant. Other tenants may hold the same certificate: the edge admits by (fingerprint, tenant of
    * the API key), and registration never tells one tenant about another's.
-   * @throws AppError `client_certificate_exists` (same tenant), `not_found` (no such tenant).
+   * With `quotas`, also only while the tenant has fewer live certificates than `quotas.live.max`
+   * and, for an issued one, fewer issued at or after `quotas.issued.since` than `quotas.issued.max`.
+   * @throws AppError `client_certificate_exists` (same tenant), `not_found` (no such tenant),
+   *   `quota_exceeded`.
    */
-  createClientCertificate(tenantId: string, certificate: ClientCertificate): Promise<void>;
+  createClientCertificate(
+    tenantId: string,
+    certificate: ClientCertificate,
+    quotas?: ClientCertificateQuotas,
+  ): Promise<void>;
+  /** The tenant's live (not deleted) certificates, and those issued (deleted ones too) at or after `issuedSince`. */
+  countClientCertificates(tenantId: string, issuedSince: Date): Promise<{ live: number; issued: number }>;
   /** Inserts many at once without the friendly duplicate check (bulk import, benchmarks). */
   createClientCertificates(tenantId: string, certificates: ClientCertificate[]): Promise<void>;
   /** Not deleted ones only. */
   getClientCertificate(tenantId: string, id: string): Promise<ClientCertificate | undefined>;
-  /** Not deleted, ordered by createdAt then id. */
-  listClientCertificates(tenantId: string): Promise<ClientCertificate[]>;
+  /** Not deleted, ordered by createdAt then id. @throws AppError `invalid_cursor` */
+  listClientCertificates(tenantId: string, request: PageRequest): Promise<Page<ClientCertificate>>;
   /**
    * Sets `revokedAt` and the reason of a live certificate (a second call keeps the first) and, for an
    * issued certificate, stores a new CRL made by `crl` in the same transaction.
@@ -379,6 +422,13 @@ export interface DeliveryAttempt {
   durationMs: number;
 }
 
+/** A notification with its deliveries and their attempts, as {@link LifecycleStore.listNotifications} returns it. */
+export interface NotificationWithDeliveries {
+  notification: NotificationRecord;
+  deliveries: DeliveryRecord[];
+  attempts: DeliveryAttempt[];
+}
+
 /** An audit log entry. `detail` holds safe facts only (ids, names, fingerprints). */
 export interface AuditEvent {
   id: string;
@@ -403,9 +453,6 @@ export interface AuditQuery {
   since?: Date;
   /** Exclusive upper bound of `at`. */
   until?: Date;
-  /** Paging: only events older than this sequence number. */
-  beforeSeq?: number;
-  limit: number;
 }
 
 /** What {@link LifecycleStore.claimFullScan} answers. */
@@ -428,8 +475,8 @@ export interface LifecycleStore {
    * ones are raised at `at`, ones no longer current are resolved at `at`.
    */
   syncAlerts(tenantId: string, current: Omit<AlertRecord, 'raisedAt'>[], at: Date): Promise<void>;
-  /** Unresolved alerts, soonest notAfter first. */
-  listAlerts(tenantId: string): Promise<AlertRecord[]>;
+  /** Unresolved alerts, soonest notAfter first. @throws AppError `invalid_cursor` */
+  listAlerts(tenantId: string, request: PageRequest): Promise<Page<AlertRecord>>;
   /**
    * Inserts the notification and its deliveries in one transaction unless a notification for the
    * same object and version with a threshold ≤ this one exists (this one, or a more urgent one,
@@ -441,13 +488,8 @@ export interface LifecycleStore {
     notification: NotificationRecord,
     deliveries: DeliveryRecord[],
   ): Promise<boolean>;
-  /** Newest first, with their deliveries and attempts. */
-  listNotifications(
-    tenantId: string,
-    limit: number,
-  ): Promise<
-    { notification: NotificationRecord; deliveries: DeliveryRecord[]; attempts: DeliveryAttempt[] }[]
-  >;
+  /** Newest first, with their deliveries and attempts. @throws AppError `invalid_cursor` */
+  listNotifications(tenantId: string, request: PageRequest): Promise<Page<NotificationWithDeliveries>>;
   getNotification(tenantId: string, notificationId: string): Promise<NotificationRecord | undefined>;
   /** Pending deliveries due at `now`, any tenant, earliest due first. */
   listDueDeliveries(now: Date, limit: number): Promise<DeliveryRecord[]>;
@@ -463,7 +505,8 @@ export interface LifecycleStore {
     next: { status: DeliveryStatus; nextAttemptAt?: Date; lastError?: string; deliveredAt?: Date },
   ): Promise<void>;
   appendAuditEvent(tenantId: string, event: AuditEvent): Promise<void>;
-  listAuditEvents(tenantId: string, query: AuditQuery): Promise<(AuditEvent & { seq: number })[]>;
+  /** Newest first; a cursor belongs to the filters it was made with. @throws AppError `invalid_cursor` */
+  listAuditEvents(tenantId: string, query: AuditQuery, request: PageRequest): Promise<Page<AuditEvent>>;
   /** The earliest retry of a pending delivery, any tenant, for arming the scheduler's timer. */
   nextDeliveryAt(): Promise<Date | undefined>;
   /**

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { PageQuery, pageRequest, viewPage } from '../shared/paging.js';
 import type { Tenant } from '../store/index.js';
 import { apiKeyCreated, apiKeyRevoked, tenantCreated, tenantUpdated } from './audit.js';
 import type { EdgeAccess } from './edge-access.js';
@@ -55,17 +56,20 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = a
     {
       schema: {
         tags: ['tenants'],
-        summary: 'List tenants (operator token)',
-        response: { 200: Collection(TenantSchema) },
+        summary:
+          "List tenants, oldest first (operator token; a tenant's key sees its own); page with limit and cursor",
+        querystring: PageQuery,
+        response: { 200: Collection(TenantSchema), ...problemResponses },
       },
     },
     async (request) => {
+      const view = (t: Tenant) => tenantView(t, edge);
       if (request.principal.kind !== 'operator') {
         const own = await tenants.authorize(request.principal, request.principal.tenantId);
-        return { items: [tenantView(own, edge)] };
+        return { items: [view(own)] };
       }
-      const items = await tenants.listTenants();
-      return { items: items.map((t) => tenantView(t, edge)) };
+      const page = await tenants.pageTenants(pageRequest(request.query));
+      return viewPage(page, (items) => items.map(view));
     },
   );
 };

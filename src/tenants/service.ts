@@ -3,7 +3,8 @@ import { AppError } from '../errors/app-error.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId, sha256Hex } from '../shared/ids.js';
-import type { ApiKey, Tenant, TenantStore } from '../store/index.js';
+import { everyItem } from '../shared/paging.js';
+import type { ApiKey, Page, PageRequest, Tenant, TenantStore } from '../store/index.js';
 
 /** Who is calling: the operator (every tenant) or one tenant's API key. */
 export type Principal =
@@ -107,9 +108,14 @@ export class TenantService {
     return this.#store.getTenant(id);
   }
 
-  /** Every tenant, oldest first (the operator's list and the expiry scan). */
+  /** One page of the tenants, oldest first (the operator's list). @throws AppError `invalid_cursor` */
+  pageTenants(request: PageRequest): Promise<Page<Tenant>> {
+    return this.#store.listTenants(request);
+  }
+
+  /** Every tenant, oldest first, read page by page (the expiry scan). */
   listTenants(): Promise<Tenant[]> {
-    return this.#store.listTenants();
+    return everyItem((request) => this.#store.listTenants(request));
   }
 
   /** Creates a key; the plaintext `apiKey` is returned once and never stored. */

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { CaKeyAlgorithm } from './ca/crypto.js';
 import { PlatformCa } from './ca/platform-ca.js';
 import { IdentityParser } from './certificates/index.js';
+import { CsrApprovalService } from './client-certificates/approval.js';
 import { clientCertificatePolicy } from './client-certificates/policy.js';
 import { ClientCertificateService } from './client-certificates/service.js';
 import { workerRelay } from './cluster/cluster.js';
@@ -19,6 +20,7 @@ import { IdentityTester } from './identity-tests/service.js';
 import { makeKekCheck, verifyKekCheck } from './kms/envelope.js';
 import { LocalKms, loadLocalKek } from './kms/local/local-kms.js';
 import type { Kms } from './kms/types.js';
+import { DecisionNotifier } from './lifecycle/decisions.js';
 import {
   AuditService,
   clientCertificateSource,
@@ -108,6 +110,8 @@ export interface Services {
   /** The platform CA (opened on first use; `ensure()` creates it on the very first start). */
   ca: PlatformCa;
   clientCertificates: ClientCertificateService;
+  /** CSR submission with the optional approval step (TWOWAY_CSR_APPROVAL). */
+  approvals: CsrApprovalService;
   /** The operator's per-tenant switch for inbound mTLS. */
   edgeAccess: EdgeAccess;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
@@ -186,9 +190,23 @@ export function createServices(
     policy: clientCertificatePolicy(config),
     quotas,
   });
+  const approvals = new CsrApprovalService({
+    mode: config.csrApproval,
+    store,
+    clientCertificates,
+    notifier: new DecisionNotifier({
+      store,
+      settings,
+      emailEnabled: config.smtpUrl !== undefined,
+      changes,
+      clock,
+    }),
+    clock,
+  });
   return {
     changes,
     tenants,
+    approvals,
     identities,
     mappings,
     settings,
@@ -313,6 +331,7 @@ export async function startTwoway(
     forwardAllowPrivate: config.forwardAllowPrivate,
     version: packageVersion(),
     clientCertificates: services.clientCertificates,
+    approvals: services.approvals,
     ca: services.ca,
   });
 

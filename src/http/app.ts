@@ -7,8 +7,13 @@ import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { caRoutes } from '../ca/routes.js';
+import type { CsrApprovalService } from '../client-certificates/approval.js';
 import { clientCertificateRoutes } from '../client-certificates/routes.js';
-import { ClientCertificateSchema, IssuedClientCertificateSchema } from '../client-certificates/schemas.js';
+import {
+  ClientCertificateSchema,
+  CsrRequestSchema,
+  IssuedClientCertificateSchema,
+} from '../client-certificates/schemas.js';
 import type { ClientCertificateService } from '../client-certificates/service.js';
 import { AppError } from '../errors/app-error.js';
 import type { DispatcherCache } from '../forward/dispatchers.js';
@@ -57,6 +62,8 @@ export interface AppDeps {
   tenants: TenantService;
   /** The operator's edge switch per tenant. */
   edgeAccess: EdgeAccess;
+  /** CSR submission with the optional approval step. */
+  approvals: CsrApprovalService;
   identities: IdentityService;
   mappings: MappingService;
   runtime: RuntimeService;
@@ -139,6 +146,7 @@ export async function buildHttpApp(deps: AppDeps) {
   app.addSchema(MappingSchema);
   app.addSchema(ClientCertificateSchema);
   app.addSchema(IssuedClientCertificateSchema);
+  app.addSchema(CsrRequestSchema);
 
   await app.register(swagger, {
     openapi: {
@@ -231,6 +239,7 @@ export async function buildHttpApp(deps: AppDeps) {
       await scope.register(identityTestRoutes, { tester: deps.tester, maxUploadBytes: deps.maxUploadBytes });
       await scope.register(clientCertificateRoutes, {
         clientCertificates: deps.clientCertificates,
+        approvals: deps.approvals,
         maxUploadBytes: deps.maxUploadBytes,
       });
     },

@@ -266,6 +266,48 @@ export interface ClientCertificateQuotas {
   issued?: QuotaLimit & { since: Date };
 }
 
+/** Where a CSR waiting for the operator stands (`TWOWAY_CSR_APPROVAL=manual`). */
+export type CsrStatus = 'pending' | 'approved' | 'rejected';
+
+/** A CSR submitted under manual approval. Public material only (a CSR holds no secret). */
+export interface CsrRequest {
+  id: string;
+  tenantId: string;
+  name: string;
+  csrPem: string;
+  /** As submitted; absent: the default validity when approved. */
+  validityDays?: number;
+  status: CsrStatus;
+  /** The certificate issued on approval. */
+  clientCertificateId?: string;
+  /** The operator's reason for a rejection. */
+  reason?: string;
+  createdAt: Date;
+  decidedAt?: Date;
+}
+
+/** The operator's decision on a pending CSR. */
+export type CsrDecision =
+  | { status: 'approved'; at: Date }
+  | { status: 'rejected'; at: Date; reason?: string };
+
+export interface CsrRequestStore {
+  /** @throws AppError `not_found` (no such tenant) */
+  createCsrRequest(tenantId: string, request: CsrRequest): Promise<void>;
+  getCsrRequest(tenantId: string, id: string): Promise<CsrRequest | undefined>;
+  /**
+   * Moves a pending CSR to `decision.status` in one conditional write, so two decisions cannot both
+   * win. Undefined when there is no such CSR in this tenant; `false` when it was already decided.
+   */
+  decideCsrRequest(
+    tenantId: string,
+    id: string,
+    decision: CsrDecision,
+  ): Promise<CsrRequest | false | undefined>;
+  /** Records the certificate issued for an approved CSR, or (undefined) puts it back to pending. */
+  settleCsrRequest(tenantId: string, id: string, clientCertificateId: string | undefined): Promise<void>;
+}
+
 export interface ClientCertificateStore {
   /**
    * Inserts a client certificate; the fingerprint must not be registered (and not deleted) in this
@@ -381,7 +423,8 @@ export interface NotificationRecord {
   objectVersion: string;
   /** 0 for the "expired" notification. */
   thresholdDays: number;
-  kind: AlertKind;
+  /** An expiry alert's kind, or `decision` (the operator decided a CSR: no threshold, no expiry). */
+  kind: AlertKind | 'decision';
   notAfter: Date;
   /** The event JSON as webhooks receive it. Public facts only. */
   payload: string;
@@ -531,6 +574,7 @@ export interface Store
     MappingStore,
     MetaStore,
     ClientCertificateStore,
+    CsrRequestStore,
     PlatformCaStore {
   /** `sqlite` or `postgres`. */
   readonly dialect: 'sqlite' | 'postgres';

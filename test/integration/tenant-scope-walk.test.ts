@@ -13,6 +13,8 @@ interface Objects {
   mappingId: string;
   clientCertificateId: string;
   apiKeyId: string;
+  /** A CSR waiting for the operator (the walk runs with TWOWAY_CSR_APPROVAL=manual). */
+  csrId: string;
 }
 
 /** How to call one route: its path parameters besides `{tenant}`, and a body the schema accepts. */
@@ -27,6 +29,12 @@ interface WalkContext {
   upload(): Promise<Record<string, string>>;
   csrPem: string;
 }
+
+/** Tenant routes only the operator may call: a tenant's own key gets `403 operator_only`. */
+const OPERATOR_ONLY = new Set([
+  'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/approve',
+  'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/reject',
+]);
 
 const identity = (o: Objects): Probe => ({ params: { id: o.identityId } });
 const mapping = (o: Objects): Probe => ({ params: { id: o.mappingId } });
@@ -79,6 +87,12 @@ const probes: Record<string, (o: Objects, ctx: WalkContext) => Promise<Probe> | 
   }),
   'GET /v1/tenants/{tenant}/client-certificates': () => ({}),
   'POST /v1/tenants/{tenant}/certificate-signing-requests': (_o, ctx) => ({ json: { csrPem: ctx.csrPem } }),
+  'GET /v1/tenants/{tenant}/certificate-signing-requests/{id}': (o) => ({ params: { id: o.csrId } }),
+  'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/approve': (o) => ({ params: { id: o.csrId } }),
+  'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/reject': (o) => ({
+    params: { id: o.csrId },
+    json: {},
+  }),
   'GET /v1/tenants/{tenant}/client-certificates/{id}': clientCertificate,
   'DELETE /v1/tenants/{tenant}/client-certificates/{id}': clientCertificate,
   'POST /v1/tenants/{tenant}/client-certificates/{id}/revoke': (o) => ({
@@ -97,7 +111,7 @@ describe('every tenant route authorises the tenant', () => {
 
   beforeAll(async () => {
     const pki = await makePki();
-    twoway = await startTestTwoway();
+    twoway = await startTestTwoway({ TWOWAY_CSR_APPROVAL: 'manual' });
     const csr = await makeCsr(work.dir, 'walk', '/CN=walk');
     let leaves = 0;
     ctx = {
@@ -133,6 +147,17 @@ describe('every tenant route authorises the tenant', () => {
     return ((await response.json()) as { apiKey: string }).apiKey;
   }
 
+  /** A CSR of tenant `walk` waiting for the operator. */
+  async function pendingCsr(): Promise<string> {
+    const response = await twoway.call('/v1/tenants/walk/certificate-signing-requests', {
+      method: 'POST',
+      token: ownKey,
+      json: { csrPem: ctx.csrPem },
+    });
+    expect(response.status).toBe(202);
+    return ((await response.json()) as { id: string }).id;
+  }
+
   /** Creates one object of each kind in tenant `walk` (with its own key), plus a scheduled version 2. */
   async function makeObjects(): Promise<Objects> {
     const made = async (path: string, json?: unknown) => {
@@ -164,6 +189,7 @@ describe('every tenant route authorises the tenant', () => {
         certificatePem: (await ctx.upload()).certificatePem,
       }),
       apiKeyId: await made('/api-keys'),
+      csrId: await pendingCsr(),
     };
   }
 
@@ -214,6 +240,16 @@ describe('every tenant route authorises the tenant', () => {
       // Each change acts on fresh objects, so that an earlier one (a delete) does not answer for it.
       if (!read) objects = await makeObjects();
       const own = await call(route, objects, ownKey);
+      if (OPERATOR_ONLY.has(route)) {
+        expect({ route, status: own.status, code: ((await own.json()) as { code?: string }).code }).toEqual({
+          route,
+          status: 403,
+          code: 'operator_only',
+        });
+        const operator = await call(route, objects, OPERATOR_TOKEN);
+        expect(operator.status, `${route}: ${await operator.text()}`).toBeLessThan(300);
+        continue;
+      }
       expect(own.status, `${route}: ${await own.text()}`).toBeLessThan(300);
       if (read) expect((await call(route, objects, OPERATOR_TOKEN)).status, route).toBe(200);
     }

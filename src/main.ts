@@ -32,6 +32,8 @@ import {
 } from './lifecycle/index.js';
 import { LifecycleService } from './lifecycle/service.js';
 import { MappingService } from './mappings/service.js';
+import { PeopleService, rolePermissions } from './people/service.js';
+import { SessionService } from './people/sessions.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
@@ -116,6 +118,10 @@ export interface Services {
   edgeAccess: EdgeAccess;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
+  /** Members, roles and API keys with roles. */
+  people: PeopleService;
+  /** Portal and console links, browser sessions. */
+  sessions: SessionService;
 }
 
 /**
@@ -140,7 +146,15 @@ export function createServices(
   const { store, kms } = backends;
   const quotas = quotasOf(config);
   const changes = new ChangeBus();
-  const tenants = new TenantService(store, clock, config.operatorToken, changes);
+  const tenants = new TenantService(store, clock, config.operatorToken, changes, rolePermissions(store));
+  const people = new PeopleService({ store, keys: tenants, clock, changes });
+  const sessions = new SessionService({
+    store,
+    people,
+    tenants,
+    clock,
+    options: { idleTimeoutMs: config.sessionIdleTimeoutMs, lifetimeMs: config.sessionLifetimeMs },
+  });
   const edgeAccess = new EdgeAccess(store, config.edgeDefaultEnabled, changes);
   const settings = new NotificationSettingsService({
     store,
@@ -216,6 +230,8 @@ export function createServices(
     clientCertificates,
     edgeAccess,
     parser,
+    people,
+    sessions,
   };
 }
 
@@ -249,6 +265,7 @@ export async function startTwoway(
   const logger = options.logger ?? createLogger(config.logLevel);
   const backends = await openBackends(config, logger);
   const services = createServices(backends, config, options.clock, logger);
+  services.tenants.logger = logger.child({ module: 'tenants' });
   await services.ca.ensure();
   if (options.clusterWorker) {
     services.changes.setRelay(workerRelay((change) => services.changes.applyFromPeer(change)));
@@ -297,6 +314,7 @@ export async function startTwoway(
     clock,
     logger,
     registry: metrics.registry,
+    integrationOwners: (tenantId) => services.people.integrationOwners(tenantId),
     options: {
       smtpUrl: config.smtpUrl,
       smtpFrom: config.smtpFrom,
@@ -333,6 +351,13 @@ export async function startTwoway(
     clientCertificates: services.clientCertificates,
     approvals: services.approvals,
     ca: services.ca,
+    people: {
+      service: services.people,
+      sessions: services.sessions,
+      publicUrl: config.publicUrl,
+      sessionLifetimeMs: config.sessionLifetimeMs,
+      signInMaxPerMinute: config.sessionSignInMaxPerMinute,
+    },
   });
 
   // Other processes (the CLI, other replicas) write to the same store: a revision counter tells.

@@ -19,6 +19,7 @@ import type { RevocationReason } from '../store/index.js';
 import { tenantCreated } from '../tenants/audit.js';
 import { TENANT_ID_PATTERN } from '../tenants/service.js';
 import { type PasswordOptions, readInput, readPassword, UsageError } from './input.js';
+import { registerPeopleCommands } from './people.js';
 
 /**
  * `twoway`: `serve` runs the service; the other commands act on the same store directly (as
@@ -333,6 +334,8 @@ csr
       });
     },
   );
+
+registerPeopleCommands(program, withServices, print);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Exit status: 0 done, 1 the command failed (its error code is printed), 2 usage or an unreadable

@@ -64,6 +64,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/client-certificates',
     {
+      config: { permission: 'client-certificates:write' },
       bodyLimit,
       attachValidation: true,
       schema: {
@@ -100,6 +101,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/certificate-signing-requests',
     {
+      config: { permission: 'client-certificates:write' },
       bodyLimit: 128 * 1024,
       attachValidation: true,
       schema: {
@@ -140,6 +142,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.get(
     '/v1/tenants/:tenant/certificate-signing-requests/:id',
     {
+      config: { permission: 'client-certificates:read' },
       schema: {
         tags: ['client certificates'],
         summary: 'A CSR waiting for the operator (TWOWAY_CSR_APPROVAL=manual), or its decision',
@@ -153,6 +156,8 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/certificate-signing-requests/:id/approve',
     {
+      // The operator's alone (requireOperator); the operator holds every permission.
+      config: { permission: 'client-certificates:write' },
       schema: {
         tags: ['client certificates'],
         summary: 'Approve a pending CSR (operator token): the certificate is issued, the tenant notified',
@@ -174,6 +179,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/certificate-signing-requests/:id/reject',
     {
+      config: { permission: 'client-certificates:write' },
       // The body (a reason) is optional.
       attachValidation: true,
       schema: {
@@ -198,6 +204,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.get(
     '/v1/tenants/:tenant/client-certificates',
     {
+      config: { permission: 'client-certificates:read' },
       schema: {
         tags: ['client certificates'],
         summary: 'List client certificates (not deleted), oldest first; page with limit and cursor',
@@ -214,6 +221,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.get(
     '/v1/tenants/:tenant/client-certificates/:id',
     {
+      config: { permission: 'client-certificates:read' },
       schema: {
         tags: ['client certificates'],
         params: ClientCertificateParams,
@@ -228,6 +236,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/client-certificates/:id/revoke',
     {
+      config: { permission: 'client-certificates:write' },
       // The body is optional; without one the schema would refuse `undefined`.
       attachValidation: true,
       schema: {
@@ -252,6 +261,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.delete(
     '/v1/tenants/:tenant/client-certificates/:id',
     {
+      config: { permission: 'client-certificates:write' },
       schema: {
         tags: ['client certificates'],
         summary: 'Delete: the edge refuses it at once; an issued certificate is revoked first',

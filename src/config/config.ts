@@ -192,6 +192,22 @@ export const ConfigSchema = Type.Object({
     default: 20,
     description: 'Most e-mail addresses plus webhook URLs in one tenant’s notification settings',
   }),
+  sessionIdleTimeoutMs: Type.Integer({
+    minimum: 60_000,
+    default: 1_800_000,
+    description: 'A browser session (portal or console) unused this long ends (default 30 minutes)',
+  }),
+  sessionLifetimeMs: Type.Integer({
+    minimum: 60_000,
+    default: 43_200_000,
+    description: 'A browser session ends this long after sign-in whatever its use (default 12 hours)',
+  }),
+  sessionSignInMaxPerMinute: Type.Integer({
+    minimum: 1,
+    maximum: 10_000,
+    default: 10,
+    description: 'Operator console sign-ins (POST /v1/session) allowed per minute and client address',
+  }),
   workers: Type.Integer({
     minimum: 1,
     maximum: 64,

@@ -37,6 +37,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
 
   /** Options shared by the two upload routes (JSON or multipart body, validated by hand for JSON). */
   const uploadRoute = <P extends TSchema>(summary: string, params: P) => ({
+    config: { permission: 'identities:write' as const },
     bodyLimit,
     attachValidation: true,
     schema: {
@@ -80,6 +81,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.get(
     '/v1/tenants/:tenant/identities',
     {
+      config: { permission: 'identities:read' },
       schema: {
         tags: ['identities'],
         summary: 'List identities with their versions, oldest first; page with limit and cursor',
@@ -96,6 +98,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.get(
     '/v1/tenants/:tenant/identities/:id',
     {
+      config: { permission: 'identities:read' },
       schema: {
         tags: ['identities'],
         params: IdentityParams,
@@ -110,6 +113,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.patch(
     '/v1/tenants/:tenant/identities/:id',
     {
+      config: { permission: 'identities:write' },
       schema: {
         tags: ['identities'],
         summary: 'Rename, disable or re-enable an identity (a disabled one is never presented)',
@@ -134,6 +138,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.delete(
     '/v1/tenants/:tenant/identities/:id',
     {
+      config: { permission: 'identities:write' },
       schema: {
         tags: ['identities'],
         summary: 'Soft-delete an identity (409 identity_in_use while an enabled mapping uses it)',
@@ -182,6 +187,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.post(
     '/v1/tenants/:tenant/identities/:id/versions/:version/activate',
     {
+      config: { permission: 'identities:write' },
       schema: {
         tags: ['identities'],
         summary: 'Activate a version (roll forward or back); the next request uses it',
@@ -204,6 +210,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.delete(
     '/v1/tenants/:tenant/identities/:id/versions/:version/activate-at',
     {
+      config: { permission: 'identities:write' },
       schema: {
         tags: ['identities'],
         summary: 'Cancel the scheduled activation of a version (uploaded with activateAt)',

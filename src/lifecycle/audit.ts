@@ -49,7 +49,7 @@ export interface AuditFilter {
 /** Field names that never belong in an audit entry, whatever a caller passes. */
 const SECRET_FIELD = /pass(word|phrase)|private|pkcs12|secret|token|credential|^api_?key$|^key(pem)?$/i;
 /** Values that look like key material or bearer tokens. */
-const SECRET_VALUE = /-----BEGIN [A-Z ]*PRIVATE KEY-----|^tw_[A-Za-z0-9_-]{20,}$|^whsec_/;
+const SECRET_VALUE = /-----BEGIN [A-Z ]*PRIVATE KEY-----|^tw[ls]?_[A-Za-z0-9_-]{20,}$|^whsec_/;
 
 /**
  * Drops fields whose name or value looks secret (a second net: handlers put only ids, names,
@@ -76,7 +76,7 @@ function scrubValue(value: unknown, depth: number): unknown {
 }
 
 /**
- * The audit log: who (actor: `operator`, an API key id, `scheduler`, `cli`) changed what (action,
+ * The audit log: who (actor: `operator`, `api-key:<id>`, `member:<id>`, `scheduler`, `cli`) changed what (action,
  * object type and id), when, from where (source address). Entries are appended, never changed;
  * `detail` passes {@link scrubDetail} on the way in.
  */

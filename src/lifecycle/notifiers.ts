@@ -15,6 +15,8 @@ export interface SendResult {
   ok: boolean;
   statusCode?: number;
   error?: string;
+  /** A failure that no retry can mend (no recipient left): the delivery is `failed` at once. */
+  final?: boolean;
 }
 
 /** What a notification tells: an expiry alert or the operator's decision on a CSR. */

@@ -31,6 +31,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/v1/tenants/:tenant/alerts',
     {
+      config: { permission: 'alerts:read' },
       schema: {
         tags: ['lifecycle'],
         summary:
@@ -48,6 +49,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/v1/tenants/:tenant/notification-settings',
     {
+      config: { permission: 'notifications:read' },
       schema: {
         tags: ['lifecycle'],
         summary: 'E-mail addresses, webhook URLs and expiry thresholds (default [7] days)',
@@ -63,6 +65,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.put(
     '/v1/tenants/:tenant/notification-settings',
     {
+      config: { permission: 'notifications:write' },
       schema: {
         tags: ['lifecycle'],
         summary: 'Replace the notification settings; the webhook signing secret is returned once when made',
@@ -86,6 +89,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/v1/tenants/:tenant/notifications',
     {
+      config: { permission: 'notifications:read' },
       schema: {
         tags: ['lifecycle'],
         summary:
@@ -103,6 +107,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/v1/tenants/:tenant/audit-events',
     {
+      config: { permission: 'audit:read' },
       schema: {
         tags: ['lifecycle'],
         summary:

@@ -15,9 +15,15 @@ export const AlertSchema = Type.Object({
   raisedAt: Timestamp,
 });
 
+const NotifyMembers = Type.Boolean({
+  description:
+    'members with role admin or a role granting connections:write also receive the expiry e-mails (default true)',
+});
+
 export const NotificationSettingsSchema = Type.Object(
   {
     emails: Type.Array(Type.String()),
+    notifyMembers: NotifyMembers,
     webhookUrls: Type.Array(Type.String()),
     thresholdsDays: Type.Array(Type.Integer(), {
       description: 'largest first; the first makes a status expiring',
@@ -31,6 +37,7 @@ export const NotificationSettingsSchema = Type.Object(
 export const PutNotificationSettingsBody = Type.Object(
   {
     emails: Type.Array(Type.String({ maxLength: 254 }), { maxItems: 20 }),
+    notifyMembers: Type.Optional(NotifyMembers),
     webhookUrls: Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 10 }),
     thresholdsDays: Type.Optional(
       Type.Array(Type.Integer({ minimum: 1, maximum: 3650 }), {
@@ -48,6 +55,7 @@ export const PutNotificationSettingsBody = Type.Object(
 
 export const PutNotificationSettingsResponse = Type.Object({
   emails: Type.Array(Type.String()),
+  notifyMembers: NotifyMembers,
   webhookUrls: Type.Array(Type.String()),
   thresholdsDays: Type.Array(Type.Integer()),
   webhookSecretCreatedAt: Type.Optional(Timestamp),
@@ -63,7 +71,9 @@ export const PutNotificationSettingsResponse = Type.Object({
 export const AuditEventSchema = Type.Object({
   id: Type.String(),
   at: Timestamp,
-  actor: Type.String({ description: 'operator, an API key id, scheduler or cli' }),
+  actor: Type.String({
+    description: 'operator, api-key:<id>, member:<id> (detail.actorEmail: the e-mail then), scheduler or cli',
+  }),
   action: Type.String({ description: '<object>.<verb>, e.g. identity.add_version' }),
   objectType: Type.String(),
   objectId: Type.String(),

@@ -6,6 +6,7 @@ import type { Kms } from '../kms/types.js';
 import { isBlockedAddress } from '../net/address-guard.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
+import { isEmailAddress } from '../shared/email-address.js';
 import type { LifecycleStore, NotificationSettings } from '../store/index.js';
 import type { NotificationSettingsSchema } from './schemas.js';
 import { newWebhookSecret } from './signing.js';
@@ -27,6 +28,8 @@ export type NotificationSettingsView = Static<typeof NotificationSettingsSchema>
 /** `PUT .../notification-settings`. */
 export interface NotificationSettingsInput {
   emails: string[];
+  /** Members whose roles own integrations get the e-mails too; default true. */
+  notifyMembers?: boolean;
   webhookUrls: string[];
   thresholdsDays?: number[];
   /** Replace the webhook signing secret (the new one is returned once). */
@@ -37,9 +40,6 @@ export interface NotificationSettingsInput {
 export function webhookSecretAad(tenantId: string): Buffer {
   return Buffer.from(`twoway/v1/webhook-secret/${tenantId}`, 'utf8');
 }
-
-const EMAIL =
-  /^[^\s@<>(),;:"[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 function invalid(detail: string): AppError {
   return new AppError('notification_settings_invalid', detail);
@@ -122,6 +122,7 @@ export class NotificationSettingsService {
       (await this.#store.getNotificationSettings(tenantId)) ?? {
         tenantId,
         emails: [],
+        notifyMembers: true,
         webhookUrls: [],
         thresholdsDays: [...DEFAULT_THRESHOLDS_DAYS],
       }
@@ -141,8 +142,7 @@ export class NotificationSettingsService {
     const emails = uniq(input.emails.map((e) => e.trim()));
     if (emails.length > MAX_EMAILS) throw invalid(`At most ${MAX_EMAILS} e-mail addresses.`);
     for (const email of emails) {
-      if (email.length > 254 || !EMAIL.test(email))
-        throw invalid(`"${email.slice(0, 80)}" is not an e-mail address.`);
+      if (!isEmailAddress(email)) throw invalid(`"${email.slice(0, 80)}" is not an e-mail address.`);
     }
     const webhookUrls = uniq(
       input.webhookUrls.map((u) => parseWebhookUrl(u.trim(), this.#allowPrivate).toString()),
@@ -164,7 +164,14 @@ export class NotificationSettingsService {
     }
     const now = this.#clock.now();
     const previous = await this.#store.getNotificationSettings(tenantId);
-    const next: NotificationSettings = { tenantId, emails, webhookUrls, thresholdsDays, updatedAt: now };
+    const next: NotificationSettings = {
+      tenantId,
+      emails,
+      notifyMembers: input.notifyMembers ?? true,
+      webhookUrls,
+      thresholdsDays,
+      updatedAt: now,
+    };
     let webhookSecret: string | undefined;
     const needsSecret =
       input.rotateWebhookSecret === true || (!previous?.webhookSecret && webhookUrls.length > 0);
@@ -224,9 +231,12 @@ function uniq<T>(values: T[]): T[] {
 }
 
 function view(s: NotificationSettings | undefined): NotificationSettingsView {
-  if (!s) return { emails: [], webhookUrls: [], thresholdsDays: [...DEFAULT_THRESHOLDS_DAYS] };
+  if (!s) {
+    return { emails: [], notifyMembers: true, webhookUrls: [], thresholdsDays: [...DEFAULT_THRESHOLDS_DAYS] };
+  }
   return {
     emails: s.emails,
+    notifyMembers: s.notifyMembers,
     webhookUrls: s.webhookUrls,
     thresholdsDays: s.thresholdsDays,
     ...(s.webhookSecretCreatedAt ? { webhookSecretCreatedAt: s.webhookSecretCreatedAt.toISOString() } : {}),

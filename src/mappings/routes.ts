@@ -17,6 +17,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/v1/tenants/:tenant/mappings',
     {
+      config: { permission: 'mappings:write' },
       schema: {
         tags: ['mappings'],
         summary: 'Map (service, URL) to an identity of this tenant',
@@ -35,6 +36,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/v1/tenants/:tenant/mappings',
     {
+      config: { permission: 'mappings:read' },
       schema: {
         tags: ['mappings'],
         summary:
@@ -56,6 +58,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/v1/tenants/:tenant/mappings/:id',
     {
+      config: { permission: 'mappings:read' },
       schema: {
         tags: ['mappings'],
         params: MappingParams,
@@ -70,6 +73,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.patch(
     '/v1/tenants/:tenant/mappings/:id',
     {
+      config: { permission: 'mappings:write' },
       schema: {
         tags: ['mappings'],
         params: MappingParams,
@@ -87,6 +91,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.delete(
     '/v1/tenants/:tenant/mappings/:id',
     {
+      config: { permission: 'mappings:write' },
       schema: {
         tags: ['mappings'],
         summary: 'Soft delete: deleted: true, no longer matches',

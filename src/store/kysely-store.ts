@@ -11,9 +11,10 @@ import { KyselyIdentityStore } from './identities.js';
 import { KyselyLifecycleStore } from './lifecycle.js';
 import { countActiveMappings, KyselyMappingStore } from './mappings.js';
 import { KyselyMetaStore } from './meta.js';
+import { KyselyPeopleStore } from './people.js';
 import { KyselyPlatformCaStore, storeCrl } from './platform-ca.js';
 import type { Database } from './tables.js';
-import { KyselyTenantStore } from './tenants.js';
+import { KyselyTenantStore, keysHoldingRole } from './tenants.js';
 import type {
   ClientCertificateStore,
   CsrRequestStore,
@@ -21,6 +22,7 @@ import type {
   LifecycleStore,
   MappingStore,
   MetaStore,
+  PeopleStore,
   PlatformCaStore,
   Store,
   TenantStore,
@@ -49,6 +51,7 @@ export function createKyselyStore(db: Kysely<Database>, support: DialectSupport)
     ...methodsOf<PlatformCaStore>(new KyselyPlatformCaStore(database)),
     ...methodsOf<MetaStore>(new KyselyMetaStore(database)),
     ...methodsOf<LifecycleStore>(new KyselyLifecycleStore(database)),
+    ...methodsOf<PeopleStore>(new KyselyPeopleStore(database, keysHoldingRole)),
   };
 }
 

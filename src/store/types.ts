@@ -30,10 +30,16 @@ export interface Tenant {
 export interface ApiKey {
   id: string;
   tenantId: string;
+  /** Display name, e.g. `billing backend`. */
+  name: string;
+  /** Role names (built-in or the tenant's custom roles); what the key may do is their union. */
+  roles: string[];
   /** SHA-256 of the whole bearer token, lowercase hex. */
   tokenSha256: string;
   createdAt: Date;
   revokedAt?: Date;
+  /** When the key last authenticated a request (recorded at most once a minute). */
+  lastUsedAt?: Date;
 }
 
 /** Key material sealed with envelope encryption (see kms/envelope.ts). */
@@ -106,7 +112,17 @@ export interface TenantStore {
   setEdgeEnabled(tenantId: string, enabled: boolean): Promise<boolean>;
   /** Oldest first (createdAt, then id). @throws AppError `invalid_cursor` */
   listTenants(request: PageRequest): Promise<Page<Tenant>>;
+  /**
+   * Inserts the key; its custom roles must exist (checked in the same write transaction).
+   * @throws AppError `unknown_role`, `not_found` (no such tenant)
+   */
   createApiKey(tenantId: string, key: ApiKey): Promise<void>;
+  /** The unrevoked key `keyId` of the tenant. */
+  getApiKey(tenantId: string, keyId: string): Promise<ApiKey | undefined>;
+  /** Unrevoked keys ordered by id, after `afterId` when given, at most `limit`. */
+  listApiKeys(tenantId: string, page: { afterId?: string; limit: number }): Promise<ApiKey[]>;
+  /** Records `lastUsedAt` without bumping the revision (bookkeeping). */
+  touchApiKey(tenantId: string, keyId: string, at: Date): Promise<void>;
   /** Sets `revokedAt`; false when the key does not exist in this tenant. */
   revokeApiKey(tenantId: string, keyId: string, at: Date): Promise<boolean>;
   /** The unrevoked key with this token hash, any tenant (authentication looks it up). */
@@ -387,6 +403,8 @@ export interface MetaStore {
 export interface NotificationSettings {
   tenantId: string;
   emails: string[];
+  /** Members whose roles own integrations get the expiry e-mails too (default true). */
+  notifyMembers: boolean;
   webhookUrls: string[];
   thresholdsDays: number[];
   /** The webhook signing secret, sealed (AAD: tenant); absent until first generated. */
@@ -477,7 +495,7 @@ export interface AuditEvent {
   id: string;
   tenantId: string;
   at: Date;
-  /** `operator`, an API key id, `scheduler`, `cli`. */
+  /** `operator`, `api-key:<id>`, `member:<id>`, `scheduler`, `cli`. */
   actor: string;
   action: string;
   objectType: string;
@@ -567,8 +585,103 @@ export interface LifecycleStore {
   claimFullScan(at: Date, intervalMs: number, force?: boolean): Promise<FullScanClaim>;
 }
 
+// ---- people (issue 13): roles, members, sessions, portal links --------------------------------------
+
+/** A tenant's custom role (the built-in `admin` and `viewer` are not stored). */
+export interface Role {
+  tenantId: string;
+  name: string;
+  description: string;
+  /** Permission names of the catalogue (people/permissions.ts). */
+  permissions: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A person of a tenant; `id` is the platform's own user id. */
+export interface Member {
+  tenantId: string;
+  id: string;
+  email: string;
+  name?: string;
+  roles: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Who a session or a portal link signs in: a member of a tenant, or the operator (console). */
+export type SessionSubject = { kind: 'member'; tenantId: string; memberId: string } | { kind: 'operator' };
+
+/** A browser session, found by the SHA-256 of its cookie value. */
+export interface SessionRecord {
+  idSha256: string;
+  subject: SessionSubject;
+  createdAt: Date;
+  lastSeenAt: Date;
+  /** Absolute end, whatever the activity. */
+  expiresAt: Date;
+}
+
+/** A single-use sign-in link, found by the SHA-256 of its token. */
+export interface PortalLinkRecord {
+  tokenSha256: string;
+  subject: SessionSubject;
+  /** A same-origin path under `/ui/`, checked when the link was made. */
+  returnUrl?: string;
+  intent?: string;
+  createdAt: Date;
+  expiresAt: Date;
+  usedAt?: Date;
+}
+
+/** Why {@link PeopleStore.deleteRole} did not delete: no such role, or members or keys hold it. */
+export type RoleDeletion = 'deleted' | 'not_found' | 'in_use';
+
+/**
+ * Roles and members (configuration: writes bump the revision), sessions and portal links
+ * (bookkeeping: they do not). Custom role names a member or key holds must exist, checked in the
+ * write transaction; a role still held cannot be deleted.
+ */
+export interface PeopleStore {
+  /** Inserts or replaces a custom role; true when it is new. */
+  putRole(tenantId: string, role: Role): Promise<boolean>;
+  getRole(tenantId: string, name: string): Promise<Role | undefined>;
+  /** Ordered by name. */
+  listRoles(tenantId: string): Promise<Role[]>;
+  /** Deletes a custom role unless a member or an unrevoked API key holds it (same transaction). */
+  deleteRole(tenantId: string, name: string): Promise<RoleDeletion>;
+  /**
+   * Inserts or replaces a member (keeping its `createdAt`); true when it is new.
+   * @throws AppError `unknown_role` for a role that is neither built-in nor the tenant's own
+   */
+  putMember(tenantId: string, member: Member): Promise<{ created: boolean; member: Member }>;
+  getMember(tenantId: string, memberId: string): Promise<Member | undefined>;
+  /** Ordered by id, after `afterId` when given, at most `limit`. */
+  listMembers(tenantId: string, page: { afterId?: string; limit: number }): Promise<Member[]>;
+  /** Deletes the member with its sessions and unused portal links; false when there was none. */
+  deleteMember(tenantId: string, memberId: string): Promise<boolean>;
+  /** Stores a new link and drops links that expired before `purgeBefore`. */
+  createPortalLink(link: PortalLinkRecord, purgeBefore: Date): Promise<void>;
+  /**
+   * Uses the link once, in one transaction: unused, not expired at `now`, its member still there;
+   * then stores `session` for the link's subject. The link, or undefined when it cannot be used.
+   */
+  openPortalLink(
+    tokenSha256: string,
+    now: Date,
+    session: Omit<SessionRecord, 'subject'>,
+  ): Promise<PortalLinkRecord | undefined>;
+  /** Stores a session and drops the ones past their absolute end before `purgeBefore`. */
+  createSession(session: SessionRecord, purgeBefore: Date): Promise<void>;
+  getSession(idSha256: string): Promise<SessionRecord | undefined>;
+  touchSession(idSha256: string, at: Date): Promise<void>;
+  /** False when there was no such session. */
+  deleteSession(idSha256: string): Promise<boolean>;
+}
+
 export interface Store
   extends TenantStore,
+    PeopleStore,
     LifecycleStore,
     IdentityStore,
     MappingStore,

@@ -30,10 +30,10 @@ export function credentialOf(header: string | undefined): ApiCredential | undefi
   return { keyId: pair.slice(0, colon), token: pair.slice(colon + 1) };
 }
 
-/** The API key id a tenant principal was authenticated with (`key_...`), or undefined. */
+/** The API key id a tenant principal was authenticated with (actor `api-key:<id>`), or undefined. */
 function keyIdOf(principal: Principal): string | undefined {
-  if (principal.kind !== 'tenant') return undefined;
-  return principal.actor.startsWith('api-key:') ? principal.actor.slice('api-key:'.length) : principal.actor;
+  if (principal.kind !== 'tenant' || !principal.actor.startsWith('api-key:')) return undefined;
+  return principal.actor.slice('api-key:'.length);
 }
 
 /**

@@ -4,15 +4,9 @@ import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import { PageQuery, pageRequest, viewPage } from '../shared/paging.js';
 import type { Tenant } from '../store/index.js';
-import { apiKeyCreated, apiKeyRevoked, tenantCreated, tenantUpdated } from './audit.js';
+import { tenantCreated, tenantUpdated } from './audit.js';
 import type { EdgeAccess } from './edge-access.js';
-import {
-  ApiKeySchema,
-  CreatedTenantSchema,
-  CreateTenantBody,
-  PatchTenantBody,
-  TenantSchema,
-} from './schemas.js';
+import { CreatedTenantSchema, CreateTenantBody, PatchTenantBody, TenantSchema } from './schemas.js';
 import type { TenantService } from './service.js';
 
 /** What the tenant routes need. */
@@ -75,13 +69,15 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = a
 };
 
 /**
- * `/v1/tenants/{tenant}` and its API keys; registered in the tenant scope (http/tenant-scope.ts),
- * which authorises the tenant.
+ * `/v1/tenants/{tenant}`; registered in the tenant scope (http/tenant-scope.ts), which authorises the
+ * tenant. Its API keys are people/routes.ts's.
  */
 export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = async (app, { tenants, edge }) => {
   app.get(
     '/v1/tenants/:tenant',
     {
+      // Every caller of the tenant may read its name, whatever its roles.
+      config: { permission: 'any' },
       schema: {
         tags: ['tenants'],
         params: TenantParams,
@@ -98,6 +94,8 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = async
   app.patch(
     '/v1/tenants/:tenant',
     {
+      // edgeEnabled is the operator's alone (checked below); the operator holds every permission.
+      config: { permission: 'client-certificates:write' },
       schema: {
         tags: ['tenants'],
         summary: "Change the tenant's settings (edgeEnabled: operator token only)",
@@ -118,40 +116,6 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = async
       const tenant = await tenants.getTenant(request.params.tenant);
       if (!tenant) throw new AppError('not_found', 'No such tenant.');
       return tenantView(tenant, edge);
-    },
-  );
-
-  app.post(
-    '/v1/tenants/:tenant/api-keys',
-    {
-      schema: {
-        tags: ['tenants'],
-        summary: 'Create an API key for the tenant (shown once)',
-        params: TenantParams,
-        response: { 201: ApiKeySchema, ...problemResponses },
-      },
-    },
-    async (request, reply) => {
-      const { apiKey, key } = await tenants.createApiKey(request.params.tenant);
-      request.audit = apiKeyCreated(key.id);
-      return reply.code(201).send({ id: key.id, apiKey, createdAt: key.createdAt.toISOString() });
-    },
-  );
-
-  app.delete(
-    '/v1/tenants/:tenant/api-keys/:id',
-    {
-      schema: {
-        tags: ['tenants'],
-        summary: 'Revoke an API key',
-        params: Type.Object({ tenant: Type.String(), id: Type.String() }),
-        response: { 204: Type.Null(), ...problemResponses },
-      },
-    },
-    async (request, reply) => {
-      await tenants.revokeApiKey(request.params.tenant, request.params.id);
-      request.audit = apiKeyRevoked(request.params.id);
-      return reply.code(204).send(null);
     },
   );
 };

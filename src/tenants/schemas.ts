@@ -40,5 +40,3 @@ export const CreatedTenantSchema = Type.Object({
     }),
   ),
 });
-
-export const ApiKeySchema = Type.Object({ id: Type.String(), apiKey: Type.String(), createdAt: Timestamp });

@@ -265,6 +265,7 @@ describe.each(storeBackends())('lifecycle store on $name', (backend) => {
       await store.putNotificationSettings(tenantId, {
         tenantId,
         emails: ['a@b.example'],
+        notifyMembers: false,
         webhookUrls: ['https://h.example/'],
         thresholdsDays: [30, 7],
         webhookSecret: secret,
@@ -275,6 +276,7 @@ describe.each(storeBackends())('lifecycle store on $name', (backend) => {
       expect(await store.getNotificationSettings(tenantId)).toEqual({
         tenantId,
         emails: ['a@b.example'],
+        notifyMembers: false,
         webhookUrls: ['https://h.example/'],
         thresholdsDays: [30, 7],
         webhookSecret: secret,
@@ -284,6 +286,7 @@ describe.each(storeBackends())('lifecycle store on $name', (backend) => {
       await store.putNotificationSettings(tenantId, {
         tenantId,
         emails: [],
+        notifyMembers: true,
         webhookUrls: [],
         thresholdsDays: [7],
         updatedAt: at(1),

@@ -37,7 +37,14 @@ function makeTenant(): Tenant {
 }
 
 function makeApiKey(tenantId: string): ApiKey {
-  return { id: uid('key'), tenantId, tokenSha256: randomBytes(32).toString('hex'), createdAt: T0 };
+  return {
+    id: uid('key'),
+    tenantId,
+    name: 'test',
+    roles: ['admin'],
+    tokenSha256: randomBytes(32).toString('hex'),
+    createdAt: T0,
+  };
 }
 
 function makeVersion(tenantId: string, identityId: string, version: number): IdentityVersion {

@@ -32,7 +32,7 @@ describe('credentialOf reads Bearer and Basic (RFC 6750 §2.1, RFC 7617 §2)', (
 });
 
 describe('authenticateHeader', () => {
-  const tenant: Principal = { kind: 'tenant', tenantId: 't', actor: 'key_1' };
+  const tenant: Principal = { kind: 'tenant', tenantId: 't', actor: 'api-key:key_1', permissions: new Set() };
   const tenants = {
     authenticate: async (token: string | undefined): Promise<Principal> => {
       if (token === 'tw_abc') return tenant;
@@ -53,10 +53,10 @@ describe('authenticateHeader', () => {
     });
   });
 
-  test('an actor written api-key:<id> is matched by its id', async () => {
-    const scoped = { authenticate: async () => ({ ...tenant, actor: 'api-key:key_1' }) as Principal };
-    await expect(authenticateHeader(scoped, `Basic ${b64('key_1:x')}`)).resolves.toMatchObject({
-      tenantId: 't',
+  test('a member session has no key id: Basic never names it', async () => {
+    const member = { authenticate: async () => ({ ...tenant, actor: 'member:m1' }) as Principal };
+    await expect(authenticateHeader(member, `Basic ${b64('m1:x')}`)).rejects.toMatchObject({
+      code: 'unauthorized',
     });
   });
 });

@@ -34,6 +34,7 @@ import { LifecycleService } from './lifecycle/service.js';
 import { MappingService } from './mappings/service.js';
 import { PeopleService, rolePermissions } from './people/service.js';
 import { SessionService } from './people/sessions.js';
+import { PlatformIdentityService } from './platform/service.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
@@ -114,6 +115,8 @@ export interface Services {
   clientCertificates: ClientCertificateService;
   /** CSR submission with the optional approval step (TWOWAY_CSR_APPROVAL). */
   approvals: CsrApprovalService;
+  /** The platform's own identities and the platform outbound CA. */
+  platform: PlatformIdentityService;
   /** The operator's per-tenant switch for inbound mTLS. */
   edgeAccess: EdgeAccess;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
@@ -204,6 +207,24 @@ export function createServices(
     policy: clientCertificatePolicy(config),
     quotas,
   });
+  // The platform outbound CA: its own root and issuing CA (table platform_outbound_ca), so trusting
+  // it admits the platform's identities and nothing issued from a tenant's CSR.
+  const outboundCa = new PlatformCa({
+    store: {
+      getPlatformCa: () => store.getPlatformOutboundCa(),
+      createPlatformCa: (root, issuing) => store.createPlatformOutboundCa(root, issuing),
+      getPlatformOutboundCa: () => store.getPlatformOutboundCa(),
+      createPlatformOutboundCa: (root, issuing) => store.createPlatformOutboundCa(root, issuing),
+      getCrl: async () => undefined,
+      refreshCrl: () => Promise.reject(new Error('the platform outbound CA keeps no CRL')),
+    },
+    kms,
+    clock,
+    keyAlgorithm: config.caKeyAlgorithm as CaKeyAlgorithm,
+    names: { root: 'Twoway Platform Outbound Root CA', issuing: 'Twoway Platform Outbound Issuing CA' },
+    ...(logger ? { logger: logger.child({ module: 'outbound-ca' }) } : {}),
+  });
+  const platform = new PlatformIdentityService({ identities, store, outboundCa, clock });
   const approvals = new CsrApprovalService({
     mode: config.csrApproval,
     store,
@@ -221,6 +242,7 @@ export function createServices(
     changes,
     tenants,
     approvals,
+    platform,
     identities,
     mappings,
     settings,
@@ -350,6 +372,7 @@ export async function startTwoway(
     version: packageVersion(),
     clientCertificates: services.clientCertificates,
     approvals: services.approvals,
+    platform: services.platform,
     ca: services.ca,
     people: {
       service: services.people,

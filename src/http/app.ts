@@ -38,6 +38,8 @@ import type { MappingService } from '../mappings/service.js';
 import { peopleRoutes, sessionCookie, sessionRoutes } from '../people/routes.js';
 import type { PeopleService } from '../people/service.js';
 import type { SessionService } from '../people/sessions.js';
+import { platformRoutes } from '../platform/routes.js';
+import type { PlatformIdentityService } from '../platform/service.js';
 import { authenticateHeader } from '../tenants/credentials.js';
 import type { EdgeAccess } from '../tenants/edge-access.js';
 import { tenantListRoutes, tenantRoutes } from '../tenants/routes.js';
@@ -70,6 +72,8 @@ export interface AppDeps {
   edgeAccess: EdgeAccess;
   /** CSR submission with the optional approval step. */
   approvals: CsrApprovalService;
+  /** The platform's own identities (operator) and their published certificates. */
+  platform: PlatformIdentityService;
   identities: IdentityService;
   mappings: MappingService;
   runtime: RuntimeService;
@@ -294,6 +298,7 @@ export async function buildHttpApp(deps: AppDeps) {
     signInMaxPerMinute: deps.people.signInMaxPerMinute,
   });
   await app.register(caRoutes, { ca: deps.ca });
+  await app.register(platformRoutes, { platform: deps.platform, maxUploadBytes: deps.maxUploadBytes });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });
   return app;
 }

@@ -318,6 +318,8 @@ export interface Database {
   revision: RevisionTable;
   client_certificates: ClientCertificatesTable;
   platform_ca: PlatformCaTable;
+  /** The platform outbound CA (migration 0011): same shape, its own root and issuing CA. */
+  platform_outbound_ca: PlatformCaTable;
   platform_crl: PlatformCrlTable;
   notification_settings: NotificationSettingsTable;
   alerts: AlertsTable;

@@ -384,6 +384,12 @@ export interface PlatformCaStore {
   getPlatformCa(): Promise<{ root: PlatformCaCertificate; issuing: PlatformCaCertificate } | undefined>;
   /** Stores the platform CA unless one exists; false when another process was first. */
   createPlatformCa(root: PlatformCaCertificate, issuing: PlatformCaCertificate): Promise<boolean>;
+  /** As {@link getPlatformCa}, for the platform outbound CA (the platform's own identities). */
+  getPlatformOutboundCa(): Promise<
+    { root: PlatformCaCertificate; issuing: PlatformCaCertificate } | undefined
+  >;
+  /** As {@link createPlatformCa}, for the platform outbound CA. */
+  createPlatformOutboundCa(root: PlatformCaCertificate, issuing: PlatformCaCertificate): Promise<boolean>;
   getCrl(): Promise<StoredCrl | undefined>;
   /** Stores a new CRL made by `crl` from the revoked issued certificates, in one transaction. */
   refreshCrl(crl: CrlMaker): Promise<StoredCrl>;

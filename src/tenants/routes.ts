@@ -63,7 +63,8 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = a
         return { items: [view(own)] };
       }
       const page = await tenants.pageTenants(pageRequest(request.query));
-      return viewPage(page, (items) => items.map(view));
+      // `_platform` holds the platform's own identities (platform/service.ts): not a tenant to list.
+      return viewPage(page, (items) => items.filter((t) => !t.id.startsWith('_')).map(view));
     },
   );
 };

@@ -399,6 +399,43 @@ const cases: Record<string, Case> = {
       audit: { objectType: 'client_certificate', objectId: () => id },
     };
   },
+  'POST /v1/platform/identities': async (ctx) => ({
+    tenant: '_platform',
+    status: 201,
+    call: () =>
+      ctx.json(
+        '/v1/platform/identities',
+        'POST',
+        { name: 'hooks', issue: { commonName: 'hooks.example' } },
+        OPERATOR_TOKEN,
+      ),
+    audit: { action: 'platform_identity.create', objectId: (b) => String(b.id), actor: 'operator' },
+  }),
+  'POST /v1/platform/identities/{id}/versions': async (ctx) => {
+    const id = await platformIdentityOf(ctx);
+    return {
+      tenant: '_platform',
+      status: 201,
+      call: () =>
+        ctx.json(
+          `/v1/platform/identities/${id}/versions`,
+          'POST',
+          { issue: { commonName: 'hooks.example' } },
+          OPERATOR_TOKEN,
+        ),
+      audit: { action: 'platform_identity.version_add', objectId: () => id, actor: 'operator' },
+    };
+  },
+  'POST /v1/platform/identities/{id}/versions/{version}/activate': async (ctx) => {
+    const id = await platformIdentityOf(ctx);
+    return {
+      tenant: '_platform',
+      status: 200,
+      call: () =>
+        ctx.json(`/v1/platform/identities/${id}/versions/1/activate`, 'POST', undefined, OPERATOR_TOKEN),
+      audit: { action: 'platform_identity.activate', objectId: () => id, actor: 'operator' },
+    };
+  },
   'DELETE /v1/tenants/{tenant}/client-certificates/{id}': async (ctx) => {
     const id = await clientCertificateOf(ctx);
     return {
@@ -409,6 +446,18 @@ const cases: Record<string, Case> = {
     };
   },
 };
+
+/** A platform identity issued by the platform outbound CA. */
+async function platformIdentityOf(ctx: WalkContext): Promise<string> {
+  const response = await ctx.json(
+    '/v1/platform/identities',
+    'POST',
+    { name: 'hooks', issue: { commonName: 'hooks.example' } },
+    OPERATOR_TOKEN,
+  );
+  expect(response.status).toBe(201);
+  return ((await response.json()) as { id: string }).id;
+}
 
 /** A CSR of the tenant waiting for the operator. */
 async function pendingCsrOf(ctx: WalkContext): Promise<string> {

@@ -12,7 +12,7 @@ import { fingerprintSha256 } from '../../src/certificates/index.js';
 import { makePki, type TestPki, tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { makeCsr, run } from '../helpers/edge-clients.js';
-import { findNginx, freePort, type RunningNginx, startNginx } from '../helpers/nginx.js';
+import { findNginx, type RunningNginx, startMtlsNginx } from '../helpers/nginx.js';
 import { build, createTenant } from '../helpers/twoway.js';
 
 const backends = await appBackends();
@@ -108,28 +108,17 @@ describe.each(backends)('platform identities on $name', (backend) => {
         dns: ['localhost'],
         ips: ['127.0.0.1'],
       });
-      writeFileSync(join(files.dir, 'server.pem'), serverCert.certPem + pki.intermediate.certPem);
-      writeFileSync(join(files.dir, 'server.key'), serverCert.keyPem, { mode: 0o600 });
       writeFileSync(join(files.dir, 'server-root.pem'), pki.root.certPem);
-      writeFileSync(join(files.dir, 'trusted-clients.pem'), caPem);
-      port = await freePort();
-      server = await startNginx(
-        nginx as string,
-        files.dir,
-        port,
-        `  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${files.dir}/server.pem;
-    ssl_certificate_key ${files.dir}/server.key;
-    ssl_client_certificate ${files.dir}/trusted-clients.pem;
-    ssl_verify_client on;
-    ssl_verify_depth 2;
-    location / {
-      default_type application/json;
-      return 200 '{"verify":"$ssl_client_verify","subject":"$ssl_client_s_dn"}';
-    }
-  }`,
-      );
+      server = await startMtlsNginx(nginx as string, files.dir, {
+        serverPem: serverCert.certPem + pki.intermediate.certPem,
+        serverKeyPem: serverCert.keyPem,
+        // Only the platform outbound CA (issuing CA and root).
+        clientCaPem: caPem,
+        verifyDepth: 2,
+        location: `      default_type application/json;
+      return 200 '{"verify":"$ssl_client_verify","subject":"$ssl_client_s_dn"}';`,
+      });
+      port = server.port;
       // The platform presents its identity (a mapping of the reserved platform tenant, as the
       // operator makes it).
       const mapped = await twoway.call('/v1/tenants/_platform/mappings', {

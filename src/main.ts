@@ -6,6 +6,7 @@ import type { CaKeyAlgorithm } from './ca/crypto.js';
 import { OcspResponder } from './ca/ocsp.js';
 import { PlatformCa } from './ca/platform-ca.js';
 import { IdentityParser } from './certificates/index.js';
+import { CsrApprovalService } from './client-certificates/approval.js';
 import { clientCertificatePolicy } from './client-certificates/policy.js';
 import { ClientCertificateService } from './client-certificates/service.js';
 import { workerRelay } from './cluster/cluster.js';
@@ -21,6 +22,7 @@ import { IdentityTester } from './identity-tests/service.js';
 import { makeKekCheck, verifyKekCheck } from './kms/envelope.js';
 import { LocalKms, loadLocalKek } from './kms/local/local-kms.js';
 import type { Kms } from './kms/types.js';
+import { DecisionNotifier } from './lifecycle/decisions.js';
 import {
   AuditService,
   clientCertificateSource,
@@ -34,12 +36,14 @@ import { LifecycleService } from './lifecycle/service.js';
 import { MappingService } from './mappings/service.js';
 import { PeopleService, rolePermissions } from './people/service.js';
 import { SessionService } from './people/sessions.js';
+import { PlatformIdentityService } from './platform/service.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
 import { quotasOf } from './shared/quotas.js';
 import { followRevisions } from './shared/revision-follower.js';
 import { openStore, type Store } from './store/index.js';
+import { EdgeAccess } from './tenants/edge-access.js';
 import { TenantService } from './tenants/service.js';
 
 /** A start-up refusal with a message meant for the operator (no secrets in it). */
@@ -114,6 +118,12 @@ export interface Services {
   /** The platform CA's OCSP responder (RFC 6960). */
   ocsp: OcspResponder;
   clientCertificates: ClientCertificateService;
+  /** CSR submission with the optional approval step (TWOWAY_CSR_APPROVAL). */
+  approvals: CsrApprovalService;
+  /** The platform's own identities and the platform outbound CA. */
+  platform: PlatformIdentityService;
+  /** The operator's per-tenant switch for inbound mTLS. */
+  edgeAccess: EdgeAccess;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
   /** Members, roles and API keys with roles. */
@@ -153,6 +163,7 @@ export function createServices(
     clock,
     options: { idleTimeoutMs: config.sessionIdleTimeoutMs, lifetimeMs: config.sessionLifetimeMs },
   });
+  const edgeAccess = new EdgeAccess(store, config.edgeDefaultEnabled, changes);
   const settings = new NotificationSettingsService({
     store,
     kms,
@@ -206,9 +217,42 @@ export function createServices(
     policy: clientCertificatePolicy(config),
     quotas,
   });
+  // The platform outbound CA: its own root and issuing CA (table platform_outbound_ca), so trusting
+  // it admits the platform's identities and nothing issued from a tenant's CSR.
+  const outboundCa = new PlatformCa({
+    store: {
+      getPlatformCa: () => store.getPlatformOutboundCa(),
+      createPlatformCa: (root, issuing) => store.createPlatformOutboundCa(root, issuing),
+      getPlatformOutboundCa: () => store.getPlatformOutboundCa(),
+      createPlatformOutboundCa: (root, issuing) => store.createPlatformOutboundCa(root, issuing),
+      getCrl: async () => undefined,
+      refreshCrl: () => Promise.reject(new Error('the platform outbound CA keeps no CRL')),
+    },
+    kms,
+    clock,
+    keyAlgorithm: config.caKeyAlgorithm as CaKeyAlgorithm,
+    names: { root: 'Twoway Platform Outbound Root CA', issuing: 'Twoway Platform Outbound Issuing CA' },
+    ...(logger ? { logger: logger.child({ module: 'outbound-ca' }) } : {}),
+  });
+  const platform = new PlatformIdentityService({ identities, store, outboundCa, clock });
+  const approvals = new CsrApprovalService({
+    mode: config.csrApproval,
+    store,
+    clientCertificates,
+    notifier: new DecisionNotifier({
+      store,
+      settings,
+      emailEnabled: config.smtpUrl !== undefined,
+      changes,
+      clock,
+    }),
+    clock,
+  });
   return {
     changes,
     tenants,
+    approvals,
+    platform,
     identities,
     mappings,
     settings,
@@ -217,6 +261,7 @@ export function createServices(
     ca,
     ocsp: new OcspResponder({ issuer: ca, statuses: store, clock }),
     clientCertificates,
+    edgeAccess,
     parser,
     people,
     sessions,
@@ -324,6 +369,7 @@ export async function startTwoway(
     tester: services.tester,
     lifecycle: new LifecycleService({ store: backends.store, clock }),
     tenants: services.tenants,
+    edgeAccess: services.edgeAccess,
     identities: services.identities,
     mappings: services.mappings,
     runtime,
@@ -342,6 +388,8 @@ export async function startTwoway(
       frameAncestors: config.uiFrameAncestors,
     },
     clientCertificates: services.clientCertificates,
+    approvals: services.approvals,
+    platform: services.platform,
     ca: services.ca,
     people: {
       service: services.people,
@@ -395,6 +443,7 @@ export async function startTwoway(
       ca: services.ca,
       clientCertificates: services.clientCertificates,
       tenants: services.tenants,
+      edgeAccess: services.edgeAccess,
       store: backends.store,
       changes: services.changes,
       metrics,

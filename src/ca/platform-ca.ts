@@ -81,6 +81,11 @@ export interface PlatformCaDeps {
    */
   ocspUrl?: string;
   logger?: Logger;
+  /**
+   * Common names of a new CA, before its random tag (default `Twoway Platform Root CA` and
+   * `Twoway Platform Issuing CA`); the platform outbound CA has its own.
+   */
+  names?: { root: string; issuing: string };
 }
 
 /** An opened platform CA. */
@@ -172,6 +177,37 @@ export class PlatformCa {
         await x509.SubjectKeyIdentifierExtension.create(publicKey),
       ],
     });
+  }
+
+  /**
+   * Issues a client certificate (clientAuth) for `publicKey` named `commonName`, with a DNS
+   * subjectAltName of the same name when it is a host name (`mtls-prod.example.com`, as platforms
+   * publish theirs): the platform outbound CA's certificates for the platform's own identities.
+   */
+  async issuePlatformClientCertificate(request: {
+    commonName: string;
+    publicKey: CryptoKey;
+    days: number;
+  }): Promise<IssuedCertificate & { chainPem: string }> {
+    const ca = await this.#open();
+    const hostName = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i.test(
+      request.commonName,
+    );
+    const issued = await this.#issue(ca, {
+      subject: new x509.Name([{ CN: [request.commonName] }]),
+      publicKey: request.publicKey,
+      days: request.days,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+        ...(hostName
+          ? [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: request.commonName }], false)]
+          : []),
+        await x509.SubjectKeyIdentifierExtension.create(request.publicKey),
+      ],
+    });
+    return { ...issued, chainPem: toPem('CERTIFICATE', ca.issuing.raw) };
   }
 
   /**
@@ -319,6 +355,10 @@ export class PlatformCa {
     const params = caKeyParams(this.#deps.keyAlgorithm);
     const now = this.#deps.clock.now();
     const tag = randomSerialHex().slice(0, 8);
+    const names = this.#deps.names ?? {
+      root: 'Twoway Platform Root CA',
+      issuing: 'Twoway Platform Issuing CA',
+    };
     const generate = async () =>
       (await subtle.generateKey(params.generate, true, ['sign', 'verify'])) as CryptoKeyPair;
     const rootKeys = await generate();
@@ -326,7 +366,7 @@ export class PlatformCa {
     const caUsage = x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign;
     const rootCert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: randomSerialHex(),
-      name: new x509.Name([{ O: ['Twoway'] }, { CN: [`Twoway Platform Root CA ${tag}`] }]),
+      name: new x509.Name([{ O: ['Twoway'] }, { CN: [`${names.root} ${tag}`] }]),
       notBefore: new Date(now.getTime() - BACKDATE_MS),
       notAfter: new Date(now.getTime() + ROOT_DAYS * DAY_MS),
       keys: rootKeys,
@@ -339,7 +379,7 @@ export class PlatformCa {
     });
     const issuingCert = await x509.X509CertificateGenerator.create({
       serialNumber: randomSerialHex(),
-      subject: new x509.Name([{ O: ['Twoway'] }, { CN: [`Twoway Platform Issuing CA ${tag}`] }]),
+      subject: new x509.Name([{ O: ['Twoway'] }, { CN: [`${names.issuing} ${tag}`] }]),
       issuer: rootCert.subjectName,
       notBefore: new Date(now.getTime() - BACKDATE_MS),
       notAfter: new Date(now.getTime() + ISSUING_DAYS * DAY_MS),

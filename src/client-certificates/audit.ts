@@ -1,5 +1,6 @@
 import type { AuditNote } from '../lifecycle/audit.js';
 import type { RevocationReason } from '../store/index.js';
+import type { CsrRequestView } from './approval.js';
 import type { ClientCertificateView } from './service.js';
 
 /**
@@ -46,4 +47,27 @@ export function clientCertificateRevoked(view: ClientCertificateView, reason: Re
 /** `client_certificate.delete`: deleted (an issued one revoked first). */
 export function clientCertificateDeleted(id: string): AuditNote {
   return { action: 'client_certificate.delete', objectType: 'client_certificate', objectId: id };
+}
+
+/** `certificate_signing_request.submit`: a CSR waiting for the operator (TWOWAY_CSR_APPROVAL=manual). */
+export function csrSubmitted(request: CsrRequestView): AuditNote {
+  return {
+    action: 'certificate_signing_request.submit',
+    objectType: 'certificate_signing_request',
+    objectId: request.id,
+    detail: { name: request.name, subject: request.subject },
+  };
+}
+
+/** `certificate_signing_request.approve` (with the certificate issued) or `.reject`. */
+export function csrDecided(request: CsrRequestView): AuditNote {
+  return {
+    action: `certificate_signing_request.${request.status === 'approved' ? 'approve' : 'reject'}`,
+    objectType: 'certificate_signing_request',
+    objectId: request.id,
+    detail: {
+      ...(request.clientCertificateId ? { clientCertificateId: request.clientCertificateId } : {}),
+      ...(request.reason ? { reason: request.reason } : {}),
+    },
+  };
 }

@@ -4,19 +4,42 @@ import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import { PageQuery, pageRequest } from '../shared/paging.js';
 import type { RevocationReason } from '../store/index.js';
+import type { Principal } from '../tenants/service.js';
+import type { CsrApprovalService } from './approval.js';
 import {
   clientCertificateDeleted,
   clientCertificateIssued,
   clientCertificateRegistered,
   clientCertificateRevoked,
+  csrDecided,
+  csrSubmitted,
 } from './audit.js';
-import { ClientCertificateParams, ClientCertificateUploadBody, CsrBody, RevokeBody } from './schemas.js';
+import {
+  ClientCertificateParams,
+  ClientCertificateUploadBody,
+  CsrBody,
+  CsrRequestParams,
+  RejectCsrBody,
+  RevokeBody,
+} from './schemas.js';
 import type { ClientCertificateService } from './service.js';
 import { readClientCertificateUpload, refuseSecrets } from './upload.js';
 
 export interface ClientCertificateRouteOptions {
   clientCertificates: ClientCertificateService;
+  /** CSR submission with the optional approval step (TWOWAY_CSR_APPROVAL). */
+  approvals: CsrApprovalService;
   maxUploadBytes: number;
+}
+
+/** Deciding a CSR is the operator's: a tenant's key (its own tenant) gets `403 operator_only`. */
+function requireOperator(principal: Principal): void {
+  if (principal.kind !== 'operator') {
+    throw new AppError(
+      'operator_only',
+      'Only the operator approves or rejects certificate signing requests.',
+    );
+  }
 }
 
 const createdResponses = {
@@ -35,7 +58,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app,
   options,
 ) => {
-  const { clientCertificates, maxUploadBytes } = options;
+  const { clientCertificates, approvals, maxUploadBytes } = options;
   const bodyLimit = maxUploadBytes * 2 + 64 * 1024;
 
   app.post(
@@ -90,21 +113,91 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
           '365). The answer holds the certificate and its chain (issuing CA, root).',
         params: TenantParams,
         body: CsrBody,
-        response: { 201: Type.Ref('IssuedClientCertificate'), ...createdResponses },
+        response: {
+          201: Type.Ref('IssuedClientCertificate'),
+          202: Type.Ref('CsrRequest'),
+          ...createdResponses,
+        },
       },
     },
     async (request, reply) => {
       refuseSecrets(request.body);
       if (request.validationError) throw new AppError('bad_request', request.validationError.message);
       const { name, csrPem, validityDays } = request.body;
-      const view = await clientCertificates.issue(
+      const outcome = await approvals.submit(
         request.params.tenant,
         name ?? 'client certificate',
-        Buffer.from(csrPem, 'utf8'),
+        csrPem,
         validityDays,
       );
-      request.audit = clientCertificateIssued(view);
-      return reply.code(201).send(view);
+      if (outcome.status === 'pending') {
+        request.audit = csrSubmitted(outcome.request);
+        return reply.code(202).send(outcome.request);
+      }
+      request.audit = clientCertificateIssued(outcome.certificate);
+      return reply.code(201).send(outcome.certificate);
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/certificate-signing-requests/:id',
+    {
+      config: { permission: 'client-certificates:read' },
+      schema: {
+        tags: ['client certificates'],
+        summary: 'A CSR waiting for the operator (TWOWAY_CSR_APPROVAL=manual), or its decision',
+        params: CsrRequestParams,
+        response: { 200: Type.Ref('CsrRequest'), ...problemResponses },
+      },
+    },
+    async (request) => approvals.get(request.params.tenant, request.params.id),
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/certificate-signing-requests/:id/approve',
+    {
+      // The operator's alone (requireOperator); the operator holds every permission.
+      config: { permission: 'client-certificates:write' },
+      schema: {
+        tags: ['client certificates'],
+        summary: 'Approve a pending CSR (operator token): the certificate is issued, the tenant notified',
+        params: CsrRequestParams,
+        response: { 200: Type.Ref('IssuedClientCertificate'), ...createdResponses },
+      },
+    },
+    async (request) => {
+      requireOperator(request.principal);
+      const { request: decided, certificate } = await approvals.approve(
+        request.params.tenant,
+        request.params.id,
+      );
+      request.audit = csrDecided(decided);
+      return certificate;
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/certificate-signing-requests/:id/reject',
+    {
+      config: { permission: 'client-certificates:write' },
+      // The body (a reason) is optional.
+      attachValidation: true,
+      schema: {
+        tags: ['client certificates'],
+        summary: 'Reject a pending CSR (operator token): nothing is issued, the tenant is notified',
+        params: CsrRequestParams,
+        body: RejectCsrBody,
+        response: { 200: Type.Ref('CsrRequest'), ...problemResponses, 409: Type.Ref('Problem') },
+      },
+    },
+    async (request) => {
+      if (request.validationError && request.body !== undefined && request.body !== null) {
+        throw new AppError('bad_request', request.validationError.message);
+      }
+      requireOperator(request.principal);
+      const decided = await approvals.reject(request.params.tenant, request.params.id, request.body?.reason);
+      request.audit = csrDecided(decided);
+      return decided;
     },
   );
 

@@ -65,3 +65,32 @@ export const ClientCertificateParams = Type.Object({
   tenant: Type.String({ maxLength: 63 }),
   id: Type.String({ maxLength: 64 }),
 });
+
+/** A CSR under `TWOWAY_CSR_APPROVAL=manual`: pending, approved (with its certificate) or rejected. */
+export const CsrRequestSchema = Type.Object(
+  {
+    id: Type.String(),
+    tenant: Type.String(),
+    name: Type.String(),
+    status: Literals(['pending', 'approved', 'rejected']),
+    subject: Type.String({ description: 'RFC 4514 subject of the CSR' }),
+    csrPem: Type.String({ description: 'The CSR as submitted (public material)' }),
+    validityDays: Type.Optional(Type.Integer()),
+    createdAt: Timestamp,
+    decidedAt: Type.Optional(Timestamp),
+    reason: Type.Optional(Type.String({ description: "The operator's reason for a rejection" })),
+    clientCertificateId: Type.Optional(Type.String({ description: 'The certificate issued on approval' })),
+  },
+  { $id: 'CsrRequest' },
+);
+
+/** The operator's rejection; the reason is sent to the tenant. */
+export const RejectCsrBody = Type.Object(
+  { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) },
+  { additionalProperties: false },
+);
+
+export const CsrRequestParams = Type.Object({
+  tenant: Type.String({ maxLength: 63 }),
+  id: Type.String({ maxLength: 64 }),
+});

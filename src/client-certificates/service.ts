@@ -1,5 +1,5 @@
 import type { Static } from '@sinclair/typebox';
-import { readCsr } from '../ca/csr.js';
+import { readCsr, type VerifiedCsr } from '../ca/csr.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { summarize, toPem } from '../certificates/index.js';
 import { certificateStatus, DAY_MS } from '../certificates/status.js';
@@ -124,14 +124,8 @@ export class ClientCertificateService {
     csrInput: Buffer,
     validityDays?: number,
   ): Promise<IssuedClientCertificateView> {
-    const { policy, ca } = this.#deps;
-    const days = validityDays ?? policy.issueValidityDays;
-    if (!Number.isInteger(days) || days < 1) throw new AppError('bad_request', 'validityDays must be ≥ 1.');
-    if (days > policy.maxValidityDays) {
-      throw new AppError('validity_too_long', `At most ${policy.maxValidityDays} days can be issued.`);
-    }
-    const csr = readCsr(csrInput);
-    checkKey(csr.publicKey, policy);
+    const { ca } = this.#deps;
+    const { csr, days } = this.checkCsr(csrInput, validityDays);
     const { live, issued: issuedQuota } = this.#quotas(this.#deps.clock.now());
     if (live !== undefined || issuedQuota !== undefined) {
       const since = issuedQuota?.since ?? this.#deps.clock.now();
@@ -164,6 +158,23 @@ export class ClientCertificateService {
   }
 
   /** One page of the tenant's live certificates, oldest first. @throws AppError `invalid_cursor` */
+  /**
+   * The checks {@link issue} makes before the CA signs: validity days, the CSR's signature and its
+   * key against the policy. Also run when a CSR is submitted for the operator's approval.
+   * @throws AppError as {@link issue}, quotas aside
+   */
+  checkCsr(csrInput: Buffer, validityDays?: number): { csr: VerifiedCsr; days: number } {
+    const { policy } = this.#deps;
+    const days = validityDays ?? policy.issueValidityDays;
+    if (!Number.isInteger(days) || days < 1) throw new AppError('bad_request', 'validityDays must be ≥ 1.');
+    if (days > policy.maxValidityDays) {
+      throw new AppError('validity_too_long', `At most ${policy.maxValidityDays} days can be issued.`);
+    }
+    const csr = readCsr(csrInput);
+    checkKey(csr.publicKey, policy);
+    return { csr, days };
+  }
+
   async list(tenantId: string, request: PageRequest): Promise<Collection<ClientCertificateView>> {
     const page = await this.#deps.store.listClientCertificates(tenantId, request);
     return viewPage(page, (records) => records.map((r) => this.#view(r)));

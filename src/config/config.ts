@@ -79,6 +79,22 @@ export const ConfigSchema = Type.Object({
     description:
       'Send TLS session tickets on the edge (resumption). Off by default: the ticket key never rotates, and each ticket costs the server an encode-decode-encode of the session (client certificate included)',
   }),
+  edgeHelloPath: Type.String({
+    pattern: '^/[^?#{}]*\\{tenant\\}[^?#{}]*$',
+    default: '/v1/tenants/{tenant}/mtls/hello',
+    description:
+      'Path template of the edge hello check ({tenant} once): it answers "Hello, world!" to a registered, valid certificate of that tenant alone, no API key needed (e.g. /v4/orgs/{tenant}/mtls/hello)',
+  }),
+  edgeDefaultEnabled: Type.Boolean({
+    default: true,
+    description:
+      'Inbound mTLS for a tenant the operator has not switched (PATCH /v1/tenants/{tenant} { edgeEnabled }); refused with 403 edge_not_enabled when off',
+  }),
+  csrApproval: Type.Union([Type.Literal('automatic'), Type.Literal('manual')], {
+    default: 'automatic',
+    description:
+      'manual: a CSR answers 202 status pending and waits for the operator to approve or reject it',
+  }),
   edgeCertFile: Type.Optional(
     Type.String({ minLength: 1, description: 'PEM server certificate (+ chain) of the edge listener' }),
   ),

@@ -28,12 +28,15 @@
  *
  * HTTP: a connection whose certificate is refused gets, on its first request, a problem+json answer
  * (`client_certificate_required` 401, `client_certificate_unknown`/`_revoked`/`_expired` 403) with
- * `Connection: close`, and nothing reaches the platform. Every request must carry the API key
- * (`Authorization: Bearer`) of a tenant that registered the certificate, and is checked against that
- * tenant's registration (one Map lookup: revocation refuses the next request of an open keep-alive
- * connection; another tenant's registration of the same certificate does not count). Then
- * `GET /v1/tenants/{tenant}/mtls/hello` answers `Hello, world!`, and every other path is streamed to
- * the platform upstream with the verified identity headers (identity-headers.ts).
+ * `Connection: close`, and nothing reaches the platform. The hello check (`TWOWAY_EDGE_HELLO_PATH`,
+ * default `GET /v1/tenants/{tenant}/mtls/hello`) answers `Hello, world!` to a registered, valid
+ * certificate of that tenant alone, as vendors document it (`curl --cert --key .../mtls/hello`):
+ * it reveals nothing and proves the certificate works. Every other request must carry the API key
+ * (`Authorization: Bearer <key>` or `Basic base64(<key id>:<key>)`) of a tenant that registered the
+ * certificate, and is checked against that tenant's registration (one Map lookup: revocation
+ * refuses the next request of an open keep-alive connection; another tenant's registration of the
+ * same certificate does not count) and the operator's switch for the tenant (`edge_not_enabled`),
+ * then streamed to the platform upstream with the verified identity headers (identity-headers.ts).
  */
 import { constants, createHash, type X509Certificate } from 'node:crypto';
 import type http from 'node:http';
@@ -50,7 +53,7 @@ import { writeRawProblem } from '../http/problem.js';
 import type { Clock } from '../shared/clock.js';
 import { LogLimiter } from '../shared/logger.js';
 import { pathWithin } from '../shared/paths.js';
-import { bearerToken, type Principal } from '../tenants/service.js';
+import type { Principal } from '../tenants/service.js';
 import { refusalFor } from './admission.js';
 import type { ClientCertificateIndex, EdgeEntry } from './certificate-index.js';
 import { IDENTITY_HEADER_NAMES, identityHeaders } from './identity-headers.js';
@@ -70,8 +73,12 @@ export interface EdgeOptions {
   certificatePem: string;
   keyPem: string;
   index: ClientCertificateIndex;
-  /** Bearer token → principal (TenantService.authenticate); throws AppError `unauthorized`. */
-  authenticate(token: string | undefined): Promise<Principal>;
+  /** `Authorization` value → principal (tenants/credentials.ts); throws AppError `unauthorized`. */
+  authenticate(authorization: string | undefined): Promise<Principal>;
+  /** The operator's switch for the tenant; a plain boolean when known (asked on every request). */
+  edgeEnabled(tenantId: string): boolean | Promise<boolean>;
+  /** Path template of the hello check, holding `{tenant}` once (TWOWAY_EDGE_HELLO_PATH). */
+  helloPath: string;
   /**
    * The certificates that validate `cert` for `Client-Cert-Chain` (DER, issuing CA first, trust
    * anchor left out): the platform issuing CA for a certificate it issued, none for BYOC.
@@ -118,7 +125,15 @@ interface ConnectionState {
 const kState = Symbol('twoway.edge.connection');
 type TaggedSocket = TLSSocket & { [kState]?: ConnectionState };
 
-const HELLO_PATH = /^\/v1\/tenants\/([^/?]+)\/mtls\/hello$/;
+/**
+ * The hello path template (`/v4/orgs/{tenant}/mtls/hello`) as a regular expression whose one
+ * group is the tenant: literal text escaped, `{tenant}` one path segment.
+ */
+export function helloPattern(template: string): RegExp {
+  const [before, after] = template.split('{tenant}') as [string, string];
+  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${literal(before)}([^/?]+)${literal(after ?? '')}$`);
+}
 const HELLO_BODY = Buffer.from('Hello, world!', 'utf8');
 
 /** Answers with an RFC 9457 problem and `Twoway-Error`; `close` ends the connection after it. */
@@ -135,6 +150,7 @@ function sendProblem(res: http.ServerResponse, err: AppError, close: boolean): v
  */
 export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
   const { index, clock, logger, metrics } = options;
+  const helloPath = helloPattern(options.helloPath);
   const log = logger.child({ module: 'edge' });
   // The common label values' children, bound once (prom-client hashes labels on every call).
   const served = metrics.edgeRequests.labels({ outcome: 'ok' });
@@ -213,16 +229,35 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
       return;
     }
 
-    let principal: Principal;
-    try {
-      principal = await options.authenticate(bearerToken(req.headers.authorization));
-    } catch (err) {
-      answer(res, toAppError(err), !req.complete);
+    const url = req.url ?? '';
+    if (!url.startsWith('/')) {
+      answer(res, new AppError('bad_request', 'The request target must be a path.'), true);
       return;
     }
-    // Admitted for the API key's tenant only, by that tenant's own registration: several tenants
-    // may register one public certificate (admission.ts).
-    const entry = principal.kind === 'tenant' ? index.get(state.fingerprint, principal.tenantId) : undefined;
+    const query = url.indexOf('?');
+    const helloTenant = helloPath.exec(query < 0 ? url : url.slice(0, query))?.[1];
+
+    let tenantId: string;
+    if (helloTenant !== undefined && req.headers.authorization === undefined) {
+      // The hello check with the certificate alone: admitted by that tenant's own registration.
+      tenantId = helloTenant;
+    } else {
+      let principal: Principal;
+      try {
+        principal = await options.authenticate(req.headers.authorization);
+      } catch (err) {
+        answer(res, toAppError(err), !req.complete);
+        return;
+      }
+      if (principal.kind !== 'tenant') {
+        answer(res, new AppError('client_certificate_tenant_mismatch'), !req.complete);
+        return;
+      }
+      tenantId = principal.tenantId;
+    }
+    // Admitted for one tenant only, by that tenant's own registration: several tenants may register
+    // one public certificate (admission.ts).
+    const entry = index.get(state.fingerprint, tenantId);
     if (entry === undefined) {
       answer(res, new AppError('client_certificate_tenant_mismatch'), !req.complete);
       return;
@@ -232,16 +267,14 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
       refuse(res, refusal, state);
       return;
     }
-
-    const url = req.url ?? '';
-    if (!url.startsWith('/')) {
-      answer(res, new AppError('bad_request', 'The request target must be a path.'), true);
+    const enabled = options.edgeEnabled(entry.tenantId);
+    if (enabled === false || (enabled !== true && !(await enabled))) {
+      answer(res, new AppError('edge_not_enabled'), !req.complete);
       return;
     }
-    const query = url.indexOf('?');
-    const hello = HELLO_PATH.exec(query < 0 ? url : url.slice(0, query));
-    if (hello !== null) {
-      if (hello[1] !== entry.tenantId) {
+
+    if (helloTenant !== undefined) {
+      if (helloTenant !== entry.tenantId) {
         answer(res, new AppError('not_found', 'No such tenant.'), !req.complete);
       } else if (req.method !== 'GET' && req.method !== 'HEAD') {
         answer(res, new AppError('method_not_allowed'), !req.complete);
@@ -262,7 +295,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
         res,
         new AppError(
           'edge_upstream_not_configured',
-          'This edge serves GET /v1/tenants/{tenant}/mtls/hello only; TWOWAY_EDGE_UPSTREAM is not set.',
+          `This edge serves GET ${options.helloPath} only; TWOWAY_EDGE_UPSTREAM is not set.`,
         ),
         !req.complete,
       );

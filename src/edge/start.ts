@@ -9,6 +9,8 @@ import { skippingInterimResponses } from '../forward/interim-responses.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import type { ClientCertificateStore } from '../store/index.js';
+import { authenticateHeader } from '../tenants/credentials.js';
+import type { EdgeAccess } from '../tenants/edge-access.js';
 import type { TenantService } from '../tenants/service.js';
 import { platformIssuedLookup } from './admission.js';
 import { ClientCertificateIndex } from './certificate-index.js';
@@ -29,6 +31,7 @@ export type EdgeConfig = Pick<
   | 'edgeCertFile'
   | 'edgeKeyFile'
   | 'edgeSessionTickets'
+  | 'edgeHelloPath'
   | 'forwardConnectTimeoutMs'
   | 'forwardHeadersTimeoutMs'
   | 'forwardBodyTimeoutMs'
@@ -40,6 +43,8 @@ export interface EdgeDeps {
   ca: PlatformCa;
   clientCertificates: ClientCertificateService;
   tenants: Pick<TenantService, 'authenticate'>;
+  /** The operator's per-tenant switch, asked on every request. */
+  edgeAccess: Pick<EdgeAccess, 'enabled'>;
   store: Pick<ClientCertificateStore, 'listClientCertificateChanges' | 'findClientCertificatesByFingerprint'>;
   changes: ChangeBus;
   /** Where the edge counts requests and handshakes. */
@@ -121,7 +126,9 @@ export async function startEdgeListener(deps: EdgeDeps): Promise<RunningEdge> {
     certificatePem: tls.certificatePem,
     keyPem: tls.keyPem,
     index,
-    authenticate: (token) => deps.tenants.authenticate(token),
+    authenticate: (authorization) => authenticateHeader(deps.tenants, authorization),
+    edgeEnabled: (tenantId) => deps.edgeAccess.enabled(tenantId),
+    helloPath: config.edgeHelloPath,
     chainOf: async (cert) => ((await ca.issued(cert)) ? (await ca.chainDer()).slice(0, 1) : []),
     lookupUnindexed: platformIssuedLookup({
       issuedByPlatformCa: (cert) => ca.issued(cert),

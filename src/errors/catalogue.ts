@@ -62,6 +62,9 @@ export const catalogue = {
     title: 'Client certificate and API key of different tenants',
   },
   edge_upstream_not_configured: { status: 404, title: 'No platform upstream configured' },
+  edge_not_enabled: { status: 403, title: 'Inbound mTLS not enabled for this tenant' },
+  operator_only: { status: 403, title: 'Only the operator may do this' },
+  csr_not_pending: { status: 409, title: 'Certificate signing request already decided' },
   // lifecycle
   notification_settings_invalid: { status: 422, title: 'Invalid notification settings' },
   // runtime forward (also sent as the Twoway-Error header)

@@ -13,7 +13,8 @@ import type { Metrics } from '../http/metrics.js';
 import { writeRawProblem } from '../http/problem.js';
 import { parseForwardUrl } from '../net/address-guard.js';
 import { LogLimiter } from '../shared/logger.js';
-import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
+import { authenticateHeader } from '../tenants/credentials.js';
+import type { Principal, TenantService } from '../tenants/service.js';
 import type { DispatcherCache } from './dispatchers.js';
 import { causeMessage, proxyRequest } from './proxy.js';
 import type { RuntimeService } from './service.js';
@@ -142,8 +143,7 @@ export class ForwardEndpoint {
       return;
     }
     const fields = readFields(req.rawHeaders);
-    this.#deps.tenants
-      .authenticate(bearerToken(fields.authorization))
+    authenticateHeader(this.#deps.tenants, fields.authorization)
       .then(
         (principal) => this.#handle(req, res, principal, fields),
         (err: unknown) => this.#refuse(req, res, toAppError(err), !req.complete),

@@ -4,15 +4,19 @@ import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { type UiOptions, uiRoutes } from './ui.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { OcspResponder } from '../ca/ocsp.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { caRoutes } from '../ca/routes.js';
+import type { CsrApprovalService } from '../client-certificates/approval.js';
 import { clientCertificateRoutes } from '../client-certificates/routes.js';
-import { ClientCertificateSchema, IssuedClientCertificateSchema } from '../client-certificates/schemas.js';
+import {
+  ClientCertificateSchema,
+  CsrRequestSchema,
+  IssuedClientCertificateSchema,
+} from '../client-certificates/schemas.js';
 import type { ClientCertificateService } from '../client-certificates/service.js';
 import { AppError } from '../errors/app-error.js';
 import type { DispatcherCache } from '../forward/dispatchers.js';
@@ -35,6 +39,10 @@ import type { MappingService } from '../mappings/service.js';
 import { peopleRoutes, sessionCookie, sessionRoutes } from '../people/routes.js';
 import type { PeopleService } from '../people/service.js';
 import type { SessionService } from '../people/sessions.js';
+import { platformRoutes } from '../platform/routes.js';
+import type { PlatformIdentityService } from '../platform/service.js';
+import { authenticateHeader } from '../tenants/credentials.js';
+import type { EdgeAccess } from '../tenants/edge-access.js';
 import { tenantListRoutes, tenantRoutes } from '../tenants/routes.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { Metrics, MetricsAccess } from './metrics.js';
@@ -42,6 +50,7 @@ import { errorHandler, sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
 import { cookieAuth } from './session-auth.js';
 import { refuseUnscopedTenantRoutes, tenantScope } from './tenant-scope.js';
+import { type UiOptions, uiRoutes } from './ui.js';
 
 export type { AuditNote };
 
@@ -61,6 +70,12 @@ declare module 'fastify' {
 export interface AppDeps {
   logger: Logger;
   tenants: TenantService;
+  /** The operator's edge switch per tenant. */
+  edgeAccess: EdgeAccess;
+  /** CSR submission with the optional approval step. */
+  approvals: CsrApprovalService;
+  /** The platform's own identities (operator) and their published certificates. */
+  platform: PlatformIdentityService;
   identities: IdentityService;
   mappings: MappingService;
   runtime: RuntimeService;
@@ -162,6 +177,7 @@ export async function buildHttpApp(deps: AppDeps) {
   app.addSchema(MappingSchema);
   app.addSchema(ClientCertificateSchema);
   app.addSchema(IssuedClientCertificateSchema);
+  app.addSchema(CsrRequestSchema);
 
   await app.register(swagger, {
     openapi: {
@@ -213,7 +229,7 @@ export async function buildHttpApp(deps: AppDeps) {
     const path = request.routeOptions.url ?? request.url;
     if (!path.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
     if (await bySession(request, path)) return;
-    request.principal = await deps.tenants.authenticate(bearerToken(request.headers.authorization));
+    request.principal = await authenticateHeader(deps.tenants, request.headers.authorization);
   });
   app.addHook('onResponse', async (request, reply) => {
     if (request.url.startsWith('/v1/runtime/forward')) return;
@@ -254,11 +270,11 @@ export async function buildHttpApp(deps: AppDeps) {
     return deps.metrics.registry.metrics();
   });
 
-  await app.register(tenantListRoutes, { tenants: deps.tenants });
+  await app.register(tenantListRoutes, { tenants: deps.tenants, edge: deps.edgeAccess });
   await app.register(tenantScope, {
     tenants: deps.tenants,
     async routes(scope) {
-      await scope.register(tenantRoutes, { tenants: deps.tenants });
+      await scope.register(tenantRoutes, { tenants: deps.tenants, edge: deps.edgeAccess });
       await scope.register(identityRoutes, {
         identities: deps.identities,
         maxUploadBytes: deps.maxUploadBytes,
@@ -272,6 +288,7 @@ export async function buildHttpApp(deps: AppDeps) {
       await scope.register(identityTestRoutes, { tester: deps.tester, maxUploadBytes: deps.maxUploadBytes });
       await scope.register(clientCertificateRoutes, {
         clientCertificates: deps.clientCertificates,
+        approvals: deps.approvals,
         maxUploadBytes: deps.maxUploadBytes,
       });
       await scope.register(peopleRoutes, {
@@ -288,6 +305,7 @@ export async function buildHttpApp(deps: AppDeps) {
   });
   if (deps.ui) await app.register(uiRoutes, deps.ui);
   await app.register(caRoutes, { ca: deps.ca, ocsp: deps.ocsp });
+  await app.register(platformRoutes, { platform: deps.platform, maxUploadBytes: deps.maxUploadBytes });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });
   return app;
 }

@@ -14,7 +14,7 @@ import {
 } from './audit.js';
 import { IdentityParams, IdentityUploadBody, VersionParams } from './schemas.js';
 import type { IdentityService } from './service.js';
-import { jsonUploadBodyLimit, type ParsedUpload, readUpload, zeroUpload } from './upload.js';
+import { activationOf, jsonUploadBodyLimit, type ParsedUpload, readUpload, zeroUpload } from './upload.js';
 
 export interface IdentityRouteOptions {
   identities: IdentityService;
@@ -161,14 +161,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
     ),
     async (request, reply) => {
       const { before, view } = await withUpload(request, async (parsed) => {
-        let activateAt: Date | undefined;
-        if (parsed.activateAt !== undefined) {
-          activateAt = new Date(parsed.activateAt);
-          if (Number.isNaN(activateAt.getTime()) || !/^\d{4}-\d\d-\d\dT/.test(parsed.activateAt))
-            throw new AppError('bad_request', 'activateAt must be an RFC 3339 date-time.');
-          if (parsed.activate === true)
-            throw new AppError('bad_request', 'Send either activate: true or activateAt, not both.');
-        }
+        const activateAt = activationOf(parsed);
         const before = await identities.get(request.params.tenant, request.params.id);
         const view = await identities.addVersion(
           request.params.tenant,

@@ -105,3 +105,17 @@ export function zeroUpload(upload: IdentityUpload): void {
 export function jsonUploadBodyLimit(maxBytes: number): number {
   return Math.ceil((maxBytes * 4) / 3) + 64 * 1024;
 }
+
+/**
+ * The `activateAt` of a version upload as a Date (undefined without one).
+ * @throws AppError `bad_request` for a value that is not an RFC 3339 date-time, or with `activate: true`
+ */
+export function activationOf(fields: { activate?: boolean; activateAt?: string }): Date | undefined {
+  if (fields.activateAt === undefined) return undefined;
+  const activateAt = new Date(fields.activateAt);
+  if (Number.isNaN(activateAt.getTime()) || !/^\d{4}-\d\d-\d\dT/.test(fields.activateAt))
+    throw new AppError('bad_request', 'activateAt must be an RFC 3339 date-time.');
+  if (fields.activate === true)
+    throw new AppError('bad_request', 'Send either activate: true or activateAt, not both.');
+  return activateAt;
+}

@@ -2,9 +2,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.js';
 import type { DeliveryRecord, LifecycleStore } from '../store/index.js';
 import type { LifecycleMetrics } from './metrics.js';
-import type { EmailSender, SendResult, WebhookSender } from './notifiers.js';
+import type { EmailSender, NotificationEvent, SendResult, WebhookSender } from './notifiers.js';
 import type { Recipients } from './recipients.js';
-import type { ExpiryEvent } from './scanner.js';
 import type { NotificationSettingsService } from './settings.js';
 
 /** Retry policy of notification deliveries (exponential backoff, no jitter so tests can predict it). */
@@ -137,7 +136,7 @@ export class DeliveryWorker {
   async #send(delivery: DeliveryRecord, at: Date): Promise<SendResult> {
     const notification = await this.#deps.store.getNotification(delivery.tenantId, delivery.notificationId);
     if (!notification) return { ok: false, error: 'notification missing' };
-    const event = JSON.parse(notification.payload) as ExpiryEvent;
+    const event = JSON.parse(notification.payload) as NotificationEvent;
     if (delivery.channel === 'email') {
       if (!this.#deps.email) return { ok: false, error: 'no SMTP server configured' };
       let to = delivery.target

@@ -6,6 +6,7 @@ import net from 'node:net';
 import nodemailer from 'nodemailer';
 import { Agent, request } from 'undici';
 import { DESTINATION_BLOCKED, guardedLookup, isBlockedAddress } from '../net/address-guard.js';
+import type { CsrDecisionEvent } from './decisions.js';
 import type { ExpiryEvent } from './scanner.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signWebhook, TIMESTAMP_HEADER } from './signing.js';
 
@@ -18,15 +19,18 @@ export interface SendResult {
   final?: boolean;
 }
 
+/** What a notification tells: an expiry alert or the operator's decision on a CSR. */
+export type NotificationEvent = ExpiryEvent | CsrDecisionEvent;
+
 export interface EmailSender {
-  send(to: string[], event: ExpiryEvent): Promise<SendResult>;
+  send(to: string[], event: NotificationEvent): Promise<SendResult>;
   close(): void;
 }
 
 export interface WebhookSender {
   send(
     url: string,
-    event: ExpiryEvent,
+    event: NotificationEvent,
     body: string,
     secret: string | undefined,
     now: Date,
@@ -34,9 +38,11 @@ export interface WebhookSender {
   close(): Promise<void>;
 }
 
-/** Subject and plain-text body of an expiry e-mail. */
-export function renderEmail(event: ExpiryEvent): { subject: string; text: string } {
-  const d = event.data;
+/** Subject and plain-text body of a notification e-mail. */
+export function renderEmail(event: NotificationEvent): { subject: string; text: string } {
+  if (event.data.objectType === 'certificate_signing_request')
+    return renderDecision(event as CsrDecisionEvent);
+  const d = (event as ExpiryEvent).data;
   const what = `${d.objectType.replaceAll('_', ' ')} "${d.name}"`;
   const subject =
     event.type === 'certificate.expired'
@@ -55,6 +61,28 @@ export function renderEmail(event: ExpiryEvent): { subject: string; text: string
     d.objectType === 'identity'
       ? 'Upload a new version of the identity (it can be activated at once or at a chosen time).'
       : 'Register a replacement certificate before this one expires.',
+    '',
+    `Event id: ${event.id}`,
+  ].join('\n');
+  return { subject, text };
+}
+
+/** The e-mail of a CSR decision. */
+function renderDecision(event: CsrDecisionEvent): { subject: string; text: string } {
+  const d = event.data;
+  const approved = event.type === 'certificate_signing_request.approved';
+  const subject = `[Twoway] Certificate signing request ${approved ? 'approved' : 'rejected'}: "${d.name}" (tenant ${event.tenant})`;
+  const text = [
+    approved
+      ? `The certificate signing request "${d.name}" of tenant ${event.tenant} was approved; the certificate is issued and admitted at the edge.`
+      : `The certificate signing request "${d.name}" of tenant ${event.tenant} was rejected.`,
+    '',
+    `Request:     ${d.objectId}`,
+    `Subject:     ${d.subject}`,
+    ...(d.clientCertificateId ? [`Certificate: ${d.clientCertificateId}`] : []),
+    ...(d.fingerprintSha256 ? [`Fingerprint: ${d.fingerprintSha256} (SHA-256)`] : []),
+    ...(d.notAfter ? [`Not after:   ${d.notAfter}`] : []),
+    ...(d.reason ? [`Reason:      ${d.reason}`] : []),
     '',
     `Event id: ${event.id}`,
   ].join('\n');

@@ -219,35 +219,7 @@ export class ExpiryScanner {
   }
 
   #deliveries(emails: string[], webhookUrls: string[], tenantId: string, now: Date): DeliveryRecord[] {
-    const base = {
-      tenantId,
-      notificationId: '',
-      status: 'pending' as const,
-      attempts: 0,
-      nextAttemptAt: now,
-    };
-    const list: DeliveryRecord[] = [];
-    if (this.#deps.emailEnabled && emails.length > 0) {
-      list.push({
-        ...base,
-        id: newId('dlv'),
-        channel: 'email',
-        target: emails.join(', '),
-        createdAt: now,
-        updatedAt: now,
-      });
-    }
-    for (const url of webhookUrls) {
-      list.push({
-        ...base,
-        id: newId('dlv'),
-        channel: 'webhook',
-        target: url,
-        createdAt: now,
-        updatedAt: now,
-      });
-    }
-    return list;
+    return deliveryRecords(this.#deps.emailEnabled ? emails : [], webhookUrls, tenantId, now);
   }
 
   #updateGauges(tenantId: string, objects: ExpiringObject[], kinds: AlertKind[]): void {
@@ -285,4 +257,45 @@ export class ExpiryScanner {
     gauge.set({ kind: 'expiring' }, total.expiring);
     gauge.set({ kind: 'expired' }, total.expired);
   }
+}
+
+/**
+ * The pending deliveries of one notification, due `now`: one e-mail to every address (none when
+ * `emails` is empty) and one per webhook URL; `notificationId` is set by the store when it claims.
+ */
+export function deliveryRecords(
+  emails: string[],
+  webhookUrls: string[],
+  tenantId: string,
+  now: Date,
+): DeliveryRecord[] {
+  const base = {
+    tenantId,
+    notificationId: '',
+    status: 'pending' as const,
+    attempts: 0,
+    nextAttemptAt: now,
+  };
+  const list: DeliveryRecord[] = [];
+  if (emails.length > 0) {
+    list.push({
+      ...base,
+      id: newId('dlv'),
+      channel: 'email',
+      target: emails.join(', '),
+      createdAt: now,
+      updatedAt: now,
+    });
+  }
+  for (const url of webhookUrls) {
+    list.push({
+      ...base,
+      id: newId('dlv'),
+      channel: 'webhook',
+      target: url,
+      createdAt: now,
+      updatedAt: now,
+    });
+  }
+  return list;
 }

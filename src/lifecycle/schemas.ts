@@ -101,7 +101,7 @@ const AttemptSchema = Type.Object({
 
 export const NotificationSchema = Type.Object({
   id: Type.String({ description: 'the event id (Twoway-Event-Id)' }),
-  kind: Type.Union([Type.Literal('expiring'), Type.Literal('expired')]),
+  kind: Type.Union([Type.Literal('expiring'), Type.Literal('expired'), Type.Literal('decision')]),
   objectType: Type.String(),
   objectId: Type.String(),
   objectVersion: Type.String(),

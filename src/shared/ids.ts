@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
  * they are not secrets. Prefixes: `idn` identity, `map` mapping, `key` API key, `ccr` client
  * certificate, `evt` notification (the webhook event id), `dlv` delivery, `aud` audit event.
  */
-export function newId(prefix: 'idn' | 'map' | 'key' | 'ccr' | 'evt' | 'dlv' | 'aud'): string {
+export function newId(prefix: 'idn' | 'map' | 'key' | 'ccr' | 'csr' | 'evt' | 'dlv' | 'aud'): string {
   return `${prefix}_${randomBytes(10).toString('base64url').replace(/[-_]/g, 'x').toLowerCase()}`;
 }
 

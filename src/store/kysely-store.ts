@@ -5,6 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import { KyselyClientCertificateStore } from './client-certificates.js';
+import { KyselyCsrRequestStore } from './csr-requests.js';
 import { type DialectSupport, StoreDatabase } from './database.js';
 import { KyselyIdentityStore } from './identities.js';
 import { KyselyLifecycleStore } from './lifecycle.js';
@@ -16,6 +17,7 @@ import type { Database } from './tables.js';
 import { KyselyTenantStore, keysHoldingRole } from './tenants.js';
 import type {
   ClientCertificateStore,
+  CsrRequestStore,
   IdentityStore,
   LifecycleStore,
   MappingStore,
@@ -45,6 +47,7 @@ export function createKyselyStore(db: Kysely<Database>, support: DialectSupport)
     ...methodsOf<IdentityStore>(new KyselyIdentityStore(database, countActiveMappings)),
     ...methodsOf<MappingStore>(new KyselyMappingStore(database)),
     ...methodsOf<ClientCertificateStore>(new KyselyClientCertificateStore(database, storeCrl)),
+    ...methodsOf<CsrRequestStore>(new KyselyCsrRequestStore(database)),
     ...methodsOf<PlatformCaStore>(new KyselyPlatformCaStore(database)),
     ...methodsOf<MetaStore>(new KyselyMetaStore(database)),
     ...methodsOf<LifecycleStore>(new KyselyLifecycleStore(database)),

@@ -9,14 +9,36 @@ import { Aggregate, Unchanged } from './database.js';
 import type { Database } from './tables.js';
 import type { CrlMaker, PlatformCaCertificate, PlatformCaStore, StoredCrl } from './types.js';
 
+/** The two CA tables: the platform CA (tenants' CSRs) and the platform outbound CA. */
+type CaTable = 'platform_ca' | 'platform_outbound_ca';
+
+type CaPair = { root: PlatformCaCertificate; issuing: PlatformCaCertificate };
+
 /** {@link PlatformCaStore} over the shared plumbing (database.ts: transactions, errors). */
 export class KyselyPlatformCaStore extends Aggregate implements PlatformCaStore {
-  async getPlatformCa(): Promise<
-    { root: PlatformCaCertificate; issuing: PlatformCaCertificate } | undefined
-  > {
-    const rows = await this.database.read(() =>
-      this.database.db.selectFrom('platform_ca').selectAll().execute(),
-    );
+  async getPlatformCa(): Promise<CaPair | undefined> {
+    return this.#get('platform_ca');
+  }
+
+  /** Inserts both certificates in one transaction unless a platform CA exists (then false). */
+  async createPlatformCa(root: PlatformCaCertificate, issuing: PlatformCaCertificate): Promise<boolean> {
+    return this.#create('platform_ca', root, issuing);
+  }
+
+  async getPlatformOutboundCa(): Promise<CaPair | undefined> {
+    return this.#get('platform_outbound_ca');
+  }
+
+  /** Inserts both certificates unless a platform outbound CA exists (then false). */
+  async createPlatformOutboundCa(
+    root: PlatformCaCertificate,
+    issuing: PlatformCaCertificate,
+  ): Promise<boolean> {
+    return this.#create('platform_outbound_ca', root, issuing);
+  }
+
+  async #get(table: CaTable): Promise<CaPair | undefined> {
+    const rows = await this.database.read(() => this.database.db.selectFrom(table).selectAll().execute());
     const find = (role: 'root' | 'issuing'): PlatformCaCertificate | undefined => {
       const row = rows.find((r) => r.role === role);
       return (
@@ -33,13 +55,16 @@ export class KyselyPlatformCaStore extends Aggregate implements PlatformCaStore 
     return root && issuing ? { root, issuing } : undefined;
   }
 
-  /** Inserts both certificates in one transaction unless a platform CA exists (then false). */
-  async createPlatformCa(root: PlatformCaCertificate, issuing: PlatformCaCertificate): Promise<boolean> {
+  async #create(
+    table: CaTable,
+    root: PlatformCaCertificate,
+    issuing: PlatformCaCertificate,
+  ): Promise<boolean> {
     return this.database.write(async (trx) => {
-      const existing = await trx.selectFrom('platform_ca').select('role').limit(1).executeTakeFirst();
+      const existing = await trx.selectFrom(table).select('role').limit(1).executeTakeFirst();
       if (existing) throw new Unchanged(false);
       await trx
-        .insertInto('platform_ca')
+        .insertInto(table)
         .values(
           [root, issuing].map((ca, i) => ({
             role: i === 0 ? 'root' : 'issuing',

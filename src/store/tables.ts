@@ -15,6 +15,8 @@ export interface TenantsTable {
   id: string;
   name: string;
   created_at: number;
+  /** 0 or 1 once the operator switched the edge for the tenant; null: TWOWAY_EDGE_DEFAULT_ENABLED. */
+  edge_enabled: number | null;
 }
 
 export interface ApiKeysTable {
@@ -289,7 +291,24 @@ export interface PortalLinksTable {
 }
 
 /** The whole schema, for `Kysely<Database>`. */
+/** A CSR waiting for (or decided by) the operator under `TWOWAY_CSR_APPROVAL=manual` (migration 0011). */
+export interface CertificateSigningRequestsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  csr_pem: string;
+  validity_days: number | null;
+  /** CsrStatus: `pending`, `approved` or `rejected`. */
+  status: string;
+  /** The certificate issued on approval. */
+  client_certificate_id: string | null;
+  reason: string | null;
+  created_at: number;
+  decided_at: number | null;
+}
+
 export interface Database {
+  certificate_signing_requests: CertificateSigningRequestsTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   identities: IdentitiesTable;
@@ -299,6 +318,8 @@ export interface Database {
   revision: RevisionTable;
   client_certificates: ClientCertificatesTable;
   platform_ca: PlatformCaTable;
+  /** The platform outbound CA (migration 0011): same shape, its own root and issuing CA. */
+  platform_outbound_ca: PlatformCaTable;
   platform_crl: PlatformCrlTable;
   notification_settings: NotificationSettingsTable;
   alerts: AlertsTable;

@@ -42,6 +42,17 @@ export class KyselyTenantStore extends Aggregate implements TenantStore {
     );
   }
 
+  async setEdgeEnabled(tenantId: string, enabled: boolean): Promise<boolean> {
+    return this.database.write(async (trx) => {
+      const update = trx
+        .updateTable('tenants')
+        .where('id', '=', tenantId)
+        .set({ edge_enabled: enabled ? 1 : 0 });
+      if (!(await changedAny(update))) throw new Unchanged(false);
+      return true;
+    });
+  }
+
   async getTenant(tenantId: string): Promise<Tenant | undefined> {
     const { db } = this.database;
     return this.database.first(db.selectFrom('tenants').selectAll().where('id', '=', tenantId), toTenant);
@@ -125,7 +136,9 @@ export class KyselyTenantStore extends Aggregate implements TenantStore {
 }
 
 function toTenant(row: Selectable<TenantsTable>): Tenant {
-  return { id: row.id, name: row.name, createdAt: fromMs(row.created_at) };
+  const tenant: Tenant = { id: row.id, name: row.name, createdAt: fromMs(row.created_at) };
+  if (row.edge_enabled !== null) tenant.edgeEnabled = row.edge_enabled === 1;
+  return tenant;
 }
 
 function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {

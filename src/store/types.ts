@@ -19,6 +19,11 @@ export interface Tenant {
   id: string;
   name: string;
   createdAt: Date;
+  /**
+   * Inbound mTLS at the edge, as the operator switched it; absent while the tenant follows
+   * `TWOWAY_EDGE_DEFAULT_ENABLED`.
+   */
+  edgeEnabled?: boolean;
 }
 
 /** A tenant API key; only the SHA-256 of the secret is kept. */
@@ -103,6 +108,8 @@ export interface TenantStore {
   /** @throws AppError `tenant_exists` */
   createTenant(tenant: Tenant): Promise<void>;
   getTenant(tenantId: string): Promise<Tenant | undefined>;
+  /** Switches the edge for the tenant; false when the tenant does not exist. */
+  setEdgeEnabled(tenantId: string, enabled: boolean): Promise<boolean>;
   /** Oldest first (createdAt, then id). @throws AppError `invalid_cursor` */
   listTenants(request: PageRequest): Promise<Page<Tenant>>;
   /**
@@ -281,6 +288,48 @@ export interface ClientCertificateQuotas {
   issued?: QuotaLimit & { since: Date };
 }
 
+/** Where a CSR waiting for the operator stands (`TWOWAY_CSR_APPROVAL=manual`). */
+export type CsrStatus = 'pending' | 'approved' | 'rejected';
+
+/** A CSR submitted under manual approval. Public material only (a CSR holds no secret). */
+export interface CsrRequest {
+  id: string;
+  tenantId: string;
+  name: string;
+  csrPem: string;
+  /** As submitted; absent: the default validity when approved. */
+  validityDays?: number;
+  status: CsrStatus;
+  /** The certificate issued on approval. */
+  clientCertificateId?: string;
+  /** The operator's reason for a rejection. */
+  reason?: string;
+  createdAt: Date;
+  decidedAt?: Date;
+}
+
+/** The operator's decision on a pending CSR. */
+export type CsrDecision =
+  | { status: 'approved'; at: Date }
+  | { status: 'rejected'; at: Date; reason?: string };
+
+export interface CsrRequestStore {
+  /** @throws AppError `not_found` (no such tenant) */
+  createCsrRequest(tenantId: string, request: CsrRequest): Promise<void>;
+  getCsrRequest(tenantId: string, id: string): Promise<CsrRequest | undefined>;
+  /**
+   * Moves a pending CSR to `decision.status` in one conditional write, so two decisions cannot both
+   * win. Undefined when there is no such CSR in this tenant; `false` when it was already decided.
+   */
+  decideCsrRequest(
+    tenantId: string,
+    id: string,
+    decision: CsrDecision,
+  ): Promise<CsrRequest | false | undefined>;
+  /** Records the certificate issued for an approved CSR, or (undefined) puts it back to pending. */
+  settleCsrRequest(tenantId: string, id: string, clientCertificateId: string | undefined): Promise<void>;
+}
+
 export interface ClientCertificateStore {
   /**
    * Inserts a client certificate; the fingerprint must not be registered (and not deleted) in this
@@ -348,6 +397,12 @@ export interface PlatformCaStore {
   getPlatformCa(): Promise<{ root: PlatformCaCertificate; issuing: PlatformCaCertificate } | undefined>;
   /** Stores the platform CA unless one exists; false when another process was first. */
   createPlatformCa(root: PlatformCaCertificate, issuing: PlatformCaCertificate): Promise<boolean>;
+  /** As {@link getPlatformCa}, for the platform outbound CA (the platform's own identities). */
+  getPlatformOutboundCa(): Promise<
+    { root: PlatformCaCertificate; issuing: PlatformCaCertificate } | undefined
+  >;
+  /** As {@link createPlatformCa}, for the platform outbound CA. */
+  createPlatformOutboundCa(root: PlatformCaCertificate, issuing: PlatformCaCertificate): Promise<boolean>;
   getCrl(): Promise<StoredCrl | undefined>;
   /** Stores a new CRL made by `crl` from the revoked issued certificates, in one transaction. */
   refreshCrl(crl: CrlMaker): Promise<StoredCrl>;
@@ -405,7 +460,8 @@ export interface NotificationRecord {
   objectVersion: string;
   /** 0 for the "expired" notification. */
   thresholdDays: number;
-  kind: AlertKind;
+  /** An expiry alert's kind, or `decision` (the operator decided a CSR: no threshold, no expiry). */
+  kind: AlertKind | 'decision';
   notAfter: Date;
   /** The event JSON as webhooks receive it. Public facts only. */
   payload: string;
@@ -650,6 +706,7 @@ export interface Store
     MappingStore,
     MetaStore,
     ClientCertificateStore,
+    CsrRequestStore,
     PlatformCaStore {
   /** `sqlite` or `postgres`. */
   readonly dialect: 'sqlite' | 'postgres';

@@ -17,3 +17,8 @@ export function tenantCreated(tenant: Tenant, apiKeyId: string): AuditNote {
     detail: { name: tenant.name, apiKeyId },
   };
 }
+
+/** `tenant.update`: `changes` is what the caller set (`edgeEnabled`). */
+export function tenantUpdated(tenantId: string, changes: Record<string, unknown>): AuditNote {
+  return { action: 'tenant.update', objectType: 'tenant', objectId: tenantId, detail: { ...changes } };
+}

@@ -4,14 +4,27 @@ import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
 import { PageQuery, pageRequest, viewPage } from '../shared/paging.js';
 import type { Tenant } from '../store/index.js';
-import { tenantCreated } from './audit.js';
-import { CreatedTenantSchema, CreateTenantBody, TenantSchema } from './schemas.js';
+import { tenantCreated, tenantUpdated } from './audit.js';
+import type { EdgeAccess } from './edge-access.js';
+import { CreatedTenantSchema, CreateTenantBody, PatchTenantBody, TenantSchema } from './schemas.js';
 import type { TenantService } from './service.js';
 
+/** What the tenant routes need. */
+export interface TenantRouteOptions {
+  tenants: TenantService;
+  /** The operator's edge switch per tenant (shown as `edgeEnabled`). */
+  edge: EdgeAccess;
+}
+
+/** A tenant as the API shows it. */
+function tenantView(tenant: Tenant, edge: EdgeAccess) {
+  return { ...tenant, createdAt: tenant.createdAt.toISOString(), edgeEnabled: edge.enabledFor(tenant) };
+}
+
 /** `/v1/tenants`: create (operator token) and list (the operator's every tenant, a key's own). */
-export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
+export const tenantListRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = async (
   app,
-  { tenants },
+  { tenants, edge },
 ) => {
   app.post(
     '/v1/tenants',
@@ -28,7 +41,7 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantServic
         throw new AppError('not_found', 'Only the operator creates tenants.');
       const { tenant, apiKey, keyId } = await tenants.createTenant(request.body.id, request.body.name);
       request.audit = tenantCreated(tenant, keyId);
-      return reply.code(201).send({ ...tenant, createdAt: tenant.createdAt.toISOString(), apiKey });
+      return reply.code(201).send({ ...tenantView(tenant, edge), apiKey, apiKeyId: keyId });
     },
   );
 
@@ -44,13 +57,14 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantServic
       },
     },
     async (request) => {
-      const view = (t: Tenant) => ({ ...t, createdAt: t.createdAt.toISOString() });
+      const view = (t: Tenant) => tenantView(t, edge);
       if (request.principal.kind !== 'operator') {
         const own = await tenants.authorize(request.principal, request.principal.tenantId);
         return { items: [view(own)] };
       }
       const page = await tenants.pageTenants(pageRequest(request.query));
-      return viewPage(page, (items) => items.map(view));
+      // `_platform` holds the platform's own identities (platform/service.ts): not a tenant to list.
+      return viewPage(page, (items) => items.filter((t) => !t.id.startsWith('_')).map(view));
     },
   );
 };
@@ -59,10 +73,7 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantServic
  * `/v1/tenants/{tenant}`; registered in the tenant scope (http/tenant-scope.ts), which authorises the
  * tenant. Its API keys are people/routes.ts's.
  */
-export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
-  app,
-  { tenants },
-) => {
+export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = async (app, { tenants, edge }) => {
   app.get(
     '/v1/tenants/:tenant',
     {
@@ -77,7 +88,35 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
     async (request) => {
       const tenant = await tenants.getTenant(request.params.tenant);
       if (!tenant) throw new AppError('not_found', 'No such tenant.');
-      return { ...tenant, createdAt: tenant.createdAt.toISOString() };
+      return tenantView(tenant, edge);
+    },
+  );
+
+  app.patch(
+    '/v1/tenants/:tenant',
+    {
+      // edgeEnabled is the operator's alone (checked below); the operator holds every permission.
+      config: { permission: 'client-certificates:write' },
+      schema: {
+        tags: ['tenants'],
+        summary: "Change the tenant's settings (edgeEnabled: operator token only)",
+        params: TenantParams,
+        body: PatchTenantBody,
+        response: { 200: TenantSchema, ...problemResponses },
+      },
+    },
+    async (request) => {
+      const { edgeEnabled } = request.body;
+      if (edgeEnabled !== undefined) {
+        if (request.principal.kind !== 'operator') {
+          throw new AppError('operator_only', 'Only the operator switches inbound mTLS for a tenant.');
+        }
+        await edge.set(request.params.tenant, edgeEnabled);
+        request.audit = tenantUpdated(request.params.tenant, { edgeEnabled });
+      }
+      const tenant = await tenants.getTenant(request.params.tenant);
+      if (!tenant) throw new AppError('not_found', 'No such tenant.');
+      return tenantView(tenant, edge);
     },
   );
 };

@@ -10,11 +10,33 @@ export const CreateTenantBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const TenantSchema = Type.Object({ id: Type.String(), name: Type.String(), createdAt: Timestamp });
+export const TenantSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  createdAt: Timestamp,
+  edgeEnabled: Type.Optional(
+    Type.Boolean({
+      description:
+        'Inbound mTLS at the edge (operator switch; TWOWAY_EDGE_DEFAULT_ENABLED until switched); off: 403 edge_not_enabled',
+    }),
+  ),
+});
+
+export const PatchTenantBody = Type.Object(
+  {
+    edgeEnabled: Type.Optional(Type.Boolean({ description: 'Operator token only' })),
+  },
+  { additionalProperties: false },
+);
 
 export const CreatedTenantSchema = Type.Object({
   id: Type.String(),
   name: Type.String(),
   createdAt: Timestamp,
   apiKey: Type.String({ description: 'Shown once; only its hash is stored' }),
+  apiKeyId: Type.Optional(
+    Type.String({
+      description: "The key's public id: the client id of `Authorization: Basic base64(id:apiKey)`",
+    }),
+  ),
 });

@@ -5,11 +5,13 @@
  * Server certificates are always verified (`--cacert`, `ca`), never `rejectUnauthorized: false`.
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
+import { expect } from 'vitest';
+import type { TestTwoway } from './twoway.js';
 
 /** Runs a command; resolves with its output and exit code (never rejects on a non-zero exit). */
 export function run(
@@ -304,4 +306,35 @@ export function writeFile(dir: string, name: string, text: string | Buffer): str
   const path = join(dir, name);
   writeFileSync(path, text);
   return path;
+}
+
+/** A tenant with a BYOC certificate on the edge: its first API key (and the key's id) and the files. */
+export interface EdgeTenant {
+  apiKey: string;
+  /** The key's public id: the client id of `Authorization: Basic base64(id:apiKey)`. */
+  apiKeyId: string;
+  cert: string;
+  key: string;
+}
+
+/**
+ * Creates tenant `id` (operator API) and registers a BYOC certificate (`<id>-client`, made in `dir`)
+ * through the tenant's own key.
+ */
+export async function tenantWithByoc(
+  twoway: Pick<TestTwoway, 'call'>,
+  dir: string,
+  id: string,
+): Promise<EdgeTenant> {
+  const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id, name: id } });
+  expect(created.status).toBe(201);
+  const { apiKey, apiKeyId } = (await created.json()) as { apiKey: string; apiKeyId: string };
+  const made = await makeByoc(dir, id, `${id}-client`);
+  const registered = await twoway.call(`/v1/tenants/${id}/client-certificates`, {
+    method: 'POST',
+    token: apiKey,
+    json: { certificatePem: readFileSync(made.cert, 'utf8') },
+  });
+  expect(registered.status).toBe(201);
+  return { apiKey, apiKeyId, ...made };
 }

@@ -24,6 +24,8 @@ export async function freePort(): Promise<number> {
 
 export interface RunningNginx {
   process: ChildProcess;
+  /** The port it listens on (127.0.0.1). */
+  port: number;
   close(): Promise<void>;
 }
 
@@ -75,6 +77,7 @@ ${httpBlock}
     if (up) {
       return {
         process: child,
+        port,
         close: () =>
           new Promise<void>((resolve) => {
             if (child.exitCode !== null) return resolve();
@@ -92,4 +95,43 @@ ${httpBlock}
   child.kill('SIGKILL');
   const log = existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '';
   throw new Error(`nginx did not start: ${stderr} ${log}`);
+}
+
+/**
+ * nginx as a customer's mTLS server on a free port of 127.0.0.1: `serverPem` (certificate and
+ * chain) and `serverKeyPem`, `ssl_verify_client on` trusting `clientCaPem` only, and `location` as the
+ * body of `location / {}`. Files are written to `dir`.
+ */
+export async function startMtlsNginx(
+  binary: string,
+  dir: string,
+  options: {
+    serverPem: string;
+    serverKeyPem: string;
+    clientCaPem: string;
+    verifyDepth: number;
+    location: string;
+  },
+): Promise<RunningNginx> {
+  writeFileSync(join(dir, 'server.pem'), options.serverPem);
+  writeFileSync(join(dir, 'server.key'), options.serverKeyPem, { mode: 0o600 });
+  writeFileSync(join(dir, 'clients-ca.pem'), options.clientCaPem);
+  const port = await freePort();
+  return startNginx(
+    binary,
+    dir,
+    port,
+    `  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${dir}/server.pem;
+    ssl_certificate_key ${dir}/server.key;
+    ssl_client_certificate ${dir}/clients-ca.pem;
+    ssl_verify_client on;
+    ssl_verify_depth ${options.verifyDepth};
+    client_max_body_size 16m;
+    location / {
+${options.location}
+    }
+  }`,
+  );
 }

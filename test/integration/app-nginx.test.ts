@@ -1,10 +1,8 @@
 import { X509Certificate } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { fingerprintSha256 } from '../../src/certificates/index.js';
 import { makePkcs12, makePki, type TestPki, tempDir } from '../fixtures/pki.js';
-import { findNginx, freePort, type RunningNginx, startNginx } from '../helpers/nginx.js';
+import { findNginx, type RunningNginx, startMtlsNginx } from '../helpers/nginx.js';
 import { build, createTenant, uploadPkcs12 } from '../helpers/twoway.js';
 
 const nginx = findNginx();
@@ -24,29 +22,16 @@ describe.skipIf(!nginx)('forward to nginx with ssl_verify_client on', () => {
       dns: ['localhost'],
       ips: ['127.0.0.1'],
     });
-    writeFileSync(join(files.dir, 'server.pem'), serverCert.certPem + pki.intermediate.certPem);
-    writeFileSync(join(files.dir, 'server.key'), serverCert.keyPem, { mode: 0o600 });
     // nginx verifies the client chain up to this root; the client sends its intermediate.
-    writeFileSync(join(files.dir, 'clients-ca.pem'), pki.root.certPem);
-    port = await freePort();
-    server = await startNginx(
-      nginx as string,
-      files.dir,
-      port,
-      `  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${files.dir}/server.pem;
-    ssl_certificate_key ${files.dir}/server.key;
-    ssl_client_certificate ${files.dir}/clients-ca.pem;
-    ssl_verify_client on;
-    ssl_verify_depth 3;
-    client_max_body_size 16m;
-    location / {
-      default_type application/json;
-      return 200 '{"verify":"$ssl_client_verify","subject":"$ssl_client_s_dn","method":"$request_method","cert":"$ssl_client_escaped_cert"}';
-    }
-  }`,
-    );
+    server = await startMtlsNginx(nginx as string, files.dir, {
+      serverPem: serverCert.certPem + pki.intermediate.certPem,
+      serverKeyPem: serverCert.keyPem,
+      clientCaPem: pki.root.certPem,
+      verifyDepth: 3,
+      location: `      default_type application/json;
+      return 200 '{"verify":"$ssl_client_verify","subject":"$ssl_client_s_dn","method":"$request_method","cert":"$ssl_client_escaped_cert"}';`,
+    });
+    port = server.port;
   });
 
   afterAll(async () => {

@@ -352,15 +352,52 @@ const cases: Record<string, Case> = {
       audit: { objectType: 'client_certificate', objectId: (b) => String(b.id) },
     };
   },
+  // The walk runs with TWOWAY_CSR_APPROVAL=manual: a CSR waits for the operator.
   'POST /v1/tenants/{tenant}/certificate-signing-requests': async (ctx) => ({
     tenant: ctx.tenant,
-    status: 201,
+    status: 202,
     call: () =>
       ctx.json(`/v1/tenants/${ctx.tenant}/certificate-signing-requests`, 'POST', {
         name: 'csr',
         csrPem: makeCsr(ctx),
       }),
-    audit: { objectType: 'client_certificate', objectId: (b) => String(b.id) },
+    audit: { action: 'certificate_signing_request.submit', objectId: (b) => String(b.id) },
+  }),
+  'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/approve': async (ctx) => {
+    const id = await pendingCsrOf(ctx);
+    return {
+      tenant: ctx.tenant,
+      status: 200,
+      call: () =>
+        ctx.json(
+          `/v1/tenants/${ctx.tenant}/certificate-signing-requests/${id}/approve`,
+          'POST',
+          undefined,
+          OPERATOR_TOKEN,
+        ),
+      audit: { action: 'certificate_signing_request.approve', objectId: () => id, actor: 'operator' },
+    };
+  },
+  'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/reject': async (ctx) => {
+    const id = await pendingCsrOf(ctx);
+    return {
+      tenant: ctx.tenant,
+      status: 200,
+      call: () =>
+        ctx.json(
+          `/v1/tenants/${ctx.tenant}/certificate-signing-requests/${id}/reject`,
+          'POST',
+          { reason: 'not ours' },
+          OPERATOR_TOKEN,
+        ),
+      audit: { action: 'certificate_signing_request.reject', objectId: () => id, actor: 'operator' },
+    };
+  },
+  'PATCH /v1/tenants/{tenant}': async (ctx) => ({
+    tenant: ctx.tenant,
+    status: 200,
+    call: () => ctx.json(`/v1/tenants/${ctx.tenant}`, 'PATCH', { edgeEnabled: false }, OPERATOR_TOKEN),
+    audit: { action: 'tenant.update', objectId: () => ctx.tenant, actor: 'operator' },
   }),
   'POST /v1/tenants/{tenant}/client-certificates/{id}/revoke': async (ctx) => {
     const id = await clientCertificateOf(ctx);
@@ -374,6 +411,43 @@ const cases: Record<string, Case> = {
       audit: { objectType: 'client_certificate', objectId: () => id },
     };
   },
+  'POST /v1/platform/identities': async (ctx) => ({
+    tenant: '_platform',
+    status: 201,
+    call: () =>
+      ctx.json(
+        '/v1/platform/identities',
+        'POST',
+        { name: 'hooks', issue: { commonName: 'hooks.example' } },
+        OPERATOR_TOKEN,
+      ),
+    audit: { action: 'platform_identity.create', objectId: (b) => String(b.id), actor: 'operator' },
+  }),
+  'POST /v1/platform/identities/{id}/versions': async (ctx) => {
+    const id = await platformIdentityOf(ctx);
+    return {
+      tenant: '_platform',
+      status: 201,
+      call: () =>
+        ctx.json(
+          `/v1/platform/identities/${id}/versions`,
+          'POST',
+          { issue: { commonName: 'hooks.example' } },
+          OPERATOR_TOKEN,
+        ),
+      audit: { action: 'platform_identity.version_add', objectId: () => id, actor: 'operator' },
+    };
+  },
+  'POST /v1/platform/identities/{id}/versions/{version}/activate': async (ctx) => {
+    const id = await platformIdentityOf(ctx);
+    return {
+      tenant: '_platform',
+      status: 200,
+      call: () =>
+        ctx.json(`/v1/platform/identities/${id}/versions/1/activate`, 'POST', undefined, OPERATOR_TOKEN),
+      audit: { action: 'platform_identity.activate', objectId: () => id, actor: 'operator' },
+    };
+  },
   'DELETE /v1/tenants/{tenant}/client-certificates/{id}': async (ctx) => {
     const id = await clientCertificateOf(ctx);
     return {
@@ -384,6 +458,28 @@ const cases: Record<string, Case> = {
     };
   },
 };
+
+/** A platform identity issued by the platform outbound CA. */
+async function platformIdentityOf(ctx: WalkContext): Promise<string> {
+  const response = await ctx.json(
+    '/v1/platform/identities',
+    'POST',
+    { name: 'hooks', issue: { commonName: 'hooks.example' } },
+    OPERATOR_TOKEN,
+  );
+  expect(response.status).toBe(201);
+  return ((await response.json()) as { id: string }).id;
+}
+
+/** A CSR of the tenant waiting for the operator. */
+async function pendingCsrOf(ctx: WalkContext): Promise<string> {
+  const response = await ctx.json(`/v1/tenants/${ctx.tenant}/certificate-signing-requests`, 'POST', {
+    name: 'pending',
+    csrPem: makeCsr(ctx),
+  });
+  expect(response.status).toBe(202);
+  return ((await response.json()) as { id: string }).id;
+}
 
 async function mappingOf(ctx: WalkContext): Promise<string> {
   const identityId = await ctx.identity();
@@ -437,7 +533,7 @@ function makeCsr(ctx: WalkContext): string {
 
 describe.each(backends)('audit log on $name', (backend) => {
   let pki: TestPki;
-  const twoway = build({ backend });
+  const twoway = build({ backend, env: { TWOWAY_CSR_APPROVAL: 'manual' } });
   let ctx: WalkContext;
   let counter = 0;
 

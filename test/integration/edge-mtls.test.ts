@@ -14,6 +14,7 @@ import {
   rawHeaderValues,
   run,
   startPlatformUpstream,
+  tenantWithByoc,
   type UpstreamRequest,
   writeFile,
 } from '../helpers/edge-clients.js';
@@ -36,24 +37,6 @@ const clock = { offsetMs: 0, now: () => new Date(Date.now() + clock.offsetMs) };
 
 function fingerprintOf(pemFile: string): string {
   return fingerprintSha256(new X509Certificate(readFileSync(pemFile)));
-}
-
-/** Tenant `id` with its API key and a BYOC certificate (`<id>-client`) registered through the API. */
-async function tenantWithByoc(
-  twoway: TestTwoway,
-  dir: string,
-  id: string,
-): Promise<{ apiKey: string; cert: string; key: string }> {
-  const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id, name: id } });
-  const { apiKey } = (await created.json()) as { apiKey: string };
-  const made = await makeByoc(dir, id, `${id}-client`);
-  const registered = await twoway.call(`/v1/tenants/${id}/client-certificates`, {
-    method: 'POST',
-    token: apiKey,
-    json: { certificatePem: readFileSync(made.cert, 'utf8') },
-  });
-  expect(registered.status).toBe(201);
-  return { apiKey, ...made };
 }
 
 describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
@@ -196,7 +179,12 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
       apiKey: OPERATOR_TOKEN,
     });
     expect(JSON.parse(operator.body)).toMatchObject({ code: 'client_certificate_tenant_mismatch' });
-    const none = await curl(hello(), { ca: caFile, cert: byoc.cert, key: byoc.key });
+    // Hello answers the certificate alone (edge-controls.test.ts); every other path needs the key.
+    const none = await curl(`${twoway.edgeUrl}/v1/tenants/tenant-a/orders`, {
+      ca: caFile,
+      cert: byoc.cert,
+      key: byoc.key,
+    });
     expect(none.status).toBe(401);
     expect(JSON.parse(none.body)).toMatchObject({ code: 'unauthorized' });
   });

@@ -19,6 +19,8 @@ interface Objects {
   memberId: string;
   /** A custom role nobody holds, so that it may be deleted. */
   role: string;
+  /** A CSR waiting for the operator (the walk runs with TWOWAY_CSR_APPROVAL=manual). */
+  csrId: string;
 }
 
 /** How to call one route: its path parameters besides `{tenant}`, and a body the schema accepts. */
@@ -47,6 +49,26 @@ const version2 = (o: Objects): Probe => ({ params: { id: o.identityId, version: 
 const member = (o: Objects): Probe => ({ params: { memberId: o.memberId } });
 const role = (o: Objects): Probe => ({ params: { role: o.role } });
 const none = (): Probe => ({});
+const csr = (o: Objects): Probe => ({ params: { id: o.csrId } });
+
+/**
+ * Tenant routes only the operator may call: a tenant's own key, even one holding the permission,
+ * gets `403 operator_only`.
+ */
+const OPERATOR_ONLY = new Set([
+  'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/approve',
+  'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/reject',
+]);
+
+/** Expects `response` to be the operator-only refusal. */
+async function expectOperatorOnly(name: string, response: Response): Promise<void> {
+  const body = (await response.json()) as { code?: string };
+  expect({ name, status: response.status, code: body.code }).toEqual({
+    name,
+    status: 403,
+    code: 'operator_only',
+  });
+}
 const route = (permission: RoutePermission, probe: RouteCase['probe'] = none): RouteCase => ({
   permission,
   probe,
@@ -61,6 +83,19 @@ const route = (permission: RoutePermission, probe: RouteCase['probe'] = none): R
  */
 const routes: Record<string, RouteCase> = {
   'GET /v1/tenants/{tenant}': route('any'),
+  'PATCH /v1/tenants/{tenant}': route('client-certificates:write', () => ({ json: {} })),
+  'GET /v1/tenants/{tenant}/certificate-signing-requests/{id}': route('client-certificates:read', csr),
+  'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/approve': route(
+    'client-certificates:write',
+    csr,
+  ),
+  'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/reject': route(
+    'client-certificates:write',
+    (o) => ({
+      ...csr(o),
+      json: {},
+    }),
+  ),
   'GET /v1/tenants/{tenant}/api-keys': route('api-keys:write'),
   'POST /v1/tenants/{tenant}/api-keys': route('api-keys:write', () => ({
     json: { name: 'walk', roles: [] },
@@ -150,7 +185,7 @@ const routes: Record<string, RouteCase> = {
 const roleName = (prefix: string, permission: Permission) => `${prefix}-${permission.replace(/:/g, '-')}`;
 
 describe('every tenant route authorises the tenant and its permission', () => {
-  const twoway = build();
+  const twoway = build({ env: { TWOWAY_CSR_APPROVAL: 'manual' } });
   let ctx: WalkContext;
   let ownKey: string;
   let intruderKey: string;
@@ -220,6 +255,17 @@ describe('every tenant route authorises the tenant and its permission', () => {
 
   afterAll(() => work.cleanup());
 
+  /** A CSR of tenant `walk` waiting for the operator. */
+  async function pendingCsr(): Promise<string> {
+    const response = await twoway.call('/v1/tenants/walk/certificate-signing-requests', {
+      method: 'POST',
+      token: ownKey,
+      json: { csrPem: ctx.csrPem },
+    });
+    expect(response.status).toBe(202);
+    return ((await response.json()) as { id: string }).id;
+  }
+
   /** Creates one object of each kind in tenant `walk` (with its own key), plus a scheduled version 2. */
   async function makeObjects(): Promise<Objects> {
     const made = async (path: string, json?: unknown) => {
@@ -260,6 +306,7 @@ describe('every tenant route authorises the tenant and its permission', () => {
       apiKeyId: await made('/api-keys', { name: 'spare', roles: [] }),
       memberId: `walker-${n}`,
       role: `spare-${n}`,
+      csrId: await pendingCsr(),
     };
   }
 
@@ -326,7 +373,8 @@ describe('every tenant route authorises the tenant and its permission', () => {
       });
       expect(await snapshotDatabase(twoway), name).toEqual(before);
       const allowed = await call(name, objects, withOnly.get(permission) ?? '');
-      expect(allowed.status, `${name}: ${await allowed.text()}`).toBeLessThan(300);
+      if (OPERATOR_ONLY.has(name)) await expectOperatorOnly(name, allowed);
+      else expect(allowed.status, `${name}: ${await allowed.text()}`).toBeLessThan(300);
     }
   });
 
@@ -336,6 +384,12 @@ describe('every tenant route authorises the tenant and its permission', () => {
       const read = name.startsWith('GET ');
       if (!read) objects = await makeObjects();
       const own = await call(name, objects, ownKey);
+      if (OPERATOR_ONLY.has(name)) {
+        await expectOperatorOnly(name, own);
+        const operator = await call(name, objects, OPERATOR_TOKEN);
+        expect(operator.status, `${name}: ${await operator.text()}`).toBeLessThan(300);
+        continue;
+      }
       expect(own.status, `${name}: ${await own.text()}`).toBeLessThan(300);
       if (read) expect((await call(name, objects, OPERATOR_TOKEN)).status, name).toBe(200);
     }

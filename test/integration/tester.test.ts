@@ -9,7 +9,7 @@ import { type CertKey, makePkcs12, makePki, type TestPki, tempDir } from '../fix
 import { appBackends } from '../helpers/backends.js';
 import { snapshotDatabase } from '../helpers/lifecycle.js';
 import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { findNginx, freePort, type RunningNginx, startNginx } from '../helpers/nginx.js';
+import { findNginx, freePort, type RunningNginx, startMtlsNginx } from '../helpers/nginx.js';
 import { build, buildInTest, createTenant } from '../helpers/twoway.js';
 
 const backends = await appBackends();
@@ -360,24 +360,14 @@ describe.skipIf(!nginx)(
     beforeAll(async () => {
       pki = await makePki();
       const serverCert = await pki.leaf({ cn: 'localhost', eku: 'serverAuth', ips: ['127.0.0.1'] });
-      writeFileSync(join(files.dir, 'server.pem'), serverCert.certPem + pki.intermediate.certPem);
-      writeFileSync(join(files.dir, 'server.key'), serverCert.keyPem, { mode: 0o600 });
-      writeFileSync(join(files.dir, 'clients-ca.pem'), pki.root.certPem);
-      const port = await freePort();
-      server = await startNginx(
-        nginx as string,
-        files.dir,
-        port,
-        `  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${files.dir}/server.pem;
-    ssl_certificate_key ${files.dir}/server.key;
-    ssl_client_certificate ${files.dir}/clients-ca.pem;
-    ssl_verify_client on;
-    ssl_verify_depth 3;
-    location / { return 200 'verified $ssl_client_s_dn'; }
-  }`,
-      );
+      server = await startMtlsNginx(nginx as string, files.dir, {
+        serverPem: serverCert.certPem + pki.intermediate.certPem,
+        serverKeyPem: serverCert.keyPem,
+        clientCaPem: pki.root.certPem,
+        verifyDepth: 3,
+        location: "      return 200 'verified $ssl_client_s_dn';",
+      });
+      const port = server.port;
       url = `https://127.0.0.1:${port}/`;
       await createTenant(twoway, 'acme', 'Acme');
     });

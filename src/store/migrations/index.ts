@@ -5,6 +5,7 @@ import { lifecycle } from './0003-lifecycle.js';
 import { sharedClientCertificates } from './0004-shared-client-certificates.js';
 import { people } from './0006-people.js';
 import { listOrder } from './0010-list-order.js';
+import { edgeControls } from './0011-edge-controls.js';
 
 /** The two SQL engines Twoway stores data in. */
 export type StoreDialect = 'sqlite' | 'postgres';
@@ -22,6 +23,7 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0004_shared_client_certificates': sharedClientCertificates(),
     '0010_list_order': listOrder(),
     '0006_people': people(dialect),
+    '0011_edge_controls': edgeControls(dialect),
   };
 }
 

@@ -15,6 +15,8 @@ export interface TenantsTable {
   id: string;
   name: string;
   created_at: number;
+  /** The tenant's default identity (0004_connections); null when it has none. */
+  default_identity_id: string | null;
 }
 
 export interface ApiKeysTable {
@@ -225,6 +227,35 @@ export interface PlatformCrlTable {
   next_update: number;
 }
 
+/** Saved external API requests (migration 0004). */
+export interface ConnectionsTable {
+  id: string;
+  tenant_id: string;
+  /** Unique per tenant. */
+  name: string;
+  base_url: string;
+  /** ConnectionAuthType. */
+  auth_type: string;
+  /** The non-secret auth settings (ConnectionAuthSettings) as JSON. */
+  auth_json: string;
+  /** The sealed secret of the auth type; all four set or all null. */
+  secret_ciphertext: Buffer | null;
+  secret_iv: Buffer | null;
+  secret_wrapped_dek: Buffer | null;
+  secret_kek_id: string | null;
+  /** Part of the secret's associated data; grows each time the secret is replaced. */
+  secret_version: number;
+  /** 0 or 1: the client-certificate switch. */
+  client_certificate_enabled: number;
+  /** The identity presented; null: the tenant's default identity. */
+  client_certificate_identity_id: string | null;
+  trust_anchors_pem: string | null;
+  /** 0 or 1. */
+  enabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
 /** The whole schema, for `Kysely<Database>`. */
 export interface Database {
   tenants: TenantsTable;
@@ -243,4 +274,5 @@ export interface Database {
   notification_deliveries: NotificationDeliveriesTable;
   notification_attempts: NotificationAttemptsTable;
   audit_events: AuditEventsTable;
+  connections: ConnectionsTable;
 }

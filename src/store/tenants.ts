@@ -1,8 +1,9 @@
 /** The tenants aggregate: tables `tenants` and `api_keys`. */
-import type { Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { fromMs, optionalMs, toMs } from './columns.js';
 import { Aggregate, changedAny, Unchanged } from './database.js';
-import type { ApiKeysTable, TenantsTable } from './tables.js';
+import { type DefaultIdentityHooks, requireLiveIdentity } from './identities.js';
+import type { ApiKeysTable, Database, TenantsTable } from './tables.js';
 import type { ApiKey, Tenant, TenantStore } from './types.js';
 
 /** {@link TenantStore} over the shared plumbing (database.ts: transactions, errors). */
@@ -15,6 +16,24 @@ export class KyselyTenantStore extends Aggregate implements TenantStore {
         .values({ id: tenant.id, name: tenant.name, created_at: toMs(tenant.createdAt) })
         .execute(),
     );
+  }
+
+  /**
+   * Points the tenant at `identityId` as its default identity (undefined clears it), in a write
+   * transaction that checks the identity is live in this tenant.
+   * @returns false when the tenant does not exist (nothing changed).
+   * @throws AppError `not_found` when `identityId` names no live identity of this tenant.
+   */
+  async setDefaultIdentity(tenantId: string, identityId: string | undefined): Promise<boolean> {
+    return this.database.write(async (trx) => {
+      if (identityId !== undefined) await requireLiveIdentity(trx, tenantId, identityId);
+      const update = trx
+        .updateTable('tenants')
+        .where('id', '=', tenantId)
+        .set({ default_identity_id: identityId ?? null });
+      if (!(await changedAny(update))) throw new Unchanged(false);
+      return true;
+    });
   }
 
   async getTenant(tenantId: string): Promise<Tenant | undefined> {
@@ -75,8 +94,33 @@ export class KyselyTenantStore extends Aggregate implements TenantStore {
   }
 }
 
+/**
+ * For the identities aggregate, inside its write transaction: the tenant's first identity becomes its
+ * default identity (`adopt`: only when it has none), and a deleted identity stops being it (`release`).
+ */
+export const defaultIdentityLinks: DefaultIdentityHooks = {
+  async adopt(db: Kysely<Database>, tenantId: string, identityId: string): Promise<void> {
+    await db
+      .updateTable('tenants')
+      .where('id', '=', tenantId)
+      .where('default_identity_id', 'is', null)
+      .set({ default_identity_id: identityId })
+      .execute();
+  },
+  async release(db: Kysely<Database>, tenantId: string, identityId: string): Promise<void> {
+    await db
+      .updateTable('tenants')
+      .where('id', '=', tenantId)
+      .where('default_identity_id', '=', identityId)
+      .set({ default_identity_id: null })
+      .execute();
+  },
+};
+
 function toTenant(row: Selectable<TenantsTable>): Tenant {
-  return { id: row.id, name: row.name, createdAt: fromMs(row.created_at) };
+  const tenant: Tenant = { id: row.id, name: row.name, createdAt: fromMs(row.created_at) };
+  if (row.default_identity_id !== null) tenant.defaultIdentityId = row.default_identity_id;
+  return tenant;
 }
 
 function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {

@@ -14,6 +14,11 @@ export interface Tenant {
   id: string;
   name: string;
   createdAt: Date;
+  /**
+   * The identity presented where nothing more specific is named ("domain level": a connection with
+   * its client-certificate switch on and no identity of its own); absent when the tenant has none.
+   */
+  defaultIdentityId?: string;
 }
 
 /** A tenant API key; only the SHA-256 of the secret is kept. */
@@ -91,6 +96,11 @@ export interface Mapping {
 export interface TenantStore {
   /** @throws AppError `tenant_exists` */
   createTenant(tenant: Tenant): Promise<void>;
+  /**
+   * Sets (or, with undefined, clears) the tenant's default identity; false when the tenant does not
+   * exist. @throws AppError `not_found` when `identityId` is not a live identity of this tenant.
+   */
+  setDefaultIdentity(tenantId: string, identityId: string | undefined): Promise<boolean>;
   getTenant(tenantId: string): Promise<Tenant | undefined>;
   listTenants(): Promise<Tenant[]>;
   createApiKey(tenantId: string, key: ApiKey): Promise<void>;
@@ -109,7 +119,10 @@ export interface DueActivation {
 }
 
 export interface IdentityStore {
-  /** Inserts the identity and its first version (already active) in one transaction. */
+  /**
+   * Inserts the identity and its first version (already active) in one transaction; the identity
+   * becomes the tenant's default identity when the tenant has none.
+   */
   createIdentity(tenantId: string, identity: Identity, first: IdentityVersion): Promise<void>;
   getIdentity(tenantId: string, identityId: string): Promise<Identity | undefined>;
   /** Not deleted, ordered by createdAt then id. */
@@ -127,8 +140,10 @@ export interface IdentityStore {
   /** Atomically points the identity at `version` and stamps `activatedAt`. */
   activateVersion(tenantId: string, identityId: string, version: number, at: Date): Promise<void>;
   /**
-   * Soft-deletes the identity unless enabled, not deleted mappings name it (checked in the same
-   * write transaction); returns their number, 0 when it was deleted or there was nothing to delete.
+   * Soft-deletes the identity unless enabled, not deleted mappings or enabled connections with the
+   * client-certificate switch on name it (checked in the same write transaction); returns their
+   * number, 0 when it was deleted or there was nothing to delete. A deleted default identity is no
+   * longer the tenant's default.
    */
   softDeleteIdentity(tenantId: string, identityId: string, at: Date): Promise<number>;
   /** Renames and/or disables a live identity. */
@@ -153,6 +168,67 @@ export interface MappingStore {
   /** Includes deleted ones only when asked. */
   listMappings(tenantId: string, options?: { includeDeleted?: boolean }): Promise<Mapping[]>;
   updateMapping(tenantId: string, mapping: Mapping): Promise<void>;
+}
+
+/** How a connection authenticates to its remote API (API.md "Connections"). */
+export type ConnectionAuthType = 'none' | 'basic' | 'header' | 'oauth2_client_credentials';
+
+/**
+ * The non-secret auth settings of a connection; which fields are set depends on the type: `basic`
+ * `username`; `header` `headerName`; `oauth2_client_credentials` `tokenUrl`, `clientId`,
+ * `clientAuthentication` and optionally `scope`, `audience`.
+ */
+export interface ConnectionAuthSettings {
+  username?: string;
+  headerName?: string;
+  tokenUrl?: string;
+  clientId?: string;
+  scope?: string;
+  audience?: string;
+  clientAuthentication?: 'client_secret_basic' | 'client_secret_post' | 'tls_client_auth';
+}
+
+/** A saved external API request: base URL, auth, client-certificate switch, trust anchors. */
+export interface Connection {
+  id: string;
+  tenantId: string;
+  /** Unique in the tenant; the runtime finds a connection by id or by name. */
+  name: string;
+  /** Absolute https URL without query or fragment; requests go to it or below it. */
+  baseUrl: string;
+  authType: ConnectionAuthType;
+  auth: ConnectionAuthSettings;
+  /**
+   * The auth type's secret (basic password, header value, OAuth client secret), sealed with the
+   * tenant, connection id and {@link secretVersion} as associated data; absent when none is set.
+   */
+  secret?: SealedSecret;
+  /** Bumped each time the secret is replaced (part of its associated data). */
+  secretVersion: number;
+  /** The switch; without `identityId` the tenant's default identity is presented. */
+  clientCertificate: { enabled: boolean; identityId?: string };
+  trustAnchorsPem?: string;
+  enabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ConnectionStore {
+  /**
+   * @throws AppError `connection_exists` (the tenant has a connection of this name), `not_found`
+   *   (no such tenant, or an enabled connection with the switch on names no live identity of it).
+   */
+  createConnection(tenantId: string, connection: Connection): Promise<void>;
+  getConnection(tenantId: string, connectionId: string): Promise<Connection | undefined>;
+  /** Ordered by createdAt then id. */
+  listConnections(tenantId: string): Promise<Connection[]>;
+  /**
+   * Overwrites every field but `id`, `tenantId` and `createdAt`; false when there is no such
+   * connection in this tenant. @throws as {@link createConnection}.
+   */
+  updateConnection(tenantId: string, connection: Connection): Promise<boolean>;
+  /** Deletes the row and its sealed secret; false when there was none. */
+  deleteConnection(tenantId: string, connectionId: string): Promise<boolean>;
 }
 
 /** Where a client certificate came from: uploaded by the tenant (BYOC) or issued by the platform CA. */
@@ -466,7 +542,8 @@ export interface Store
     MappingStore,
     MetaStore,
     ClientCertificateStore,
-    PlatformCaStore {
+    PlatformCaStore,
+    ConnectionStore {
   /** `sqlite` or `postgres`. */
   readonly dialect: 'sqlite' | 'postgres';
   /** True when the database already holds Twoway tables with data (used before migrating). */

@@ -167,7 +167,8 @@ export function lifecycle(dialect: StoreDialect): Migration {
   };
 }
 
-async function columnExists(
+/** True when `table` has `column` (SQLite has no `add column if not exists`); later migrations use it too. */
+export async function columnExists(
   db: Kysely<unknown>,
   dialect: StoreDialect,
   table: string,

@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import { initial } from './0001-initial.js';
 import { inbound } from './0002-inbound.js';
 import { lifecycle } from './0003-lifecycle.js';
+import { connections } from './0004-connections.js';
 
 /** The two SQL engines Twoway stores data in. */
 export type StoreDialect = 'sqlite' | 'postgres';
@@ -16,6 +17,7 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0001_initial': initial(dialect),
     '0002_inbound': inbound(dialect),
     '0003_lifecycle': lifecycle(dialect),
+    '0004_connections': connections(dialect),
   };
 }
 

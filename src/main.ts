@@ -8,7 +8,11 @@ import { clientCertificatePolicy } from './client-certificates/policy.js';
 import { ClientCertificateService } from './client-certificates/service.js';
 import { workerRelay } from './cluster/cluster.js';
 import type { Config } from './config/config.js';
+import { createConnectionMetrics } from './connections/metrics.js';
+import { ConnectionService } from './connections/service.js';
+import { TokenCache } from './connections/token-cache.js';
 import { type RunningEdge, startEdgeListener } from './edge/start.js';
+import { ConnectionRuntime } from './forward/connections.js';
 import { DispatcherCache } from './forward/dispatchers.js';
 import { registerForwardGauges } from './forward/metrics.js';
 import { RuntimeService } from './forward/service.js';
@@ -103,6 +107,8 @@ export interface Services {
   /** The platform CA (opened on first use; `ensure()` creates it on the very first start). */
   ca: PlatformCa;
   clientCertificates: ClientCertificateService;
+  /** Saved external API requests (connections). */
+  connections: ConnectionService;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
 }
@@ -173,6 +179,15 @@ export function createServices(
     clock,
     policy: clientCertificatePolicy(config),
   });
+  const connections = new ConnectionService({
+    store,
+    kms,
+    clock,
+    changes,
+    identities,
+    tenants,
+    allowPrivate: config.forwardAllowPrivate,
+  });
   return {
     changes,
     tenants,
@@ -183,6 +198,7 @@ export function createServices(
     tester,
     ca,
     clientCertificates,
+    connections,
     parser,
   };
 }
@@ -246,6 +262,18 @@ export async function startTwoway(
   const metrics = createMetrics();
   registerForwardGauges(metrics.registry, dispatchers, runtime);
   const clock = options.clock ?? systemClock;
+  const connectionMetrics = createConnectionMetrics(metrics.registry);
+  const connectionRuntime = new ConnectionRuntime({
+    connections: services.connections,
+    tenants: services.tenants,
+    runtime,
+    tokens: new TokenCache({ clock }),
+    changes: services.changes,
+    metrics: connectionMetrics,
+    allowPrivate: config.forwardAllowPrivate,
+    // One token request may take as long as the remote API may take to answer headers.
+    tokenTimeoutMs: config.forwardHeadersTimeoutMs,
+  });
   const lifecycle = createLifecycle({
     store: backends.store,
     tenants: services.tenants,
@@ -289,6 +317,9 @@ export async function startTwoway(
     version: packageVersion(),
     clientCertificates: services.clientCertificates,
     ca: services.ca,
+    connections: services.connections,
+    connectionRuntime,
+    connectionMetrics,
   });
 
   // Other processes (the CLI, other replicas) write to the same store: a revision counter tells.

@@ -10,9 +10,14 @@ import { caRoutes } from '../ca/routes.js';
 import { clientCertificateRoutes } from '../client-certificates/routes.js';
 import { ClientCertificateSchema, IssuedClientCertificateSchema } from '../client-certificates/schemas.js';
 import type { ClientCertificateService } from '../client-certificates/service.js';
+import type { ConnectionMetrics } from '../connections/metrics.js';
+import { connectionRoutes } from '../connections/routes.js';
+import { ConnectionSchema } from '../connections/schemas.js';
+import type { ConnectionService } from '../connections/service.js';
 import { AppError } from '../errors/app-error.js';
+import type { ConnectionRuntime } from '../forward/connections.js';
 import type { DispatcherCache } from '../forward/dispatchers.js';
-import { ForwardEndpoint, isForwardTarget } from '../forward/endpoint.js';
+import { FORWARD_PATH, ForwardEndpoint, isForwardTarget } from '../forward/endpoint.js';
 import { runtimeRoutes } from '../forward/routes.js';
 import type { RuntimeService } from '../forward/service.js';
 import { identityRoutes } from '../identities/routes.js';
@@ -64,6 +69,10 @@ export interface AppDeps {
   /** Socket inactivity (ms) after which the listener closes a connection (TWOWAY_HTTP_IDLE_TIMEOUT_MS). */
   idleTimeoutMs: number;
   forwardAllowPrivate: boolean;
+  /** Forwards through connections (`Twoway-Connection`). */
+  connectionRuntime?: ConnectionRuntime;
+  /** Counters of identity overrides and OAuth token requests. */
+  connectionMetrics?: ConnectionMetrics;
   version: string;
   /** Writes `request.audit` notes (see {@link AuditNote}). */
   audit: AuditService;
@@ -73,6 +82,7 @@ export interface AppDeps {
   lifecycle: LifecycleService;
   clientCertificates: ClientCertificateService;
   ca: PlatformCa;
+  connections: ConnectionService;
 }
 
 /**
@@ -87,6 +97,8 @@ export async function buildHttpApp(deps: AppDeps) {
     metrics: deps.metrics,
     forwardAllowPrivate: deps.forwardAllowPrivate,
     logger: deps.logger.child({ module: 'forward' }),
+    ...(deps.connectionRuntime ? { connections: deps.connectionRuntime } : {}),
+    ...(deps.connectionMetrics ? { connectionMetrics: deps.connectionMetrics } : {}),
   });
   const app = Fastify({
     // The forward route is answered before Fastify routes anything (see forward/endpoint.ts).
@@ -127,6 +139,7 @@ export async function buildHttpApp(deps: AppDeps) {
   app.addSchema(MappingSchema);
   app.addSchema(ClientCertificateSchema);
   app.addSchema(IssuedClientCertificateSchema);
+  app.addSchema(ConnectionSchema);
 
   await app.register(swagger, {
     openapi: {
@@ -160,7 +173,12 @@ export async function buildHttpApp(deps: AppDeps) {
     // reaches the `/v1/tenants` handler while its raw URL does not start with `/v1/`.
     const path = request.routeOptions.url ?? request.url;
     if (!path.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
-    request.principal = await deps.tenants.authenticate(bearerToken(request.headers.authorization));
+    // A forward may authenticate with Proxy-Authorization (its Authorization is then the remote's).
+    const credential =
+      path === FORWARD_PATH
+        ? (request.headers['proxy-authorization'] ?? request.headers.authorization)
+        : request.headers.authorization;
+    request.principal = await deps.tenants.authenticate(bearerToken(credential));
   });
   app.addHook('onResponse', async (request, reply) => {
     if (request.url.startsWith('/v1/runtime/forward')) return;
@@ -218,6 +236,7 @@ export async function buildHttpApp(deps: AppDeps) {
         clientCertificates: deps.clientCertificates,
         maxUploadBytes: deps.maxUploadBytes,
       });
+      await scope.register(connectionRoutes, { connections: deps.connections });
     },
   });
   await app.register(caRoutes, { ca: deps.ca });

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 /** A change to a tenant's runtime-relevant objects, announced after the store committed it. */
 export interface Change {
   tenantId: string;
-  kind: 'identity' | 'mapping' | 'tenant' | 'client_certificate' | 'api_key';
+  kind: 'identity' | 'mapping' | 'tenant' | 'client_certificate' | 'api_key' | 'connection';
   id: string;
 }
 

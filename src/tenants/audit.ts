@@ -26,3 +26,8 @@ export function apiKeyCreated(keyId: string): AuditNote {
 export function apiKeyRevoked(keyId: string): AuditNote {
   return { action: 'api_key.revoke', objectType: 'api_key', objectId: keyId };
 }
+
+/** `tenant.update`: `changes` is what the caller set (`defaultIdentityId`, null when cleared). */
+export function tenantUpdated(tenantId: string, changes: Record<string, unknown>): AuditNote {
+  return { action: 'tenant.update', objectType: 'tenant', objectId: tenantId, detail: { ...changes } };
+}

@@ -2,8 +2,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import { apiKeyCreated, apiKeyRevoked, tenantCreated } from './audit.js';
-import { ApiKeySchema, CreatedTenantSchema, CreateTenantBody, TenantSchema } from './schemas.js';
+import { apiKeyCreated, apiKeyRevoked, tenantCreated, tenantUpdated } from './audit.js';
+import {
+  ApiKeySchema,
+  CreatedTenantSchema,
+  CreateTenantBody,
+  PatchTenantBody,
+  TenantSchema,
+} from './schemas.js';
 import type { TenantService } from './service.js';
 
 /** `/v1/tenants`: create (operator token) and list (the operator's every tenant, a key's own). */
@@ -70,6 +76,29 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
     async (request) => {
       const tenant = await tenants.getTenant(request.params.tenant);
       if (!tenant) throw new AppError('not_found', 'No such tenant.');
+      return { ...tenant, createdAt: tenant.createdAt.toISOString() };
+    },
+  );
+
+  app.patch(
+    '/v1/tenants/:tenant',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: "Set the tenant's default identity (used on the next request)",
+        params: TenantParams,
+        body: PatchTenantBody,
+        response: { 200: TenantSchema, ...problemResponses },
+      },
+    },
+    async (request) => {
+      let tenant = await tenants.getTenant(request.params.tenant);
+      if (!tenant) throw new AppError('not_found', 'No such tenant.');
+      const { defaultIdentityId } = request.body;
+      if (defaultIdentityId !== undefined) {
+        tenant = await tenants.setDefaultIdentity(request.params.tenant, defaultIdentityId);
+        request.audit = tenantUpdated(tenant.id, { defaultIdentityId });
+      }
       return { ...tenant, createdAt: tenant.createdAt.toISOString() };
     },
   );

@@ -10,7 +10,26 @@ export const CreateTenantBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const TenantSchema = Type.Object({ id: Type.String(), name: Type.String(), createdAt: Timestamp });
+export const TenantSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  createdAt: Timestamp,
+  defaultIdentityId: Type.Optional(
+    Type.String({
+      description:
+        'Presented by connections whose client-certificate switch is on and that name no identity; the first identity uploaded becomes it',
+    }),
+  ),
+});
+
+export const PatchTenantBody = Type.Object(
+  {
+    defaultIdentityId: Type.Optional(
+      Type.Union([Type.String({ maxLength: 64 }), Type.Null()], { description: 'null clears it' }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const CreatedTenantSchema = Type.Object({
   id: Type.String(),

@@ -13,6 +13,7 @@ interface Objects {
   mappingId: string;
   clientCertificateId: string;
   apiKeyId: string;
+  connectionId: string;
 }
 
 /** How to call one route: its path parameters besides `{tenant}`, and a body the schema accepts. */
@@ -32,6 +33,7 @@ const identity = (o: Objects): Probe => ({ params: { id: o.identityId } });
 const mapping = (o: Objects): Probe => ({ params: { id: o.mappingId } });
 const clientCertificate = (o: Objects): Probe => ({ params: { id: o.clientCertificateId } });
 const version2 = (o: Objects): Probe => ({ params: { id: o.identityId, version: '2' } });
+const connection = (o: Objects): Probe => ({ params: { id: o.connectionId } });
 
 /**
  * Every tenant route (`/v1/tenants/{tenant}` and below) with a request the route's schema accepts.
@@ -40,6 +42,7 @@ const version2 = (o: Objects): Probe => ({ params: { id: o.identityId, version: 
  */
 const probes: Record<string, (o: Objects, ctx: WalkContext) => Promise<Probe> | Probe> = {
   'GET /v1/tenants/{tenant}': () => ({}),
+  'PATCH /v1/tenants/{tenant}': (o) => ({ json: { defaultIdentityId: o.identityId } }),
   'POST /v1/tenants/{tenant}/api-keys': () => ({}),
   'DELETE /v1/tenants/{tenant}/api-keys/{id}': (o) => ({ params: { id: o.apiKeyId } }),
   'POST /v1/tenants/{tenant}/identities': async (_o, ctx) => ({
@@ -84,6 +87,21 @@ const probes: Record<string, (o: Objects, ctx: WalkContext) => Promise<Probe> | 
     ...clientCertificate(o),
     json: { reason: 'superseded' },
   }),
+  'POST /v1/tenants/{tenant}/connections': (o) => ({
+    json: {
+      name: `new-${o.connectionId}`,
+      baseUrl: 'https://new.walk.example/api',
+      auth: { type: 'header', headerName: 'X-Api-Key', headerValue: 'walk-header-value' },
+      clientCertificate: { enabled: true, identityId: o.identityId },
+    },
+  }),
+  'GET /v1/tenants/{tenant}/connections': () => ({}),
+  'GET /v1/tenants/{tenant}/connections/{id}': connection,
+  'PATCH /v1/tenants/{tenant}/connections/{id}': (o) => ({
+    ...connection(o),
+    json: { name: `renamed-${o.connectionId}`, auth: { type: 'basic', username: 'u', password: 'walk-pw' } },
+  }),
+  'DELETE /v1/tenants/{tenant}/connections/{id}': connection,
 };
 
 describe('every tenant route authorises the tenant', () => {
@@ -163,6 +181,12 @@ describe('every tenant route authorises the tenant', () => {
         certificatePem: (await ctx.upload()).certificatePem,
       }),
       apiKeyId: await made('/api-keys'),
+      // Switch off, so that the identity it could name may still be deleted.
+      connectionId: await made('/connections', {
+        name: `walk-${identityId}`,
+        baseUrl: 'https://walk.example/api',
+        auth: { type: 'basic', username: 'walk', password: 'walk-password' },
+      }),
     };
   }
 

@@ -5,7 +5,7 @@ import { type Config, loadConfig } from '../../src/config/config.js';
 import { startTwoway, type Twoway } from '../../src/main.js';
 import type { Clock } from '../../src/shared/clock.js';
 import { REDACT_PATHS } from '../../src/shared/logger.js';
-import { tempDir } from '../fixtures/pki.js';
+import { type CertKey, type TestPki, tempDir } from '../fixtures/pki.js';
 import type { AppBackend } from './backends.js';
 
 export const OPERATOR_TOKEN = 'test-operator-token-0123456789';
@@ -164,4 +164,30 @@ export async function uploadPkcs12(
     body: form,
     ...(token ? { token } : {}),
   });
+}
+
+/**
+ * Uploads `leaf` with the intermediate of `pki` as a JSON PEM upload to `tenant` with `token`;
+ * returns the new identity's id.
+ */
+export async function uploadIdentity(
+  twoway: Pick<TestTwoway, 'call'>,
+  pki: TestPki,
+  tenant: string,
+  token: string,
+  leaf: CertKey,
+  name = 'identity',
+): Promise<string> {
+  const response = await twoway.call(`/v1/tenants/${tenant}/identities`, {
+    method: 'POST',
+    token,
+    json: {
+      name,
+      certificatePem: leaf.certPem,
+      privateKeyPem: leaf.keyPem,
+      chainPem: pki.intermediate.certPem,
+    },
+  });
+  expect(response.status, await response.clone().text()).toBe(201);
+  return ((await response.json()) as { id: string }).id;
 }

@@ -18,6 +18,7 @@ import { createLogger } from '../shared/logger.js';
 import type { RevocationReason } from '../store/index.js';
 import { tenantCreated } from '../tenants/audit.js';
 import { TENANT_ID_PATTERN } from '../tenants/service.js';
+import { connectionCommands } from './connection.js';
 import { type PasswordOptions, readInput, readPassword, UsageError } from './input.js';
 
 /**
@@ -333,6 +334,8 @@ csr
       });
     },
   );
+
+connectionCommands(program, (work) => withServices((services) => work(services)), print);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Exit status: 0 done, 1 the command failed (its error code is printed), 2 usage or an unreadable

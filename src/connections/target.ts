@@ -10,6 +10,8 @@ import { pathWithin } from '../shared/paths.js';
 export interface CompiledBase {
   /** The base URL as stored (WHATWG serialisation). */
   href: string;
+  /** `href` without trailing slashes, plus one: what a relative forward URL is appended to. */
+  prefix: string;
   origin: string;
   /** The path without trailing slashes (`''` for the root, which covers every path). */
   path: string;
@@ -55,7 +57,12 @@ export function checkedHttpsUrl(raw: string, field: string, allowPrivate: boolea
 /** Prepares a stored base URL for {@link connectionTarget}. */
 export function compileBase(baseUrl: string): CompiledBase {
   const url = new URL(baseUrl);
-  return { href: url.href, origin: url.origin, path: url.pathname.replace(/\/+$/, '') };
+  return {
+    href: url.href,
+    prefix: `${url.href.replace(/\/+$/, '')}/`,
+    origin: url.origin,
+    path: url.pathname.replace(/\/+$/, ''),
+  };
 }
 
 /**
@@ -75,7 +82,7 @@ export function connectionTarget(base: CompiledBase, value: string | undefined, 
   let raw: string;
   if (value === undefined || value === '') raw = base.href;
   else if (SCHEME.test(value)) raw = value;
-  else raw = `${base.href.replace(/\/+$/, '')}/${value.replace(/^\/+/, '')}`;
+  else raw = base.prefix + (value.charCodeAt(0) === 47 /* / */ ? value.replace(/^\/+/, '') : value);
   const url = parseForwardUrl(raw, allowPrivate);
   if (url.origin !== base.origin || !pathWithin(base.path, url.pathname)) {
     throw new AppError('forward_url_invalid', "The forward URL is not under the connection's baseUrl.");

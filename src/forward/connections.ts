@@ -49,13 +49,16 @@ interface Prepared {
   dropHeaders: ReadonlySet<string> | undefined;
   addHeaders: readonly string[] | undefined;
   oauth: ClientCredentialsSettings | undefined;
+  /** `plan.oauth` by identity version (`''` for none): the token key's HMAC is computed once. */
+  oauthByVersion: Map<string, NonNullable<ConnectionPlan['oauth']>>;
 }
 
 interface TenantConnections {
   /** By id and by name. */
   byRef: Map<string, Connection>;
   defaultIdentityId: string | undefined;
-  prepared: Map<string, Promise<Prepared>>;
+  /** By connection id: being prepared, or ready (replaced by its value once resolved). */
+  prepared: Map<string, Prepared | Promise<Prepared>>;
 }
 
 export interface ConnectionRuntimeDeps {
@@ -85,7 +88,8 @@ const AUTHORIZATION: ReadonlySet<string> = new Set(['authorization']);
  */
 export class ConnectionRuntime {
   readonly #deps: ConnectionRuntimeDeps;
-  readonly #tenants = new Map<string, Promise<TenantConnections>>();
+  /** By tenant: loading, or loaded (the promise is replaced by its value, so forwards skip an await). */
+  readonly #tenants = new Map<string, TenantConnections | Promise<TenantConnections>>();
 
   constructor(deps: ConnectionRuntimeDeps) {
     this.#deps = deps;
@@ -115,15 +119,22 @@ export class ConnectionRuntime {
     forwardUrl: string | undefined,
     identityOverride: string | undefined,
   ): Promise<ConnectionPlan> {
-    const snapshot = await this.#snapshot(tenantId);
+    const cached = this.#tenants.get(tenantId);
+    const snapshot =
+      cached === undefined || cached instanceof Promise ? await this.#snapshot(tenantId) : cached;
     const connection = snapshot.byRef.get(ref);
     if (connection === undefined) {
       throw new AppError('connection_not_found', 'No connection of this tenant has this id or name.');
     }
     if (!connection.enabled) throw new AppError('connection_disabled', 'This connection is disabled.');
-    const prepared = await this.#prepared(snapshot, connection);
+    const ready = snapshot.prepared.get(connection.id);
+    const prepared =
+      ready === undefined || ready instanceof Promise ? await this.#prepared(snapshot, connection) : ready;
     const url = connectionTarget(prepared.base, forwardUrl, this.#deps.allowPrivate);
-    const identity = await this.#identity(tenantId, connection, snapshot.defaultIdentityId, identityOverride);
+    const identity =
+      identityOverride === undefined && !connection.clientCertificate.enabled
+        ? undefined
+        : await this.#identity(tenantId, connection, snapshot.defaultIdentityId, identityOverride);
     if (identityOverride !== undefined) this.#deps.metrics.identityOverrides.inc({ route: 'connection' });
     const credential = await this.#deps.runtime.credential(
       tenantId,
@@ -131,7 +142,6 @@ export class ConnectionRuntime {
       connection.trustAnchorsPem,
       prepared.trust,
     );
-    const identityVersion = identity && `${identity.identity.id}@${identity.active.version}`;
     return {
       connectionId: connection.id,
       url,
@@ -139,19 +149,7 @@ export class ConnectionRuntime {
       identityId: identity?.identity.id,
       dropHeaders: prepared.dropHeaders,
       addHeaders: prepared.addHeaders,
-      oauth:
-        prepared.oauth === undefined
-          ? undefined
-          : {
-              settings: prepared.oauth,
-              // A certificate-bound token (RFC 8705 §3) works only with the version it was bound to.
-              key: tokenCacheKey({
-                tenantId,
-                connectionId: connection.id,
-                identityVersion,
-                settings: prepared.oauth,
-              }),
-            },
+      oauth: prepared.oauth === undefined ? undefined : oauthOf(tenantId, connection.id, prepared, identity),
     };
   }
 
@@ -218,7 +216,7 @@ export class ConnectionRuntime {
 
   #snapshot(tenantId: string): Promise<TenantConnections> {
     const cached = this.#tenants.get(tenantId);
-    if (cached) return cached;
+    if (cached) return Promise.resolve(cached);
     const loading = Promise.all([
       this.#deps.connections.listForRuntime(tenantId),
       this.#deps.tenants.getTenant(tenantId),
@@ -232,18 +230,27 @@ export class ConnectionRuntime {
     // A change announced while this loads deletes the entry, so a stale load is never kept.
     if (this.#tenants.size >= MAX_CACHED_TENANTS) this.#tenants.clear();
     this.#tenants.set(tenantId, loading);
-    loading.catch(() => this.#tenants.delete(tenantId));
+    loading.then(
+      (loaded) => {
+        if (this.#tenants.get(tenantId) === loading) this.#tenants.set(tenantId, loaded);
+      },
+      () => this.#tenants.delete(tenantId),
+    );
     return loading;
   }
 
   #prepared(snapshot: TenantConnections, connection: Connection): Promise<Prepared> {
-    let found = snapshot.prepared.get(connection.id);
-    if (found === undefined) {
-      found = this.#prepare(connection);
-      snapshot.prepared.set(connection.id, found);
-      found.catch(() => snapshot.prepared.delete(connection.id));
-    }
-    return found;
+    const found = snapshot.prepared.get(connection.id);
+    if (found !== undefined) return Promise.resolve(found);
+    const preparing = this.#prepare(connection);
+    snapshot.prepared.set(connection.id, preparing);
+    preparing.then(
+      (ready) => {
+        if (snapshot.prepared.get(connection.id) === preparing) snapshot.prepared.set(connection.id, ready);
+      },
+      () => snapshot.prepared.delete(connection.id),
+    );
+    return preparing;
   }
 
   /** Opens the secret once and turns it into what every forward adds. */
@@ -255,6 +262,7 @@ export class ConnectionRuntime {
       dropHeaders: undefined,
       addHeaders: undefined,
       oauth: undefined,
+      oauthByVersion: new Map(),
     };
     const { auth } = connection;
     switch (connection.authType) {
@@ -288,6 +296,28 @@ export class ConnectionRuntime {
     }
     return prepared;
   }
+}
+
+/**
+ * The OAuth part of a plan for the identity version presented (none: `no-certificate`): a
+ * certificate-bound token (RFC 8705 §3) works only with the version it was bound to, so each version
+ * has its own token key. Made once per version and connection load.
+ */
+function oauthOf(
+  tenantId: string,
+  connectionId: string,
+  prepared: Prepared,
+  identity: RuntimeIdentity | undefined,
+): ConnectionPlan['oauth'] {
+  const settings = prepared.oauth;
+  if (settings === undefined) return undefined;
+  const identityVersion = identity && `${identity.identity.id}@${identity.active.version}`;
+  let oauth = prepared.oauthByVersion.get(identityVersion ?? '');
+  if (oauth === undefined) {
+    oauth = { settings, key: tokenCacheKey({ tenantId, connectionId, identityVersion, settings }) };
+    prepared.oauthByVersion.set(identityVersion ?? '', oauth);
+  }
+  return oauth;
 }
 
 function unavailable(reason: UnavailableReason): AppError {

@@ -9,6 +9,7 @@
 import type http from 'node:http';
 import type { Logger } from 'pino';
 import type { ConnectionMetrics } from '../connections/metrics.js';
+import type { AccessToken } from '../connections/oauth.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import type { Metrics } from '../http/metrics.js';
 import { writeRawProblem } from '../http/problem.js';
@@ -16,7 +17,7 @@ import { parseForwardUrl } from '../net/address-guard.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { ConnectionRuntime } from './connections.js';
 import type { DispatcherCache } from './dispatchers.js';
-import { proxyRequest } from './proxy.js';
+import { type ProxyOptions, proxyRequest } from './proxy.js';
 import type { RuntimeService } from './service.js';
 
 /** What {@link ForwardEndpoint} needs. */
@@ -37,6 +38,18 @@ export interface ForwardEndpointDeps {
   connections?: Pick<ConnectionRuntime, 'plan' | 'token' | 'rejected'>;
   /** Counts `Twoway-Identity` overrides; absent, they are not counted. */
   connectionMetrics?: ConnectionMetrics;
+}
+
+const bearerHeaders = new WeakMap<AccessToken, readonly string[]>();
+
+/** `Authorization: Bearer <token>` (RFC 6750 §2.1) as proxy headers, made once per token. */
+function bearerHeader(token: AccessToken): readonly string[] {
+  let header = bearerHeaders.get(token);
+  if (header === undefined) {
+    header = ['Authorization', `Bearer ${token.accessToken}`];
+    bearerHeaders.set(token, header);
+  }
+  return header;
 }
 
 /** The path of the route; the pre-router also accepts it with a query string. */
@@ -283,18 +296,16 @@ export class ForwardEndpoint {
     const plan = await connections.plan(tenantId, ref, fields.forwardUrl, fields.identity);
     const lease = this.#deps.dispatchers.lease(plan.credential);
     try {
-      const token = plan.oauth === undefined ? undefined : await connections.token(plan, lease.dispatcher);
-      const { status } = await proxyRequest(req, res, {
+      const options: ProxyOptions = {
         url: plan.url,
         dispatcher: lease.dispatcher,
-        ...(plan.dropHeaders !== undefined ? { dropHeaders: plan.dropHeaders } : {}),
-        ...(token !== undefined
-          ? { addHeaders: ['Authorization', `Bearer ${token.accessToken}`] }
-          : plan.addHeaders !== undefined
-            ? { addHeaders: plan.addHeaders }
-            : {}),
         forwardAuthorization: fields.proxyAuthorization !== undefined,
-      });
+      };
+      if (plan.dropHeaders !== undefined) options.dropHeaders = plan.dropHeaders;
+      if (plan.addHeaders !== undefined) options.addHeaders = plan.addHeaders;
+      const token = plan.oauth === undefined ? undefined : await connections.token(plan, lease.dispatcher);
+      if (token !== undefined) options.addHeaders = bearerHeader(token);
+      const { status } = await proxyRequest(req, res, options);
       if (token !== undefined && status === 401) connections.rejected(plan, token);
     } finally {
       lease.release();

@@ -181,6 +181,11 @@ export class ConnectionRuntime {
     );
   }
 
+  /** The cached access token of an OAuth plan, when there is one (no promise: the forward's fast path). */
+  cachedToken(plan: ConnectionPlan): AccessToken | undefined {
+    return plan.oauth === undefined ? undefined : this.#deps.tokens.cached(plan.oauth.key);
+  }
+
   /** The API answered 401 to `token` (RFC 6750 §3.1): the next forward fetches a new one. */
   rejected(plan: ConnectionPlan, token: AccessToken): void {
     if (plan.oauth !== undefined) this.#deps.tokens.invalidate(plan.oauth.key, token.accessToken);

@@ -35,7 +35,7 @@ export interface ForwardEndpointDeps {
   /** Receives `internal_error` failures only; nothing is logged per request. */
   logger: Logger;
   /** Forwards through connections (`Twoway-Connection`); without it every connection is unknown. */
-  connections?: Pick<ConnectionRuntime, 'plan' | 'token' | 'rejected'>;
+  connections?: Pick<ConnectionRuntime, 'plan' | 'cachedToken' | 'token' | 'rejected'>;
   /** Counts `Twoway-Identity` overrides; absent, they are not counted. */
   connectionMetrics?: ConnectionMetrics;
 }
@@ -303,7 +303,10 @@ export class ForwardEndpoint {
       };
       if (plan.dropHeaders !== undefined) options.dropHeaders = plan.dropHeaders;
       if (plan.addHeaders !== undefined) options.addHeaders = plan.addHeaders;
-      const token = plan.oauth === undefined ? undefined : await connections.token(plan, lease.dispatcher);
+      const token =
+        plan.oauth === undefined
+          ? undefined
+          : (connections.cachedToken(plan) ?? (await connections.token(plan, lease.dispatcher)));
       if (token !== undefined) options.addHeaders = bearerHeader(token);
       const { status } = await proxyRequest(req, res, options);
       if (token !== undefined && status === 401) connections.rejected(plan, token);

@@ -126,6 +126,19 @@ async function startTwoway(env = {}) {
 }
 
 /**
+ * A fresh certificate folder with one client, the upstream, and a Twoway with tenant `bench` mapped
+ * to it: the set-up of the forward scenarios that start from nothing.
+ */
+async function freshForward() {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  makeCertificates(dir, 1);
+  const upstream = await startUpstream();
+  const twoway = await startTwoway();
+  return { upstream, twoway, apiKey: await twoway.addTenant('bench', 0) };
+}
+
+/**
  * The start of an nginx configuration run from folder `n` (created with its temp folders): one
  * worker in the foreground, no access log, up to the opening of the `http` block.
  */
@@ -382,12 +395,7 @@ const scenarios = {
    * forward, measured alternately in the same run.
    */
   async 'forward-connections'() {
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    makeCertificates(dir, 1);
-    const upstream = await startUpstream();
-    const twoway = await startTwoway();
-    const apiKey = await twoway.addTenant('bench', 0);
+    const { upstream, twoway, apiKey } = await freshForward();
     const base = `https://localhost:${ports.upstream}/`;
     const common = {
       baseUrl: base,
@@ -453,12 +461,7 @@ const scenarios = {
    * on (its default) and off; the upstream counts full and resumed handshakes per contender.
    */
   async 'forward-handshakes'() {
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    makeCertificates(dir, 1);
-    const upstream = await startUpstream();
-    const twoway = await startTwoway();
-    const apiKey = await twoway.addTenant('bench', 0);
+    const { upstream, twoway, apiKey } = await freshForward();
     const nginx = await startNginx(1);
     const nginxNoReuse = await startNginx(1, { port: ports.nginxNoReuse, sessionReuse: false });
     const haproxy = await startHaproxy(1);

@@ -11,6 +11,7 @@ import { connectionCreated, connectionDeleted, connectionUpdated } from '../conn
 import { type AuthBody, CreateConnectionBody, PatchConnectionBody } from '../connections/schemas.js';
 import { AppError } from '../errors/app-error.js';
 import type { Services } from '../main.js';
+import type { ConnectionAuthSettings } from '../store/index.js';
 import { type PasswordOptions, readInput, readPassword, UsageError } from './input.js';
 
 /** Runs `work` with the services open (cli/index.ts). */
@@ -20,18 +21,16 @@ type AuthInput = Static<typeof AuthBody>;
 const AUTH_TYPES = ['none', 'basic', 'header', 'oauth2'] as const;
 
 /** The options that describe a connection, shared by `add` and `update`. */
-interface ConnectionOptions {
+interface ConnectionOptions
+  extends Pick<
+    ConnectionAuthSettings,
+    'username' | 'headerName' | 'tokenUrl' | 'clientId' | 'scope' | 'audience'
+  > {
   tenant: string;
   name?: string;
   baseUrl?: string;
   auth?: (typeof AUTH_TYPES)[number];
-  username?: string;
-  headerName?: string;
-  tokenUrl?: string;
-  clientId?: string;
-  scope?: string;
-  audience?: string;
-  clientAuth?: 'client_secret_basic' | 'client_secret_post' | 'tls_client_auth';
+  clientAuth?: ConnectionAuthSettings['clientAuthentication'];
   secretFile?: string;
   secretStdin?: boolean;
   trustAnchors?: string;

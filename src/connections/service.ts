@@ -1,6 +1,7 @@
 import type { Static } from '@sinclair/typebox';
 import { presentationRefusal } from '../certificates/status.js';
 import { AppError } from '../errors/app-error.js';
+import { HOP_BY_HOP } from '../forward/proxy.js';
 import type { IdentityService } from '../identities/service.js';
 import { open, seal } from '../kms/envelope.js';
 import type { Kms } from '../kms/types.js';
@@ -51,24 +52,11 @@ export function connectionSecretAad(tenantId: string, connectionId: string, secr
 }
 
 /**
- * Field names a connection may not set: hop-by-hop fields (RFC 9110 §7.6.1), what undici derives
- * from the request (`host`, `content-length`, `expect`), the caller's credential for Twoway
- * (`proxy-authorization`) and Twoway's own fields.
+ * Field names a connection may not set: hop-by-hop fields (RFC 9110 §7.6.1, never forwarded), what
+ * undici derives from the request (`host`, `content-length`, `expect`) and, checked apart, Twoway's
+ * own `twoway-*` fields.
  */
-const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'host',
-  'content-length',
-  'expect',
-]);
+const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect']);
 
 /** What Node accepts in a field value (RFC 9110 §5.5: no CR, LF or other controls but HTAB). */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;

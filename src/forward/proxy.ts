@@ -50,7 +50,7 @@ export const CLIENT_CLOSED_STATUS = 499;
  * Hop-by-hop fields (RFC 9110 §7.6.1), never forwarded in either direction, plus `proxy-connection`
  * (non-standard, still sent by old clients) and `keep-alive` (RFC 2068 §19.7.1).
  */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

@@ -6,13 +6,10 @@
  * credential gets 401 with `WWW-Authenticate`. Every request and TLS connection is counted, so a
  * test can tell that nothing was sent.
  */
-import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
-import { fingerprintSha256 } from '../../src/certificates/index.js';
 import type { TestPki } from '../fixtures/pki.js';
-import type { Echo } from './mtls-server.js';
+import { type Echo, readEcho } from './mtls-server.js';
 
 /** The credential the API demands. */
 export type RequiredAuth =
@@ -64,23 +61,7 @@ export async function startApiServer(pki: TestPki, options: ApiServerOptions = {
         : {}),
     },
     (req, res) => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      req.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        hash.update(chunk);
-      });
-      req.on('end', () => {
-        const peer = (req.socket as TLSSocket).getPeerCertificate();
-        const echo: Echo = {
-          method: req.method ?? '',
-          path: req.url ?? '',
-          headers: req.headers,
-          bodyBytes: bytes,
-          bodySha256: hash.digest('hex'),
-          clientSubject: `CN=${peer?.subject?.CN ?? ''}`,
-          clientFingerprint: peer?.raw ? fingerprintSha256(peer) : '',
-        };
+      void readEcho(req).then((echo) => {
         requests.push(echo);
         if (!authorised(auth, req.headers)) {
           res.writeHead(401, {

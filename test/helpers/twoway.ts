@@ -191,3 +191,15 @@ export async function uploadIdentity(
   expect(response.status, await response.clone().text()).toBe(201);
   return ((await response.json()) as { id: string }).id;
 }
+
+/** Creates a connection (`POST .../connections` with `json`) in `tenant` with `token`; returns its id. */
+export async function createConnection(
+  twoway: Pick<TestTwoway, 'call'>,
+  tenant: string,
+  token: string,
+  json: Record<string, unknown>,
+): Promise<string> {
+  const response = await twoway.call(`/v1/tenants/${tenant}/connections`, { method: 'POST', token, json });
+  expect(response.status, await response.clone().text()).toBe(201);
+  return ((await response.json()) as { id: string }).id;
+}

@@ -1,29 +1,12 @@
-import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { tempDir } from '../fixtures/pki.js';
+import { type Outcome, runCli } from '../helpers/cli.js';
 
-const CLI = join(resolve(import.meta.dirname, '../..'), 'dist/cli/index.js');
 const PASSWORD = 'cli-basic-Pa55-3e9a71';
 const HEADER_VALUE = 'cli-header-V4lue-c02d58';
-
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the built CLI with `stdin` piped in (standard input is then not a terminal). */
-function twoway(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<Outcome> {
-  return new Promise((done) => {
-    const child = execFile('node', [CLI, ...args], { env }, (err, stdout, stderr) =>
-      done({ code: err ? Number(err.code) : 0, stdout, stderr }),
-    );
-    child.stdin?.end(stdin);
-  });
-}
 
 describe('twoway connection add/list/show/update/delete', () => {
   const work = tempDir('twoway-cli-conn-');
@@ -32,32 +15,24 @@ describe('twoway connection add/list/show/update/delete', () => {
   const secretFile = join(work.dir, 'basic.pass');
   let id: string;
 
+  /** `twoway connection <verb> --tenant cli-co ...args`. */
+  const connection = (verb: string, args: string[], stdin = ''): Promise<Outcome> =>
+    runCli(['connection', verb, '--tenant', 'cli-co', ...args], env, stdin);
+  /** `connection add` of `name` to https://x.example/ with `args`. */
+  const add = (name: string, args: string[], stdin = ''): Promise<Outcome> =>
+    connection('add', ['--name', name, '--base-url', 'https://x.example/', ...args], stdin);
+
   beforeAll(async () => {
-    expect((await twoway(['tenant', 'create', '--id', 'cli-co'], env)).code).toBe(0);
+    expect((await runCli(['tenant', 'create', '--id', 'cli-co'], env)).code).toBe(0);
     writeFileSync(secretFile, `${PASSWORD}\n`, { mode: 0o600 });
   });
   afterAll(() => work.cleanup());
 
   test('add takes the secret from a file and prints the view without it', async () => {
-    const added = await twoway(
-      [
-        'connection',
-        'add',
-        '--tenant',
-        'cli-co',
-        '--name',
-        'billing',
-        '--base-url',
-        'https://billing.example.com/v1',
-        '--auth',
-        'basic',
-        '--username',
-        'acme',
-        '--secret-file',
-        secretFile,
-      ],
-      env,
-    );
+    const added = await connection('add', [
+      ...['--name', 'billing', '--base-url', 'https://billing.example.com/v1'],
+      ...['--auth', 'basic', '--username', 'acme', '--secret-file', secretFile],
+    ]);
     expect(added.code, added.stderr).toBe(0);
     const view = JSON.parse(added.stdout) as { id: string; auth: unknown; clientCertificate: unknown };
     expect(view.auth).toEqual({ type: 'basic', username: 'acme', secretSet: true });
@@ -71,121 +46,42 @@ describe('twoway connection add/list/show/update/delete', () => {
   });
 
   test('a secret on the command line is refused as an unknown option, and nothing is saved', async () => {
-    const refused = await twoway(
-      [
-        'connection',
-        'add',
-        '--tenant',
-        'cli-co',
-        '--name',
-        'argv',
-        '--base-url',
-        'https://x.example/',
-        '--auth',
-        'basic',
-        '--username',
-        'u',
-        '--password',
-        PASSWORD,
-      ],
-      env,
-    );
+    const refused = await add('argv', ['--auth', 'basic', '--username', 'u', '--password', PASSWORD]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain("unknown option '--password'");
-    const missing = await twoway(
-      [
-        'connection',
-        'add',
-        '--tenant',
-        'cli-co',
-        '--name',
-        'nosecret',
-        '--base-url',
-        'https://x.example/',
-        '--auth',
-        'header',
-        '--header-name',
-        'X-Key',
-      ],
-      env,
-    );
+    const missing = await add('nosecret', ['--auth', 'header', '--header-name', 'X-Key']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^twoway: connection_invalid: /);
-    const bad = await twoway(
-      [
-        'connection',
-        'add',
-        '--tenant',
-        'cli-co',
-        '--name',
-        'bad',
-        '--base-url',
-        'https://x.example/',
-        '--auth',
-        'header',
-        '--header-name',
-        'Bad Name',
-        '--secret-stdin',
-      ],
-      env,
+    const bad = await add(
+      'bad',
+      ['--auth', 'header', '--header-name', 'Bad Name', '--secret-stdin'],
       'value',
     );
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^twoway: bad_request: /);
-    const list = JSON.parse((await twoway(['connection', 'list', '--tenant', 'cli-co'], env)).stdout) as {
-      items: { name: string }[];
-    };
+    const list = JSON.parse((await connection('list', [])).stdout) as { items: { name: string }[] };
     expect(list.items.map((c) => c.name)).toEqual(['billing']);
   });
 
   test('update reads a new secret from standard input; show and list never print it', async () => {
-    const updated = await twoway(
-      [
-        'connection',
-        'update',
-        '--tenant',
-        'cli-co',
-        '--id',
-        id,
-        '--auth',
-        'header',
-        '--header-name',
-        'X-Api-Key',
-        '--secret-stdin',
-      ],
-      env,
+    const updated = await connection(
+      'update',
+      ['--id', id, '--auth', 'header', '--header-name', 'X-Api-Key', '--secret-stdin'],
       `${HEADER_VALUE}\n`,
     );
     expect(updated.code, updated.stderr).toBe(0);
     expect(JSON.parse(updated.stdout)).toMatchObject({
       auth: { type: 'header', headerName: 'X-Api-Key', secretSet: true },
     });
-    const shown = await twoway(['connection', 'show', '--tenant', 'cli-co', '--id', id], env);
+    const shown = await connection('show', ['--id', id]);
     expect(JSON.parse(shown.stdout)).toMatchObject({ id, name: 'billing' });
-    const renamed = await twoway(
-      [
-        'connection',
-        'update',
-        '--tenant',
-        'cli-co',
-        '--id',
-        id,
-        '--name',
-        'billing-eu',
-        '--enabled',
-        'false',
-      ],
-      env,
-    );
+    const renamed = await connection('update', ['--id', id, '--name', 'billing-eu', '--enabled', 'false']);
     expect(JSON.parse(renamed.stdout)).toMatchObject({
       name: 'billing-eu',
       enabled: false,
       auth: { secretSet: true },
     });
-    const switched = await twoway(
-      ['connection', 'update', '--tenant', 'cli-co', '--id', id, '--client-certificate', 'on'],
-      env,
-    );
+    const switched = await connection('update', ['--id', id, '--client-certificate', 'on']);
     expect(switched.code).toBe(1);
     expect(switched.stderr).toMatch(/^twoway: client_certificate_unavailable: /);
     for (const output of [updated, shown, renamed]) {
@@ -195,9 +91,9 @@ describe('twoway connection add/list/show/update/delete', () => {
   });
 
   test('delete removes it; every change is audited as the CLI; no secret in the database file', async () => {
-    const deleted = await twoway(['connection', 'delete', '--tenant', 'cli-co', '--id', id], env);
+    const deleted = await connection('delete', ['--id', id]);
     expect(JSON.parse(deleted.stdout)).toEqual({ id, deleted: true });
-    const gone = await twoway(['connection', 'show', '--tenant', 'cli-co', '--id', id], env);
+    const gone = await connection('show', ['--id', id]);
     expect(gone.code).toBe(1);
     expect(gone.stderr).toMatch(/^twoway: not_found: /);
 

@@ -181,49 +181,31 @@ describe.each(backends)('connections API on $name', (backend) => {
   });
 
   test('each auth type: settings in the view, secrets never; PATCH keeps a secret not sent, and a new type needs its own', async () => {
-    const basic = await view(
-      await create({
-        name: 'basic',
-        baseUrl: 'https://api.example.com/basic',
-        auth: { type: 'basic', username: 'acme', password: PASSWORD },
-      }),
-      201,
-    );
-    expect(basic.auth).toEqual({ type: 'basic', username: 'acme', secretSet: true });
-    const header = await view(
-      await create({
-        name: 'header',
-        baseUrl: 'https://api.example.com/header',
-        auth: { type: 'header', headerName: 'X-Api-Key', headerValue: HEADER_VALUE },
-      }),
-      201,
-    );
-    expect(header.auth).toEqual({ type: 'header', headerName: 'X-Api-Key', secretSet: true });
-    const oauth = await view(
-      await create({
-        name: 'oauth',
-        baseUrl: 'https://api.example.com/oauth',
-        auth: {
-          type: 'oauth2_client_credentials',
-          tokenUrl: 'https://login.example.com/oauth/token',
-          clientId: 'acme-client',
-          clientSecret: CLIENT_SECRET,
-          scope: 'read',
-          audience: 'https://api.example.com',
-          clientAuthentication: 'client_secret_post',
-        },
-      }),
-      201,
-    );
-    expect(oauth.auth).toEqual({
-      type: 'oauth2_client_credentials',
+    const oauthSettings = {
       tokenUrl: 'https://login.example.com/oauth/token',
       clientId: 'acme-client',
       scope: 'read',
       audience: 'https://api.example.com',
       clientAuthentication: 'client_secret_post',
-      secretSet: true,
-    });
+    };
+    const made: Record<string, ConnectionView> = {};
+    for (const [name, auth, shown] of [
+      ['basic', { type: 'basic', username: 'acme', password: PASSWORD }, { type: 'basic', username: 'acme' }],
+      [
+        'header',
+        { type: 'header', headerName: 'X-Api-Key', headerValue: HEADER_VALUE },
+        { type: 'header', headerName: 'X-Api-Key' },
+      ],
+      [
+        'oauth',
+        { type: 'oauth2_client_credentials', ...oauthSettings, clientSecret: CLIENT_SECRET },
+        { type: 'oauth2_client_credentials', ...oauthSettings },
+      ],
+    ] as const) {
+      made[name] = await view(await create({ name, baseUrl: `https://api.example.com/${name}`, auth }), 201);
+      expect(made[name]?.auth).toEqual({ ...shown, secretSet: true });
+    }
+    const basic = made.basic as ConnectionView;
 
     const renamed = await view(
       await patch(basic.id, { name: 'basic-renamed', auth: { type: 'basic', username: 'acme2' } }),
@@ -279,119 +261,52 @@ describe.each(backends)('connections API on $name', (backend) => {
   test('bad input gets its code and changes nothing', async () => {
     await create({ name: 'taken', baseUrl: 'https://api.example.com/' });
     const before = await snapshotDatabase(twoway);
+    const base = { name: 'x', baseUrl: 'https://api.example.com/' };
+    const withAuth = (auth: Record<string, unknown>) => ({ ...base, auth });
+    const oauth = (fields: Record<string, unknown>) =>
+      withAuth({
+        type: 'oauth2_client_credentials',
+        tokenUrl: 'https://login.example/t',
+        clientId: 'c',
+        ...fields,
+      });
     const cases: [unknown, number, string][] = [
-      [{ name: 'x', baseUrl: 'http://api.example.com/' }, 422, 'connection_invalid'],
-      [{ name: 'x', baseUrl: 'api.example.com/v1' }, 422, 'connection_invalid'],
-      [{ name: 'x', baseUrl: 'https://user:pw@api.example.com/' }, 422, 'connection_invalid'],
-      [{ name: 'x', baseUrl: 'https://api.example.com/?q=1' }, 422, 'connection_invalid'],
-      [{ name: 'x', baseUrl: 'https://api.example.com/', auth: { type: 'digest' } }, 400, 'bad_request'],
+      [{ ...base, baseUrl: 'http://api.example.com/' }, 422, 'connection_invalid'],
+      [{ ...base, baseUrl: 'api.example.com/v1' }, 422, 'connection_invalid'],
+      [{ ...base, baseUrl: 'https://user:pw@api.example.com/' }, 422, 'connection_invalid'],
+      [{ ...base, baseUrl: 'https://api.example.com/?q=1' }, 422, 'connection_invalid'],
+      [withAuth({ type: 'digest' }), 400, 'bad_request'],
+      [withAuth({ type: 'basic', username: 'u' }), 422, 'connection_invalid'],
+      [withAuth({ type: 'basic', username: 'a:b', password: 'p' }), 422, 'connection_invalid'],
+      [withAuth({ type: 'header', headerName: 'X-Key' }), 422, 'connection_invalid'],
+      [withAuth({ type: 'header', headerName: 'Host', headerValue: 'v' }), 422, 'connection_invalid'],
       [
-        { name: 'x', baseUrl: 'https://api.example.com/', auth: { type: 'basic', username: 'u' } },
+        withAuth({ type: 'header', headerName: 'Twoway-Tenant', headerValue: 'v' }),
         422,
         'connection_invalid',
       ],
       [
-        {
-          name: 'x',
-          baseUrl: 'https://api.example.com/',
-          auth: { type: 'basic', username: 'a:b', password: 'p' },
-        },
+        withAuth({ type: 'header', headerName: 'X-Key', headerValue: 'a\r\nInjected: 1' }),
         422,
         'connection_invalid',
       ],
+      [oauth({ clientAuthentication: 'client_secret_basic' }), 422, 'connection_invalid'],
       [
-        { name: 'x', baseUrl: 'https://api.example.com/', auth: { type: 'header', headerName: 'X-Key' } },
+        oauth({
+          tokenUrl: 'http://login.example/t',
+          clientSecret: 's',
+          clientAuthentication: 'client_secret_post',
+        }),
         422,
         'connection_invalid',
       ],
-      [
-        {
-          name: 'x',
-          baseUrl: 'https://api.example.com/',
-          auth: { type: 'header', headerName: 'Host', headerValue: 'v' },
-        },
-        422,
-        'connection_invalid',
-      ],
-      [
-        {
-          name: 'x',
-          baseUrl: 'https://api.example.com/',
-          auth: { type: 'header', headerName: 'Twoway-Tenant', headerValue: 'v' },
-        },
-        422,
-        'connection_invalid',
-      ],
-      [
-        {
-          name: 'x',
-          baseUrl: 'https://api.example.com/',
-          auth: { type: 'header', headerName: 'X-Key', headerValue: 'a\r\nInjected: 1' },
-        },
-        422,
-        'connection_invalid',
-      ],
-      [
-        {
-          name: 'x',
-          baseUrl: 'https://api.example.com/',
-          auth: {
-            type: 'oauth2_client_credentials',
-            tokenUrl: 'https://login.example/t',
-            clientId: 'c',
-            clientAuthentication: 'client_secret_basic',
-          },
-        },
-        422,
-        'connection_invalid',
-      ],
-      [
-        {
-          name: 'x',
-          baseUrl: 'https://api.example.com/',
-          auth: {
-            type: 'oauth2_client_credentials',
-            tokenUrl: 'http://login.example/t',
-            clientId: 'c',
-            clientSecret: 's',
-            clientAuthentication: 'client_secret_post',
-          },
-        },
-        422,
-        'connection_invalid',
-      ],
-      [
-        {
-          name: 'x',
-          baseUrl: 'https://api.example.com/',
-          auth: {
-            type: 'oauth2_client_credentials',
-            tokenUrl: 'https://login.example/t',
-            clientId: 'c',
-            clientAuthentication: 'tls_client_auth',
-          },
-        },
-        422,
-        'connection_invalid',
-      ],
-      [{ name: 'con_lookalike', baseUrl: 'https://api.example.com/' }, 422, 'connection_invalid'],
-      [{ name: ' padded', baseUrl: 'https://api.example.com/' }, 400, 'bad_request'],
-      [{ name: 'taken', baseUrl: 'https://api.example.com/' }, 409, 'connection_exists'],
-      [
-        { name: 'x', baseUrl: 'https://api.example.com/', trustAnchorsPem: 'not a pem' },
-        422,
-        'invalid_trust_anchors',
-      ],
-      [
-        {
-          name: 'x',
-          baseUrl: 'https://api.example.com/',
-          clientCertificate: { enabled: false, identityId: 'idn_nosuch' },
-        },
-        404,
-        'not_found',
-      ],
-      [{ name: 'x', baseUrl: 'https://api.example.com/', password: PASSWORD }, 400, 'bad_request'],
+      [oauth({ clientAuthentication: 'tls_client_auth' }), 422, 'connection_invalid'],
+      [{ ...base, name: 'con_lookalike' }, 422, 'connection_invalid'],
+      [{ ...base, name: ' padded' }, 400, 'bad_request'],
+      [{ ...base, name: 'taken' }, 409, 'connection_exists'],
+      [{ ...base, trustAnchorsPem: 'not a pem' }, 422, 'invalid_trust_anchors'],
+      [{ ...base, clientCertificate: { enabled: false, identityId: 'idn_nosuch' } }, 404, 'not_found'],
+      [{ ...base, password: PASSWORD }, 400, 'bad_request'],
     ];
     for (const [json, status, expected] of cases) {
       const response = await create(json);

@@ -13,6 +13,7 @@ import type { Echo } from '../helpers/mtls-server.js';
 import {
   build,
   buildInTest,
+  createConnection,
   createTenant,
   logLines,
   OPERATOR_TOKEN,
@@ -60,14 +61,8 @@ describe.each(backends)('forward through connections on $name', (backend) => {
     for (const server of [plainApi, mtlsApi, basicApi, headerApi]) await server?.close();
   });
 
-  async function connection(json: Record<string, unknown>, tenant = 'acme', token = key): Promise<string> {
-    const response = await twoway.call(`/v1/tenants/${tenant}/connections`, {
-      method: 'POST',
-      token,
-      json: { trustAnchorsPem: pki.root.certPem, ...json },
-    });
-    expect(response.status, await response.clone().text()).toBe(201);
-    return ((await response.json()) as { id: string }).id;
+  function connection(json: Record<string, unknown>, tenant = 'acme', token = key): Promise<string> {
+    return createConnection(twoway, tenant, token, { trustAnchorsPem: pki.root.certPem, ...json });
   }
 
   function forward(headers: Record<string, string>, init: RequestInit = {}): Promise<Response> {
@@ -369,17 +364,12 @@ describe.each(backends)('the greyed-out switch over time on $name', (backend) =>
       const key = await createTenant(twoway, 'acme');
       const leaf = await pki.leaf({ cn: 'short', notAfter: new Date(Date.now() + 2 * DAY) });
       await uploadIdentity(twoway, pki, 'acme', key, leaf);
-      const created = await twoway.call('/v1/tenants/acme/connections', {
-        method: 'POST',
-        token: key,
-        json: {
-          name: 'api',
-          baseUrl: api.url,
-          clientCertificate: { enabled: true },
-          trustAnchorsPem: pki.root.certPem,
-        },
+      const id = await createConnection(twoway, 'acme', key, {
+        name: 'api',
+        baseUrl: api.url,
+        clientCertificate: { enabled: true },
+        trustAnchorsPem: pki.root.certPem,
       });
-      const { id } = (await created.json()) as { id: string };
       clock.advance(3 * DAY);
       const view = (await (
         await twoway.call(`/v1/tenants/acme/connections/${id}`, { token: key })

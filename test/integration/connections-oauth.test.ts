@@ -17,7 +17,7 @@ import {
   startResourceServer,
   x5tS256,
 } from '../helpers/oauth-server.js';
-import { build, createTenant, logLines, uploadIdentity } from '../helpers/twoway.js';
+import { build, createConnection, createTenant, logLines, uploadIdentity } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 
@@ -58,18 +58,13 @@ describe.each(backends)('OAuth connections on $name', (backend) => {
     auth: Record<string, unknown>,
     certificate: boolean,
   ) {
-    const response = await twoway.call('/v1/tenants/acme/connections', {
-      method: 'POST',
-      token: key,
-      json: {
-        name,
-        baseUrl,
-        auth: { type: 'oauth2_client_credentials', ...auth },
-        clientCertificate: { enabled: certificate },
-        trustAnchorsPem: pki.root.certPem,
-      },
+    await createConnection(twoway, 'acme', key, {
+      name,
+      baseUrl,
+      auth: { type: 'oauth2_client_credentials', ...auth },
+      clientCertificate: { enabled: certificate },
+      trustAnchorsPem: pki.root.certPem,
     });
-    expect(response.status, await response.clone().text()).toBe(201);
   }
 
   const forward = (name: string): Promise<Response> =>

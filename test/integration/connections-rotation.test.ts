@@ -9,7 +9,7 @@ import { makePki, type TestPki } from '../fixtures/pki.js';
 import { type ApiServer, startApiServer } from '../helpers/api-server.js';
 import { appBackends } from '../helpers/backends.js';
 import type { Echo } from '../helpers/mtls-server.js';
-import { build, createTenant, uploadIdentity } from '../helpers/twoway.js';
+import { build, createConnection, createTenant, uploadIdentity } from '../helpers/twoway.js';
 
 const backends = await appBackends();
 
@@ -36,17 +36,12 @@ describe.each(backends)('default identity rotation under load on $name', (backen
     const other = await pki.leaf({ cn: 'other-default' });
     const identity = await uploadIdentity(twoway, pki, 'acme', key, first, 'default');
     const otherIdentity = await uploadIdentity(twoway, pki, 'acme', key, other, 'other');
-    const created = await twoway.call('/v1/tenants/acme/connections', {
-      method: 'POST',
-      token: key,
-      json: {
-        name: 'api',
-        baseUrl: api.url,
-        clientCertificate: { enabled: true },
-        trustAnchorsPem: pki.root.certPem,
-      },
+    await createConnection(twoway, 'acme', key, {
+      name: 'api',
+      baseUrl: api.url,
+      clientCertificate: { enabled: true },
+      trustAnchorsPem: pki.root.certPem,
     });
-    expect(created.status).toBe(201);
 
     const call = async (): Promise<{ status: number; fingerprint: string }> => {
       const response = await fetch(`${twoway.url}/v1/runtime/forward`, {

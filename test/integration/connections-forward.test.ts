@@ -344,6 +344,21 @@ describe.each(backends)('forward through connections on $name', (backend) => {
     });
     expect(mtlsApi.connections()).toBe(handshakes);
     expect(mtlsApi.requests.length).toBe(sent);
+    // Deleted, it is no longer the default: no identity at all, still nothing sent.
+    await twoway.call(`/v1/tenants/grey/identities/${identity}`, { method: 'DELETE', token: greyKey });
+    expect((await refusal(await call())).code).toBe('client_certificate_unavailable');
+    expect(mtlsApi.connections()).toBe(handshakes);
+  });
+
+  test("without the connection's trust anchors the test server is not trusted: upstream_tls_failed", async () => {
+    await createConnection(twoway, 'acme', key, { name: 'untrusted', baseUrl: plainApi.url });
+    const sent = plainApi.requests.length;
+    expect(await refusal(await forward({ 'twoway-connection': 'untrusted' }))).toEqual({
+      status: 502,
+      code: 'upstream_tls_failed',
+      header: 'upstream_tls_failed',
+    });
+    expect(plainApi.requests.length).toBe(sent);
   });
 
   test('no connection secret in the logs', () => {

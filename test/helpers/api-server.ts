@@ -61,19 +61,22 @@ export async function startApiServer(pki: TestPki, options: ApiServerOptions = {
         : {}),
     },
     (req, res) => {
-      void readEcho(req).then((echo) => {
-        requests.push(echo);
-        if (!authorised(auth, req.headers)) {
-          res.writeHead(401, {
-            'content-type': 'application/json',
-            'www-authenticate': auth.type === 'basic' ? 'Basic realm="api"' : 'ApiKey',
-          });
-          res.end(JSON.stringify({ error: 'unauthorised' }));
-          return;
-        }
-        res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'api' });
-        res.end(JSON.stringify(echo));
-      });
+      readEcho(req).then(
+        (echo) => {
+          requests.push(echo);
+          if (!authorised(auth, req.headers)) {
+            res.writeHead(401, {
+              'content-type': 'application/json',
+              'www-authenticate': auth.type === 'basic' ? 'Basic realm="api"' : 'ApiKey',
+            });
+            res.end(JSON.stringify({ error: 'unauthorised' }));
+            return;
+          }
+          res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'api' });
+          res.end(JSON.stringify(echo));
+        },
+        () => res.destroy(),
+      );
     },
   );
   server.on('secureConnection', () => connections++);

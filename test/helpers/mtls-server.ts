@@ -20,7 +20,8 @@ export interface Echo {
 
 /**
  * Reads a request's body (counted and hashed, not kept) and resolves its {@link Echo}: method,
- * path, headers and the client certificate presented on the connection (empty when none).
+ * path, headers and the client certificate presented on the connection (empty when none). Rejects
+ * when the client aborts the request; callers then drop the connection.
  */
 export function readEcho(req: IncomingMessage): Promise<Echo> {
   return new Promise((resolve, reject) => {
@@ -82,14 +83,17 @@ export async function startMtlsServer(
       rejectUnauthorized: true,
     },
     (req, res) => {
-      void readEcho(req).then((echo) => {
-        const send = () => {
-          res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'node' });
-          res.end(JSON.stringify(echo));
-        };
-        if (options.delayMs) setTimeout(send, options.delayMs);
-        else send();
-      });
+      readEcho(req).then(
+        (echo) => {
+          const send = () => {
+            res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'node' });
+            res.end(JSON.stringify(echo));
+          };
+          if (options.delayMs) setTimeout(send, options.delayMs);
+          else send();
+        },
+        () => res.destroy(),
+      );
     },
   );
   server.on('secureConnection', () => handshakes++);

@@ -685,7 +685,7 @@ end
     const poolsMetric = async () =>
       Number(
         /twoway_forward_pools\{state="live"\} (\d+)/.exec(
-          await (await fetch(`${api}/metrics`)).text(),
+          await (await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text(),
         )?.[1] ?? NaN,
       );
     const poolsLive = await poolsMetric();

@@ -7,7 +7,7 @@ import { IdentityParser } from './certificates/index.js';
 import { clientCertificatePolicy } from './client-certificates/policy.js';
 import { ClientCertificateService } from './client-certificates/service.js';
 import { workerRelay } from './cluster/cluster.js';
-import type { Config } from './config/config.js';
+import { type Config, listenAddress } from './config/config.js';
 import { createConnectionMetrics } from './connections/metrics.js';
 import { ConnectionService } from './connections/service.js';
 import { TokenCache } from './connections/token-cache.js';
@@ -17,7 +17,7 @@ import { DispatcherCache } from './forward/dispatchers.js';
 import { registerForwardGauges } from './forward/metrics.js';
 import { RuntimeService } from './forward/service.js';
 import { buildHttpApp, type HttpApp } from './http/app.js';
-import { createMetrics } from './http/metrics.js';
+import { createMetrics, MetricsAccess, type MetricsListener, startMetricsListener } from './http/metrics.js';
 import { IdentityService } from './identities/service.js';
 import { IdentityTester } from './identity-tests/service.js';
 import { makeKekCheck, verifyKekCheck } from './kms/envelope.js';
@@ -34,9 +34,12 @@ import {
 } from './lifecycle/index.js';
 import { LifecycleService } from './lifecycle/service.js';
 import { MappingService } from './mappings/service.js';
+import { PeopleService, rolePermissions } from './people/service.js';
+import { SessionService } from './people/sessions.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
+import { quotasOf } from './shared/quotas.js';
 import { openStore, type Store } from './store/index.js';
 import { TenantService } from './tenants/service.js';
 
@@ -60,7 +63,10 @@ export interface Backends {
  * @throws StartupError when the KEK is missing or wrong for this database
  */
 export async function openBackends(config: Config, logger?: Logger): Promise<Backends> {
-  const store = await openStore(config.databaseUrl, config.dataDir);
+  const store = await openStore(config.databaseUrl, config.dataDir, {
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+  });
   try {
     const hasData = await store.hasData();
     const keyFile = join(config.dataDir, 'master.key');
@@ -111,6 +117,10 @@ export interface Services {
   connections: ConnectionService;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
+  /** Members, roles and API keys with roles. */
+  people: PeopleService;
+  /** Portal and console links, browser sessions. */
+  sessions: SessionService;
 }
 
 /**
@@ -133,14 +143,24 @@ export function createServices(
   logger?: Logger,
 ): Services {
   const { store, kms } = backends;
+  const quotas = quotasOf(config);
   const changes = new ChangeBus();
-  const tenants = new TenantService(store, clock, config.operatorToken, changes);
+  const tenants = new TenantService(store, clock, config.operatorToken, changes, rolePermissions(store));
+  const people = new PeopleService({ store, keys: tenants, clock, changes });
+  const sessions = new SessionService({
+    store,
+    people,
+    tenants,
+    clock,
+    options: { idleTimeoutMs: config.sessionIdleTimeoutMs, lifetimeMs: config.sessionLifetimeMs },
+  });
   const settings = new NotificationSettingsService({
     store,
     kms,
     clock,
     changes,
     allowPrivate: config.forwardAllowPrivate,
+    maxTargets: quotas.notificationTargets,
   });
   const parser = new IdentityParser();
   const identities = new IdentityService({
@@ -150,12 +170,14 @@ export function createServices(
     parser,
     changes,
     expiringWithinDays: (tenantId) => settings.firstThresholdDays(tenantId),
+    quotas,
   });
   const mappings = new MappingService({
     store,
     clock,
     changes,
     identityExists: (tenantId, identityId) => identities.exists(tenantId, identityId),
+    quota: quotas.mappings,
   });
   const audit = new AuditService({ store, clock });
   const tester = new IdentityTester({
@@ -178,6 +200,7 @@ export function createServices(
     ca,
     clock,
     policy: clientCertificatePolicy(config),
+    quotas,
   });
   const connections = new ConnectionService({
     store,
@@ -200,6 +223,8 @@ export function createServices(
     clientCertificates,
     connections,
     parser,
+    people,
+    sessions,
   };
 }
 
@@ -211,6 +236,8 @@ export interface Twoway {
   /** Base URL of the inbound mTLS edge listener, e.g. `https://127.0.0.1:8443`. */
   edgeUrl: string;
   edge: RunningEdge;
+  /** Base URL of the metrics listener (`TWOWAY_METRICS_LISTEN`), when one runs. */
+  metricsUrl?: string;
   services: Services;
   store: Store;
   /** The forward connection pools (one undici Agent per identity version). */
@@ -231,6 +258,7 @@ export async function startTwoway(
   const logger = options.logger ?? createLogger(config.logLevel);
   const backends = await openBackends(config, logger);
   const services = createServices(backends, config, options.clock, logger);
+  services.tenants.logger = logger.child({ module: 'tenants' });
   await services.ca.ensure();
   if (options.clusterWorker) {
     services.changes.setRelay(workerRelay((change) => services.changes.applyFromPeer(change)));
@@ -261,6 +289,12 @@ export async function startTwoway(
   });
   const metrics = createMetrics();
   registerForwardGauges(metrics.registry, dispatchers, runtime);
+  const metricsAccess = new MetricsAccess(config.metricsToken, (token) =>
+    services.tenants.authenticate(token).then(
+      (principal) => principal.kind === 'operator',
+      () => false,
+    ),
+  );
   const clock = options.clock ?? systemClock;
   const connectionMetrics = createConnectionMetrics(metrics.registry);
   const connectionRuntime = new ConnectionRuntime({
@@ -285,6 +319,7 @@ export async function startTwoway(
     clock,
     logger,
     registry: metrics.registry,
+    integrationOwners: (tenantId) => services.people.integrationOwners(tenantId),
     options: {
       smtpUrl: config.smtpUrl,
       smtpFrom: config.smtpFrom,
@@ -310,7 +345,9 @@ export async function startTwoway(
     runtime,
     dispatchers,
     metrics,
+    metricsAccess,
     checkReady: () => backends.store.ping(),
+    readyTimeoutMs: config.readyTimeoutMs,
     maxUploadBytes: config.maxUploadBytes,
     idleTimeoutMs: config.httpIdleTimeoutMs,
     forwardAllowPrivate: config.forwardAllowPrivate,
@@ -320,6 +357,13 @@ export async function startTwoway(
     connections: services.connections,
     connectionRuntime,
     connectionMetrics,
+    people: {
+      service: services.people,
+      sessions: services.sessions,
+      publicUrl: config.publicUrl,
+      sessionLifetimeMs: config.sessionLifetimeMs,
+      signInMaxPerMinute: config.sessionSignInMaxPerMinute,
+    },
   });
 
   // Other processes (the CLI, other replicas) write to the same store: a revision counter tells.
@@ -339,8 +383,17 @@ export async function startTwoway(
 
   let address: string;
   let edge: RunningEdge;
+  let metricsListener: MetricsListener | undefined;
   try {
     address = await app.listen({ host: config.host, port: config.httpPort });
+    if (config.metricsListen !== undefined) {
+      metricsListener = await startMetricsListener({
+        ...listenAddress(config.metricsListen),
+        registry: metrics.registry,
+        access: metricsAccess,
+        logger: logger.child({ module: 'metrics' }),
+      });
+    }
     edge = await startEdgeListener({
       config,
       ca: services.ca,
@@ -356,6 +409,7 @@ export async function startTwoway(
     // The HTTP or edge port is taken (or the edge certificate files are unreadable): stop what
     // already runs.
     clearInterval(poll);
+    await metricsListener?.close();
     await lifecycle.close();
     await app.close();
     await dispatchers.close();
@@ -375,12 +429,14 @@ export async function startTwoway(
     url: address,
     edgeUrl: edge.url,
     edge,
+    ...(metricsListener !== undefined ? { metricsUrl: metricsListener.url } : {}),
     services,
     store: backends.store,
     dispatchers,
     lifecycle,
     async close() {
       clearInterval(poll);
+      await metricsListener?.close();
       await edge.close();
       await lifecycle.close();
       await app.close();

@@ -2,15 +2,17 @@
  * PKCS#10 certificate signing requests (RFC 2986): read from PEM (`CERTIFICATE REQUEST`, or the
  * older `NEW CERTIFICATE REQUEST`) or DER, and the self-signature checked with the request's own key,
  * which proves that whoever sent it holds the private key (RFC 2986 §3, step 3). Only the subject and
- * the public key are used: requested extensions and attributes are ignored, the CA decides those.
+ * the public key are used: requested extensions and attributes are ignored, the CA decides those,
+ * except that a request asking for a key usage without digitalSignature is refused (its key is
+ * meant for something other than signing TLS handshakes).
  */
 import { constants, createPublicKey, type KeyObject, verify } from 'node:crypto';
 import { CertificationRequestInfo } from '@peculiar/asn1-csr';
 import { RsaSaPssParams } from '@peculiar/asn1-rsa';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificateOuter } from '../certificates/asn1.js';
-import { formatName, parsePemBlocks } from '../certificates/index.js';
-import { AppError } from '../errors/app-error.js';
+import { checkRequestedKeyUsage, formatName, parsePemBlocks } from '../certificates/index.js';
+import { AppError, toAppError } from '../errors/app-error.js';
 
 /** What the CA takes from a verified CSR. */
 export interface VerifiedCsr {
@@ -45,6 +47,9 @@ const WEAK = new Set([
   '1.2.840.10040.4.3',
 ]);
 
+/** PKCS#9 extensionRequest (RFC 2985 §5.4.2): the extensions a CSR asks for. */
+const EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
+
 /** Hash OIDs usable inside RSASSA-PSS parameters (RFC 4055 §2.1). */
 const PSS_HASHES: Record<string, string> = {
   '2.16.840.1.101.3.4.2.1': 'sha256',
@@ -76,11 +81,23 @@ function csrDer(input: Buffer): Buffer {
   return first.der;
 }
 
+/** Checks one extensionRequest value; an undecodable one is `invalid_csr`. */
+function checkRequested(extensionsDer: ArrayBuffer): void {
+  try {
+    checkRequestedKeyUsage(extensionsDer);
+  } catch (err) {
+    const refusal = toAppError(err);
+    if (refusal.code === 'unsupported_format') throw invalid('The requested extensions do not decode.', err);
+    throw refusal;
+  }
+}
+
 /**
  * Reads a CSR and verifies its signature with its own public key.
  * @throws AppError `invalid_csr` (unreadable, not PKCS#10, unsupported key or signature algorithm,
- *   signature does not verify), `weak_signature` (MD5, SHA-1, SHA-224), `private_key_not_accepted`
- *   (a private key came along).
+ *   signature does not verify, unreadable requested extensions), `weak_signature` (MD5, SHA-1,
+ *   SHA-224), `private_key_not_accepted` (a private key came along), `digital_signature_not_allowed`
+ *   (a requested keyUsage without digitalSignature).
  */
 export function readCsr(input: Buffer): VerifiedCsr {
   const der = csrDer(input);
@@ -136,6 +153,10 @@ export function readCsr(input: Buffer): VerifiedCsr {
     throw invalid('The CSR signature could not be checked.', err);
   }
   if (!ok) throw invalid('The CSR signature does not verify with its own public key.');
+  for (const attribute of info.attributes ?? []) {
+    if (attribute.type !== EXTENSION_REQUEST) continue;
+    for (const value of attribute.values) checkRequested(value);
+  }
   return {
     subjectDer: AsnConvert.serialize(info.subject),
     subject: formatName(info.subject),

@@ -17,7 +17,10 @@ export type CertificateErrorCode =
   | 'weak_signature'
   | 'chain_mismatch'
   | 'client_auth_not_allowed'
-  | 'invalid_trust_anchors';
+  | 'digital_signature_not_allowed'
+  | 'java_keystore'
+  | 'invalid_trust_anchors'
+  | 'trust_anchors_too_large';
 
 /**
  * A refusal with a stable `code`. `message` is safe to show the uploader: it names the problem and,

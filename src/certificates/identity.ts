@@ -6,9 +6,10 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 import { buildChain } from './chain.js';
 import { CertificateError, wrapErrors } from './errors.js';
 import { checkKeyPolicy, isPrivateKeyLabel, privateKeyFromDer, privateKeyFromPem } from './keys.js';
+import { checkUploadCounts } from './limits.js';
 import { WorkBudget } from './pbe.js';
 import { CERTIFICATE_LABELS, certificateFromDer, isPem, parsePemBlocks, toPem } from './pem.js';
-import { readPkcs12 } from './pkcs12.js';
+import { readPkcs12, refuseJavaKeystore } from './pkcs12.js';
 import {
   type CertificateSummary,
   type ChainEntry,
@@ -16,10 +17,12 @@ import {
   fingerprintSha256,
   hasWeakSignature,
   signatureAlgorithmOf,
+  spkiSha256,
   subjectOf,
   summarize,
   validityOf,
 } from './summary.js';
+import { checkClientUsage } from './usage.js';
 
 /**
  * What a tenant uploads (API.md, Identities). `file` is a PKCS#12 file (DER), a PEM bundle holding
@@ -47,32 +50,32 @@ export interface ValidatedIdentity {
   certificatesPem: string;
 }
 
-/** clientAuth (RFC 5280 §4.2.1.12) and anyExtendedKeyUsage. */
-const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-const ANY_EKU = '2.5.29.37.0';
+/** The keys and certificates gathered from every part of an upload, within the limits of limits.ts. */
+class Material {
+  readonly certificates: X509Certificate[] = [];
+  readonly privateKeys: KeyObject[] = [];
 
-interface Material {
-  certificates: X509Certificate[];
-  privateKeys: KeyObject[];
+  /**
+   * Refuses, before they are decoded, `keys` more keys or `certificates` more certificates than
+   * the upload may hold.
+   */
+  reserve(keys: number, certificates: number): void {
+    checkUploadCounts(this.privateKeys.length + keys, this.certificates.length + certificates);
+  }
 }
 
 function fromPem(input: Buffer, password: string | undefined, into: Material, budget: WorkBudget): void {
   const blocks = parsePemBlocks(input.toString('utf8'));
-  let used = 0;
-  for (const block of blocks) {
-    if (CERTIFICATE_LABELS.has(block.label)) {
-      into.certificates.push(certificateFromDer(block.der, block.label));
-      used++;
-    } else if (isPrivateKeyLabel(block.label)) {
-      into.privateKeys.push(privateKeyFromPem(block, password, budget));
-      used++;
-    }
-    // Other blocks (EC PARAMETERS from `openssl ecparam -genkey`, CERTIFICATE REQUEST, PUBLIC KEY)
-    // carry nothing an identity needs and are skipped.
-  }
-  if (used === 0) {
+  // Other blocks (EC PARAMETERS from `openssl ecparam -genkey`, CERTIFICATE REQUEST, PUBLIC KEY)
+  // carry nothing an identity needs and are skipped.
+  const certificates = blocks.filter((block) => CERTIFICATE_LABELS.has(block.label));
+  const keys = blocks.filter((block) => isPrivateKeyLabel(block.label));
+  if (certificates.length + keys.length === 0) {
     throw new CertificateError('unsupported_format', 'The PEM text holds no certificate or private key.');
   }
+  into.reserve(keys.length, certificates.length);
+  for (const block of certificates) into.certificates.push(certificateFromDer(block.der, block.label));
+  for (const block of keys) into.privateKeys.push(privateKeyFromPem(block, password, budget));
 }
 
 /** Reads a binary `file`: a DER certificate if it is exactly one, else PKCS#12. */
@@ -89,10 +92,14 @@ function fromBinaryFile(
     cert = undefined;
   }
   if (cert) {
+    into.reserve(0, 1);
     into.certificates.push(cert);
     return;
   }
+  // readPkcs12 refuses a file past the limits of limits.ts as it decodes; the file comes first, so
+  // its counts are the upload's so far.
   const contents = readPkcs12(input, password ?? null, budget);
+  into.reserve(contents.privateKeys.length, contents.certificates.length);
   into.privateKeys.push(...contents.privateKeys.map((k) => k.key));
   into.certificates.push(...contents.certificates.map((c) => c.certificate));
 }
@@ -103,13 +110,23 @@ function fromCertificatePart(
   into: Material,
   budget: WorkBudget,
 ): void {
-  if (isPem(input)) fromPem(input, password, into, budget);
-  else into.certificates.push(certificateFromDer(input));
+  if (isPem(input)) {
+    fromPem(input, password, into, budget);
+    return;
+  }
+  refuseJavaKeystore(input);
+  into.reserve(0, 1);
+  into.certificates.push(certificateFromDer(input));
 }
 
 function fromKeyPart(input: Buffer, password: string | undefined, into: Material, budget: WorkBudget): void {
-  if (isPem(input)) fromPem(input, password, into, budget);
-  else into.privateKeys.push(privateKeyFromDer(input, password, budget));
+  if (isPem(input)) {
+    fromPem(input, password, into, budget);
+    return;
+  }
+  refuseJavaKeystore(input);
+  into.reserve(1, 0);
+  into.privateKeys.push(privateKeyFromDer(input, password, budget));
 }
 
 function matches(cert: X509Certificate, key: KeyObject): boolean {
@@ -120,16 +137,19 @@ function matches(cert: X509Certificate, key: KeyObject): boolean {
   }
 }
 
-/** The same key given twice (a PEM bundle plus a separate key part) is one key, not two. */
+/**
+ * The same key given twice (a PEM bundle plus a separate key part) is one key, not two. Keys are
+ * told apart by the SHA-256 of their public half (one hash each, no pairwise comparison; and
+ * KeyObject.equals on keys of different types leaves an error on OpenSSL's queue on Node 20 that
+ * the next createPrivateKey in the process then reports).
+ */
 function distinctKeys(keys: KeyObject[]): KeyObject[] {
-  // Types first: on Node 20, KeyObject.equals on keys of different types returns false but leaves
-  // "different key types" on OpenSSL's error queue, and the next createPrivateKey anywhere in the
-  // process then fails with it.
-  const same = (a: KeyObject, b: KeyObject): boolean =>
-    a.asymmetricKeyType === b.asymmetricKeyType && a.equals(b);
-  const out: KeyObject[] = [];
-  for (const key of keys) if (!out.some((k) => same(k, key))) out.push(key);
-  return out;
+  const byHash = new Map<string, KeyObject>();
+  for (const key of keys) {
+    const hash = spkiSha256(key);
+    if (!byHash.has(hash)) byHash.set(hash, key);
+  }
+  return [...byHash.values()];
 }
 
 function checkValidity(cert: X509Certificate, now: Date, role: string): void {
@@ -148,15 +168,19 @@ function checkValidity(cert: X509Certificate, now: Date, role: string): void {
 
 /**
  * Reads and validates an uploaded identity. Checks, in this order (the first failure is reported):
- * readable input (`unsupported_format`, `bad_password`); exactly one private key (`no_private_key`,
- * `multiple_private_keys`); a certificate (`no_certificate`); the key policy (`unsupported_key_type`,
- * `weak_key`: RSA ≥ 2048 bits, EC P-256/384/521 with a named curve, Ed25519); a certificate matching
- * the key (`key_mismatch`); the leaf's signature not MD2/MD4/MD5/SHA-1 (`weak_signature`);
- * `options.now` within the leaf's notBefore..notAfter (`certificate_expired`,
- * `certificate_not_yet_valid`); clientAuth or anyExtendedKeyUsage when the leaf has an EKU extension
- * (`client_auth_not_allowed`, RFC 5280 §4.2.1.12); every other certificate linking into one path from
- * the leaf (`chain_mismatch`); `options.now` within each intermediate's validity. A self-signed root
- * is dropped from the chain (and its validity is the remote server's business).
+ * at most MAX_UPLOAD_PRIVATE_KEYS keys and MAX_UPLOAD_CERTIFICATES certificates, copies included,
+ * counted before they are decoded (`multiple_private_keys`, `chain_mismatch`: limits.ts); readable
+ * input (`unsupported_format`, `bad_password`, `java_keystore` for a JKS or JCEKS file in any
+ * part); exactly one private key (`no_private_key`, `multiple_private_keys`); a certificate
+ * (`no_certificate`); the key policy (`unsupported_key_type`, `weak_key`: RSA ≥ 2048 bits, EC
+ * P-256/384/521 with a named curve, Ed25519); a certificate matching the key (`key_mismatch`); the
+ * leaf's signature not MD2/MD4/MD5/SHA-1 (`weak_signature`); `options.now` within the leaf's
+ * notBefore..notAfter (`certificate_expired`, `certificate_not_yet_valid`); clientAuth or
+ * anyExtendedKeyUsage when the leaf has an EKU extension (`client_auth_not_allowed`, RFC 5280
+ * §4.2.1.12); digitalSignature when it has a keyUsage (`digital_signature_not_allowed`, §4.2.1.3);
+ * every other certificate linking into one path from the leaf (`chain_mismatch`); `options.now`
+ * within each intermediate's validity. A self-signed root is dropped from the chain (and its
+ * validity is the remote server's business).
  *
  * @throws CertificateError with the codes above; never another error type.
  */
@@ -171,7 +195,7 @@ function validate(upload: IdentityUpload, now: Date): ValidatedIdentity {
     throw new CertificateError('unsupported_format', 'Nothing was uploaded.');
   }
   const { password } = upload;
-  const material: Material = { certificates: [], privateKeys: [] };
+  const material = new Material();
   // One key-derivation budget for the whole upload, however many keys and files it holds.
   const budget = new WorkBudget();
   if (upload.file) {
@@ -210,13 +234,7 @@ function validate(upload: IdentityUpload, now: Date): ValidatedIdentity {
     );
   }
   checkValidity(leaf, now, 'leaf');
-  const eku = leaf.keyUsage;
-  if (eku && !eku.includes(CLIENT_AUTH) && !eku.includes(ANY_EKU)) {
-    throw new CertificateError(
-      'client_auth_not_allowed',
-      'The certificate has an extended key usage without clientAuth, so servers will refuse it as a client certificate.',
-    );
-  }
+  checkClientUsage(leaf);
 
   const leafFingerprint = fingerprintSha256(leaf);
   const others = material.certificates.filter((cert) => fingerprintSha256(cert) !== leafFingerprint);

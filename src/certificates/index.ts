@@ -5,7 +5,12 @@
 export { type BuiltChain, buildChain, isIssuedBy, isSelfSigned } from './chain.js';
 export { CertificateError, type CertificateErrorCode, isCertificateError } from './errors.js';
 export { type IdentityUpload, readIdentity, type ValidatedIdentity } from './identity.js';
-export { IdentityParser, type ParsedIdentity } from './identity-parser.js';
+export {
+  IdentityParser,
+  type IdentityParserOptions,
+  type ParsedIdentity,
+  ParseQueueFullError,
+} from './identity-parser.js';
 export {
   checkKeyPolicy,
   describeKey,
@@ -16,8 +21,16 @@ export {
   privateKeyFromPkcs8,
 } from './keys.js';
 export { formatName } from './names.js';
-export { type PemBlock, parsePemBlocks, readCertificates, readTrustAnchors, toPem } from './pem.js';
-export { type Pkcs12Contents, readPkcs12 } from './pkcs12.js';
+export {
+  type PemBlock,
+  parsePemBlocks,
+  readCertificates,
+  readTrustAnchors,
+  TRUST_ANCHORS_MAX_BYTES,
+  TRUST_ANCHORS_MAX_CERTIFICATES,
+  toPem,
+} from './pem.js';
+export { javaKeystoreType, type Pkcs12Contents, readPkcs12 } from './pkcs12.js';
 export {
   type CertificateStatus,
   certificateStatus,
@@ -35,3 +48,4 @@ export {
   spkiSha256,
   summarize,
 } from './summary.js';
+export { checkClientUsage, checkRequestedKeyUsage } from './usage.js';

@@ -19,16 +19,20 @@ export type Password = string | null;
 /**
  * Limits on key-derivation work, because a hostile file picks the iteration counts: one count of 2^31
  * would pin a CPU for hours. Real files use 2000 (Windows), 2048 (OpenSSL), 10 000 (Java) or 20 000
- * (pyca) for the PKCS#12 KDF; OWASP suggests 600 000 for PBKDF2-SHA256.
+ * (pyca) for the PKCS#12 KDF; OWASP suggests 600 000 for PBKDF2-SHA256, and `openssl pkcs12 -export
+ * -iter N` uses N for the MAC (PKCS#12 KDF) as well as for PBKDF2. Counts up to these limits are
+ * read as long as the whole file stays within one WorkBudget.
  */
-export const MAX_PKCS12_KDF_ITERATIONS = 200_000;
+export const MAX_PKCS12_KDF_ITERATIONS = 1_000_000;
 /** PBKDF2 runs natively, about six times faster per iteration than the PKCS#12 KDF here. */
 export const MAX_PBKDF2_ITERATIONS = 2_000_000;
 
 /**
- * Work allowed for one file, in units of about 0.2 µs (one native PBKDF2 iteration here; one PKCS#12
- * KDF iteration, a separate hash call, costs 6). 12 million units is a few seconds of CPU at most;
- * a legacy pyca file at 20 000 iterations uses under one million.
+ * Work allowed for one upload, in units of about 0.2 µs (one native PBKDF2 iteration here; one
+ * PKCS#12 KDF iteration, a separate hash call, costs 6). 12 million units is a few seconds of CPU at
+ * most. A legacy pyca file at 20 000 iterations uses under one million; `openssl pkcs12 -export
+ * -iter 1000000` uses 8 million (6 for the MAC, 1 for each PBKDF2 bag); `-legacy -iter 1000000`
+ * would need 36 million (six PKCS#12 KDF blocks) and is refused.
  */
 export class WorkBudget {
   constructor(private remaining = 12_000_000) {}

@@ -25,18 +25,23 @@ export const CERTIFICATE_LABELS: ReadonlySet<string> = new Set([
 ]);
 
 // Lenient on purpose (RFC 7468 §2 asks parsers to be): text before, between and after blocks, CRLF,
-// trailing spaces. The END line must repeat the BEGIN label, so one broken block cannot swallow the
-// next.
+// trailing spaces, byte-order marks. The END line must repeat the BEGIN label, so one broken block
+// cannot swallow the next.
 const BEGIN_LINE = /^-----BEGIN ([A-Z0-9][A-Z0-9 #._/-]*)-----[ \t]*$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/** U+FEFF, what a UTF-8 byte-order mark (EF BB BF) decodes to: Buffer#toString keeps it. */
+const BOM = 0xfeff;
 
 /**
  * Splits PEM text into blocks, in order, in one pass over its lines (linear in the text: a hostile
  * upload of a million BEGIN lines without END costs no more than reading it). Tolerates CRLF, text
  * around blocks (OpenSSL's `Bag Attributes` and `subject=` lines), `TRUSTED CERTIFICATE` and `X509
- * CERTIFICATE` labels, encapsulated headers and an END marker at the end of the last body line. A
- * block left open (no END line with its label before the next BEGIN line or the end) is skipped.
- * Returns `[]` when the text holds no block.
+ * CERTIFICATE` labels, encapsulated headers, an END marker at the end of the last body line, and a
+ * UTF-8 byte-order mark at the start of the text or of any line (Windows Notepad writes one at the
+ * start of every file it saves, so files joined with `cat` carry one between blocks; OpenSSL skips
+ * them, and left in place one would hide the BEGIN line after it). A block left open (no END line
+ * with its label before the next BEGIN line or the end) is skipped. Returns `[]` when the text holds
+ * no block.
  *
  * @throws CertificateError `unsupported_format` when a block's body is not base64 or is empty.
  */
@@ -46,7 +51,8 @@ export function parsePemBlocks(text: string): PemBlock[] {
   let end = '';
   let lines: string[] = [];
   for (const raw of text.split('\n')) {
-    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    const unmarked = raw.charCodeAt(0) === BOM ? raw.slice(1) : raw;
+    const line = unmarked.endsWith('\r') ? unmarked.slice(0, -1) : unmarked;
     const begin = line.startsWith('-----BEGIN ') ? BEGIN_LINE.exec(line) : null;
     if (begin) {
       label = begin[1] ?? '';
@@ -146,16 +152,31 @@ export function readCertificates(input: Buffer): X509Certificate[] {
   return [certificateFromDer(input)];
 }
 
+/** Largest trust anchors text, in bytes of UTF-8 PEM (a few private CAs take a few KiB). */
+export const TRUST_ANCHORS_MAX_BYTES = 64 * 1024;
+/** Most certificates in one trust anchors text. */
+export const TRUST_ANCHORS_MAX_CERTIFICATES = 100;
+
 /**
  * Reads trust anchors: one or more CA certificates in PEM, used to verify a remote server instead of
  * the system roots. Each must be a CA (basicConstraints cA, RFC 5280 §4.2.1.9); expiry is not checked
- * here because a stored anchor may expire later and the TLS handshake checks time anyway.
+ * here because a stored anchor may expire later and the TLS handshake checks time anyway. Bounded:
+ * at most {@link TRUST_ANCHORS_MAX_BYTES} of text and {@link TRUST_ANCHORS_MAX_CERTIFICATES}
+ * certificates, because every stored copy is read back with its mapping and held in memory by the
+ * forward's TLS contexts (the size is checked before anything is parsed).
  *
- * @throws CertificateError `invalid_trust_anchors` when the text holds no certificate, a block does
- *   not parse, or a certificate is not a CA.
+ * @throws CertificateError `trust_anchors_too_large` over either bound; `invalid_trust_anchors` when
+ *   the text holds no certificate, a block does not parse, or a certificate is not a CA.
  */
 export function readTrustAnchors(pem: string): X509Certificate[] {
   const input = Buffer.from(pem, 'utf8');
+  if (input.length > TRUST_ANCHORS_MAX_BYTES) {
+    throw new CertificateError(
+      'trust_anchors_too_large',
+      `Trust anchors are limited to ${TRUST_ANCHORS_MAX_BYTES / 1024} KiB of PEM (this is ${Math.ceil(input.length / 1024)} KiB): ` +
+        "send only the CA certificates that issue the remote server's chain.",
+    );
+  }
   let certs: X509Certificate[];
   try {
     if (!isPem(input)) throw new Error('not PEM');
@@ -164,6 +185,13 @@ export function readTrustAnchors(pem: string): X509Certificate[] {
     throw new CertificateError('invalid_trust_anchors', 'Trust anchors must be CA certificates in PEM.', {
       cause: err,
     });
+  }
+  if (certs.length > TRUST_ANCHORS_MAX_CERTIFICATES) {
+    throw new CertificateError(
+      'trust_anchors_too_large',
+      `Trust anchors are limited to ${TRUST_ANCHORS_MAX_CERTIFICATES} certificates (this holds ${certs.length}): ` +
+        "send only the CA certificates that issue the remote server's chain.",
+    );
   }
   for (const cert of certs) {
     if (!cert.ca) {

@@ -32,6 +32,7 @@ import {
 } from './asn1.js';
 import { CertificateError, wrapErrors } from './errors.js';
 import { privateKeyFromPkcs8 } from './keys.js';
+import { checkUploadCounts, UploadLimitError } from './limits.js';
 import {
   DIGEST_OIDS,
   decryptPbe,
@@ -42,6 +43,7 @@ import {
   pkcs12Kdf,
   readPbkdf2,
   WorkBudget,
+  WorkLimitError,
 } from './pbe.js';
 import { certificateFromDer } from './pem.js';
 
@@ -72,16 +74,45 @@ const MAX_NESTING = 4;
  * empty string (two zero bytes, RFC 7292 Appendix B.1), and writers disagree on which one "blank"
  * means: OpenSSL MACs with the empty string, while go-pkcs12/windows-azure-tools.p12 and pyca's
  * `*-no-pwd.p12` are MACed with NULL (golang/crypto's test still opens the Azure file with ""). So a
- * caller who gives either gets the other tried too. A non-empty password is tried as given only.
+ * caller who gives either gets the other tried too, the empty string first: OpenSSL writes most
+ * files, and a wrong first guess costs a whole MAC derivation of the budget. A non-empty password
+ * is tried as given only.
  */
 function candidatePasswords(password: Password): Password[] {
-  if (password === null) return [null, ''];
-  if (password === '') return ['', null];
+  if (password === null || password === '') return ['', null];
   return [password];
 }
 
 function safeEqual(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Shortest PBMAC1 key accepted, in bytes. RFC 9579 §3 leaves the length to the writer (a 20-byte key
+ * under HMAC-SHA-256 is valid), but a 1-byte key leaves 256 keys to try, so a forger can pick a salt
+ * under which a second password verifies (sslmate-go-pkcs12's pbmac1-short-key-bypass.p12, OpenSSL
+ * CVE-2026-34181). 20 bytes, the SHA-1 output, is go-pkcs12's floor too.
+ */
+export const MIN_PBMAC1_KEY_BYTES = 20;
+/** Longest PBMAC1 key accepted, in bytes: HMAC hashes longer keys anyway (RFC 2104 §2). */
+export const MAX_PBMAC1_KEY_BYTES = 512;
+
+/** The PBMAC1 key length from the PBKDF2 parameters, which must state one (RFC 9579 §3). */
+function pbmac1KeyBytes(keyLength: number | undefined): number {
+  if (keyLength === undefined) {
+    throw new CertificateError('unsupported_format', 'PBMAC1 requires an explicit PBKDF2 key length.');
+  }
+  if (
+    !Number.isSafeInteger(keyLength) ||
+    keyLength < MIN_PBMAC1_KEY_BYTES ||
+    keyLength > MAX_PBMAC1_KEY_BYTES
+  ) {
+    throw new CertificateError(
+      'unsupported_format',
+      `The PBMAC1 key length of ${keyLength} bytes is outside ${MIN_PBMAC1_KEY_BYTES} to ${MAX_PBMAC1_KEY_BYTES}.`,
+    );
+  }
+  return keyLength;
 }
 
 /**
@@ -105,21 +136,9 @@ function macVerifier(macData: MacData, content: Buffer, budget: WorkBudget): (pa
       );
     }
     const kdf = readPbkdf2(params.keyDerivationFunc);
-    const macBytes = digestBytes(hash);
-    // RFC 9579 §3 requires keyLength. We also require it to equal the HMAC output: a 1-byte key
-    // leaves 256 possible keys, so a forger can find a salt under which a second password verifies
-    // (sslmate-go-pkcs12's pbmac1-short-key-bypass.p12, OpenSSL CVE-2026-34181).
-    if (kdf.keyLength === undefined) {
-      throw new CertificateError('unsupported_format', 'PBMAC1 requires an explicit PBKDF2 key length.');
-    }
-    if (kdf.keyLength !== macBytes) {
-      throw new CertificateError(
-        'unsupported_format',
-        `The PBMAC1 key length of ${kdf.keyLength} bytes differs from the ${macBytes}-byte HMAC output.`,
-      );
-    }
+    const keyBytes = pbmac1KeyBytes(kdf.keyLength);
     return (password) => {
-      const key = pbkdf2(password, kdf, macBytes, budget);
+      const key = pbkdf2(password, kdf, keyBytes, budget);
       return safeEqual(createHmac(hash, key).update(content).digest(), expected);
     };
   }
@@ -199,6 +218,14 @@ class Decoder {
     return decryptPbe(info.contentEncryptionAlgorithm, ciphertext, this.password, this.budget);
   }
 
+  /** Refuses a file that would hold more keys or certificates than an upload may (limits.ts). */
+  private reserve(keys: number, certificates: number): void {
+    checkUploadCounts(
+      this.contents.privateKeys.length + keys,
+      this.contents.certificates.length + certificates,
+    );
+  }
+
   private safeContents(bytes: Buffer, depth: number): void {
     if (depth > MAX_NESTING) {
       throw new CertificateError('unsupported_format', 'PKCS#12 bags are nested too deeply.');
@@ -208,9 +235,12 @@ class Decoder {
       const value = Buffer.from(bag.bagValue);
       switch (bag.bagId) {
         case OID.keyBag:
+          this.reserve(1, 0);
           this.contents.privateKeys.push({ key: privateKeyFromPkcs8(value), ...attributes });
           break;
         case OID.shroudedKeyBag: {
+          // Counted before decryption: a file of many keys spends no key derivation on them.
+          this.reserve(1, 0);
           const info = parseAsn1(value, EncryptedPrivateKeyInfoRaw, 'A PKCS#12 shrouded key bag');
           const ciphertext = octetStringContent(info.encryptedData, 'A PKCS#12 shrouded key');
           this.decrypted = true;
@@ -222,6 +252,7 @@ class Decoder {
           const certBag = parseAsn1(value, CertBag, 'A PKCS#12 certificate bag');
           // SDSI certificates (RFC 7292 §4.2.3) are not X.509 and cannot be presented in TLS.
           if (certBag.certId !== OID.x509Certificate) break;
+          this.reserve(0, 1);
           const der = octetStringContent(certBag.certValue, 'A PKCS#12 certificate');
           this.contents.certificates.push({ certificate: certificateFromDer(der), ...attributes });
           break;
@@ -245,11 +276,14 @@ class Decoder {
  *
  * `password`: `null` is no password, `''` the empty string; when the given one of these two fails,
  * the other is tried (see candidatePasswords). Iteration counts above the limits of
- * pbe.ts, and files needing more key-derivation work than a WorkBudget, are refused.
+ * pbe.ts, and files needing more key-derivation work than a WorkBudget, are refused; so are files
+ * holding more keys or certificates than one upload may (limits.ts), as soon as the count is passed.
  *
- * @throws CertificateError `unsupported_format` (not PKCS#12, truncated, unknown algorithms,
- *   public-key integrity or privacy modes, PBMAC1 without a full-length key), `bad_password` (the MAC
- *   does not verify, or decryption fails), `unsupported_key_type` (a key node:crypto cannot load).
+ * @throws CertificateError `java_keystore` (a JKS or JCEKS file), `unsupported_format` (not
+ *   PKCS#12, truncated, unknown algorithms, public-key integrity or privacy modes, PBMAC1 without a
+ *   key length of 20 to 512 bytes), `bad_password` (the MAC does not verify, or decryption fails),
+ *   `unsupported_key_type` (a key node:crypto cannot load), `multiple_private_keys` and
+ *   `chain_mismatch` (more keys or certificates than limits.ts allows).
  */
 export function readPkcs12(
   data: Buffer,
@@ -261,7 +295,36 @@ export function readPkcs12(
   );
 }
 
+/**
+ * `JKS` or `JCEKS` when `data` starts with the magic number of a Java keystore (0xFEEDFEED,
+ * 0xCECECECE: sun.security.provider.JavaKeyStore, com.sun.crypto.provider.JceKeyStore), which only
+ * Java reads; `undefined` otherwise.
+ */
+export function javaKeystoreType(data: Buffer): 'JKS' | 'JCEKS' | undefined {
+  if (data.length < 4) return undefined;
+  const magic = data.readUInt32BE(0);
+  if (magic === 0xfeedfeed) return 'JKS';
+  if (magic === 0xcececece) return 'JCEKS';
+  return undefined;
+}
+
+/**
+ * Refuses a Java keystore with the keytool command that converts it to PKCS#12.
+ * @throws CertificateError `java_keystore` when `data` is a JKS or JCEKS file.
+ */
+export function refuseJavaKeystore(data: Buffer): void {
+  const keystore = javaKeystoreType(data);
+  if (keystore) {
+    throw new CertificateError(
+      'java_keystore',
+      `This is a Java ${keystore} keystore, not PKCS#12. Convert it with keytool -importkeystore ` +
+        '-srckeystore in.jks -destkeystore out.p12 -deststoretype PKCS12, and upload out.p12.',
+    );
+  }
+}
+
 function decodePkcs12(data: Buffer, password: Password, budget: WorkBudget): Pkcs12Contents {
+  refuseJavaKeystore(data);
   const pfx = parseAsn1(data, Pfx, 'The file');
   if (pfx.version !== 3) {
     throw new CertificateError('unsupported_format', `PKCS#12 version ${pfx.version} is not supported.`);
@@ -295,6 +358,8 @@ function decodePkcs12(data: Buffer, password: Password, budget: WorkBudget): Pkc
       return decoder.contents;
     } catch (err) {
       if (!(err instanceof CertificateError)) throw err;
+      // Limits hold whatever the password: another candidate would only spend more work.
+      if (err instanceof WorkLimitError || err instanceof UploadLimitError) throw err;
       if (err.code !== 'bad_password' && !decoder.decrypted) throw err;
       failure = err;
     }

@@ -79,8 +79,12 @@ const WEAK_HASHES = new Set([
 
 const parsed = new WeakMap<X509Certificate, Certificate>();
 
-/** The certificate decoded by asn1-x509, once per X509Certificate object. */
-function decode(cert: X509Certificate): Certificate {
+/**
+ * The certificate decoded by asn1-x509, once per X509Certificate object.
+ *
+ * @throws CertificateError `unsupported_format` when the DER does not decode.
+ */
+export function decodeCertificate(cert: X509Certificate): Certificate {
   let value = parsed.get(cert);
   if (!value) {
     value = parseAsn1(cert.raw, Certificate, 'The certificate');
@@ -141,22 +145,24 @@ export function hasWeakSignature(cert: X509Certificate): boolean {
 
 /** Subject as an RFC 4514 string. */
 export function subjectOf(cert: X509Certificate): string {
-  return formatName(decode(cert).tbsCertificate.subject);
+  return formatName(decodeCertificate(cert).tbsCertificate.subject);
 }
 
 /** Issuer as an RFC 4514 string. */
 export function issuerOf(cert: X509Certificate): string {
-  return formatName(decode(cert).tbsCertificate.issuer);
+  return formatName(decodeCertificate(cert).tbsCertificate.issuer);
 }
 
 /** notBefore and notAfter (RFC 5280 §4.1.2.5) as Dates. */
 export function validityOf(cert: X509Certificate): { notBefore: Date; notAfter: Date } {
-  const { validity } = decode(cert).tbsCertificate;
+  const { validity } = decodeCertificate(cert).tbsCertificate;
   return { notBefore: validity.notBefore.getTime(), notAfter: validity.notAfter.getTime() };
 }
 
 function subjectAltNamesOf(cert: X509Certificate): string[] {
-  const extension = decode(cert).tbsCertificate.extensions?.find((e) => e.extnID === id_ce_subjectAltName);
+  const extension = decodeCertificate(cert).tbsCertificate.extensions?.find(
+    (e) => e.extnID === id_ce_subjectAltName,
+  );
   if (!extension) return [];
   try {
     return formatSubjectAltNames(extension.extnValue.buffer);

@@ -11,6 +11,7 @@ import { connectionCreated, connectionDeleted, connectionUpdated } from '../conn
 import { type AuthBody, CreateConnectionBody, PatchConnectionBody } from '../connections/schemas.js';
 import { AppError } from '../errors/app-error.js';
 import type { Services } from '../main.js';
+import { everyItem } from '../shared/paging.js';
 import type { ConnectionAuthSettings } from '../store/index.js';
 import { type PasswordOptions, readInput, readPassword, UsageError } from './input.js';
 
@@ -179,7 +180,9 @@ export function connectionCommands(
     .description("List a tenant's connections (never a secret)")
     .requiredOption('--tenant <tenant>')
     .action(async (options: { tenant: string }) => {
-      await withServices(async ({ connections }) => print({ items: await connections.list(options.tenant) }));
+      await withServices(async ({ connections }) =>
+        print({ items: await everyItem((request) => connections.list(options.tenant, request)) }),
+      );
     });
 
   connection

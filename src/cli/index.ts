@@ -20,6 +20,7 @@ import { tenantCreated } from '../tenants/audit.js';
 import { TENANT_ID_PATTERN } from '../tenants/service.js';
 import { connectionCommands } from './connection.js';
 import { type PasswordOptions, readInput, readPassword, UsageError } from './input.js';
+import { registerPeopleCommands } from './people.js';
 
 /**
  * `twoway`: `serve` runs the service; the other commands act on the same store directly (as
@@ -82,7 +83,7 @@ async function uploadOf(
     ...(encryptable
       ? {
           needsPassword: () =>
-            parser.parse(upload, new Date()).then(
+            parser.parse('cli', upload, new Date()).then(
               () => false,
               (err: unknown) => isCertificateError(err) && err.code === 'bad_password',
             ),
@@ -336,6 +337,7 @@ csr
   );
 
 connectionCommands(program, (work) => withServices((services) => work(services)), print);
+registerPeopleCommands(program, withServices, print);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Exit status: 0 done, 1 the command failed (its error code is printed), 2 usage or an unreadable

@@ -1,5 +1,5 @@
 import type { AuditNote } from '../lifecycle/audit.js';
-import type { RevocationReason } from '../store/types.js';
+import type { RevocationReason } from '../store/index.js';
 import type { ClientCertificateView } from './service.js';
 
 /**

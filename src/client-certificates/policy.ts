@@ -6,8 +6,10 @@
  * CA/Browser Forum limit for TLS certificates since 2020).
  */
 import type { KeyObject, X509Certificate } from 'node:crypto';
+import { TENANT_URI_PREFIX } from '../ca/naming.js';
 import {
   type CertificateSummary,
+  checkClientUsage,
   checkKeyPolicy,
   DAY_MS,
   hasWeakSignature,
@@ -61,10 +63,6 @@ const STRONG_SIGNATURES = new Set([
   'rsassaPss',
 ]);
 
-/** clientAuth (RFC 5280 §4.2.1.12) and anyExtendedKeyUsage. */
-const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-const ANY_EKU = '2.5.29.37.0';
-
 /** `rsa-2048`, `ec-p256`, `ed25519`, ... for a described key. */
 export function keyTypeName(key: KeyDescription): string {
   if (key.keyType === 'RSA') return `rsa-${key.keySize ?? 0}`;
@@ -106,7 +104,8 @@ export function checkKey(key: KeyObject, policy: ClientCertificatePolicy): KeyDe
  * stronger (`weak_signature`); `now` within notBefore..notAfter (`certificate_expired`,
  * `certificate_not_yet_valid`, RFC 5280 §4.1.2.5); validity span at most `maxValidityDays`
  * (`validity_too_long`); an extendedKeyUsage, when present, allowing clientAuth
- * (`client_auth_not_allowed`). A self-signed certificate is fine: registration pins the exact
+ * (`client_auth_not_allowed`); a keyUsage, when present, allowing digitalSignature
+ * (`digital_signature_not_allowed`). A self-signed certificate is fine: registration pins the exact
  * certificate by fingerprint, so no chain is built.
  * @returns the certificate's summary.
  */
@@ -148,12 +147,53 @@ export function checkClientCertificate(
       `The certificate is valid for ${Math.ceil(spanMs / DAY_MS)} days; at most ${policy.maxValidityDays} are allowed.`,
     );
   }
-  const eku = cert.keyUsage;
-  if (eku && !eku.includes(CLIENT_AUTH) && !eku.includes(ANY_EKU)) {
-    throw new AppError(
-      'client_auth_not_allowed',
-      'The certificate has an extended key usage without clientAuth, so it cannot be a client certificate.',
-    );
+  try {
+    checkClientUsage(cert);
+  } catch (err) {
+    throw toAppError(err);
   }
   return summary;
+}
+
+/** Percent-decoding rounds the reserved-name check looks through (a platform that decodes twice). */
+const DECODE_ROUNDS = 3;
+
+/** Each run of `%XX` escapes as the UTF-8 text it encodes (U+FFFD for invalid bytes), rest as is. */
+function percentDecoded(value: string): string {
+  return value.replace(/(?:%[0-9a-f]{2})+/gi, (run) =>
+    Buffer.from(run.replaceAll('%', ''), 'hex').toString('utf8'),
+  );
+}
+
+/**
+ * True when a subjectAltName as summarized (`URI:urn:twoway:tenant:acme`, `DNS:...`) names a Twoway
+ * tenant the way certificates of the platform CA do (ca/naming.ts), however spelt: compared after
+ * percent-decoding (up to {@link DECODE_ROUNDS} times: the edge hands SAN URIs to the platform in
+ * X-Forwarded-Client-Cert, where a reader decodes `urn:twoway:tenant%3Aacme` to tenant acme),
+ * NFKC normalisation (full-width letters), trimming and lowercasing (URN scheme and namespace are
+ * case-insensitive, RFC 8141 §3.1).
+ */
+export function namesTenant(subjectAltName: string): boolean {
+  let value = subjectAltName.slice(subjectAltName.indexOf(':') + 1);
+  for (let round = 0; round <= DECODE_ROUNDS; round += 1) {
+    if (value.normalize('NFKC').trim().toLowerCase().startsWith(TENANT_URI_PREFIX)) return true;
+    const decoded = percentDecoded(value);
+    if (decoded === value) return false;
+    value = decoded;
+  }
+  return false;
+}
+
+/**
+ * Refuses a tenant's own certificate that names a Twoway tenant in a subjectAltName
+ * ({@link namesTenant}): only certificates the platform CA issues may.
+ * @throws AppError `reserved_tenant_name`
+ */
+export function checkNoTenantName(subjectAltNames: readonly string[]): void {
+  if (subjectAltNames.some(namesTenant)) {
+    throw new AppError(
+      'reserved_tenant_name',
+      `The certificate's subjectAltName holds a ${TENANT_URI_PREFIX} URI; only certificates the platform CA issues name a tenant.`,
+    );
+  }
 }

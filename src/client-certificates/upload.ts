@@ -7,9 +7,15 @@
 import type { X509Certificate } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { Pfx, parseAsn1 } from '../certificates/asn1.js';
-import { isCertificateError, parsePemBlocks, privateKeyFromDer } from '../certificates/index.js';
+import {
+  isCertificateError,
+  javaKeystoreType,
+  parsePemBlocks,
+  privateKeyFromDer,
+} from '../certificates/index.js';
 import { CERTIFICATE_LABELS, certificateFromDer } from '../certificates/pem.js';
 import { AppError } from '../errors/app-error.js';
+import { readFormParts } from '../http/multipart.js';
 
 /** What a client certificate upload holds before validation. */
 export interface ClientCertificateUpload {
@@ -60,8 +66,8 @@ function isDerSecret(der: Buffer): boolean {
 /**
  * The certificate in `input`: PEM (the first CERTIFICATE block; others, such as a chain, are
  * ignored) or a single DER certificate (RFC 5280).
- * @throws AppError `private_key_not_accepted` (a key or PKCS#12 file), `no_certificate` (PEM without
- *   a certificate), `unsupported_format` (anything else).
+ * @throws AppError `private_key_not_accepted` (a key or PKCS#12 file), `java_keystore` (a JKS or
+ *   JCEKS file), `no_certificate` (PEM without a certificate), `unsupported_format` (anything else).
  */
 export function readCertificateInput(input: Buffer): X509Certificate {
   const text = input.includes('-----BEGIN ') ? input.toString('utf8') : undefined;
@@ -86,6 +92,14 @@ export function readCertificateInput(input: Buffer): X509Certificate {
   try {
     return certificateFromDer(input);
   } catch {
+    const keystore = javaKeystoreType(input);
+    if (keystore) {
+      throw new AppError(
+        'java_keystore',
+        `This is a Java ${keystore} keystore. Upload the certificate alone: ` +
+          'keytool -exportcert -rfc -alias <alias> -keystore in.jks.',
+      );
+    }
     if (isDerSecret(input)) throw privateKeyRefused();
     throw new AppError('unsupported_format', 'The upload is neither a PEM nor a DER certificate.');
   }
@@ -107,8 +121,9 @@ export function refuseSecrets(body: unknown): void {
 
 /**
  * Reads `multipart/form-data` (`file` or `certificate` as a file or a pasted text field, plus
- * `name`) or JSON `{ name, certificatePem }`. Every part is read into memory only and limited to
- * `maxBytes`; a key or password field, or a private key in any text, is refused.
+ * `name`) or JSON `{ name, certificatePem }`. Every part is read into memory only, all parts together
+ * limited to `maxBytes` (readFormParts); a key or password field, or a private key in any text, is
+ * refused.
  * @throws AppError `private_key_not_accepted`, `bad_request`, `payload_too_large`,
  *   `unsupported_media_type`
  */
@@ -121,21 +136,21 @@ export async function readClientCertificateUpload(
   let secret = false;
   let problem: AppError | undefined;
   if (request.isMultipart()) {
-    for await (const part of request.parts()) {
-      // Every part is consumed even after a refusal, so the request ends cleanly.
-      const value = part.type === 'file' ? await part.toBuffer() : Buffer.from(String(part.value), 'utf8');
-      if (SECRET_FIELDS.has(part.fieldname) || PEM_KEY_MARKER.test(value.toString('latin1'))) {
+    for (const part of await readFormParts(request, maxBytes)) {
+      const { fieldname, value } = part;
+      if (SECRET_FIELDS.has(fieldname) || PEM_KEY_MARKER.test(value.toString('latin1'))) {
         secret = true;
-      } else if (CERTIFICATE_FIELDS.has(part.fieldname)) {
+      } else if (CERTIFICATE_FIELDS.has(fieldname)) {
         if (certificate) problem ??= new AppError('bad_request', 'Send one certificate per request.');
+        certificate?.fill(0);
         certificate = value;
         continue;
-      } else if (part.fieldname === 'name' && part.type !== 'file') {
+      } else if (fieldname === 'name' && !part.isFile) {
         name = value.toString('utf8');
-      } else if (part.fieldname === 'chain') {
+      } else if (fieldname === 'chain') {
         // Intermediates are not needed: registration pins the leaf by its fingerprint.
       } else {
-        problem ??= new AppError('bad_request', `Unexpected part "${part.fieldname}".`);
+        problem ??= new AppError('bad_request', `Unexpected part "${fieldname}".`);
       }
       value.fill(0);
     }

@@ -16,10 +16,41 @@ export const ConfigSchema = Type.Object({
   databaseUrl: Type.Optional(
     Type.String({ pattern: '^postgres(ql)?://', description: 'postgres://... (default: SQLite in dataDir)' }),
   ),
+  databaseConnectTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 5_000,
+    description:
+      'PostgreSQL: longest wait for a new session (TCP, TLS, startup) and for a free pooled one; a request that waits longer gets 503 not_ready',
+  }),
+  databaseStatementTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 5_000,
+    description:
+      'PostgreSQL: longest run of one statement, lock waits included (statement_timeout, migrations too); a session silent 1 s longer is dropped; the request gets 503 not_ready',
+  }),
+  readyTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 2_000,
+    description: '/readyz answers 503 not_ready when the store and KMS checks take longer than this',
+  }),
   masterKey: Type.Optional(
     Type.String({ secret: true, description: 'base64 32-byte KEK for the local KMS' }),
   ),
   operatorToken: Type.Optional(Type.String({ minLength: 16, secret: true })),
+  metricsToken: Type.Optional(
+    Type.String({
+      minLength: 16,
+      secret: true,
+      description: 'Bearer token for GET /metrics (the operator token works too)',
+    }),
+  ),
+  metricsListen: Type.Optional(
+    Type.String({
+      pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]/]+):[0-9]{1,5}$',
+      description:
+        'host:port of a separate plain-HTTP listener that serves only GET /metrics (e.g. 127.0.0.1:9464); it asks for TWOWAY_METRICS_TOKEN when that is set',
+    }),
+  ),
   forwardAllowPrivate: Type.Boolean({
     default: false,
     description: 'WEAKENS SECURITY: allow forwarding to loopback/private/link-local addresses',
@@ -115,6 +146,52 @@ export const ConfigSchema = Type.Object({
         'CLI only: the PKCS#12 / key password of `identity import` and `identity test` when neither --password-file nor --password-stdin is given',
     }),
   ),
+  quotaIdentities: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: 'Most identities (not deleted) per tenant',
+  }),
+  quotaVersionsPerIdentity: Type.Integer({
+    minimum: 1,
+    default: 100,
+    description: 'Most versions of one identity (versions are kept for the record)',
+  }),
+  quotaMappings: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: 'Most mappings (not deleted) per tenant',
+  }),
+  quotaClientCertificates: Type.Integer({
+    minimum: 1,
+    default: 10_000,
+    description: 'Most client certificates (not deleted, revoked ones included) per tenant',
+  }),
+  quotaIssuedPerDay: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: 'Most certificates the platform CA issues to one tenant in any 24 hours',
+  }),
+  quotaNotificationTargets: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description: 'Most e-mail addresses plus webhook URLs in one tenant’s notification settings',
+  }),
+  sessionIdleTimeoutMs: Type.Integer({
+    minimum: 60_000,
+    default: 1_800_000,
+    description: 'A browser session (portal or console) unused this long ends (default 30 minutes)',
+  }),
+  sessionLifetimeMs: Type.Integer({
+    minimum: 60_000,
+    default: 43_200_000,
+    description: 'A browser session ends this long after sign-in whatever its use (default 12 hours)',
+  }),
+  sessionSignInMaxPerMinute: Type.Integer({
+    minimum: 1,
+    maximum: 10_000,
+    default: 10,
+    description: 'Operator console sign-ins (POST /v1/session) allowed per minute and client address',
+  }),
   workers: Type.Integer({
     minimum: 1,
     maximum: 64,
@@ -156,29 +233,75 @@ function convert(key: string, raw: unknown): unknown {
   return raw;
 }
 
+/** What an environment variable name looks like (`TWOWAY_HTTP_PORT`). */
+const SETTING_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/**
+ * `value` with whatever precedes the last `@` of a URL's authority replaced by `***`
+ * (`postgres://app:s3cret@db/twoway` → `postgres://***@db/twoway`), for showing a setting that may
+ * carry credentials (RFC 3986 §3.2.1 userinfo). The last `@` of the whole value counts, so an
+ * unescaped `/`, `#` or `@` in a password cannot leave part of it shown; a value without `@` is
+ * returned unchanged.
+ */
+export function redactUrlCredentials(value: string): string {
+  const at = value.lastIndexOf('@');
+  if (at < 0) return value;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value);
+  const start = scheme === null ? 0 : scheme[0].length;
+  return at < start ? value : `${value.slice(0, start)}***${value.slice(at)}`;
+}
+
+/**
+ * The JSON object in the config file at `path`, or the problem with it. The problem never quotes
+ * the file: it holds secrets (the operator token, the master key), and JSON.parse's message shows
+ * the text around the error.
+ */
+function readConfigFile(path: string): Record<string, unknown> | string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return `cannot be read${typeof code === 'string' ? ` (${code})` : ''}`;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    // Node 20 says "... at position 42 (line 3 column 7)" or only "at position 42"; keep that much.
+    const position = /position (\d+)/.exec((err as Error).message)?.[1];
+    if (position === undefined) return 'is not valid JSON';
+    const before = text.slice(0, Number(position)).split('\n');
+    return `is not valid JSON (line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1})`;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return 'must hold a JSON object';
+  }
+  return parsed as Record<string, unknown>;
+}
+
 /**
  * Reads the configuration from `env` (default `process.env`) and the optional JSON file named by
  * `TWOWAY_CONFIG_FILE`, applies defaults, converts strings to numbers and booleans, and validates
  * everything at once.
- * @throws ConfigError listing every problem (secret values are never echoed).
+ * @throws ConfigError listing every problem: secret values are never echoed, URL values only with
+ *   their credentials redacted ({@link redactUrlCredentials}), the config file's text never.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
   let file: Record<string, unknown> = {};
   const filePath = env.TWOWAY_CONFIG_FILE;
   if (filePath) {
-    try {
-      const parsed: unknown = JSON.parse(readFileSync(filePath, 'utf8'));
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        problems.push(`TWOWAY_CONFIG_FILE ${filePath}: must hold a JSON object`);
-      } else file = parsed as Record<string, unknown>;
-    } catch (err) {
-      problems.push(`TWOWAY_CONFIG_FILE ${filePath}: ${(err as Error).message}`);
-    }
+    const read = readConfigFile(filePath);
+    if (typeof read === 'string') problems.push(`TWOWAY_CONFIG_FILE ${filePath}: ${read}`);
+    else file = read;
   }
   const known = new Set(Object.keys(ConfigSchema.properties).map(envName));
   for (const name of Object.keys(file)) {
-    if (!known.has(name)) problems.push(`${name} (config file): unknown setting`);
+    if (known.has(name)) continue;
+    // A name that is not even shaped like a setting may be a value pasted in the wrong place.
+    const shown = SETTING_NAME.test(name) ? name : 'a key that is not a setting name';
+    problems.push(`${shown} (config file): unknown setting`);
   }
   const values: Record<string, unknown> = {};
   for (const key of Object.keys(ConfigSchema.properties)) {
@@ -189,7 +312,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const withDefaults = Value.Default(ConfigSchema, values) as Record<string, unknown>;
   for (const error of Value.Errors(ConfigSchema, withDefaults)) {
     const key = error.path.replace(/^\//, '');
-    const shown = secretKeys.has(key) ? '' : ` (got ${JSON.stringify(error.value)})`;
+    const shown = secretKeys.has(key)
+      ? ''
+      : ` (got ${typeof error.value === 'string' ? JSON.stringify(redactUrlCredentials(error.value)) : JSON.stringify(error.value)})`;
     problems.push(`${envName(key)}: ${error.message}${shown}`);
   }
   if (typeof withDefaults.masterKey === 'string') {
@@ -213,6 +338,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'TWOWAY_HTTP_IDLE_TIMEOUT_MS: must exceed TWOWAY_FORWARD_HEADERS_TIMEOUT_MS and TWOWAY_FORWARD_BODY_TIMEOUT_MS (a forward waiting for the remote server is idle on the client side)',
     );
   }
+  if (typeof withDefaults.edgeUpstream === 'string' && !URL.canParse(withDefaults.edgeUpstream)) {
+    problems.push(
+      `TWOWAY_EDGE_UPSTREAM: must be an http(s) URL (got ${JSON.stringify(redactUrlCredentials(withDefaults.edgeUpstream))})`,
+    );
+  }
+  if (
+    typeof withDefaults.metricsListen === 'string' &&
+    listenAddress(withDefaults.metricsListen).port > 65535
+  ) {
+    problems.push('TWOWAY_METRICS_LISTEN: the port must be at most 65535');
+  }
   if (typeof withDefaults.publicUrl === 'string') {
     // Checked by hand, not by a schema pattern, so that the value (credentials?) is never echoed.
     const url = URL.canParse(withDefaults.publicUrl) ? new URL(withDefaults.publicUrl) : undefined;
@@ -229,6 +365,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(withDefaults as Static<typeof ConfigSchema>);
+}
+
+/**
+ * `host:port` (`127.0.0.1:9464`, `[::1]:9464`) as the host (brackets removed) and the port number,
+ * as `TWOWAY_METRICS_LISTEN` is written (the schema checks the shape).
+ */
+export function listenAddress(value: string): { host: string; port: number } {
+  const colon = value.lastIndexOf(':');
+  return { host: value.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(value.slice(colon + 1)) };
 }
 
 /** The config with secrets replaced by `[redacted]`, for showing it (nothing in src/ does yet). */

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { PageQuery, pageRequest } from '../shared/paging.js';
 import { connectionCreated, connectionDeleted, connectionUpdated } from './audit.js';
 import { ConnectionParams, CreateConnectionBody, PatchConnectionBody } from './schemas.js';
 import type { ConnectionService } from './service.js';
@@ -9,13 +10,14 @@ const errors = {
   ...problemResponses,
   403: Type.Ref('Problem'),
   409: Type.Ref('Problem'),
+  413: Type.Ref('Problem'),
   422: Type.Ref('Problem'),
 };
 
 /**
  * `/v1/tenants/{tenant}/connections`: create, list, get, patch, delete. Registered in the tenant
- * scope (http/tenant-scope.ts), which authorises the tenant; each route's options object is where
- * its permission is declared.
+ * scope (http/tenant-scope.ts), which authorises the tenant and the permission each route declares
+ * (`connections:read`, `connections:write`).
  */
 export const connectionRoutes: FastifyPluginAsyncTypebox<{ connections: ConnectionService }> = async (
   app,
@@ -24,6 +26,7 @@ export const connectionRoutes: FastifyPluginAsyncTypebox<{ connections: Connecti
   app.post(
     '/v1/tenants/:tenant/connections',
     {
+      config: { permission: 'connections:write' },
       schema: {
         tags: ['connections'],
         summary: 'Save an external API request: base URL, auth, client-certificate switch',
@@ -42,18 +45,22 @@ export const connectionRoutes: FastifyPluginAsyncTypebox<{ connections: Connecti
   app.get(
     '/v1/tenants/:tenant/connections',
     {
+      config: { permission: 'connections:read' },
       schema: {
         tags: ['connections'],
+        summary: 'List connections, oldest first; page with limit and cursor',
         params: TenantParams,
+        querystring: PageQuery,
         response: { 200: Collection(Type.Ref('Connection')), ...problemResponses },
       },
     },
-    async (request) => ({ items: await connections.list(request.params.tenant) }),
+    async (request) => connections.list(request.params.tenant, pageRequest(request.query)),
   );
 
   app.get(
     '/v1/tenants/:tenant/connections/:id',
     {
+      config: { permission: 'connections:read' },
       schema: {
         tags: ['connections'],
         params: ConnectionParams,
@@ -66,6 +73,7 @@ export const connectionRoutes: FastifyPluginAsyncTypebox<{ connections: Connecti
   app.patch(
     '/v1/tenants/:tenant/connections/:id',
     {
+      config: { permission: 'connections:write' },
       schema: {
         tags: ['connections'],
         summary: 'Change any field; a secret is replaced only when sent',
@@ -84,6 +92,7 @@ export const connectionRoutes: FastifyPluginAsyncTypebox<{ connections: Connecti
   app.delete(
     '/v1/tenants/:tenant/connections/:id',
     {
+      config: { permission: 'connections:write' },
       schema: {
         tags: ['connections'],
         summary: 'Delete the connection and its sealed secret',

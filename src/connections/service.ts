@@ -9,11 +9,13 @@ import { checkTrustAnchors } from '../mappings/service.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
+import { type Collection, everyItem, viewPage } from '../shared/paging.js';
 import type {
   Connection,
   ConnectionAuthSettings,
   ConnectionAuthType,
   ConnectionStore,
+  PageRequest,
   SealedSecret,
 } from '../store/index.js';
 import type { TenantService } from '../tenants/service.js';
@@ -235,17 +237,20 @@ export class ConnectionService {
     return this.#view(connection, await this.#defaultIdentityId(tenantId));
   }
 
-  async list(tenantId: string): Promise<ConnectionView[]> {
-    const connections = await this.#deps.store.listConnections(tenantId);
+  /** One page of the tenant's connections, oldest first. @throws AppError `invalid_cursor` */
+  async list(tenantId: string, request: PageRequest): Promise<Collection<ConnectionView>> {
+    const page = await this.#deps.store.listConnections(tenantId, request);
     const defaultIdentityId = await this.#defaultIdentityId(tenantId);
-    // One availability per identity, however many connections present it.
+    // One availability per identity, however many connections of the page present it.
     const seen = new Map<string, Promise<Availability>>();
-    return Promise.all(connections.map((c) => this.#view(c, defaultIdentityId, seen)));
+    return viewPage(page, (connections) =>
+      Promise.all(connections.map((c) => this.#view(c, defaultIdentityId, seen))),
+    );
   }
 
   /** Every connection of the tenant, with its sealed secret, for the runtime (forward/connections.ts). */
   listForRuntime(tenantId: string): Promise<Connection[]> {
-    return this.#deps.store.listConnections(tenantId);
+    return everyItem((request) => this.#deps.store.listConnections(tenantId, request));
   }
 
   /**

@@ -12,11 +12,17 @@ export interface EdgeEntry {
 }
 
 /**
- * The edge's in-memory index of client certificates by SHA-256 fingerprint: one `Map` lookup per
- * handshake and per request, whatever the number of registered certificates. That is what lets the
- * edge ask for a client certificate without listing every registered one in the CertificateRequest
- * (TLS caps the CA-names list at 64 KiB, and servers that list large trust stores fail handshakes:
- * haproxy/haproxy#1011, openssl/openssl#6609; FIELD-NOTES "Large trust stores break handshakes").
+ * The edge's in-memory index of client certificates by SHA-256 fingerprint, then tenant: one `Map`
+ * lookup per handshake ({@link has}) and per request ({@link get}: the map, then the registrations of
+ * that one fingerprint, nearly always a single one), whatever the number of registered certificates.
+ * That is what lets the edge ask for a client certificate without listing every registered one in the
+ * CertificateRequest (TLS caps the CA-names list at 64 KiB, and servers that list large trust stores
+ * fail handshakes: haproxy/haproxy#1011, openssl/openssl#6609; FIELD-NOTES "Large trust stores break
+ * handshakes").
+ *
+ * Several tenants may register the same public certificate (migration 0004): each registration is
+ * its own entry, and the edge picks the one of the tenant whose API key the request carries, so one
+ * tenant's revocation or deletion leaves another's registration alone.
  *
  * Kept in step with the store by revision: every write stamps the rows it changes with the store's
  * revision, and {@link sync} asks for rows newer than the newest it has seen and applies them in
@@ -28,7 +34,9 @@ export interface EdgeEntry {
 export class ClientCertificateIndex {
   readonly #store: Pick<ClientCertificateStore, 'listClientCertificateChanges'>;
   readonly #logger: Logger | undefined;
-  readonly #entries = new Map<string, EdgeEntry>();
+  /** Fingerprint → its live registrations, at most one per tenant. */
+  readonly #entries = new Map<string, EdgeEntry[]>();
+  #size = 0;
   #watermark = -1;
   #running: Promise<void> | null = null;
   #queued: Promise<void> | null = null;
@@ -38,14 +46,22 @@ export class ClientCertificateIndex {
     this.#logger = logger;
   }
 
-  /** Number of certificates in the index (revoked ones included). */
+  /** Number of registrations in the index (revoked ones included; one per tenant and certificate). */
   get size(): number {
-    return this.#entries.size;
+    return this.#size;
   }
 
-  /** The entry for a fingerprint (lowercase hex SHA-256 of the DER certificate), O(1). */
-  get(fingerprintSha256: string): EdgeEntry | undefined {
-    return this.#entries.get(fingerprintSha256);
+  /** True when some tenant registered the fingerprint (lowercase hex SHA-256 of the DER certificate). */
+  has(fingerprintSha256: string): boolean {
+    return this.#entries.has(fingerprintSha256);
+  }
+
+  /** `tenantId`'s registration of a fingerprint, O(1); undefined when that tenant has none. */
+  get(fingerprintSha256: string, tenantId: string): EdgeEntry | undefined {
+    const list = this.#entries.get(fingerprintSha256);
+    if (list === undefined) return undefined;
+    for (const entry of list) if (entry.tenantId === tenantId) return entry;
+    return undefined;
   }
 
   /** Loads every live certificate; call once before serving. */
@@ -83,20 +99,38 @@ export class ClientCertificateIndex {
 
   #apply(row: ClientCertificateIndexRow): void {
     if (row.revision > this.#watermark) this.#watermark = row.revision;
-    const current = this.#entries.get(row.fingerprintSha256);
+    const list = this.#entries.get(row.fingerprintSha256);
     if (row.deletedAt) {
-      // Only the row that is indexed may remove the entry: a deleted older row of the same
-      // fingerprint must not remove a newer registration.
-      if (current?.id === row.id) this.#entries.delete(row.fingerprintSha256);
+      // Only the row that is indexed may remove its entry: a deleted older row of the same
+      // fingerprint and tenant must not remove a newer registration.
+      const at = list?.findIndex((entry) => entry.id === row.id) ?? -1;
+      if (list === undefined || at < 0) return;
+      list.splice(at, 1);
+      this.#size -= 1;
+      if (list.length === 0) this.#entries.delete(row.fingerprintSha256);
       return;
     }
-    this.#entries.set(row.fingerprintSha256, {
+    const entry: EdgeEntry = {
       id: row.id,
       tenantId: row.tenantId,
       fingerprintSha256: row.fingerprintSha256,
       notBeforeMs: row.notBefore.getTime(),
       notAfterMs: row.notAfter.getTime(),
       revoked: row.revokedAt !== undefined,
-    });
+    };
+    if (list === undefined) {
+      this.#entries.set(row.fingerprintSha256, [entry]);
+      this.#size += 1;
+      return;
+    }
+    // One live registration per tenant and fingerprint (the store's unique index): a newer row of
+    // the same tenant replaces the older one.
+    const at = list.findIndex((current) => current.tenantId === row.tenantId);
+    if (at < 0) {
+      list.push(entry);
+      this.#size += 1;
+    } else {
+      list[at] = entry;
+    }
   }
 }

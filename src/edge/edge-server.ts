@@ -28,9 +28,10 @@
  *
  * HTTP: a connection whose certificate is refused gets, on its first request, a problem+json answer
  * (`client_certificate_required` 401, `client_certificate_unknown`/`_revoked`/`_expired` 403) with
- * `Connection: close`, and nothing reaches the platform. An admitted connection's every request is
- * checked again (one Map lookup: revocation refuses the next request of an open keep-alive connection)
- * and must carry the API key of the certificate's tenant (`Authorization: Bearer`). Then
+ * `Connection: close`, and nothing reaches the platform. Every request must carry the API key
+ * (`Authorization: Bearer`) of a tenant that registered the certificate, and is checked against that
+ * tenant's registration (one Map lookup: revocation refuses the next request of an open keep-alive
+ * connection; another tenant's registration of the same certificate does not count). Then
  * `GET /v1/tenants/{tenant}/mtls/hello` answers `Hello, world!`, and every other path is streamed to
  * the platform upstream with the verified identity headers (identity-headers.ts).
  */
@@ -43,10 +44,11 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { summarize } from '../certificates/index.js';
 import { AppError, toAppError } from '../errors/app-error.js';
-import { proxyRequest } from '../forward/proxy.js';
+import { causeMessage, proxyRequest } from '../forward/proxy.js';
 import type { Metrics } from '../http/metrics.js';
 import { writeRawProblem } from '../http/problem.js';
 import type { Clock } from '../shared/clock.js';
+import { LogLimiter } from '../shared/logger.js';
 import { pathWithin } from '../shared/paths.js';
 import { bearerToken, type Principal } from '../tenants/service.js';
 import { refusalFor } from './admission.js';
@@ -169,7 +171,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     withCertificate.inc();
     state.der = peer.raw;
     state.fingerprint = createHash('sha256').update(state.der).digest('hex');
-    if (index.get(state.fingerprint) !== undefined) return;
+    if (index.has(state.fingerprint)) return;
     state.pending = options.lookupUnindexed(peer, state.fingerprint).then(
       () => {
         state.pending = null;
@@ -188,6 +190,8 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     answer(res, new AppError(code), true);
   };
 
+  /** A platform upstream that does not speak HTTP fails every request: a few log lines a minute. */
+  const protocolErrors = new LogLimiter();
   /** Subject, SANs and chain per certificate fingerprint (fixed for a fingerprint), for the identity headers. */
   const namesByFingerprint = new Map<
     string,
@@ -204,10 +208,8 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
       refuse(res, 'client_certificate_required', state);
       return;
     }
-    const entry = index.get(state.fingerprint);
-    const refusal = refusalFor(entry, clock.now().getTime());
-    if (refusal !== null || entry === undefined) {
-      refuse(res, refusal ?? 'client_certificate_unknown', state);
+    if (!index.has(state.fingerprint)) {
+      refuse(res, 'client_certificate_unknown', state);
       return;
     }
 
@@ -218,8 +220,16 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
       answer(res, toAppError(err), !req.complete);
       return;
     }
-    if (principal.kind !== 'tenant' || principal.tenantId !== entry.tenantId) {
+    // Admitted for the API key's tenant only, by that tenant's own registration: several tenants
+    // may register one public certificate (admission.ts).
+    const entry = principal.kind === 'tenant' ? index.get(state.fingerprint, principal.tenantId) : undefined;
+    if (entry === undefined) {
       answer(res, new AppError('client_certificate_tenant_mismatch'), !req.complete);
+      return;
+    }
+    const refusal = refusalFor(entry, clock.now().getTime());
+    if (refusal !== null) {
+      refuse(res, refusal, state);
       return;
     }
 
@@ -310,6 +320,13 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeListener> {
     } catch (err) {
       const appError = toAppError(err);
       if (appError.code === 'internal_error') log.error({ err }, 'edge proxy failed');
+      else if (appError.code === 'upstream_protocol_error') {
+        protocolErrors.warn(
+          log,
+          { upstream: upstreamBase.origin, reason: causeMessage(appError) },
+          'platform upstream answered outside HTTP',
+        );
+      }
       answer(res, appError, !req.complete);
     } finally {
       if (!req.complete) req.resume();

@@ -1,13 +1,15 @@
 /**
  * The verified client identity as request headers for the platform upstream. The edge removes every
  * client-sent copy of these (and of `Client-Cert-Chain`) before setting its own, so a client cannot
- * forge them (FIELD-NOTES "Identity headers").
+ * forge them (FIELD-NOTES "Identity headers"); spellings with `_` for `-` (`X_Forwarded_Client_Cert`)
+ * too, as a CGI-style platform reads both as one (forward/proxy.ts, CVE-2024-45614).
  *
  * - `Twoway-Tenant: <tenant id>`: the tenant the certificate (and the API key) belong to.
  * - `X-Forwarded-Client-Cert`: Envoy's format, one element:
  *   `Hash=<SHA-256 of the DER, lowercase hex>;Subject="<RFC 4514 subject>";URI=<SAN URI>;DNS=<SAN DNS>`
- *   (one `URI=`/`DNS=` pair per name). Values holding `,` `;` `=` are double-quoted with `"` written
- *   `\"`, as Envoy does. The Subject never holds a raw `"` or `\\`: those are written as RFC 4514
+ *   (one `URI=`/`DNS=` pair per name). In `URI=`/`DNS=` values, `%`, control and non-ASCII bytes are
+ *   percent-encoded (`%25` for `%`), so percent-decoding gives back the exact name. Values holding
+ *   `,` `;` `=` are double-quoted with `"` written `\"`, as Envoy does. The Subject never holds a raw `"` or `\\`: those are written as RFC 4514
  *   hex escapes (`\22`, `\5C`), as is every byte outside printable ASCII, so the header is plain ASCII
  *   and unambiguous.
  * - `Client-Cert: :<base64 DER>:` (RFC 9440 §2.2: the certificate as an RFC 8941 Byte Sequence).
@@ -56,15 +58,16 @@ function asciiSubject(subject: string): string {
 }
 
 /**
- * An XFCC value: control and non-ASCII bytes percent-encoded; quoted when it holds `,;="\`, with
- * `"` and `\` escaped as quoted-pairs (RFC 9110 §5.6.4), so a name cannot close the quotes early
- * and smuggle another element in.
+ * An XFCC value: `%`, control and non-ASCII bytes percent-encoded (RFC 3986 §2.1), so that decoding
+ * is exact: a literal `%3A` in a name arrives as `%253A` and cannot decode to `:`; quoted when it
+ * holds `,;="\`, with `"` and `\` escaped as quoted-pairs (RFC 9110 §5.6.4), so a name cannot
+ * close the quotes early and smuggle another element in.
  */
 function xfccValue(value: string): string {
   let clean = '';
   for (const byte of Buffer.from(value, 'utf8')) {
     clean +=
-      byte > 0x20 && byte < 0x7f
+      byte > 0x20 && byte < 0x7f && byte !== 0x25
         ? String.fromCharCode(byte)
         : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { Agent } from 'undici';
+import { Agent, buildConnector } from 'undici';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { DAY_MS } from '../certificates/index.js';
 import type { ClientCertificateService } from '../client-certificates/service.js';
 import type { Config } from '../config/config.js';
+import { skippingInterimResponses } from '../forward/interim-responses.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import type { ClientCertificateStore } from '../store/index.js';
@@ -39,7 +40,7 @@ export interface EdgeDeps {
   ca: PlatformCa;
   clientCertificates: ClientCertificateService;
   tenants: Pick<TenantService, 'authenticate'>;
-  store: Pick<ClientCertificateStore, 'listClientCertificateChanges' | 'findClientCertificateByFingerprint'>;
+  store: Pick<ClientCertificateStore, 'listClientCertificateChanges' | 'findClientCertificatesByFingerprint'>;
   changes: ChangeBus;
   /** Where the edge counts requests and handshakes. */
   metrics: EdgeOptions['metrics'];
@@ -106,7 +107,8 @@ export async function startEdgeListener(deps: EdgeDeps): Promise<RunningEdge> {
 
   const agent = config.edgeUpstream
     ? new Agent({
-        connect: { timeout: config.forwardConnectTimeoutMs },
+        // An unsolicited 100 Continue from the platform is skipped, not a 502 (RFC 9110 §15.2).
+        connect: skippingInterimResponses(buildConnector({ timeout: config.forwardConnectTimeoutMs })),
         headersTimeout: config.forwardHeadersTimeoutMs,
         bodyTimeout: config.forwardBodyTimeoutMs,
         keepAliveTimeout: config.forwardKeepAliveTimeoutMs,

@@ -12,8 +12,13 @@ export const catalogue = {
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   payload_too_large: { status: 413, title: 'Payload too large' },
+  parse_queue_full: { status: 429, title: 'Too many uploads waiting to be checked' },
   internal_error: { status: 500, title: 'Internal error' },
   not_ready: { status: 503, title: 'Not ready' },
+  storage_full: { status: 503, title: 'Storage full' },
+  // lists and quotas
+  invalid_cursor: { status: 400, title: 'Invalid cursor' },
+  quota_exceeded: { status: 409, title: 'Quota exceeded' },
   // tenants
   tenant_exists: { status: 409, title: 'Tenant already exists' },
   // identity upload (RFC 7292 PKCS#12, RFC 5280 X.509, RFC 5958 PKCS#8)
@@ -30,7 +35,10 @@ export const catalogue = {
   weak_signature: { status: 422, title: 'Weak signature algorithm' },
   chain_mismatch: { status: 422, title: 'Chain does not link up' },
   client_auth_not_allowed: { status: 422, title: 'Extended key usage does not allow clientAuth' },
+  digital_signature_not_allowed: { status: 422, title: 'Key usage does not allow digitalSignature' },
+  java_keystore: { status: 422, title: 'Java keystore: convert it to PKCS#12' },
   invalid_trust_anchors: { status: 422, title: 'Invalid trust anchors' },
+  trust_anchors_too_large: { status: 413, title: 'Too many trust anchors' },
   // identities
   identity_in_use: { status: 409, title: 'Identity in use by a mapping' },
   version_not_usable: { status: 409, title: 'Version cannot be activated' },
@@ -39,7 +47,6 @@ export const catalogue = {
   // inbound: client certificates, platform CA, edge listener
   private_key_not_accepted: { status: 422, title: 'Private keys are not accepted here' },
   client_certificate_exists: { status: 409, title: 'Client certificate already registered' },
-  certificate_in_use: { status: 409, title: 'Certificate registered by another tenant' },
   issued_certificate_not_accepted: { status: 422, title: 'Platform-issued certificates cannot be uploaded' },
   reserved_tenant_name: { status: 422, title: 'Certificate names a Twoway tenant' },
   key_type_not_allowed: { status: 422, title: 'Key type not allowed' },
@@ -66,6 +73,7 @@ export const catalogue = {
   forward_destination_blocked: { status: 403, title: 'Forward destination blocked' },
   upstream_tls_failed: { status: 502, title: 'TLS with the remote server failed' },
   upstream_unreachable: { status: 502, title: 'Remote server unreachable' },
+  upstream_protocol_error: { status: 502, title: 'Remote server answered outside HTTP' },
   upstream_timeout: { status: 504, title: 'Remote server timed out' },
   // connections (saved external API requests); OAuth 2.0 client credentials (RFC 6749 §4.4, RFC 8705)
   connection_invalid: { status: 422, title: 'Invalid connection' },
@@ -74,6 +82,15 @@ export const catalogue = {
   connection_disabled: { status: 409, title: 'Connection disabled' },
   client_certificate_unavailable: { status: 409, title: 'No usable client certificate' },
   oauth_token_failed: { status: 502, title: 'OAuth token request failed' },
+  // people: permissions, roles, members, sessions, portal links
+  forbidden: { status: 403, title: 'Permission missing' },
+  csrf_failed: { status: 403, title: 'CSRF token missing or wrong' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  role_in_use: { status: 409, title: 'Role held by members or API keys' },
+  built_in_role: { status: 409, title: 'Built-in roles cannot be changed' },
+  unknown_role: { status: 422, title: 'Unknown role' },
+  return_url_invalid: { status: 422, title: 'Invalid return URL' },
+  portal_link_invalid: { status: 404, title: 'Portal link unknown, used or expired' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable snake_case error code from {@link catalogue}. */

@@ -14,6 +14,7 @@ import type { SecureContext, TLSSocket } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AppError } from '../errors/app-error.js';
 import { guardedLookup } from '../net/address-guard.js';
+import { skippingInterimResponses } from './interim-responses.js';
 
 /** What a forward presents and trusts. */
 export interface ForwardCredential {
@@ -162,7 +163,8 @@ class Entry implements DispatcherLease {
  * Every Agent connects through {@link resumingConnector} with `{ secureContext, lookup:
  * guardedLookup(allowPrivate), timeout: connectTimeoutMs, rejectUnauthorized: true }`: undici's
  * connector (lib/core/connect.js, 7.x) spreads these options into `tls.connect`, so server
- * verification is never disabled and the post-DNS address check runs on every new connection.
+ * verification is never disabled and the post-DNS address check runs on every new connection; and
+ * every connection skips unsolicited interim responses (interim-responses.ts).
  */
 export class DispatcherCache {
   readonly #current = new Map<string, Entry>();
@@ -293,13 +295,15 @@ export class DispatcherCache {
   #newAgent(secureContext: SecureContext): Agent {
     return new Agent({
       ...this.#agentOptions,
-      connect: resumingConnector({
-        secureContext,
-        lookup: this.#lookup,
-        timeout: this.#connectTimeoutMs,
-        // The default, stated so that no spread of options above can turn it off.
-        rejectUnauthorized: true,
-      }),
+      connect: skippingInterimResponses(
+        resumingConnector({
+          secureContext,
+          lookup: this.#lookup,
+          timeout: this.#connectTimeoutMs,
+          // The default, stated so that no spread of options above can turn it off.
+          rejectUnauthorized: true,
+        }),
+      ),
     });
   }
 }

@@ -14,10 +14,11 @@ import { AppError, toAppError } from '../errors/app-error.js';
 import type { Metrics } from '../http/metrics.js';
 import { writeRawProblem } from '../http/problem.js';
 import { parseForwardUrl } from '../net/address-guard.js';
+import { LogLimiter } from '../shared/logger.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { ConnectionRuntime } from './connections.js';
 import type { DispatcherCache } from './dispatchers.js';
-import { type ProxyOptions, proxyRequest } from './proxy.js';
+import { causeMessage, type ProxyOptions, proxyRequest } from './proxy.js';
 import type { RuntimeService } from './service.js';
 
 /** What {@link ForwardEndpoint} needs. */
@@ -32,7 +33,10 @@ export interface ForwardEndpointDeps {
   metrics: Metrics;
   /** Allow private and loopback destinations (TWOWAY_FORWARD_ALLOW_PRIVATE). */
   forwardAllowPrivate: boolean;
-  /** Receives `internal_error` failures only; nothing is logged per request. */
+  /**
+   * Receives `internal_error` failures (error) and `upstream_protocol_error` (warn, rate-limited);
+   * nothing is logged per request.
+   */
   logger: Logger;
   /** Forwards through connections (`Twoway-Connection`); without it every connection is unknown. */
   connections?: Pick<ConnectionRuntime, 'plan' | 'cachedToken' | 'token' | 'rejected'>;
@@ -133,12 +137,12 @@ function readFields(raw: string[]): ForwardFields {
  * Twoway-Tenant), `not_found` (404: another tenant), `forward_url_invalid` (400),
  * `forward_destination_blocked` (403), `no_mapping` (403), `identity_disabled` /
  * `identity_expired` / `identity_not_yet_valid` (409), `upstream_tls_failed` /
- * `upstream_unreachable` (502), `upstream_timeout` (504), `not_ready` (503, shutting down); through a
- * connection (`Twoway-Connection` instead of `Twoway-Service`) also `connection_not_found` (404),
- * `connection_disabled` / `client_certificate_unavailable` (409) and `oauth_token_failed` (502).
- * The caller authenticates with `Authorization: Bearer`, which is then not forwarded, or with
- * `Proxy-Authorization: Bearer` (RFC 9110 §11.7.1), and its `Authorization` reaches the remote
- * server unless a connection's credential replaces it.
+ * `upstream_unreachable` / `upstream_protocol_error` (502), `upstream_timeout` (504), `not_ready`
+ * (503, shutting down); through a connection (`Twoway-Connection` instead of `Twoway-Service`) also
+ * `connection_not_found` (404), `connection_disabled` / `client_certificate_unavailable` (409) and
+ * `oauth_token_failed` (502). The caller authenticates with `Authorization: Bearer`, which is then
+ * not forwarded, or with `Proxy-Authorization: Bearer` (RFC 9110 §11.7.1), and its `Authorization`
+ * reaches the remote server unless a connection's credential replaces it.
  * Requests that passed authentication are counted in `twoway_forward_requests_total{outcome}` and
  * timed in `twoway_forward_duration_seconds` (seconds, from after authentication to the end of the
  * response), the same way on both entry paths.
@@ -148,6 +152,8 @@ export class ForwardEndpoint {
   // The common outcome's label children, bound once (prom-client hashes labels on every call).
   readonly #okCount: ReturnType<Metrics['forwardRequests']['labels']>;
   readonly #okDuration: ReturnType<Metrics['forwardDuration']['labels']>;
+  /** A remote server that does not speak HTTP fails every forward to it: a few log lines a minute. */
+  readonly #protocolErrors = new LogLimiter();
   #closing = false;
 
   constructor(deps: ForwardEndpointDeps) {
@@ -215,6 +221,14 @@ export class ForwardEndpoint {
       const appError = toAppError(err);
       outcome = appError.code;
       if (appError.code === 'internal_error') this.#deps.logger.error({ err }, 'forward failed');
+      else if (appError.code === 'upstream_protocol_error') {
+        const tenantId = principal.kind === 'tenant' ? principal.tenantId : fields.tenant;
+        this.#protocolErrors.warn(
+          this.#deps.logger,
+          { tenantId, service: fields.service, reason: causeMessage(appError) },
+          'remote server answered outside HTTP',
+        );
+      }
       writeRawProblem(res, appError, { close: !req.complete });
     } finally {
       // The remote server may answer before reading the whole body (nginx's `return` does), or we
@@ -239,6 +253,10 @@ export class ForwardEndpoint {
   ): Promise<void> {
     const { runtime, dispatchers } = this.#deps;
     if (fields.repeated !== undefined) throw new AppError('bad_request', `Send ${fields.repeated} once.`);
+    // A key's roles must grant runtime:forward (as requirePermission in tenants/service.ts checks).
+    if (principal.kind === 'tenant' && !principal.permissions.has('runtime:forward')) {
+      throw new AppError('forbidden', 'This needs the permission runtime:forward.');
+    }
     let tenantId: string;
     if (principal.kind === 'operator') {
       if (fields.tenant === undefined || fields.tenant === '') {

@@ -14,7 +14,7 @@
  * upstream socket); the client's `drain` resumes it. undici's body timeout does not run while paused.
  */
 import type http from 'node:http';
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, errors } from 'undici';
 import { AppError } from '../errors/app-error.js';
 import { DESTINATION_BLOCKED } from '../net/address-guard.js';
 
@@ -90,7 +90,8 @@ function connectionOptions(value: string, named: string[] | null): string[] | nu
  * `authorization` unless `keepAuthorization` (the caller's credential for Twoway, not for the remote
  * server, unless it authenticated with Proxy-Authorization), `host` (undici
  * sets it from the URL), `expect` (Node's server already answered 100-continue; undici refuses it)
- * and every `twoway-*` field. Sets `body` when the request declares one (RFC 9112 §6.1).
+ * and every `twoway-*` field, and every field whose name spelt with `_` for `-` is one of those
+ * ({@link foldsToDropped}). Sets `body` when the request declares one (RFC 9112 §6.1).
  */
 class RequestHeaders {
   headers: string[] = [];
@@ -104,6 +105,7 @@ class RequestHeaders {
       const name = raw[i] as string;
       const value = raw[i + 1] as string;
       const lower = name.toLowerCase();
+      if (lower.includes('_') && foldsToDropped(lower, drop)) continue;
       if (HOP_BY_HOP.has(lower)) {
         if (lower === 'connection') {
           named = connectionOptions(value, named);
@@ -131,6 +133,27 @@ class RequestHeaders {
     }
     if (named !== null) this.headers = withoutNamed(out, named);
   }
+}
+
+/** Request fields the proxy sets or acts on itself, besides hop-by-hop ones and `twoway-*`. */
+const CONSUMED: ReadonlySet<string> = new Set(['authorization', 'host', 'expect', 'content-length']);
+
+/**
+ * True when a lowercase field name holding `_` reads, with each `_` taken as `-`, as a field the
+ * proxy drops or acts on (hop-by-hop, {@link CONSUMED}, `twoway-*`, `drop`). CGI-style servers
+ * (Python's wsgiref, PHP, Puma before 6.4.3: CVE-2024-45614) map `X_Forwarded_Client_Cert` and
+ * `X-Forwarded-Client-Cert` to the same variable, so a copy spelt with underscores would stand in
+ * for the field the gateway removed or set (nginx and Envoy drop such names by default for this
+ * reason). Such a field is dropped whole, never given the meaning of its dashed spelling.
+ */
+function foldsToDropped(lower: string, drop: ReadonlySet<string> | undefined): boolean {
+  const folded = lower.replaceAll('_', '-');
+  return (
+    HOP_BY_HOP.has(folded) ||
+    CONSUMED.has(folded) ||
+    folded.startsWith('twoway-') ||
+    drop?.has(folded) === true
+  );
 }
 
 /** Drops the pairs whose (lowercase) name is in `named`; only runs when a Connection field listed options. */
@@ -302,15 +325,17 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
  * Request: method; headers from `req.rawHeaders` less hop-by-hop ones (RFC 9110 §7.6.1: connection,
  * keep-alive, proxy-connection, te, trailer, transfer-encoding, upgrade, proxy-authorization,
  * proxy-authenticate, and every field named in Connection), less `authorization` (unless
- * `options.forwardAuthorization`), `host`, `expect`, `twoway-*` and `options.dropHeaders`, plus
- * `options.addHeaders`; the body streamed from `req` (no buffering; only when the
- * request declares one with Content-Length > 0 or Transfer-Encoding, so GET/HEAD go without body).
+ * `options.forwardAuthorization`), `host`, `expect`, `twoway-*`, `options.dropHeaders` and any of
+ * these spelt with `_` for `-` (RequestHeaders), plus `options.addHeaders`; the body streamed from
+ * `req` (no buffering; only when the request declares one with Content-Length > 0 or
+ * Transfer-Encoding, so GET/HEAD go without body).
  * Response: status, reason phrase, headers (less hop-by-hop ones and `Twoway-Error`) and body
  * written to `res` as they arrive, with backpressure both ways.
  *
  * Resolves `{ status }` when `res` has finished; `{ status: 499 }` when the client closed first (the
  * upstream request is then aborted). Rejects with an AppError from {@link mapUpstreamError}
- * (`upstream_tls_failed`, `upstream_unreachable`, `upstream_timeout`, `forward_destination_blocked`):
+ * (`upstream_tls_failed`, `upstream_unreachable`, `upstream_protocol_error`, `upstream_timeout`,
+ * `forward_destination_blocked`):
  * before the response started `res` is untouched, so the caller answers with problem+json and
  * `Twoway-Error`; once started (`res.headersSent`), `res` has been destroyed and must not be answered.
  */
@@ -417,6 +442,19 @@ const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   'ERR_INVALID_HTTP_TOKEN',
 ]);
 
+/**
+ * True for undici's HTTP/1.1 parser error: the remote server's bytes are not an HTTP/1.1 response.
+ * undici 7 builds it without the llhttp error name (`code` stays undefined: it looks the number up in
+ * a table keyed by name), so the class is what tells; an `HPE_*` code is accepted too.
+ */
+function isParserError(err: unknown, depth = 0): boolean {
+  if (depth > 4 || err === null || typeof err !== 'object') return false;
+  if (err instanceof errors.HTTPParserError) return true;
+  const { code, cause } = err as CodedError;
+  if (typeof code === 'string' && code.startsWith('HPE_')) return true;
+  return isParserError(cause, depth + 1);
+}
+
 interface CodedError {
   code?: unknown;
   cause?: unknown;
@@ -441,7 +479,7 @@ const isBlocked = (code: string): boolean => code === DESTINATION_BLOCKED;
 const isCertificate = (code: string): boolean => CERTIFICATE_CODES.has(code);
 const isTls = (code: string): boolean => code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_');
 const isTimeout = (code: string): boolean => TIMEOUT_CODES.has(code);
-const isUnreachable = (code: string): boolean => UNREACHABLE_CODES.has(code) || code.startsWith('HPE_');
+const isUnreachable = (code: string): boolean => UNREACHABLE_CODES.has(code);
 
 /**
  * True when the server accepted TCP and closed during or right after the TLS handshake without a
@@ -478,7 +516,9 @@ function closedDuringHandshake(err: unknown): boolean {
  *   fresh connection closed before any response byte (a TLS 1.3 server refusing our certificate
  *   without an alert, see closedDuringHandshake) → `upstream_tls_failed` (502);
  * - connect, headers and body timeouts → `upstream_timeout` (504);
- * - ECONNREFUSED, ENOTFOUND, EHOSTUNREACH, ECONNRESET, undici socket and parser errors
+ * - undici's parser error (a reply that is not HTTP/1.1: another protocol, garbage) →
+ *   `upstream_protocol_error` (502);
+ * - ECONNREFUSED, ENOTFOUND, EHOSTUNREACH, ECONNRESET, undici socket errors
  *   → `upstream_unreachable` (502);
  * - an AppError is returned as is; anything else → `internal_error` (500).
  */
@@ -522,8 +562,20 @@ export function mapUpstreamError(err: unknown): AppError {
   if (findCode(err, 0, isTimeout) !== null) {
     return new AppError('upstream_timeout', 'The remote server did not answer in time.', options);
   }
+  if (isParserError(err)) {
+    return new AppError(
+      'upstream_protocol_error',
+      'The remote server answered with something that is not an HTTP/1.1 response.',
+      options,
+    );
+  }
   if (findCode(err, 0, isUnreachable) !== null) {
     return new AppError('upstream_unreachable', 'The remote server could not be reached.', options);
   }
   return new AppError('internal_error', undefined, options);
+}
+
+/** The message of an AppError's cause (undici's, naming what was wrong), for a log line; never a URL. */
+export function causeMessage(err: AppError): string | undefined {
+  return err.cause instanceof Error ? err.cause.message : undefined;
 }

@@ -1,5 +1,7 @@
 import { createServer } from 'node:http';
+import cookie from '@fastify/cookie';
 import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -33,11 +35,15 @@ import type { NotificationSettingsService } from '../lifecycle/settings.js';
 import { mappingRoutes } from '../mappings/routes.js';
 import { MappingSchema } from '../mappings/schemas.js';
 import type { MappingService } from '../mappings/service.js';
+import { peopleRoutes, sessionCookie, sessionRoutes } from '../people/routes.js';
+import type { PeopleService } from '../people/service.js';
+import type { SessionService } from '../people/sessions.js';
 import { tenantListRoutes, tenantRoutes } from '../tenants/routes.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics, MetricsAccess } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
+import { cookieAuth } from './session-auth.js';
 import { refuseUnscopedTenantRoutes, tenantScope } from './tenant-scope.js';
 
 export type { AuditNote };
@@ -63,8 +69,15 @@ export interface AppDeps {
   runtime: RuntimeService;
   dispatchers: DispatcherCache;
   metrics: Metrics;
-  /** Throws when the store or the KMS cannot be reached (for /readyz). */
+  /** Who may read `/metrics` (TWOWAY_METRICS_TOKEN or the operator token). */
+  metricsAccess: MetricsAccess;
+  /**
+   * Throws when the store or the KMS cannot be reached, or the store is full (AppError
+   * `storage_full`), for /readyz.
+   */
   checkReady(): Promise<void>;
+  /** /readyz answers `not_ready` when {@link checkReady} takes longer (ms; TWOWAY_READY_TIMEOUT_MS). */
+  readyTimeoutMs: number;
   maxUploadBytes: number;
   /** Socket inactivity (ms) after which the listener closes a connection (TWOWAY_HTTP_IDLE_TIMEOUT_MS). */
   idleTimeoutMs: number;
@@ -83,11 +96,26 @@ export interface AppDeps {
   clientCertificates: ClientCertificateService;
   ca: PlatformCa;
   connections: ConnectionService;
+  /** Members, roles, API keys, portal links and browser sessions. */
+  people: PeopleDeps;
+}
+
+/** What the people routes and the session cookie need (a slice of Config besides the services). */
+export interface PeopleDeps {
+  service: PeopleService;
+  sessions: SessionService;
+  /** TWOWAY_PUBLIC_URL: the base of portal links, and https there makes the cookie `Secure`. */
+  publicUrl?: string | undefined;
+  /** TWOWAY_SESSION_LIFETIME_MS: the cookie's Max-Age. */
+  sessionLifetimeMs: number;
+  /** TWOWAY_SESSION_SIGN_IN_MAX_PER_MINUTE: operator sign-ins per minute and address. */
+  signInMaxPerMinute: number;
 }
 
 /**
  * Builds the admin + runtime HTTP app (API.md): `/v1/...` behind bearer auth, `/healthz`,
- * `/readyz`, `/metrics`, `/docs` and `/docs/openapi.json`. Errors leave as RFC 9457 problem+json.
+ * `/readyz`, `/metrics` (bearer: metrics or operator token), `/docs` and `/docs/openapi.json`.
+ * Errors leave as RFC 9457 problem+json.
  */
 export async function buildHttpApp(deps: AppDeps) {
   const forward = new ForwardEndpoint({
@@ -128,6 +156,7 @@ export async function buildHttpApp(deps: AppDeps) {
     forward.close();
     done();
   });
+  const cookieOptions = sessionCookie(deps.people.publicUrl, deps.people.sessionLifetimeMs);
   app.setErrorHandler(errorHandler);
   // Tenant routes live in the tenant scope, which authorises the tenant before any handler runs.
   app.addHook('onRoute', refuseUnscopedTenantRoutes);
@@ -148,9 +177,16 @@ export async function buildHttpApp(deps: AppDeps) {
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'Operator token or tenant API key' },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: cookieOptions.name,
+            description:
+              'Browser session (portal link or console sign-in); unsafe methods also need Twoway-CSRF',
+          },
         },
       },
-      security: [{ bearer: [] }],
+      security: [{ bearer: [] }, { session: [] }],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
@@ -167,12 +203,23 @@ export async function buildHttpApp(deps: AppDeps) {
     },
   });
 
+  // Cookies are parsed in onRequest, before the auth hook below reads the session cookie.
+  await app.register(cookie);
+  // Only routes that ask for it (operator sign-in) are limited.
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: () => new AppError('rate_limited', 'Too many sign-in attempts; wait a minute.'),
+  });
+
   app.decorateRequest('principal');
+  app.decorateRequest('browserSession');
+  const bySession = cookieAuth({ sessions: deps.people.sessions, cookie: cookieOptions });
   app.addHook('onRequest', async (request) => {
     // The matched route, not the raw URL: the router decodes percent-escapes, so `/%761/tenants`
     // reaches the `/v1/tenants` handler while its raw URL does not start with `/v1/`.
     const path = request.routeOptions.url ?? request.url;
     if (!path.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
+    if (await bySession(request, path)) return;
     // A forward may authenticate with Proxy-Authorization (its Authorization is then the remote's).
     const credential =
       path === FORWARD_PATH
@@ -204,14 +251,17 @@ export async function buildHttpApp(deps: AppDeps) {
   app.get('/healthz', { schema: { tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { tags: ['operations'], security: [] } }, async (_request, reply) => {
     try {
-      await deps.checkReady();
+      await withinMs(deps.checkReady(), deps.readyTimeoutMs);
       return { status: 'ready' };
     } catch (err) {
       deps.logger.warn({ err }, 'readiness check failed');
+      if (err instanceof AppError && err.code === 'storage_full') return sendProblem(reply, err);
       return sendProblem(reply, new AppError('not_ready', 'The store or the KMS is not reachable.'));
     }
   });
-  app.get('/metrics', { schema: { tags: ['operations'], security: [] } }, async (_request, reply) => {
+  // Not public: the metrics name every tenant and object (MetricsAccess).
+  app.get('/metrics', { schema: { tags: ['operations'] } }, async (request, reply) => {
+    await deps.metricsAccess.check(bearerToken(request.headers.authorization));
     reply.type(deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });
@@ -237,11 +287,34 @@ export async function buildHttpApp(deps: AppDeps) {
         maxUploadBytes: deps.maxUploadBytes,
       });
       await scope.register(connectionRoutes, { connections: deps.connections });
+      await scope.register(peopleRoutes, {
+        people: deps.people.service,
+        sessions: deps.people.sessions,
+        publicUrl: deps.people.publicUrl,
+      });
     },
+  });
+  await app.register(sessionRoutes, {
+    sessions: deps.people.sessions,
+    cookie: cookieOptions,
+    signInMaxPerMinute: deps.people.signInMaxPerMinute,
   });
   await app.register(caRoutes, { ca: deps.ca });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });
   return app;
+}
+
+/**
+ * `work`, or a rejection once `ms` milliseconds have passed without it settling (a database that
+ * accepts connections but does not answer must not hold /readyz for the length of its own timeouts).
+ */
+function withinMs(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  work.catch(() => undefined);
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
 /** The Fastify instance {@link buildHttpApp} returns. */

@@ -32,9 +32,10 @@ export function normaliseError(err: unknown): AppError {
   return toAppError(err);
 }
 
-/** Sends an RFC 9457 problem; on the forward path also sets `Twoway-Error`. */
+/** Sends an RFC 9457 problem (with `Retry-After` when the error has one); on the forward path also sets `Twoway-Error`. */
 export function sendProblem(reply: FastifyReply, err: AppError, forwardPath = false): FastifyReply {
   if (forwardPath) reply.header('twoway-error', err.code);
+  if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
   return reply.code(err.status).type('application/problem+json').send(problemOf(err));
 }
 

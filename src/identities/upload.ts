@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { IdentityUpload } from '../certificates/index.js';
 import { AppError } from '../errors/app-error.js';
+import { readFormParts } from '../http/multipart.js';
 
 /** An identity upload as read from the request, before validation. */
 export interface ParsedUpload {
@@ -30,26 +31,28 @@ const FILE_PARTS = new Set(['file', 'certificate', 'privateKey', 'chain']);
 /**
  * Reads an identity upload from `multipart/form-data` (parts `file`, or `certificate` +
  * `privateKey` + `chain`; fields `password`, `name`, `activate`) or from JSON
- * ({@link IdentityJsonBody}). Every file is limited to `maxBytes`; larger gives
- * `payload_too_large` (413), and nothing is written anywhere: parts are read into memory only.
+ * ({@link IdentityJsonBody}). The uploaded material is limited to `maxBytes` in all: for multipart,
+ * every part counts (files and fields, see readFormParts); for JSON, the certificate, key, chain and
+ * PKCS#12 properties. Larger gives `payload_too_large` (413), and nothing is written anywhere:
+ * parts are read into memory only.
  * @throws AppError `payload_too_large`, `bad_request`, `unsupported_media_type`
  */
 export async function readUpload(request: FastifyRequest, maxBytes: number): Promise<ParsedUpload> {
   if (request.isMultipart()) {
     const upload: IdentityUpload = {};
     const fields: Record<string, string> = {};
-    for await (const part of request.parts()) {
-      if (part.type === 'file') {
-        if (!FILE_PARTS.has(part.fieldname)) {
-          await part.toBuffer();
-          throw new AppError('bad_request', `Unexpected file part "${part.fieldname}".`);
-        }
-        upload[part.fieldname as 'file'] = await part.toBuffer();
-      } else if (FILE_PARTS.has(part.fieldname)) {
-        // Pasted PEM sent as a plain text field.
-        upload[part.fieldname as 'file'] = Buffer.from(String(part.value), 'utf8');
+    const parts = await readFormParts(request, maxBytes);
+    for (const part of parts) {
+      if (FILE_PARTS.has(part.fieldname)) {
+        // A file, or pasted PEM sent as a plain text field; sent twice, the last one counts.
+        upload[part.fieldname as 'file']?.fill(0);
+        upload[part.fieldname as 'file'] = part.value;
+      } else if (part.isFile) {
+        for (const other of parts) other.value.fill(0);
+        throw new AppError('bad_request', `Unexpected file part "${part.fieldname}".`);
       } else {
-        fields[part.fieldname] = String(part.value);
+        fields[part.fieldname] = part.value.toString('utf8');
+        part.value.fill(0);
       }
     }
     if (fields.password !== undefined) upload.password = fields.password;

@@ -33,6 +33,7 @@ export const identityTestRoutes: FastifyPluginAsyncTypebox<IdentityTestRouteOpti
   app.post(
     '/v1/tenants/:tenant/identity-tests',
     {
+      config: { permission: 'identities:write' },
       bodyLimit: jsonUploadBodyLimit(maxUploadBytes),
       attachValidation: true,
       schema: {
@@ -51,6 +52,7 @@ export const identityTestRoutes: FastifyPluginAsyncTypebox<IdentityTestRouteOpti
           403: Type.Ref('Problem'),
           413: Type.Ref('Problem'),
           422: Type.Ref('Problem'),
+          429: Type.Ref('Problem'),
         },
       },
     },

@@ -180,7 +180,7 @@ export class IdentityTester {
     let client: { certificatesPem: string; keyPem: string } | undefined;
     if (hasUpload && input.upload) {
       try {
-        const validated = await this.#deps.parser.parse(input.upload, this.#deps.clock.now());
+        const validated = await this.#deps.parser.parse(tenantId, input.upload, this.#deps.clock.now());
         certificate.ok = true;
         certificate.summary = summaryView(validated.summary, validated.chainSummary);
         client = {

@@ -9,7 +9,7 @@ import type { DeliveryWorker } from './deliveries.js';
 import type { ExpiryScanner } from './scanner.js';
 
 export interface LifecycleSchedulerDeps {
-  store: Pick<LifecycleStore, 'withSchedulerLock' | 'nextDeliveryAt'> &
+  store: Pick<LifecycleStore, 'withSchedulerLock' | 'claimFullScan' | 'nextDeliveryAt'> &
     Pick<IdentityStore, 'listDueActivations' | 'clearScheduledActivation' | 'nextActivationAt'>;
   identities: Pick<IdentityService, 'activateVersion' | 'get'>;
   scanner: ExpiryScanner;
@@ -36,7 +36,10 @@ export interface TickResult {
   /** False when another process held the scheduler lock (no activation or scan here). */
   ran: boolean;
   activated: number;
+  /** A full scan ran here. */
   scanned: boolean;
+  /** A full scan was due but another process had already run it within the interval. */
+  scanSkipped: boolean;
   notified: number;
   attempted: number;
 }
@@ -51,7 +54,12 @@ export interface TickResult {
  *
  * Ticks run one at a time in this process (a promise chain). Across processes sharing PostgreSQL,
  * activations and scans run under a session advisory lock: a process that does not get it skips
- * them (its timer tries again later). Deliveries run outside the lock: each one is leased (its due
+ * them (its timer tries again later). The lock only keeps two scans from overlapping, so the full
+ * scan is also claimed in the store (LifecycleStore.claimFullScan, the last scan's time in `meta`):
+ * one full scan per interval across every process on the store, SQLite or PostgreSQL. A process
+ * that finds the scan done elsewhere takes that scan's time as its own (its timer then wakes when
+ * the next one is due) and drops its expiry gauges, so that only the process that ran the latest
+ * scan exports them. Deliveries run outside the lock: each one is leased (its due
  * time moved past the attempt, atomically) before it is sent, so any process may send due ones and
  * none is sent twice; notifications are claimed with a unique insert, so overlapping scans cannot
  * queue one twice either. The lock saves duplicate work; correctness does not rest on it.
@@ -79,18 +87,31 @@ export class LifecycleScheduler {
     );
   }
 
-  /** Starts the loop: one full run now, then on the timer. */
+  /**
+   * Starts the loop: one run now (with a full scan unless another process ran one within the
+   * interval), then on the timer.
+   */
   start(): void {
     this.#stopped = false;
-    void this.#enqueue(() => this.#tick(true));
+    void this.#enqueue(() => this.#tick('due'));
   }
 
   /**
    * One full tick now (activations due, a full scan with notifications, deliveries due), after any
-   * tick already running. Resolves when done.
+   * tick already running; the scan runs whenever another process ran its last one. Resolves when
+   * done.
    */
   runOnce(): Promise<TickResult> {
-    return this.#enqueue(() => this.#tick(true));
+    return this.#enqueue(() => this.#tick('force'));
+  }
+
+  /**
+   * What the timer runs, now, after any tick already running: activations due, the full scan if this
+   * process's last known one is an interval old and no other process ran it since, deliveries due.
+   * For tests that move a manual clock instead of waiting for the timer.
+   */
+  runDue(): Promise<TickResult> {
+    return this.#enqueue(() => this.#tick('if-due'));
   }
 
   /** Stops the timers and waits for a running tick. */
@@ -115,23 +136,46 @@ export class LifecycleScheduler {
       this.#debounce = undefined;
       const tenants = [...this.#pendingTenants];
       this.#pendingTenants.clear();
-      void this.#enqueue(() => this.#tick(false, tenants));
+      void this.#enqueue(() => this.#tick('if-due', tenants));
     }, this.#deps.changeDebounceMs ?? 100);
     this.#debounce.unref();
   }
 
-  async #tick(fullScan: boolean, tenants: string[] = []): Promise<TickResult> {
-    const { store, clock, logger } = this.#deps;
-    const result: TickResult = { ran: false, activated: 0, scanned: false, notified: 0, attempted: 0 };
+  /**
+   * One tick. `scan`: `force` runs the full scan in any case; `due` claims it (unless another process
+   * ran one within the interval); `if-due` claims it only when this process's last known scan is an
+   * interval old, else rescans `tenants` only.
+   */
+  async #tick(scan: 'force' | 'due' | 'if-due', tenants: string[] = []): Promise<TickResult> {
+    const { store, clock, logger, scanIntervalMs } = this.#deps;
+    const result: TickResult = {
+      ran: false,
+      activated: 0,
+      scanned: false,
+      scanSkipped: false,
+      notified: 0,
+      attempted: 0,
+    };
     try {
       const outcome = await store.withSchedulerLock(async () => {
         result.ran = true;
         result.activated = await this.#activateDue();
-        const now = clock.now().getTime();
-        const scanDue = this.#lastScanAt === undefined || now - this.#lastScanAt >= this.#deps.scanIntervalMs;
-        if (fullScan || scanDue) {
+        const now = clock.now();
+        const scanDue = this.#lastScanAt === undefined || now.getTime() - this.#lastScanAt >= scanIntervalMs;
+        let claimed = false;
+        if (scan !== 'if-due' || scanDue) {
+          const claim = await store.claimFullScan(now, scanIntervalMs, scan === 'force');
+          claimed = claim.claimed;
+          if (!claim.claimed) {
+            this.#lastScanAt = claim.lastScanAt.getTime();
+            result.scanSkipped = true;
+            this.#deps.scanner.forgetGauges();
+            logger.debug({ lastScanAt: claim.lastScanAt }, 'expiry scan skipped: another process ran it');
+          }
+        }
+        if (claimed) {
           const summary = await this.#deps.scanner.scanAll({ notify: true });
-          this.#lastScanAt = now;
+          this.#lastScanAt = now.getTime();
           result.scanned = true;
           result.notified = summary.notified;
           logger.debug({ ...summary }, 'expiry scan done');
@@ -217,7 +261,7 @@ export class LifecycleScheduler {
     if (this.#timer) clearTimeout(this.#timer);
     // setTimeout takes at most 2^31-1 ms; we wake at least every maxSleepMs anyway.
     this.#timer = setTimeout(
-      () => void this.#enqueue(() => this.#tick(false)),
+      () => void this.#enqueue(() => this.#tick('if-due')),
       Math.min(delayMs, 2_147_483_647),
     );
     this.#timer.unref();

@@ -4,6 +4,7 @@
  */
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import { AppError } from '../errors/app-error.js';
+import { type KeyOrder, readPage } from '../shared/paging.js';
 import { fromFlag, fromMs, toFlag, toMs } from './columns.js';
 import { Aggregate, changedAny, Unchanged } from './database.js';
 import { requireLiveIdentity } from './identities.js';
@@ -13,8 +14,18 @@ import type {
   ConnectionAuthSettings,
   ConnectionAuthType,
   ConnectionStore,
+  Page,
+  PageRequest,
   SealedSecret,
 } from './types.js';
+
+/** A tenant's connections: oldest first. */
+const CONNECTION_ORDER: KeyOrder<Selectable<ConnectionsTable>> = {
+  list: 'connections',
+  columns: ['created_at', 'id'],
+  direction: 'asc',
+  types: ['integer', 'string'],
+};
 
 /** {@link ConnectionStore} over the shared plumbing (database.ts: transactions, errors). */
 export class KyselyConnectionStore extends Aggregate implements ConnectionStore {
@@ -46,9 +57,10 @@ export class KyselyConnectionStore extends Aggregate implements ConnectionStore 
     );
   }
 
-  async listConnections(tenantId: string): Promise<Connection[]> {
+  /** Ordered by createdAt then id. @throws AppError `invalid_cursor` */
+  async listConnections(tenantId: string, request: PageRequest): Promise<Page<Connection>> {
     const rows = this.database.ofTenant('connections', tenantId);
-    return this.database.all(rows.orderBy('created_at').orderBy('id'), toConnection);
+    return readPage(this.database, rows, CONNECTION_ORDER, [tenantId], request, toConnection);
   }
 
   /** @throws as {@link createConnection}; nothing changes for an unknown or another tenant's connection. */

@@ -4,7 +4,9 @@
  * whole (has it data, migrate, ping, close). The aggregates (tenants.ts, identities.ts, ...) hold
  * the queries; sqlite.ts and postgres.ts provide the {@link DialectSupport}.
  */
+import { randomBytes } from 'node:crypto';
 import {
+  type ControlledTransaction,
   type Kysely,
   Migrator,
   type Selectable,
@@ -24,8 +26,10 @@ export type DriverFailure =
   | { kind: 'unique'; table: string | undefined }
   /** A foreign key constraint: the referenced tenant or identity does not exist. */
   | { kind: 'foreign_key' }
-  /** The database cannot be reached or is busy beyond the timeout. */
-  | { kind: 'unavailable' };
+  /** The database cannot be reached, its session was lost, or it is busy beyond a timeout. */
+  | { kind: 'unavailable' }
+  /** The disk or the database is full (SQLite `SQLITE_FULL`, `ENOSPC`; PostgreSQL `53100`). */
+  | { kind: 'full' };
 
 /** What a scheduler lock attempt returns: the work's value, or `ran: false` when skipped. */
 export type LockOutcome<T> = { ran: true; value: T } | { ran: false };
@@ -61,10 +65,21 @@ export type TenantTable = {
 /** Safe `detail` for a unique violation, by table; never echoes the offending value. */
 const duplicateDetail: Record<string, string> = {
   api_keys: 'An API key with this id or token already exists.',
+  client_certificates: 'This certificate is already registered in this tenant.',
   identities: 'An identity with this id already exists.',
   identity_versions: 'This identity version already exists.',
   mappings: 'A mapping with this id already exists.',
+  roles: 'A role with this name already exists.',
+  members: 'A member with this id already exists.',
 };
+
+/** The meta key of the write that proves a full store has room again (see {@link StoreDatabase.ping}). */
+const STORAGE_PROBE_KEY = 'storage_probe';
+/**
+ * Size of that write: several pages (SQLite's are 4 KiB), so that a store that can only rewrite
+ * pages it already has does not count as having room again. Random, so compression cannot shrink it.
+ */
+const STORAGE_PROBE_BYTES = 64 * 1024;
 
 /** Thrown inside a write transaction to roll it back (it changed nothing) and return `value`. */
 export class Unchanged extends Error {
@@ -88,13 +103,20 @@ export class Unchanged extends Error {
  *   deadlock. A write that matches no row is rolled back ({@link Unchanged}), so the revision moves
  *   only when data changed.
  * - Errors: unique violation on tenants → `tenant_exists`; other unique violations → `bad_request`;
- *   foreign key violations → `not_found`; unreachable database → `not_ready`; anything else →
- *   `internal_error` with the driver error as `cause` (never in `detail`).
+ *   foreign key violations → `not_found`; unreachable database, lost session or a timeout →
+ *   `not_ready` (503); a full disk or database → `storage_full` (503); anything else →
+ *   `internal_error`. The driver error is always the `cause` (logged, never in `detail`), also when
+ *   the rollback after it fails too (SQLite rolls back by itself after `SQLITE_FULL`, and the
+ *   rollback then reports "no transaction is active").
+ * - After a `storage_full`, {@link ping} fails with `storage_full` until a write succeeds (its own
+ *   probe write, or any other).
  */
 export class StoreDatabase {
   readonly db: Kysely<Database>;
   readonly support: DialectSupport;
   #closed: Promise<void> | undefined;
+  /** Set by a write that failed for lack of space; cleared by the next write that commits. */
+  #full = false;
 
   constructor(db: Kysely<Database>, support: DialectSupport) {
     this.db = db;
@@ -231,15 +253,37 @@ export class StoreDatabase {
       provider: migrationProvider(this.dialect),
       migrationTableSchema: this.support.migrationTableSchema,
     });
-    const { error } = await migrator.migrateToLatest();
+    let { error } = await migrator.migrateToLatest();
+    // Kysely's Migrator lists the tables of every schema in the database to find its own; a schema
+    // dropped by someone else during that listing fails it with 3F000 (invalid_schema_name). The
+    // migration itself is idempotent and locked, so it is simply run again.
+    for (let attempt = 1; attempt < 4 && isSchemaVanished(error); attempt += 1) {
+      ({ error } = await migrator.migrateToLatest());
+    }
     if (error !== undefined) {
       throw new AppError('internal_error', 'Database migration failed.', { cause: error });
     }
   }
 
-  /** @throws AppError `not_ready` when the database does not answer. */
+  /**
+   * Checks that the database answers (`select 1`) and, after a write failed with `storage_full`,
+   * that it has room again: a 64 KiB probe row is written and removed (a write that commits clears
+   * the state, so /readyz recovers without waiting for client traffic).
+   * @throws AppError `not_ready` when the database does not answer; `storage_full` while a probe
+   *   write still fails for lack of space.
+   */
   async ping(): Promise<void> {
     await this.read(() => sql`select 1`.execute(this.db));
+    if (!this.#full) return;
+    const value = randomBytes(STORAGE_PROBE_BYTES);
+    await this.append((trx) =>
+      trx
+        .insertInto('meta')
+        .values({ key: STORAGE_PROBE_KEY, value })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+        .execute(),
+    );
+    await this.append((trx) => trx.deleteFrom('meta').where('key', '=', STORAGE_PROBE_KEY).execute());
   }
 
   /** Closes the connection (SQLite) or pool (PostgreSQL); later calls return the same promise. */
@@ -248,10 +292,25 @@ export class StoreDatabase {
     return this.#closed;
   }
 
+  /**
+   * Runs `work` in a transaction. On failure it rolls back and throws the first error (translated):
+   * a rollback that fails too (SQLite already rolled back after `SQLITE_FULL`; the session is gone)
+   * must not replace the cause.
+   */
   async #transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    let trx: ControlledTransaction<Database> | undefined;
     try {
-      return await this.db.transaction().execute(work);
+      trx = await this.db.startTransaction().execute();
+      const value = await work(trx);
+      await trx.commit().execute();
+      this.#full = false;
+      return value;
     } catch (err) {
+      if (trx !== undefined && !trx.isCommitted)
+        await trx
+          .rollback()
+          .execute()
+          .catch(() => undefined);
       if (err instanceof Unchanged) return err.value as T;
       throw this.translate(err);
     }
@@ -277,6 +336,9 @@ export class StoreDatabase {
         });
       case 'unavailable':
         return new AppError('not_ready', 'The database is not reachable.', { cause: err });
+      case 'full':
+        this.#full = true;
+        return new AppError('storage_full', 'The database has no room for this change.', { cause: err });
       default:
         return toAppError(err);
     }
@@ -298,4 +360,9 @@ export abstract class Aggregate {
 export async function changedAny(update: { executeTakeFirst(): Promise<UpdateResult> }): Promise<boolean> {
   const result = await update.executeTakeFirst();
   return result.numUpdatedRows > 0n;
+}
+
+/** True for PostgreSQL's `invalid_schema_name` (3F000): a schema vanished while it was being read. */
+function isSchemaVanished(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '3F000';
 }

@@ -11,9 +11,10 @@ import { KyselyIdentityStore } from './identities.js';
 import { KyselyLifecycleStore } from './lifecycle.js';
 import { countActiveMappings, KyselyMappingStore } from './mappings.js';
 import { KyselyMetaStore } from './meta.js';
+import { KyselyPeopleStore } from './people.js';
 import { KyselyPlatformCaStore, storeCrl } from './platform-ca.js';
 import type { Database } from './tables.js';
-import { defaultIdentityLinks, KyselyTenantStore } from './tenants.js';
+import { defaultIdentityLinks, KyselyTenantStore, keysHoldingRole } from './tenants.js';
 import type {
   ClientCertificateStore,
   ConnectionStore,
@@ -21,6 +22,7 @@ import type {
   LifecycleStore,
   MappingStore,
   MetaStore,
+  PeopleStore,
   PlatformCaStore,
   Store,
   TenantStore,
@@ -57,6 +59,7 @@ export function createKyselyStore(db: Kysely<Database>, support: DialectSupport)
     ...methodsOf<PlatformCaStore>(new KyselyPlatformCaStore(database)),
     ...methodsOf<MetaStore>(new KyselyMetaStore(database)),
     ...methodsOf<LifecycleStore>(new KyselyLifecycleStore(database)),
+    ...methodsOf<PeopleStore>(new KyselyPeopleStore(database, keysHoldingRole)),
   };
 }
 

@@ -77,16 +77,25 @@ function postgresBackend(): StoreBackend {
     },
     async cleanup() {
       await Promise.all(stores.splice(0).map((s) => s.close()));
-      if (schemas.length === 0) return;
-      const client = new pg.Client({ connectionString: postgresUrl });
-      await client.connect();
-      try {
-        for (const schema of schemas.splice(0)) await client.query(`drop schema if exists ${schema} cascade`);
-      } finally {
-        await client.end();
-      }
+      await dropPostgresSchemas(schemas.splice(0));
     },
   };
+}
+
+/** Closes `stores`, then drops `schemas` (with everything in them) from the test PostgreSQL. */
+export async function dropPostgresSchemas(
+  schemas: readonly string[],
+  stores: readonly Store[] = [],
+): Promise<void> {
+  await Promise.all(stores.map((s) => s.close()));
+  if (schemas.length === 0) return;
+  const client = new pg.Client({ connectionString: postgresUrl });
+  await client.connect();
+  try {
+    for (const schema of schemas) await client.query(`drop schema if exists ${schema} cascade`);
+  } finally {
+    await client.end();
+  }
 }
 
 let availability: Promise<boolean> | undefined;

@@ -134,10 +134,13 @@ export async function curl(
     method?: string;
     /** Send the path as written (`--path-as-is`): curl otherwise removes `/../` and `/./` itself. */
     pathAsIs?: boolean;
+    /** Offer h2 by ALPN (`--http2`); curl uses HTTP/1.1 when the server does not take it. */
+    http2?: boolean;
   },
 ): Promise<CurlResult> {
   const args = ['-sS', '-i', '--cacert', options.ca, '--max-time', '10'];
   if (options.pathAsIs) args.push('--path-as-is');
+  if (options.http2) args.push('--http2');
   if (options.cert) args.push('--cert', options.cert);
   if (options.key) args.push('--key', options.key);
   if (options.apiKey) args.push('-H', `Authorization: Bearer ${options.apiKey}`);

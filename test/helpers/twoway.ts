@@ -167,10 +167,35 @@ export async function uploadPkcs12(
 }
 
 /**
+ * Uploads `leaf` (PEM certificate and key, with `chainPem`) as an identity of `tenant` named `name`
+ * through the JSON upload, with `token`; returns the identity's id.
+ */
+export async function uploadPem(
+  twoway: Pick<TestTwoway, 'call'>,
+  tenant: string,
+  leaf: { certPem: string; keyPem: string },
+  chainPem: string,
+  options: { token?: string; name?: string } = {},
+): Promise<string> {
+  const response = await twoway.call(`/v1/tenants/${tenant}/identities`, {
+    method: 'POST',
+    ...(options.token !== undefined ? { token: options.token } : {}),
+    json: {
+      name: options.name ?? 'identity',
+      certificatePem: leaf.certPem,
+      privateKeyPem: leaf.keyPem,
+      chainPem,
+    },
+  });
+  expect(response.status, await response.clone().text()).toBe(201);
+  return ((await response.json()) as { id: string }).id;
+}
+
+/**
  * Uploads `leaf` with the intermediate of `pki` as a JSON PEM upload to `tenant` with `token`;
  * returns the new identity's id.
  */
-export async function uploadIdentity(
+export function uploadIdentity(
   twoway: Pick<TestTwoway, 'call'>,
   pki: TestPki,
   tenant: string,
@@ -178,18 +203,7 @@ export async function uploadIdentity(
   leaf: CertKey,
   name = 'identity',
 ): Promise<string> {
-  const response = await twoway.call(`/v1/tenants/${tenant}/identities`, {
-    method: 'POST',
-    token,
-    json: {
-      name,
-      certificatePem: leaf.certPem,
-      privateKeyPem: leaf.keyPem,
-      chainPem: pki.intermediate.certPem,
-    },
-  });
-  expect(response.status, await response.clone().text()).toBe(201);
-  return ((await response.json()) as { id: string }).id;
+  return uploadPem(twoway, tenant, leaf, pki.intermediate.certPem, { token, name });
 }
 
 /** Creates a connection (`POST .../connections` with `json`) in `tenant` with `token`; returns its id. */

@@ -121,7 +121,7 @@ describe.each(backends)('forward end to end on $name', (backend) => {
   });
 
   test('metrics count forwards by outcome', async () => {
-    const metrics = await (await fetch(`${twoway.url}/metrics`)).text();
+    const metrics = await (await twoway.call('/metrics')).text();
     expect(metrics).toMatch(/twoway_forward_requests_total\{outcome="ok"\} [1-9]/);
     expect(metrics).toContain('twoway_forward_duration_seconds_bucket');
   });
@@ -168,7 +168,7 @@ describe('idle forward pools', () => {
           },
         });
       const gauges = async () => {
-        const text = await (await fetch(`${twoway.url}/metrics`)).text();
+        const text = await (await twoway.call('/metrics')).text();
         const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1]);
         return {
           pools: value(/^twoway_forward_pools\{state="live"\} (\d+)$/m),

@@ -207,7 +207,7 @@ describe('an audited action writes the same details over HTTP, from the CLI and 
         ),
       );
     }
-  });
+  }, 120_000);
 
   test('identity.activate_version: the scheduler writes what a manual activation writes, and when it was due', async () => {
     const [v1, v2] = await Promise.all([pki.leaf({ cn: 'activate-v1' }), pki.leaf({ cn: 'activate-v2' })]);

@@ -99,7 +99,11 @@ describe('twoway connection add/list/show/update/delete', () => {
 
     const store = await openSqliteStore(join(dataDir, 'twoway.db'));
     try {
-      const events = await store.listAuditEvents('cli-co', { objectType: 'connection', limit: 50 });
+      const { items: events } = await store.listAuditEvents(
+        'cli-co',
+        { objectType: 'connection' },
+        { limit: 50 },
+      );
       expect(events.map((e) => [e.action, e.actor]).reverse()).toEqual([
         ['connection.create', 'cli'],
         ['connection.update', 'cli'],

@@ -479,7 +479,18 @@ function opensslEku(file: string): string[] | undefined {
   ];
 }
 
-/** What readIdentity must answer for one leaf and its key, from the manifests' facts alone. */
+/**
+ * Whether `openssl x509` lists a keyUsage without Digital Signature (CA certificates: Certificate
+ * Sign, CRL Sign): TLS clients sign the handshake, so such a leaf cannot be a client certificate.
+ */
+function opensslKeyUsageForbidsSigning(file: string): boolean {
+  const out = execFileSync('openssl', ['x509', '-in', file, '-noout', '-ext', 'keyUsage'], {
+    encoding: 'utf8',
+  });
+  return out.includes('Key Usage') && !out.includes('Digital Signature');
+}
+
+/** What readIdentity must answer for one leaf and its key, from the manifests' facts and openssl. */
 function identityVerdict(cert: CorpusFile, key: CorpusFile): string {
   const facts = pycaCerts(cert.entry)[0]!;
   const keyFacts = key.entry.summary ?? {};
@@ -497,6 +508,9 @@ function identityVerdict(cert: CorpusFile, key: CorpusFile): string {
     : facts.extended_key_usage;
   if (eku && !eku.includes('clientAuth') && !eku.includes('anyExtendedKeyUsage'))
     return 'client_auth_not_allowed';
+  if (opensslKeyUsageForbidsSigning(path.join(CORPUS, cert.folder, cert.entry.file))) {
+    return 'digital_signature_not_allowed';
+  }
   return 'ok';
 }
 
@@ -518,6 +532,7 @@ describe('corpus identities (each certificate with its matching key)', () => {
       'unsupported_key_type',
       'weak_signature',
       'client_auth_not_allowed',
+      'digital_signature_not_allowed',
     ]) {
       expect(verdicts).toContain(code);
     }

@@ -1,5 +1,6 @@
 import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DAY_MS, fingerprintSha256 } from '../../src/certificates/index.js';
 import { makePki, tempDir } from '../fixtures/pki.js';
@@ -17,7 +18,16 @@ import {
   writeFile,
 } from '../helpers/edge-clients.js';
 import { ALERT_DECRYPT_ERROR, tls13Exchange } from '../helpers/edge-tls13-client.js';
-import { build, buildInTest, createTenant, OPERATOR_TOKEN } from '../helpers/twoway.js';
+import { finalResponse, serveRawHttp } from '../helpers/raw-upstream.js';
+import {
+  build,
+  buildInTest,
+  createTenant,
+  logLines,
+  OPERATOR_TOKEN,
+  startTestTwoway,
+  type TestTwoway,
+} from '../helpers/twoway.js';
 
 const backends = await appBackends();
 
@@ -26,6 +36,24 @@ const clock = { offsetMs: 0, now: () => new Date(Date.now() + clock.offsetMs) };
 
 function fingerprintOf(pemFile: string): string {
   return fingerprintSha256(new X509Certificate(readFileSync(pemFile)));
+}
+
+/** Tenant `id` with its API key and a BYOC certificate (`<id>-client`) registered through the API. */
+async function tenantWithByoc(
+  twoway: TestTwoway,
+  dir: string,
+  id: string,
+): Promise<{ apiKey: string; cert: string; key: string }> {
+  const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id, name: id } });
+  const { apiKey } = (await created.json()) as { apiKey: string };
+  const made = await makeByoc(dir, id, `${id}-client`);
+  const registered = await twoway.call(`/v1/tenants/${id}/client-certificates`, {
+    method: 'POST',
+    token: apiKey,
+    json: { certificatePem: readFileSync(made.cert, 'utf8') },
+  });
+  expect(registered.status).toBe(201);
+  return { apiKey, ...made };
 }
 
 describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
@@ -280,6 +308,49 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
     expect(rawHeaderValues(byocSeen.rawHeaders, 'client-cert-chain')).toEqual([]);
   });
 
+  test('identity headers spelt with underscores are dropped, not forwarded (CVE-2024-45614), over HTTP/1.1 and from an h2 client', async () => {
+    // A CGI-style platform (wsgiref, Puma < 6.4.3) reads Twoway_Tenant as Twoway-Tenant: tenant B's
+    // client could make it read tenant A's identity.
+    const forged = [
+      'Twoway_Tenant: tenant-a',
+      'X_Forwarded_Client_Cert: Hash=0000;Subject="CN=admin";URI=urn:twoway:tenant:tenant-a',
+      'x-forwarded_client-cert: Hash=1111',
+      'Client_Cert: :Zm9yZ2Vk:',
+      'CLIENT_CERT_CHAIN: :Zm9yZ2Vk:',
+      'Twoway_Anything: x',
+      'X_Custom_Header: kept',
+    ];
+    const laptop = await makeByoc(files.dir, 'underscore-b', 'tenant-b-laptop');
+    expect((await register(laptop.cert, keyB, 'tenant-b')).status).toBe(201);
+    for (const http2 of [false, true]) {
+      const before = upstream.requests.length;
+      const answer = await curl(`${twoway.edgeUrl}/api/whoami`, {
+        ca: caFile,
+        cert: laptop.cert,
+        key: laptop.key,
+        apiKey: keyB,
+        headers: forged,
+        http2,
+      });
+      expect(answer.status).toBe(200);
+      expect(upstream.requests.length).toBe(before + 1);
+      const seen = (upstream.requests.at(-1) as UpstreamRequest).rawHeaders;
+      const names = seen.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase());
+      const folded = names.map((name) => name.replaceAll('_', '-'));
+      expect(folded.filter((name) => name === 'twoway-tenant')).toHaveLength(1);
+      expect(rawHeaderValues(seen, 'twoway-tenant')).toEqual(['tenant-b']);
+      expect(folded.filter((name) => name === 'x-forwarded-client-cert')).toHaveLength(1);
+      expect(rawHeaderValues(seen, 'x-forwarded-client-cert')[0]).toMatch(
+        new RegExp(`^Hash=${fingerprintOf(laptop.cert)};`),
+      );
+      expect(folded.filter((name) => name === 'client-cert')).toHaveLength(1);
+      expect(folded.filter((name) => name === 'client-cert-chain')).toHaveLength(0);
+      expect(names).not.toContain('twoway_anything');
+      // Underscores as such are fine: only the spellings of fields the edge sets are dropped.
+      expect(rawHeaderValues(seen, 'x_custom_header')).toEqual(['kept']);
+    }
+  });
+
   test('with a base path in TWOWAY_EDGE_UPSTREAM, a request path cannot climb out of it', async () => {
     const based = await buildInTest({ backend, env: { TWOWAY_EDGE_UPSTREAM: `${upstream.url}/platform` } });
     const apiKey = await createTenant(based, 'based', 'B');
@@ -388,9 +459,69 @@ describe.each(backends)('edge listener (inbound mTLS) on $name', (backend) => {
     expect(JSON.parse(asA.body)).toMatchObject({ code: 'client_certificate_tenant_mismatch' });
   });
 
+  test('two tenants register the same public certificate: each key is admitted for its own tenant, a third is not, and one revocation leaves the other', async () => {
+    const created = await twoway.call('/v1/tenants', { method: 'POST', json: { id: 'tenant-c', name: 'C' } });
+    const keyC = ((await created.json()) as { apiKey: string }).apiKey;
+    const shared = await makeByoc(files.dir, 'shared', 'shared-client');
+    const asA = await register(shared.cert, keyA);
+    expect(asA.status).toBe(201);
+    // No first-come lock-out and no oracle: tenant B registers it too, and nobody is told.
+    const asB = await register(shared.cert, keyB, 'tenant-b');
+    expect(asB.status).toBe(201);
+    // The same tenant twice stays a conflict.
+    expect((await register(shared.cert, keyB, 'tenant-b')).status).toBe(409);
+
+    const get = (tenant: string, apiKey: string) =>
+      curl(hello(tenant), { ca: caFile, cert: shared.cert, key: shared.key, apiKey });
+    expect((await get('tenant-a', keyA)).body).toBe('Hello, world!');
+    expect((await get('tenant-b', keyB)).body).toBe('Hello, world!');
+    const asC = await get('tenant-c', keyC);
+    expect(asC.status).toBe(403);
+    expect(JSON.parse(asC.body)).toMatchObject({ code: 'client_certificate_tenant_mismatch' });
+
+    // One keep-alive connection, the API key changing between requests: each request is checked
+    // against the registration of its key's tenant.
+    const connection = await RawEdgeConnection.connect(twoway.edgeUrl, {
+      ca: readFileSync(caFile, 'utf8'),
+      cert: readFileSync(shared.cert, 'utf8'),
+      key: readFileSync(shared.key, 'utf8'),
+    });
+    try {
+      expect((await connection.get('/v1/tenants/tenant-a/mtls/hello', keyA)).status).toBe(200);
+      expect((await connection.get('/v1/tenants/tenant-b/mtls/hello', keyB)).status).toBe(200);
+      const revoked = await twoway.call(`/v1/tenants/tenant-b/client-certificates/${asB.id}/revoke`, {
+        method: 'POST',
+        token: keyB,
+        json: {},
+      });
+      expect(revoked.status).toBe(200);
+      expect((await connection.get('/v1/tenants/tenant-a/mtls/hello', keyA)).status).toBe(200);
+      const refused = await connection.get('/v1/tenants/tenant-b/mtls/hello', keyB);
+      expect(JSON.parse(refused.body)).toMatchObject({ code: 'client_certificate_revoked' });
+    } finally {
+      connection.close();
+    }
+    expect((await get('tenant-a', keyA)).body).toBe('Hello, world!');
+    expect(JSON.parse((await get('tenant-b', keyB)).body)).toMatchObject({
+      code: 'client_certificate_revoked',
+    });
+    // Deleted by A: B's (revoked) registration still answers for B, A is now a stranger to it.
+    const deleted = await twoway.call(`/v1/tenants/tenant-a/client-certificates/${asA.id}`, {
+      method: 'DELETE',
+      token: keyA,
+    });
+    expect(deleted.status).toBe(204);
+    expect(JSON.parse((await get('tenant-a', keyA)).body)).toMatchObject({
+      code: 'client_certificate_tenant_mismatch',
+    });
+    expect(JSON.parse((await get('tenant-b', keyB)).body)).toMatchObject({
+      code: 'client_certificate_revoked',
+    });
+  });
+
   test('metrics count edge handshakes by certificate and requests by outcome', async () => {
     const read = async () => {
-      const text = await (await fetch(`${twoway.url}/metrics`)).text();
+      const text = await (await twoway.call('/metrics')).text();
       const value = (series: string) =>
         Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
       return {
@@ -504,5 +635,56 @@ describe('edge listener without a platform upstream', () => {
       await (await fetch(`${own.url}/v1/ca/certificates`)).text(),
     );
     expect((await curl(hello, { ca: platformCa, cert: made.cert, key: made.key, apiKey })).status).toBe(0);
+  });
+});
+
+describe('edge listener with a platform upstream that bends HTTP', () => {
+  const files = tempDir('twoway-edge-raw-');
+  let platform: net.Server;
+  let twoway: TestTwoway;
+  let client: { cert: string; key: string; ca: string; apiKey: string };
+
+  beforeAll(async () => {
+    platform = net.createServer((socket) =>
+      serveRawHttp(socket, (path) =>
+        path === '/garbage'
+          ? ['SSH-2.0-OpenSSH_9.2p1\r\n']
+          : ['HTTP/1.1 100 Continue\r\n\r\n', finalResponse('after an interim response')],
+      ),
+    );
+    await new Promise<void>((resolve) => platform.listen(0, '127.0.0.1', resolve));
+    const { port } = platform.address() as net.AddressInfo;
+    twoway = await startTestTwoway({ TWOWAY_EDGE_UPSTREAM: `http://127.0.0.1:${port}` });
+    const made = await tenantWithByoc(twoway, files.dir, 'bent');
+    const ca = writeFile(files.dir, 'ca.pem', await (await fetch(`${twoway.url}/v1/ca/certificates`)).text());
+    client = { ...made, ca };
+  });
+  afterAll(async () => {
+    await twoway?.close();
+    await new Promise((resolve) => platform?.close(resolve));
+    files.cleanup();
+  });
+
+  test('an unsolicited 100 Continue before the final response is skipped (RFC 9110 §15.2)', async () => {
+    for (const path of ['/first', '/second']) {
+      const answer = await curl(`${twoway.edgeUrl}${path}`, { ...client });
+      expect(answer.status, path).toBe(200);
+      expect(answer.body).toBe('after an interim response');
+    }
+  });
+
+  test('a reply that is not HTTP is 502 upstream_protocol_error, logged at warn a few times, not per request', async () => {
+    const before = logLines.length;
+    for (let i = 0; i < 6; i += 1) {
+      const answer = await curl(`${twoway.edgeUrl}/garbage`, { ...client });
+      expect(answer.status).toBe(502);
+      expect(answer.headers['twoway-error']).toBe('upstream_protocol_error');
+    }
+    const lines = logLines.slice(before).map((line) => JSON.parse(line) as { level: number; msg: string });
+    expect(lines.filter((line) => line.level >= 50)).toEqual([]);
+    const warned = lines.filter((line) => line.msg === 'platform upstream answered outside HTTP');
+    expect(warned.length).toBeGreaterThan(0);
+    expect(warned.length).toBeLessThanOrEqual(3);
+    expect(warned.every((line) => line.level === 40)).toBe(true);
   });
 });

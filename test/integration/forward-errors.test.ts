@@ -6,15 +6,20 @@ import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import tls from 'node:tls';
-import { Agent, request } from 'undici';
+import pino from 'pino';
+import { Agent, errors, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors/app-error.js';
 import { DispatcherCache, type ForwardCredential } from '../../src/forward/dispatchers.js';
+import { ForwardEndpoint } from '../../src/forward/endpoint.js';
 import { mapUpstreamError, proxyRequest } from '../../src/forward/proxy.js';
+import { createMetrics } from '../../src/http/metrics.js';
 import { writeRawProblem } from '../../src/http/problem.js';
 import { parseForwardUrl } from '../../src/net/address-guard.js';
 import { type CertKey, makePki, type TestPki } from '../fixtures/pki.js';
+import { finalResponse, serveRawHttp } from '../helpers/raw-upstream.js';
 
 let pki: TestPki;
 let otherPki: TestPki;
@@ -27,9 +32,17 @@ let refusing: https.Server;
 let silent: https.Server;
 /** Accepts TCP, never speaks TLS. */
 let blackhole: net.Server;
+/** Completes TLS, then answers every request with bytes that are not HTTP. */
+let garbage: tls.Server;
+/** Completes TLS and answers by hand: interim (1xx) responses, then the final one (see rawAnswer). */
+let interim: tls.Server;
+let interimConnections = 0;
 const heldSockets: net.Socket[] = [];
 let handshakes = 0;
-let ports: Record<'trusting' | 'refusing' | 'silent' | 'blackhole' | 'closed', number>;
+let ports: Record<
+  'trusting' | 'refusing' | 'silent' | 'blackhole' | 'closed' | 'garbage' | 'interim',
+  number
+>;
 
 const timeouts = { connectTimeoutMs: 400, headersTimeoutMs: 400, bodyTimeoutMs: 2_000, idleTimeoutMs: 5_000 };
 let privateCache: DispatcherCache;
@@ -102,6 +115,29 @@ function causeCode(err: AppError | undefined): unknown {
   return (err?.cause as { code?: unknown } | undefined)?.code;
 }
 
+const FINAL = finalResponse;
+
+/** What the hand-written server sends for a request path (serveRawHttp). */
+function rawAnswer(path: string, body: string): string[] {
+  switch (path) {
+    case '/continue':
+      return ['HTTP/1.1 100 Continue\r\n\r\n', FINAL(`continued ${body}`)];
+    case '/together':
+      // Two 100s and a 103 Early Hints with a header, in the same record as the final response.
+      return [
+        `HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n${FINAL('together')}`,
+      ];
+    case '/split':
+      // The interim response arrives in pieces, the last one with the start of the final response.
+      return ['HTTP/1.1 10', '0 Continue\r', `\n\r\n${FINAL('split').slice(0, 9)}`, FINAL('split').slice(9)];
+    case '/body-like-interim':
+      // A final response whose body (a record of its own) looks like an interim response.
+      return [FINAL('HTTP/1.1 100 Continue\r\n\r\n').slice(0, -25), 'HTTP/1.1 100 Continue\r\n\r\n'];
+    default:
+      return [FINAL('plain')];
+  }
+}
+
 beforeAll(async () => {
   pki = await makePki('Forward Errors Test');
   otherPki = await makePki('Forward Errors Other');
@@ -134,6 +170,15 @@ beforeAll(async () => {
   blackhole = net.createServer((socket) => {
     heldSockets.push(socket); // accept TCP, never answer the ClientHello
   });
+  const rawOptions = { key: serverLeaf.keyPem, cert: chain(serverLeaf, pki) };
+  garbage = tls.createServer(rawOptions, (socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () => socket.write('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\nProtocol mismatch.\r\n'));
+  });
+  interim = tls.createServer(rawOptions, (socket) => {
+    interimConnections += 1;
+    serveRawHttp(socket, rawAnswer);
+  });
   const closed = net.createServer();
   const closedPort = await listen(closed);
   await new Promise((resolve) => closed.close(resolve));
@@ -143,6 +188,8 @@ beforeAll(async () => {
     silent: await listen(silent),
     blackhole: await listen(blackhole),
     closed: closedPort,
+    garbage: await listen(garbage),
+    interim: await listen(interim),
   };
 
   const key = clientLeaf.keyPem;
@@ -171,7 +218,9 @@ afterAll(async () => {
   for (const socket of heldSockets) socket.destroy();
   await client.close();
   await Promise.all([privateCache?.close(), publicCache?.close()]);
-  await Promise.all([...fronts, trusting, refusing, silent, blackhole].map((server) => stop(server)));
+  await Promise.all(
+    [...fronts, trusting, refusing, silent, blackhole, garbage, interim].map((server) => stop(server)),
+  );
 });
 
 describe('forward errors', () => {
@@ -255,5 +304,113 @@ describe('forward errors', () => {
   it('reaches the same name when private destinations are allowed (control for the lookup check)', async () => {
     const result = await forward(privateFront, `https://localhost:${ports.trusting}/`);
     expect(result.status).toBe(200);
+  });
+});
+
+describe('remote servers that bend HTTP', () => {
+  it('answers upstream_protocol_error (502) when the remote server does not speak HTTP', async () => {
+    const before = failures.length;
+    const result = await forward(privateFront, `https://127.0.0.1:${ports.garbage}/`);
+    expect(result.status).toBe(502);
+    expect(result.error).toBe('upstream_protocol_error');
+    expect(result.body.code).toBe('upstream_protocol_error');
+    expect(failures[before]?.cause).toBeInstanceOf(errors.HTTPParserError);
+  });
+
+  it('skips an unsolicited 100 Continue before the final response (RFC 9110 §15.2)', async () => {
+    const response = await request(privateFront, {
+      dispatcher: client,
+      headers: { 'twoway-forward-url': `https://127.0.0.1:${ports.interim}/continue` },
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['twoway-error']).toBeUndefined();
+    expect(await response.body.text()).toBe('continued ');
+  });
+
+  it('skips several interim responses in one record, and one that arrives in pieces, on one kept-alive connection', async () => {
+    const connections = interimConnections;
+    const get = async (path: string) => {
+      const response = await request(privateFront, {
+        dispatcher: client,
+        headers: { 'twoway-forward-url': `https://127.0.0.1:${ports.interim}${path}` },
+      });
+      return { status: response.statusCode, body: await response.body.text() };
+    };
+    expect(await get('/together')).toEqual({ status: 200, body: 'together' });
+    expect(await get('/split')).toEqual({ status: 200, body: 'split' });
+    expect(await get('/continue')).toEqual({ status: 200, body: 'continued ' });
+    // A body that looks like an interim response is a body: only a response's start is looked at.
+    expect(await get('/body-like-interim')).toEqual({
+      status: 200,
+      body: 'HTTP/1.1 100 Continue\r\n\r\n',
+    });
+    expect(await get('/plain')).toEqual({ status: 200, body: 'plain' });
+    expect(interimConnections - connections).toBeLessThanOrEqual(1);
+  });
+
+  it('skips a 100 Continue on a request with a body, which arrives whole', async () => {
+    const response = await request(privateFront, {
+      dispatcher: client,
+      method: 'POST',
+      headers: { 'twoway-forward-url': `https://127.0.0.1:${ports.interim}/continue` },
+      body: 'x'.repeat(5000),
+    });
+    expect(response.statusCode).toBe(200);
+    expect(await response.body.text()).toBe(`continued ${'x'.repeat(5000)}`);
+  });
+
+  it('logs a remote server that does not speak HTTP at warn, a few lines a minute, not one per request', async () => {
+    const lines: { level: number; msg: string; reason?: string; suppressed?: number }[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const found = credentials.get('trusted') as ForwardCredential;
+    const endpoint = new ForwardEndpoint({
+      tenants: {
+        authenticate: async () => ({
+          kind: 'tenant',
+          tenantId: 'acme',
+          actor: 'api-key:key_1',
+          permissions: new Set(['runtime:forward'] as const),
+        }),
+      },
+      runtime: {
+        plan: async () => ({ mappingId: 'map_1', identityId: 'idt_1', version: 1, credential: found }),
+      },
+      dispatchers: privateCache,
+      metrics: createMetrics(),
+      forwardAllowPrivate: true,
+      logger: pino({ level: 'debug' }, sink),
+    });
+    const server = http.createServer((req, res) => endpoint.serve(req, res));
+    const port = await listen(server);
+    try {
+      for (let i = 0; i < 10; i += 1) {
+        const response = await request(`http://127.0.0.1:${port}/v1/runtime/forward`, {
+          dispatcher: client,
+          headers: {
+            authorization: 'Bearer any',
+            'twoway-service': 'api',
+            'twoway-forward-url': `https://127.0.0.1:${ports.garbage}/`,
+          },
+        });
+        await response.body.dump();
+        expect([response.statusCode, response.headers['twoway-error']]).toEqual([
+          502,
+          'upstream_protocol_error',
+        ]);
+      }
+    } finally {
+      await stop(server);
+    }
+    expect(lines.filter((line) => line.level >= 50)).toEqual([]);
+    const warned = lines.filter((line) => line.msg === 'remote server answered outside HTTP');
+    expect(warned.length).toBeGreaterThan(0);
+    expect(warned.length).toBeLessThanOrEqual(3);
+    expect(warned[0]).toMatchObject({ level: 40, tenantId: 'acme', service: 'api' });
+    expect(warned[0]?.reason).toMatch(/HTTP\/1\.1/);
   });
 });

@@ -429,6 +429,44 @@ describe('proxyRequest', () => {
   });
 });
 
+describe('proxyRequest and underscore spellings', () => {
+  it('drops the fields it consumes or drops when spelt with _ for - (CVE-2024-45614), keeps other underscores', async () => {
+    // CGI-style servers (wsgiref, Puma < 6.4.3) read Twoway_Tenant as Twoway-Tenant.
+    const { echo } = await forwardEcho('/echo', {
+      method: 'POST',
+      body: Buffer.from('hello'),
+      headers: {
+        Twoway_Tenant: 'tenant-2',
+        TWOWAY_SERVICE: 'admin',
+        'Twoway_Forward-Url': 'https://elsewhere.example/',
+        Authorization_: 'kept: not a consumed name',
+        Proxy_Authorization: 'Basic cHJveHk6c2VjcmV0',
+        Transfer_Encoding: 'chunked',
+        Content_Length: '999',
+        Keep_Alive: 'timeout=99',
+        X_Drop_Extra: 'dropped by option',
+        X_Custom_Field: 'kept',
+      },
+    });
+    const names = echo.rawHeaders.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase());
+    for (const name of [
+      'twoway_tenant',
+      'twoway_service',
+      'twoway_forward-url',
+      'proxy_authorization',
+      'transfer_encoding',
+      'content_length',
+      'keep_alive',
+      'x_drop_extra',
+    ]) {
+      expect(names, name).not.toContain(name);
+    }
+    expect(echo.headers.authorization_).toBe('kept: not a consumed name');
+    expect(echo.headers.x_custom_field).toBe('kept');
+    expect(echo.bodyLength).toBe(5);
+  });
+});
+
 describe('DispatcherCache with real connections', () => {
   it('reuses a few kept-alive connections for many sequential requests', async () => {
     credentials.set('keepalive', credential('t1/id-ka@1#root', clientA));

@@ -106,7 +106,7 @@ describe.each(backends)('expiry alerts and notifications on $name', (backend) =>
         thresholdDays: 7,
       }),
     ]);
-    const metrics = await (await fetch(`${twoway.url}/metrics`)).text();
+    const metrics = await (await twoway.call('/metrics')).text();
     const notAfter = (id: string) =>
       new RegExp(
         `twoway_certificate_not_after_seconds\\{tenant="mail",kind="identity",id="${id}"\\} (\\d+)`,

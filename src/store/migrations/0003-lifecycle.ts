@@ -167,7 +167,7 @@ export function lifecycle(dialect: StoreDialect): Migration {
   };
 }
 
-/** True when `table` has `column` (SQLite has no `add column if not exists`); later migrations use it too. */
+/** True when `table` has `column` (SQLite has no `add column if not exists`); also used by later migrations. */
 export async function columnExists(
   db: Kysely<unknown>,
   dialect: StoreDialect,

@@ -2,7 +2,10 @@ import type { Migration, MigrationProvider } from 'kysely';
 import { initial } from './0001-initial.js';
 import { inbound } from './0002-inbound.js';
 import { lifecycle } from './0003-lifecycle.js';
-import { connections } from './0004-connections.js';
+import { sharedClientCertificates } from './0004-shared-client-certificates.js';
+import { connections } from './0005-connections.js';
+import { people } from './0006-people.js';
+import { listOrder } from './0010-list-order.js';
 
 /** The two SQL engines Twoway stores data in. */
 export type StoreDialect = 'sqlite' | 'postgres';
@@ -17,7 +20,10 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0001_initial': initial(dialect),
     '0002_inbound': inbound(dialect),
     '0003_lifecycle': lifecycle(dialect),
-    '0004_connections': connections(dialect),
+    '0004_shared_client_certificates': sharedClientCertificates(),
+    '0005_connections': connections(dialect),
+    '0010_list_order': listOrder(),
+    '0006_people': people(dialect),
   };
 }
 

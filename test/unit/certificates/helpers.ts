@@ -7,6 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ContentInfo } from '@peculiar/asn1-cms';
+import { AuthenticatedSafe, PFX } from '@peculiar/asn1-pfx';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import * as x509 from '@peculiar/x509';
 import { CertificateError, fingerprintSha256 } from '../../../src/certificates/index.js';
 import { type CertKey, makePkcs12, tempDir } from '../../fixtures/pki.js';
@@ -18,6 +21,18 @@ export function codeOf(fn: () => unknown): string {
     return 'ok';
   } catch (err) {
     if (err instanceof CertificateError) return err.code;
+    throw err;
+  }
+}
+
+/** The `code` of any error `fn` throws (AppError or CertificateError), or 'ok'. */
+export function errorCodeOf(fn: () => unknown): string {
+  try {
+    fn();
+    return 'ok';
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string') return code;
     throw err;
   }
 }
@@ -183,3 +198,23 @@ export async function pkcs8PemOf(keys: CryptoKeyPair): Promise<string> {
 }
 
 export { DAY_MS } from '../../../src/certificates/index.js';
+
+/** Joins the AuthenticatedSafes of MAC-less PKCS#12 files into one MAC-less file (RFC 7292 §4). */
+export function joinPkcs12(files: Buffer[]): Buffer {
+  const safes = files.flatMap((file) => {
+    const pfx = AsnConvert.parse(file, PFX);
+    const content = AsnConvert.parse(pfx.authSafe.content, OctetString);
+    return [...AsnConvert.parse(content, AuthenticatedSafe)];
+  });
+  const authSafe = new OctetString(AsnConvert.serialize(new AuthenticatedSafe(safes)));
+  const pfx = new PFX({
+    version: 3,
+    authSafe: new ContentInfo({
+      contentType: '1.2.840.113549.1.7.1',
+      content: AsnConvert.serialize(authSafe),
+    }),
+  });
+  // PFX declares macData as required in its class; drop it so the MAC-less file stays MAC-less.
+  delete (pfx as { macData?: unknown }).macData;
+  return Buffer.from(AsnConvert.serialize(pfx));
+}

@@ -1,11 +1,8 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { ContentInfo } from '@peculiar/asn1-cms';
-import { AuthenticatedSafe, PFX } from '@peculiar/asn1-pfx';
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { readIdentity, readPkcs12 } from '../../../src/certificates/index.js';
 import { type CertKey, type KeyKind, keyEncodings, makePki, type TestPki } from '../../fixtures/pki.js';
-import { codeOf, DAY_MS, errorOf, issue, openssl, p12, p12With, selfSigned } from './helpers.js';
+import { codeOf, DAY_MS, errorOf, issue, joinPkcs12, openssl, p12, p12With, selfSigned } from './helpers.js';
 
 let pki: TestPki;
 const leaves = new Map<KeyKind, CertKey>();
@@ -395,23 +392,3 @@ describe('readIdentity refuses', () => {
     }
   });
 });
-
-/** Joins the AuthenticatedSafes of MAC-less PKCS#12 files into one MAC-less file (RFC 7292 §4). */
-function joinPkcs12(files: Buffer[]): Buffer {
-  const safes = files.flatMap((file) => {
-    const pfx = AsnConvert.parse(file, PFX);
-    const content = AsnConvert.parse(pfx.authSafe.content, OctetString);
-    return [...AsnConvert.parse(content, AuthenticatedSafe)];
-  });
-  const authSafe = new OctetString(AsnConvert.serialize(new AuthenticatedSafe(safes)));
-  const pfx = new PFX({
-    version: 3,
-    authSafe: new ContentInfo({
-      contentType: '1.2.840.113549.1.7.1',
-      content: AsnConvert.serialize(authSafe),
-    }),
-  });
-  // PFX declares macData as required in its class; drop it so the MAC-less file stays MAC-less.
-  delete (pfx as { macData?: unknown }).macData;
-  return Buffer.from(AsnConvert.serialize(pfx));
-}

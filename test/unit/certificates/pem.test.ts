@@ -76,6 +76,19 @@ describe('parsePemBlocks', () => {
     ]);
   });
 
+  test('a UTF-8 byte-order mark before the first block or between joined files hides no block', () => {
+    // Windows Notepad starts every file it saves with EF BB BF; `cat a.pem b.pem` puts one between.
+    const bom = '\uFEFF';
+    const text = `${bom}${pki.root.certPem}\n${bom}${pki.intermediate.certPem}\n`;
+    expect(Buffer.from(text).subarray(0, 3)).toEqual(Buffer.from([0xef, 0xbb, 0xbf]));
+    expect(parsePemBlocks(Buffer.from(text).toString('utf8')).map((b) => b.der)).toEqual([
+      der(pki.root.certPem),
+      der(pki.intermediate.certPem),
+    ]);
+    expect(readCertificates(Buffer.from(text))).toHaveLength(2);
+    expect(readTrustAnchors(text)).toHaveLength(2);
+  });
+
   test('toPem writes 64-character lines that parsePemBlocks and openssl read back', () => {
     const cert = der(pki.root.certPem);
     const pem = toPem('CERTIFICATE', cert);

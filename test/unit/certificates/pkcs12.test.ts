@@ -108,14 +108,46 @@ describe('readPkcs12 refuses', () => {
   });
 
   test('unsupported_format for iteration counts above the limits, before any work is done', () => {
-    const legacy = p12With(ec, 'pw', ['-legacy', '-iter', '200001']);
-    expect(codeOf(() => readPkcs12(legacy, 'pw'))).toBe('unsupported_format');
+    const mac = p12With(ec, 'pw', ['-iter', '1000001']);
+    expect(macIterations(mac)).toBe(1_000_001);
+    expect(codeOf(() => readPkcs12(mac, 'pw', new WorkBudget(0)))).toBe('unsupported_format');
     const pbkdf2 = p12With(ec, 'pw', ['-nomac', '-iter', '2000001']);
-    expect(codeOf(() => readPkcs12(pbkdf2, 'pw'))).toBe('unsupported_format');
-    // Just below the limits is fine.
-    expect(readPkcs12(p12With(ec, 'pw', ['-legacy', '-iter', '20000']), 'pw').privateKeys).toHaveLength(1);
+    expect(codeOf(() => readPkcs12(pbkdf2, 'pw', new WorkBudget(0)))).toBe('unsupported_format');
   });
 });
+
+describe('iteration counts the common tools write', () => {
+  // `openssl pkcs12 -export -iter N` sets the MAC count to N too; 600,000 is OWASP's PBKDF2 advice.
+  test.each([
+    ['-iter 600000 (MAC and PBKDF2)', ['-iter', '600000']],
+    ['-iter 1000000 (MAC and PBKDF2)', ['-iter', '1000000']],
+    ['-iter 1000000 -macalg sha512', ['-iter', '1000000', '-macalg', 'sha512']],
+    ['-legacy -iter 200001 (PKCS#12 PBE, SHA-1 MAC)', ['-legacy', '-iter', '200001']],
+  ])('%s is read within one upload budget', (_name, options) => {
+    const file = p12With(ec, 'pw', options);
+    const count = Number(options[options.indexOf('-iter') + 1]);
+    expect(macIterations(file)).toBe(count);
+    expect(readPkcs12(file, 'pw').privateKeys).toHaveLength(1);
+    expect(codeOf(() => readPkcs12(file, 'wrong'))).toBe('bad_password');
+  });
+
+  test('a file without password at 1,000,000 MAC iterations costs one MAC derivation, not two', () => {
+    // OpenSSL MACs "no password" with the empty string; that candidate is tried first.
+    const file = p12With(ec, '', ['-iter', '1000000']);
+    expect(readPkcs12(file, null).privateKeys).toHaveLength(1);
+    expect(readPkcs12(file, '').privateKeys).toHaveLength(1);
+  });
+
+  test('what passes the budget is refused: -legacy -iter 1000000 needs 6 million PKCS#12 KDF rounds', () => {
+    const legacy = p12With(ec, 'pw', ['-legacy', '-iter', '1000000']);
+    expect(codeOf(() => readPkcs12(legacy, 'pw'))).toBe('unsupported_format');
+  });
+});
+
+/** The MAC iteration count of a PKCS#12 file. */
+function macIterations(file: Buffer): number | undefined {
+  return AsnConvert.parse(file, Pfx).macData?.iterations;
+}
 
 describe('RFC 9579 PBMAC1', () => {
   /** Replaces the MAC of a MAC-less file with PBMAC1 (HMAC-SHA256, PBKDF2-HMAC-SHA256). */
@@ -164,14 +196,30 @@ describe('RFC 9579 PBMAC1', () => {
   });
 
   test.each([
-    ['a 1-byte key (the authentication bypass)', 1],
     ['a 20-byte key for a 32-byte HMAC', 20],
-    ['no keyLength (RFC 9579 §3 requires it)', undefined],
+    ['a 24-byte key', 24],
+    ['a 64-byte key, longer than the HMAC output', 64],
+  ])('opens a file with %s (RFC 9579 leaves keyLength to the writer)', (_name, keyLength) => {
+    const file = pbmac1(
+      p12With(ec, 'pw', ['-nomac', '-keypbe', 'NONE', '-certpbe', 'NONE']),
+      'pw',
+      keyLength,
+    );
+    expect(readPkcs12(file, 'pw').privateKeys).toHaveLength(1);
+    expect(codeOf(() => readPkcs12(file, 'wrong'))).toBe('bad_password');
+  });
+
+  test.each([
+    ['a 1-byte key (the authentication bypass: 256 keys to try)', 1],
+    ['a 19-byte key, under the 20-byte floor', 19],
+    ['a key length of 0', 0],
+    ['no keyLength (RFC 9579 §3 requires it; its A.6 vector)', undefined],
   ])('refuses %s even with the right password', (_name, keyLength) => {
     const file = pbmac1(
       p12With(ec, 'pw', ['-nomac', '-keypbe', 'NONE', '-certpbe', 'NONE']),
       'pw',
       keyLength,
+      keyLength || 32,
     );
     expect(codeOf(() => readPkcs12(file, 'pw'))).toBe('unsupported_format');
   });

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig, redactedConfig } from '../../../src/config/config.js';
+import { ConfigError, loadConfig, redactedConfig, redactUrlCredentials } from '../../../src/config/config.js';
 import { tempDir } from '../../fixtures/pki.js';
 
 describe('loadConfig', () => {
@@ -104,6 +104,87 @@ describe('loadConfig', () => {
     const { dir, cleanup } = tempDir();
     writeFileSync(join(dir, 'c.json'), JSON.stringify({ TWOWAY_NOPE: 1 }));
     expect(() => loadConfig({ TWOWAY_CONFIG_FILE: join(dir, 'c.json') })).toThrow(/TWOWAY_NOPE/);
+    cleanup();
+  });
+
+  test('a bad database or edge upstream URL is shown with its credentials redacted', () => {
+    const problemsOf = (env: Record<string, string>): string => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as ConfigError).message;
+      }
+      throw new Error('loadConfig accepted it');
+    };
+    for (const [name, value, shown, secret] of [
+      [
+        'TWOWAY_DATABASE_URL',
+        'mysql://app:hunter2-db@db.internal:3306/twoway',
+        'mysql://***@db.internal:3306/twoway',
+        /hunter2/,
+      ],
+      // Without a scheme, and with an unescaped / and @ in the password.
+      [
+        'TWOWAY_DATABASE_URL',
+        'app:pa/ss@w0rd-db@db.internal/twoway',
+        '"***@db.internal/twoway"',
+        /pa\/ss|w0rd/,
+      ],
+      [
+        'TWOWAY_EDGE_UPSTREAM',
+        'ftp://edge:platform-pass@platform:8080/api',
+        'ftp://***@platform:8080/api',
+        /platform-pass/,
+      ],
+      // Matches the pattern, yet is no URL.
+      [
+        'TWOWAY_EDGE_UPSTREAM',
+        'http://edge:platform-pass@platform:99999',
+        'must be an http(s) URL',
+        /platform-pass/,
+      ],
+    ] as const) {
+      const message = problemsOf({ [name]: value });
+      expect(message, value).toContain(`${name}:`);
+      expect(message, value).toContain(shown);
+      expect(message, value).not.toMatch(secret);
+    }
+  });
+
+  test('redactUrlCredentials replaces the userinfo, and only it', () => {
+    expect(redactUrlCredentials('postgres://app:s3cret@db/twoway?sslmode=require')).toBe(
+      'postgres://***@db/twoway?sslmode=require',
+    );
+    expect(redactUrlCredentials('postgres://db/twoway')).toBe('postgres://db/twoway');
+    expect(redactUrlCredentials('not a url')).toBe('not a url');
+  });
+
+  test('a malformed config file is reported by line and column, never by its text', () => {
+    const { dir, cleanup } = tempDir();
+    const token = 'operator-token-in-the-file-0123';
+    for (const [name, text] of [
+      ['trailing.json', `{\n  "TWOWAY_OPERATOR_TOKEN": "${token}" x\n}`],
+      ['token.json', `{"TWOWAY_OPERATOR_TOKEN": ${token}}`],
+      ['truncated.json', `{"TWOWAY_OPERATOR_TOKEN": "${token}`],
+      ['array.json', `["${token}"]`],
+      ['pasted.json', `{"${token}": 1}`],
+    ] as const) {
+      writeFileSync(join(dir, name), text);
+      let message = '';
+      try {
+        loadConfig({ TWOWAY_CONFIG_FILE: join(dir, name) });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message, name).toMatch(/TWOWAY_CONFIG_FILE|config file/);
+      expect(message, name).not.toContain(token);
+      expect(message, name).not.toContain(token.slice(0, 12));
+    }
+    writeFileSync(join(dir, 'trailing.json'), `{\n  "TWOWAY_OPERATOR_TOKEN": "${token}" x\n}`);
+    expect(() => loadConfig({ TWOWAY_CONFIG_FILE: join(dir, 'trailing.json') })).toThrow(
+      /is not valid JSON \(line 2, column \d+\)/,
+    );
     cleanup();
   });
 

@@ -42,12 +42,12 @@ describe('client certificate index', () => {
     const index = new ClientCertificateIndex(store);
     await index.load();
     expect(index.size).toBe(1);
-    expect(index.get('f1')?.id).toBe('c1');
+    expect(index.get('f1', 'acme')?.id).toBe('c1');
 
     store.rows.push(row('c1', 'f1', 3, { revokedAt: new Date(2) }), row('c3', 'f3', 4));
     await index.sync();
-    expect(index.get('f1')?.revoked).toBe(true);
-    expect(index.get('f3')?.tenantId).toBe('acme');
+    expect(index.get('f1', 'acme')?.revoked).toBe(true);
+    expect(index.get('f3', 'acme')?.tenantId).toBe('acme');
     // The full load skipped the deleted row (revision 2), so the next pass asks from revision 1.
     expect(store.calls.at(-1)).toBe(1);
   });
@@ -60,10 +60,39 @@ describe('client certificate index', () => {
     ]);
     const index = new ClientCertificateIndex(store);
     await index.sync();
-    expect(index.get('f')?.id).toBe('new');
+    expect(index.get('f', 'acme')?.id).toBe('new');
     store.rows.push(row('old', 'f', 4, { deletedAt: new Date(1) }));
     await index.sync();
-    expect(index.get('f')?.id).toBe('new');
+    expect(index.get('f', 'acme')?.id).toBe('new');
+  });
+
+  test('several tenants registering one certificate get an entry each; revoking or deleting one leaves the others', async () => {
+    const store = fakeStore([
+      row('a1', 'shared', 1, { tenantId: 'tenant-a' }),
+      row('b1', 'shared', 2, { tenantId: 'tenant-b' }),
+    ]);
+    const index = new ClientCertificateIndex(store);
+    await index.load();
+    expect(index.size).toBe(2);
+    expect(index.has('shared')).toBe(true);
+    expect(index.get('shared', 'tenant-a')?.id).toBe('a1');
+    expect(index.get('shared', 'tenant-b')?.id).toBe('b1');
+    expect(index.get('shared', 'tenant-c')).toBeUndefined();
+
+    store.rows.push(row('a1', 'shared', 3, { tenantId: 'tenant-a', revokedAt: new Date(1) }));
+    await index.sync();
+    expect(index.get('shared', 'tenant-a')?.revoked).toBe(true);
+    expect(index.get('shared', 'tenant-b')?.revoked).toBe(false);
+
+    store.rows.push(row('b1', 'shared', 4, { tenantId: 'tenant-b', deletedAt: new Date(2) }));
+    await index.sync();
+    expect(index.get('shared', 'tenant-b')).toBeUndefined();
+    expect(index.get('shared', 'tenant-a')?.id).toBe('a1');
+    expect(index.size).toBe(1);
+    store.rows.push(row('a1', 'shared', 5, { tenantId: 'tenant-a', deletedAt: new Date(3) }));
+    await index.sync();
+    expect(index.has('shared')).toBe(false);
+    expect(index.size).toBe(0);
   });
 
   test('concurrent syncs coalesce, and a sync called during a pass runs another pass after it', async () => {
@@ -75,7 +104,7 @@ describe('client certificate index', () => {
     const third = index.sync();
     expect(second).toBe(third);
     await Promise.all([first, second]);
-    expect(index.get('f2')).toBeDefined();
+    expect(index.get('f2', 'acme')).toBeDefined();
     expect(store.calls.length).toBe(2);
   });
 
@@ -110,9 +139,9 @@ describe('platform-issued fallback lookup', () => {
     const lookup = platformIssuedLookup({
       issuedByPlatformCa: async () => issued,
       store: {
-        async findClientCertificateByFingerprint(fingerprint: string) {
+        async findClientCertificatesByFingerprint(fingerprint: string) {
           lookups.push(fingerprint);
-          return found;
+          return found === undefined ? [] : [found];
         },
       },
       index,
@@ -128,5 +157,6 @@ describe('platform-issued fallback lookup', () => {
     expect(await lookup(cert, 'f1')).toBeUndefined();
     found = stored('acme', 'URI:urn:twoway:tenant:acme');
     expect((await lookup(cert, 'f1'))?.id).toBe('c1');
+    expect(lookups).toEqual(['f1', 'f1', 'f1']);
   });
 });

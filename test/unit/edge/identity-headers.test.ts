@@ -29,6 +29,18 @@ describe('identity headers', () => {
     );
   });
 
+  test('a literal % is escaped as %25, so percent-decoding gives back the exact name', () => {
+    const names = ['URI:urn:twoway:tenant%3Aacme', 'URI:https://x/100%', 'DNS:a%2Eexample'];
+    const value = xfcc({ ...base, subjectAltNames: names });
+    expect(value).toBe(
+      `Hash=${'ab'.repeat(32)};Subject="CN=client,O=Acme";URI=urn:twoway:tenant%253Aacme;URI=https://x/100%25;DNS=a%252Eexample`,
+    );
+    const decoded = [...value.matchAll(/;(URI|DNS)=([^;]*)/g)].map(
+      ([, kind, encoded]) => `${kind}:${decodeURIComponent(encoded as string)}`,
+    );
+    expect(decoded).toEqual(names);
+  });
+
   test('a backslash in a name cannot close the quotes and smuggle in another URI', () => {
     const value = xfcc({ ...base, subjectAltNames: ['URI:x\\";URI=urn:twoway:tenant:victim;a=\\"'] });
     expect(value).toBe(

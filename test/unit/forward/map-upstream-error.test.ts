@@ -1,3 +1,4 @@
+import { errors } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../../src/errors/app-error.js';
 import { mapUpstreamError } from '../../../src/forward/proxy.js';
@@ -18,7 +19,7 @@ describe('mapUpstreamError', () => {
     ['ENOTFOUND', 'upstream_unreachable'],
     ['EHOSTUNREACH', 'upstream_unreachable'],
     ['UND_ERR_SOCKET', 'upstream_unreachable'],
-    ['HPE_INVALID_CONSTANT', 'upstream_unreachable'],
+    ['HPE_INVALID_CONSTANT', 'upstream_protocol_error'],
     ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'upstream_tls_failed'],
     ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'upstream_tls_failed'],
     ['DEPTH_ZERO_SELF_SIGNED_CERT', 'upstream_tls_failed'],
@@ -38,6 +39,17 @@ describe('mapUpstreamError', () => {
     // The detail is ours: it never echoes the original message (addresses, host names).
     expect(mapped.detail).not.toContain('10.1.2.3');
     expect(mapped.detail.length).toBeLessThan(120);
+  });
+
+  it("maps undici's parser error, which undici 7 makes without an HPE_ code, to upstream_protocol_error", () => {
+    const parser = new errors.HTTPParserError(
+      'Response does not match the HTTP/1.1 protocol (Expected HTTP/)',
+    );
+    expect(parser.code).toBeUndefined();
+    const mapped = mapUpstreamError(parser);
+    expect(mapped.code).toBe('upstream_protocol_error');
+    expect(mapped.status).toBe(502);
+    expect(mapped.cause).toBe(parser);
   });
 
   it('finds the code in a cause chain', () => {

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, test } from 'vitest';
-import { createLogger } from '../../../src/shared/logger.js';
+import { createLogger, LogLimiter } from '../../../src/shared/logger.js';
 
 /** A PEM key label built at run time: the test needs the label, and no key is committed. */
 const FAKE_KEY_LABEL = ['PRIVATE', 'KEY'].join(' ');
@@ -42,5 +42,20 @@ describe('logger redaction', () => {
       expect(all).not.toContain(secret);
     }
     expect(all).toContain('[redacted]');
+  });
+});
+
+describe('LogLimiter', () => {
+  test('allows a burst, then the refill rate, and counts what it held back', () => {
+    let now = 0;
+    const limiter = new LogLimiter({ burst: 2, perMinute: 6, now: () => now });
+    expect([limiter.take(), limiter.take(), limiter.take(), limiter.take()]).toEqual([0, 0, null, null]);
+    now += 5_000; // half a token
+    expect(limiter.take()).toBeNull();
+    now += 5_000; // one token: 10 s at 6 a minute
+    expect(limiter.take()).toBe(3);
+    expect(limiter.take()).toBeNull();
+    now += 3_600_000; // a long quiet spell refills the burst, no more
+    expect([limiter.take(), limiter.take(), limiter.take()]).toEqual([1, 0, null]);
   });
 });

@@ -16,6 +16,8 @@ import type { StoreDialect } from './index.js';
  *   (password, header value or client secret) is sealed like a private key, in four columns that are
  *   all set or all null, with `secret_version` in its associated data (a ciphertext copied from an
  *   earlier version of the same row does not decrypt).
+ * - `connections_tenant_id_created_at_id_idx`: the keyset order of the list (as 0010 adds for the
+ *   other lists).
  */
 export function connections(dialect: StoreDialect): Migration {
   const binary = dialect === 'sqlite' ? 'blob' : 'bytea';
@@ -58,6 +60,12 @@ export function connections(dialect: StoreDialect): Migration {
         .ifNotExists()
         .on('connections')
         .columns(['tenant_id', 'client_certificate_identity_id'])
+        .execute();
+      await db.schema
+        .createIndex('connections_tenant_id_created_at_id_idx')
+        .ifNotExists()
+        .on('connections')
+        .columns(['tenant_id', 'created_at', 'id'])
         .execute();
     },
   };

@@ -210,6 +210,7 @@ export function createServices(
     identities,
     tenants,
     allowPrivate: config.forwardAllowPrivate,
+    quota: quotas.connections,
   });
   return {
     changes,

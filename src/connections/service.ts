@@ -10,6 +10,7 @@ import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import { type Collection, everyItem, viewPage } from '../shared/paging.js';
+import { quotaLimit } from '../shared/quotas.js';
 import type {
   Connection,
   ConnectionAuthSettings,
@@ -131,6 +132,8 @@ export interface ConnectionServiceDeps {
   tenants: Pick<TenantService, 'getTenant'>;
   /** TWOWAY_FORWARD_ALLOW_PRIVATE: base and token URLs may then be loopback/private IP literals. */
   allowPrivate: boolean;
+  /** Most connections per tenant (TWOWAY_QUOTA_CONNECTIONS); no quota when absent. */
+  quota?: number;
 }
 
 /**
@@ -150,7 +153,9 @@ export class ConnectionService {
 
   /**
    * @throws AppError `connection_invalid`, `connection_exists`, `forward_destination_blocked`,
-   *   `invalid_trust_anchors`, `not_found` (identity), `client_certificate_unavailable`
+   *   `invalid_trust_anchors`, `trust_anchors_too_large`, `not_found` (identity),
+   *   `client_certificate_unavailable`, `quota_exceeded` (the tenant has its quota of connections;
+   *   counted in the store's write transaction)
    */
   async create(tenantId: string, input: ConnectionInput): Promise<ConnectionView> {
     const auth = parseAuth(input.auth ?? { type: 'none' }, this.#deps.allowPrivate);
@@ -175,7 +180,16 @@ export class ConnectionService {
     await this.#checkClientCertificate(tenantId, connection, undefined);
     if (auth.secret !== undefined) connection.secret = await this.#seal(connection, auth.secret);
     checkComplete(connection);
-    await this.#deps.store.createConnection(tenantId, connection);
+    await this.#deps.store.createConnection(
+      tenantId,
+      connection,
+      quotaLimit(
+        this.#deps.quota,
+        'connections in this tenant',
+        'TWOWAY_QUOTA_CONNECTIONS',
+        'delete one first.',
+      ),
+    );
     await this.#announce(connection);
     return this.#view(connection, await this.#defaultIdentityId(tenantId));
   }

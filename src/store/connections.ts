@@ -8,6 +8,7 @@ import { type KeyOrder, readPage } from '../shared/paging.js';
 import { fromFlag, fromMs, toFlag, toMs } from './columns.js';
 import { Aggregate, changedAny, Unchanged } from './database.js';
 import { requireLiveIdentity } from './identities.js';
+import { enforceQuota } from './quota.js';
 import type { ConnectionsTable, Database } from './tables.js';
 import type {
   Connection,
@@ -16,6 +17,7 @@ import type {
   ConnectionStore,
   Page,
   PageRequest,
+  QuotaLimit,
   SealedSecret,
 } from './types.js';
 
@@ -32,12 +34,14 @@ export class KyselyConnectionStore extends Aggregate implements ConnectionStore 
   /**
    * The name check runs inside the write transaction (which holds the write lock), so two creates
    * of one name cannot both pass it; the unique index on (tenant, name) is the second net.
+   * With `quota`, refused while `quota.max` connections of the tenant exist.
    * @throws AppError `connection_exists`, `not_found` (no such tenant, or the identity an enabled
-   *   connection with the switch on names is not live in this tenant).
+   *   connection with the switch on names is not live in this tenant), `quota_exceeded`.
    */
-  async createConnection(tenantId: string, connection: Connection): Promise<void> {
+  async createConnection(tenantId: string, connection: Connection, quota?: QuotaLimit): Promise<void> {
     await this.database.write(async (trx) => {
       await this.#checkFields(trx, tenantId, connection);
+      await enforceQuota(trx.selectFrom('connections').where('tenant_id', '=', tenantId), quota);
       await trx
         .insertInto('connections')
         .values({

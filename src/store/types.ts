@@ -255,10 +255,12 @@ export interface Connection {
 
 export interface ConnectionStore {
   /**
+   * With `quota`, only while fewer connections exist (counted in the write transaction).
    * @throws AppError `connection_exists` (the tenant has a connection of this name), `not_found`
-   *   (no such tenant, or an enabled connection with the switch on names no live identity of it).
+   *   (no such tenant, or an enabled connection with the switch on names no live identity of it),
+   *   `quota_exceeded`.
    */
-  createConnection(tenantId: string, connection: Connection): Promise<void>;
+  createConnection(tenantId: string, connection: Connection, quota?: QuotaLimit): Promise<void>;
   getConnection(tenantId: string, connectionId: string): Promise<Connection | undefined>;
   /** Ordered by createdAt then id. @throws AppError `invalid_cursor` */
   listConnections(tenantId: string, request: PageRequest): Promise<Page<Connection>>;

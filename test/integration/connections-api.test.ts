@@ -305,6 +305,13 @@ describe.each(backends)('connections API on $name', (backend) => {
       [{ ...base, name: ' padded' }, 400, 'bad_request'],
       [{ ...base, name: 'taken' }, 409, 'connection_exists'],
       [{ ...base, trustAnchorsPem: 'not a pem' }, 422, 'invalid_trust_anchors'],
+      // The bounds of every trust anchors text: 64 KiB of PEM, 100 certificates.
+      [{ ...base, trustAnchorsPem: pki.root.certPem.repeat(101) }, 413, 'trust_anchors_too_large'],
+      [
+        { ...base, trustAnchorsPem: pki.root.certPem.repeat(Math.ceil(70_000 / pki.root.certPem.length)) },
+        413,
+        'trust_anchors_too_large',
+      ],
       [{ ...base, clientCertificate: { enabled: false, identityId: 'idn_nosuch' } }, 404, 'not_found'],
       [{ ...base, password: PASSWORD }, 400, 'bad_request'],
     ];

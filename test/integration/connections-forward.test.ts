@@ -274,7 +274,7 @@ describe.each(backends)('forward through connections on $name', (backend) => {
         }),
       ),
     ).toEqual({ status: 404, code: 'not_found', header: 'not_found' });
-    const metrics = await (await fetch(`${twoway.url}/metrics`)).text();
+    const metrics = await (await twoway.call('/metrics')).text();
     expect(metrics).toMatch(/twoway_forward_identity_overrides_total\{route="mapping"\} 1\b/);
     expect(metrics).toMatch(/twoway_forward_identity_overrides_total\{route="connection"\} 1\b/);
     expect(await (await twoway.call('/v1/tenants/acme/audit-events?limit=500')).text()).toBe(audit);

@@ -204,7 +204,7 @@ describe.each(backends)('OAuth connections on $name', (backend) => {
     }
     expect(plainApi.accepted() + plainApi.refused()).toBe(accepted);
     expect((await forward('failing')).status).toBe(200);
-    const metrics = await (await fetch(`${twoway.url}/metrics`)).text();
+    const metrics = await (await twoway.call('/metrics')).text();
     expect(metrics).toMatch(/twoway_oauth_token_requests_total\{outcome="endpoint_error"\} 1\b/);
   });
 

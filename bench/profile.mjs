@@ -1,5 +1,6 @@
 // CPU profile of one hot path under load, for flame graphs and a quick table.
-// Usage: npm run bench:profile [-- --path forward|edge-keepalive|edge-handshakes --seconds 8]
+// Usage: npm run bench:profile [-- --path forward|forward-connection|edge-keepalive|edge-handshakes --seconds 8]
+// (`forward-connection`: the forward through a connection with header auth and the switch on.)
 // Starts the upstream and `twoway serve` with `node --cpu-prof`, warms up, loads the path for
 // `seconds` (wrk for the forward, bench/mtls-load.mjs for the edge), stops Twoway, and then:
 // - prints the functions with the most self time and the most inclusive time, counted only over
@@ -19,6 +20,7 @@ import {
   addForwardTenant,
   cpuOf,
   makeCertificates,
+  post,
   prepareEdgeStore,
   start,
   stop,
@@ -31,7 +33,7 @@ const { values: opts } = parseArgs({
   options: { path: { type: 'string', default: 'forward' }, seconds: { type: 'string', default: '8' } },
 });
 const seconds = Number(opts.seconds);
-const paths = ['forward', 'edge-keepalive', 'edge-handshakes'];
+const paths = ['forward', 'forward-connection', 'edge-keepalive', 'edge-handshakes'];
 if (!paths.includes(opts.path)) throw new Error(`--path must be one of ${paths.join(', ')}`);
 execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
 
@@ -74,7 +76,7 @@ async function forkReady(script, args) {
 
 /** Sets up `opts.path` and returns `run(seconds)` → { operations, cpuSeconds } plus what to stop. */
 async function prepare() {
-  if (opts.path === 'forward') {
+  if (opts.path.startsWith('forward')) {
     makeCertificates(dir, 1);
     const upstream = await forkReady('bench/upstream.mjs', [
       join(dir, 'server.pem'),
@@ -94,11 +96,30 @@ async function prepare() {
       upstreamUrl: `https://localhost:${ports.upstream}/`,
       caPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
     });
-    const headers = {
+    let headers = {
       authorization: `Bearer ${apiKey}`,
       'twoway-service': 'api',
       'twoway-forward-url': `https://localhost:${ports.upstream}/hello`,
     };
+    if (opts.path === 'forward-connection') {
+      await post(
+        api,
+        '/v1/tenants/bench/connections',
+        {
+          name: 'header',
+          baseUrl: `https://localhost:${ports.upstream}/`,
+          auth: { type: 'header', headerName: 'X-Api-Key', headerValue: 'bench-api-key' },
+          clientCertificate: { enabled: true },
+          trustAnchorsPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+        },
+        apiKey,
+      );
+      headers = {
+        authorization: `Bearer ${apiKey}`,
+        'twoway-connection': 'header',
+        'twoway-forward-url': 'hello',
+      };
+    }
     const run = async (s) => {
       const result = wrk(`${api}/v1/runtime/forward`, { seconds: s, connections: 16, headers });
       return { operations: result.requests };

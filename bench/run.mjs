@@ -32,7 +32,7 @@ const { values: opts } = parseArgs({
   options: {
     scenarios: {
       type: 'string',
-      default: 'forward-keepalive,forward-handshakes,forward-tenants,edge,store-scale',
+      default: 'forward-keepalive,forward-connections,forward-handshakes,forward-tenants,edge,store-scale',
     },
     seconds: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
@@ -123,6 +123,19 @@ async function startTwoway(env = {}) {
       caPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
     });
   return { child, pids: [child.pid], api, addTenant };
+}
+
+/**
+ * A fresh certificate folder with one client, the upstream, and a Twoway with tenant `bench` mapped
+ * to it: the set-up of the forward scenarios that start from nothing.
+ */
+async function freshForward() {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  makeCertificates(dir, 1);
+  const upstream = await startUpstream();
+  const twoway = await startTwoway();
+  return { upstream, twoway, apiKey: await twoway.addTenant('bench', 0) };
 }
 
 /**
@@ -375,18 +388,80 @@ const scenarios = {
   },
 
   /**
+   * 1c. Forwards through connections beside a mapping forward, on one Twoway and one tenant: a
+   * connection with header auth and one with OAuth 2.0 client credentials (client_secret_post; the
+   * token is fetched once, over the same mTLS, then cached), both with the client-certificate switch
+   * on, so all three present the same identity to the same upstream. Ratios are to the mapping
+   * forward, measured alternately in the same run.
+   */
+  async 'forward-connections'() {
+    const { upstream, twoway, apiKey } = await freshForward();
+    const base = `https://localhost:${ports.upstream}/`;
+    const common = {
+      baseUrl: base,
+      clientCertificate: { enabled: true },
+      trustAnchorsPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    };
+    await post(
+      twoway.api,
+      '/v1/tenants/bench/connections',
+      {
+        ...common,
+        name: 'header',
+        auth: { type: 'header', headerName: 'X-Api-Key', headerValue: 'bench-api-key' },
+      },
+      apiKey,
+    );
+    await post(
+      twoway.api,
+      '/v1/tenants/bench/connections',
+      {
+        ...common,
+        name: 'oauth',
+        auth: {
+          type: 'oauth2_client_credentials',
+          tokenUrl: `${base}oauth/token`,
+          clientId: 'bench',
+          clientSecret: 'bench-client-secret',
+          clientAuthentication: 'client_secret_post',
+        },
+      },
+      apiKey,
+    );
+    const url = `${twoway.api}/v1/runtime/forward`;
+    const reference = 'twoway, mapping';
+    const targets = {
+      [reference]: { 'twoway-service': 'api', 'twoway-forward-url': `${base}hello` },
+      'twoway, connection (header auth)': { 'twoway-connection': 'header', 'twoway-forward-url': 'hello' },
+      'twoway, connection (OAuth, cached token)': {
+        'twoway-connection': 'oauth',
+        'twoway-forward-url': 'hello',
+      },
+    };
+    const runs = {};
+    for (const [name, h] of Object.entries(targets)) {
+      const headers = { authorization: `Bearer ${apiKey}`, ...h };
+      runs[name] = () => measure(twoway, url, { headers });
+      // Warm the pool, the TLS session, the token and the JIT.
+      measure(twoway, url, { headers, seconds: 2 });
+    }
+    try {
+      console.log('forward-connections, 13 B body');
+      return { reference, ...withRatios(alternate(runs), reference) };
+    } finally {
+      await stop(twoway.child);
+      await stop(upstream);
+    }
+  },
+
+  /**
    * 1b. A new mTLS connection to the upstream for every request: the upstream answers
    * `Connection: close` (the client's keep-alive connection to the proxy stays open). What TLS
    * session resumption toward the upstream is worth: nginx is measured with `proxy_ssl_session_reuse`
    * on (its default) and off; the upstream counts full and resumed handshakes per contender.
    */
   async 'forward-handshakes'() {
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    makeCertificates(dir, 1);
-    const upstream = await startUpstream();
-    const twoway = await startTwoway();
-    const apiKey = await twoway.addTenant('bench', 0);
+    const { upstream, twoway, apiKey } = await freshForward();
     const nginx = await startNginx(1);
     const nginxNoReuse = await startNginx(1, { port: ports.nginxNoReuse, sessionReuse: false });
     const haproxy = await startHaproxy(1);
@@ -950,9 +1025,10 @@ async function alternateAsync(runs) {
 
 // ---- report -----------------------------------------------------------------------------------
 
-function table(summary) {
+/** A markdown table of one summary; ratios are to `reference` (see withRatios). */
+function table(summary, reference = 'nginx') {
   const rows = [
-    '| contender | req/s | × nginx | CPU µs/req | × nginx | p50 ms | p99 ms | failures |',
+    `| contender | req/s | × ${reference} | CPU µs/req | × ${reference} | p50 ms | p99 ms | failures |`,
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const [name, v] of Object.entries(summary)) {
@@ -988,10 +1064,10 @@ function markdown() {
     const flat = Object.fromEntries(
       Object.entries(data).filter(([, v]) => typeof v === 'object' && v !== null && 'rps' in v),
     );
-    for (const [label, summary] of groups) lines.push(`${label}:`, '', table(summary), '');
-    if (Object.keys(flat).length > 0) lines.push(table(flat), '');
+    for (const [label, summary] of groups) lines.push(`${label}:`, '', table(summary, data.reference), '');
+    if (Object.keys(flat).length > 0) lines.push(table(flat, data.reference), '');
     const facts = Object.entries(data).filter(
-      ([k, v]) => typeof v !== 'object' && !['runAt', 'rounds', 'seconds'].includes(k),
+      ([k, v]) => typeof v !== 'object' && !['runAt', 'rounds', 'seconds', 'reference'].includes(k),
     );
     const show = (v) =>
       typeof v === 'object' && v !== null

@@ -11,7 +11,11 @@ import { clientCertificatePolicy } from './client-certificates/policy.js';
 import { ClientCertificateService } from './client-certificates/service.js';
 import { workerRelay } from './cluster/cluster.js';
 import { type Config, listenAddress } from './config/config.js';
+import { createConnectionMetrics } from './connections/metrics.js';
+import { ConnectionService } from './connections/service.js';
+import { TokenCache } from './connections/token-cache.js';
 import { type RunningEdge, startEdgeListener } from './edge/start.js';
+import { ConnectionRuntime } from './forward/connections.js';
 import { DispatcherCache } from './forward/dispatchers.js';
 import { registerForwardGauges } from './forward/metrics.js';
 import { RuntimeService } from './forward/service.js';
@@ -124,6 +128,8 @@ export interface Services {
   platform: PlatformIdentityService;
   /** The operator's per-tenant switch for inbound mTLS. */
   edgeAccess: EdgeAccess;
+  /** Saved external API requests (connections). */
+  connections: ConnectionService;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
   /** Members, roles and API keys with roles. */
@@ -248,6 +254,16 @@ export function createServices(
     }),
     clock,
   });
+  const connections = new ConnectionService({
+    store,
+    kms,
+    clock,
+    changes,
+    identities,
+    tenants,
+    allowPrivate: config.forwardAllowPrivate,
+    quota: quotas.connections,
+  });
   return {
     changes,
     tenants,
@@ -262,6 +278,7 @@ export function createServices(
     ocsp: new OcspResponder({ issuer: ca, statuses: store, clock }),
     clientCertificates,
     edgeAccess,
+    connections,
     parser,
     people,
     sessions,
@@ -337,6 +354,18 @@ export async function startTwoway(
     ),
   );
   const clock = options.clock ?? systemClock;
+  const connectionMetrics = createConnectionMetrics(metrics.registry);
+  const connectionRuntime = new ConnectionRuntime({
+    connections: services.connections,
+    tenants: services.tenants,
+    runtime,
+    tokens: new TokenCache({ clock }),
+    changes: services.changes,
+    metrics: connectionMetrics,
+    allowPrivate: config.forwardAllowPrivate,
+    // One token request may take as long as the remote API may take to answer headers.
+    tokenTimeoutMs: config.forwardHeadersTimeoutMs,
+  });
   const lifecycle = createLifecycle({
     store: backends.store,
     tenants: services.tenants,
@@ -391,6 +420,9 @@ export async function startTwoway(
     approvals: services.approvals,
     platform: services.platform,
     ca: services.ca,
+    connections: services.connections,
+    connectionRuntime,
+    connectionMetrics,
     people: {
       service: services.people,
       sessions: services.sessions,

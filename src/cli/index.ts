@@ -18,6 +18,7 @@ import { createLogger } from '../shared/logger.js';
 import type { RevocationReason } from '../store/index.js';
 import { tenantCreated } from '../tenants/audit.js';
 import { TENANT_ID_PATTERN } from '../tenants/service.js';
+import { connectionCommands } from './connection.js';
 import { type PasswordOptions, readInput, readPassword, UsageError } from './input.js';
 import { registerPeopleCommands } from './people.js';
 
@@ -335,6 +336,7 @@ csr
     },
   );
 
+connectionCommands(program, (work) => withServices((services) => work(services)), print);
 registerPeopleCommands(program, withServices, print);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

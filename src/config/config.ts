@@ -183,6 +183,11 @@ export const ConfigSchema = Type.Object({
     default: 1000,
     description: 'Most mappings (not deleted) per tenant',
   }),
+  quotaConnections: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: 'Most connections per tenant',
+  }),
   quotaClientCertificates: Type.Integer({
     minimum: 1,
     default: 10_000,

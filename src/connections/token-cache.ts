@@ -109,16 +109,8 @@ export class TokenCache {
    * @throws whatever `fetch` rejects with (`oauth_token_failed`), to every caller waiting for it.
    */
   get(key: string, fetch: () => Promise<AccessToken>): Promise<AccessToken> {
-    const entry = this.#entries.get(key);
-    if (entry !== undefined) {
-      if (this.#clock.now().getTime() < entry.renewAt) {
-        // Most recently used goes last: Map iteration order is insertion order.
-        this.#entries.delete(key);
-        this.#entries.set(key, entry);
-        return Promise.resolve(entry.token);
-      }
-      this.#entries.delete(key);
-    }
+    const cached = this.cached(key);
+    if (cached !== undefined) return Promise.resolve(cached);
     const pending = this.#inFlight.get(key);
     if (pending !== undefined) return pending;
     const obtainedAt = this.#clock.now().getTime();
@@ -139,6 +131,20 @@ export class TokenCache {
     );
     this.#inFlight.set(key, settled);
     return settled;
+  }
+
+  /**
+   * The cached token of `key` while it is still handed out (see {@link get}), synchronously, for
+   * callers that can skip a promise on the hot path; undefined when none is (expired ones are dropped).
+   */
+  cached(key: string): AccessToken | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    this.#entries.delete(key);
+    if (this.#clock.now().getTime() >= entry.renewAt) return undefined;
+    // Most recently used goes last: Map iteration order is insertion order.
+    this.#entries.set(key, entry);
+    return entry.token;
   }
 
   /**

@@ -78,7 +78,12 @@ export const catalogue = {
   upstream_unreachable: { status: 502, title: 'Remote server unreachable' },
   upstream_protocol_error: { status: 502, title: 'Remote server answered outside HTTP' },
   upstream_timeout: { status: 504, title: 'Remote server timed out' },
-  // connections: OAuth 2.0 client credentials (RFC 6749 §4.4, RFC 8705)
+  // connections (saved external API requests); OAuth 2.0 client credentials (RFC 6749 §4.4, RFC 8705)
+  connection_invalid: { status: 422, title: 'Invalid connection' },
+  connection_exists: { status: 409, title: 'Connection name already taken' },
+  connection_not_found: { status: 404, title: 'No such connection' },
+  connection_disabled: { status: 409, title: 'Connection disabled' },
+  client_certificate_unavailable: { status: 409, title: 'No usable client certificate' },
   oauth_token_failed: { status: 502, title: 'OAuth token request failed' },
   // people: permissions, roles, members, sessions, portal links
   forbidden: { status: 403, title: 'Permission missing' },

@@ -8,6 +8,8 @@
  */
 import type http from 'node:http';
 import type { Logger } from 'pino';
+import type { ConnectionMetrics } from '../connections/metrics.js';
+import type { AccessToken } from '../connections/oauth.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import type { Metrics } from '../http/metrics.js';
 import { writeRawProblem } from '../http/problem.js';
@@ -15,8 +17,9 @@ import { parseForwardUrl } from '../net/address-guard.js';
 import { LogLimiter } from '../shared/logger.js';
 import { authenticateHeader } from '../tenants/credentials.js';
 import type { Principal, TenantService } from '../tenants/service.js';
+import type { ConnectionRuntime } from './connections.js';
 import type { DispatcherCache } from './dispatchers.js';
-import { causeMessage, proxyRequest } from './proxy.js';
+import { causeMessage, type ProxyOptions, proxyRequest } from './proxy.js';
 import type { RuntimeService } from './service.js';
 
 /** What {@link ForwardEndpoint} needs. */
@@ -36,6 +39,22 @@ export interface ForwardEndpointDeps {
    * nothing is logged per request.
    */
   logger: Logger;
+  /** Forwards through connections (`Twoway-Connection`); without it every connection is unknown. */
+  connections?: Pick<ConnectionRuntime, 'plan' | 'cachedToken' | 'token' | 'rejected'>;
+  /** Counts `Twoway-Identity` overrides; absent, they are not counted. */
+  connectionMetrics?: ConnectionMetrics;
+}
+
+const bearerHeaders = new WeakMap<AccessToken, readonly string[]>();
+
+/** `Authorization: Bearer <token>` (RFC 6750 §2.1) as proxy headers, made once per token. */
+function bearerHeader(token: AccessToken): readonly string[] {
+  let header = bearerHeaders.get(token);
+  if (header === undefined) {
+    header = ['Authorization', `Bearer ${token.accessToken}`];
+    bearerHeaders.set(token, header);
+  }
+  return header;
 }
 
 /** The path of the route; the pre-router also accepts it with a query string. */
@@ -52,43 +71,58 @@ export function isForwardTarget(target: string | undefined): boolean {
 /** The request fields the route reads, from `req.rawHeaders` (so `req.headers` is never built). */
 interface ForwardFields {
   authorization: string | undefined;
+  /** When sent, it authenticates the caller and `authorization` goes to the remote server (RFC 9110 §11.7.1). */
+  proxyAuthorization: string | undefined;
   tenant: string | undefined;
   service: string | undefined;
+  connection: string | undefined;
+  /** The identity to present instead of the mapping's or connection's. */
+  identity: string | undefined;
   forwardUrl: string | undefined;
   /** The name of a `Twoway-*` field sent more than once (refused after authentication). */
   repeated: string | undefined;
 }
 
+/** The `Twoway-*` fields the route reads, by lowercase name. */
+const TWOWAY_FIELDS: ReadonlyMap<string, 'tenant' | 'service' | 'connection' | 'identity' | 'forwardUrl'> =
+  new Map([
+    ['twoway-tenant', 'tenant'],
+    ['twoway-service', 'service'],
+    ['twoway-connection', 'connection'],
+    ['twoway-identity', 'identity'],
+    ['twoway-forward-url', 'forwardUrl'],
+  ]);
+
 /**
- * Reads Authorization (the first one, as Node does) and the three `Twoway-*` fields (the first of
- * each; a repeat is noted in `repeated`: the gateway must not guess which tenant, service or
- * destination was meant).
+ * Reads Authorization and Proxy-Authorization (the first of each, as Node does) and the `Twoway-*`
+ * fields (the first of each; a repeat is noted in `repeated`: the gateway must not guess which
+ * tenant, service, connection, identity or destination was meant).
  */
 function readFields(raw: string[]): ForwardFields {
   const fields: ForwardFields = {
     authorization: undefined,
+    proxyAuthorization: undefined,
     tenant: undefined,
     service: undefined,
+    connection: undefined,
+    identity: undefined,
     forwardUrl: undefined,
     repeated: undefined,
   };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    // The four names are 13 to 18 characters long: skip the lowercasing for every other field.
-    if (name.length < 13 || name.length > 18) continue;
+    // The names are 13 to 19 characters long: skip the lowercasing for every other field.
+    if (name.length < 13 || name.length > 19) continue;
     const lower = name.toLowerCase();
     if (lower === 'authorization') {
       fields.authorization ??= raw[i + 1];
       continue;
     }
-    const key =
-      lower === 'twoway-tenant'
-        ? 'tenant'
-        : lower === 'twoway-service'
-          ? 'service'
-          : lower === 'twoway-forward-url'
-            ? 'forwardUrl'
-            : null;
+    if (lower === 'proxy-authorization') {
+      fields.proxyAuthorization ??= raw[i + 1];
+      continue;
+    }
+    const key = TWOWAY_FIELDS.get(lower) ?? null;
     if (key === null) continue;
     if (fields[key] === undefined) fields[key] = raw[i + 1];
     else fields.repeated ??= name;
@@ -105,7 +139,11 @@ function readFields(raw: string[]): ForwardFields {
  * `forward_destination_blocked` (403), `no_mapping` (403), `identity_disabled` /
  * `identity_expired` / `identity_not_yet_valid` (409), `upstream_tls_failed` /
  * `upstream_unreachable` / `upstream_protocol_error` (502), `upstream_timeout` (504), `not_ready`
- * (503, shutting down).
+ * (503, shutting down); through a connection (`Twoway-Connection` instead of `Twoway-Service`) also
+ * `connection_not_found` (404), `connection_disabled` / `client_certificate_unavailable` (409) and
+ * `oauth_token_failed` (502). The caller authenticates with `Authorization: Bearer`, which is then
+ * not forwarded, or with `Proxy-Authorization: Bearer` (RFC 9110 §11.7.1), and its `Authorization`
+ * reaches the remote server unless a connection's credential replaces it.
  * Requests that passed authentication are counted in `twoway_forward_requests_total{outcome}` and
  * timed in `twoway_forward_duration_seconds` (seconds, from after authentication to the end of the
  * response), the same way on both entry paths.
@@ -143,7 +181,7 @@ export class ForwardEndpoint {
       return;
     }
     const fields = readFields(req.rawHeaders);
-    authenticateHeader(this.#deps.tenants, fields.authorization)
+    authenticateHeader(this.#deps.tenants, fields.proxyAuthorization ?? fields.authorization)
       .then(
         (principal) => this.#handle(req, res, principal, fields),
         (err: unknown) => this.#refuse(req, res, toAppError(err), !req.complete),
@@ -231,14 +269,65 @@ export class ForwardEndpoint {
       }
       tenantId = principal.tenantId;
     }
+    if (fields.identity === '') throw new AppError('bad_request', 'Twoway-Identity is empty.');
+    if (fields.connection !== undefined) {
+      if (fields.service !== undefined) {
+        throw new AppError('bad_request', 'Send Twoway-Connection or Twoway-Service, not both.');
+      }
+      await this.#forwardConnection(req, res, tenantId, fields);
+      return;
+    }
     if (fields.service === undefined || fields.service === '') {
-      throw new AppError('bad_request', 'Twoway-Service is required.');
+      throw new AppError('bad_request', 'Twoway-Service (or Twoway-Connection) is required.');
     }
     const url = parseForwardUrl(fields.forwardUrl, this.#deps.forwardAllowPrivate);
-    const plan = await runtime.plan(tenantId, fields.service, url);
+    const plan = await runtime.plan(tenantId, fields.service, url, fields.identity);
+    if (fields.identity !== undefined)
+      this.#deps.connectionMetrics?.identityOverrides.inc({ route: 'mapping' });
     const lease = dispatchers.lease(plan.credential);
     try {
-      await proxyRequest(req, res, { url, dispatcher: lease.dispatcher });
+      await proxyRequest(req, res, {
+        url,
+        dispatcher: lease.dispatcher,
+        forwardAuthorization: fields.proxyAuthorization !== undefined,
+      });
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * A forward through the connection `fields.connection`: its URL rules, identity and credential
+   * (connections.ts); an OAuth token is fetched over the forward's own Agent, and dropped when the
+   * remote server answers it with 401 (RFC 6750 §3.1; the 401 itself reaches the caller).
+   */
+  async #forwardConnection(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    tenantId: string,
+    fields: ForwardFields,
+  ): Promise<void> {
+    const connections = this.#deps.connections;
+    const ref = fields.connection;
+    if (ref === undefined || ref === '') throw new AppError('bad_request', 'Twoway-Connection is empty.');
+    if (connections === undefined) throw new AppError('connection_not_found');
+    const plan = await connections.plan(tenantId, ref, fields.forwardUrl, fields.identity);
+    const lease = this.#deps.dispatchers.lease(plan.credential);
+    try {
+      const options: ProxyOptions = {
+        url: plan.url,
+        dispatcher: lease.dispatcher,
+        forwardAuthorization: fields.proxyAuthorization !== undefined,
+      };
+      if (plan.dropHeaders !== undefined) options.dropHeaders = plan.dropHeaders;
+      if (plan.addHeaders !== undefined) options.addHeaders = plan.addHeaders;
+      const token =
+        plan.oauth === undefined
+          ? undefined
+          : (connections.cachedToken(plan) ?? (await connections.token(plan, lease.dispatcher)));
+      if (token !== undefined) options.addHeaders = bearerHeader(token);
+      const { status } = await proxyRequest(req, res, options);
+      if (token !== undefined && status === 401) connections.rejected(plan, token);
     } finally {
       lease.release();
     }

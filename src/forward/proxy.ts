@@ -26,8 +26,16 @@ export interface ProxyOptions {
   dispatcher: Dispatcher;
   /** Extra request header names to drop, lowercase. */
   dropHeaders?: ReadonlySet<string>;
-  /** Request headers to add after the filtering, flat `[name, value, ...]` (the edge's identity headers). */
+  /**
+   * Request headers to add after the filtering, flat `[name, value, ...]` (the edge's identity
+   * headers, a connection's credential).
+   */
   addHeaders?: readonly string[];
+  /**
+   * Forward the caller's `Authorization` (it authenticated to Twoway with `Proxy-Authorization`,
+   * RFC 9110 §11.7.1); otherwise it is the caller's credential for Twoway and is dropped.
+   */
+  forwardAuthorization?: boolean;
 }
 
 /** The promise's value: the status written to the client, or 499 when the client went away first. */
@@ -42,7 +50,7 @@ export const CLIENT_CLOSED_STATUS = 499;
  * Hop-by-hop fields (RFC 9110 §7.6.1), never forwarded in either direction, plus `proxy-connection`
  * (non-standard, still sent by old clients) and `keep-alive` (RFC 2068 §19.7.1).
  */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -79,7 +87,8 @@ function connectionOptions(value: string, named: string[] | null): string[] | nu
 /**
  * The request header list for undici, flat `[name, value, ...]` from `req.rawHeaders` (original case
  * and order; `req.headers` is never built). Drops hop-by-hop fields and those named in Connection,
- * `authorization` (the caller's credential for Twoway, not for the remote server), `host` (undici
+ * `authorization` unless `keepAuthorization` (the caller's credential for Twoway, not for the remote
+ * server, unless it authenticated with Proxy-Authorization), `host` (undici
  * sets it from the URL), `expect` (Node's server already answered 100-continue; undici refuses it)
  * and every `twoway-*` field, and every field whose name spelt with `_` for `-` is one of those
  * ({@link foldsToDropped}). Sets `body` when the request declares one (RFC 9112 §6.1).
@@ -88,7 +97,7 @@ class RequestHeaders {
   headers: string[] = [];
   hasBody = false;
 
-  constructor(raw: string[], drop: ReadonlySet<string> | undefined) {
+  constructor(raw: string[], drop: ReadonlySet<string> | undefined, keepAuthorization: boolean) {
     let named: string[] | null = null;
     const out = this.headers;
     let seenLength = false;
@@ -106,7 +115,7 @@ class RequestHeaders {
         continue;
       }
       if (
-        lower === 'authorization' ||
+        (lower === 'authorization' && !keepAuthorization) ||
         lower === 'host' ||
         lower === 'expect' ||
         lower.startsWith('twoway-') ||
@@ -315,10 +324,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
  *
  * Request: method; headers from `req.rawHeaders` less hop-by-hop ones (RFC 9110 §7.6.1: connection,
  * keep-alive, proxy-connection, te, trailer, transfer-encoding, upgrade, proxy-authorization,
- * proxy-authenticate, and every field named in Connection), less `authorization`, `host`, `expect`,
- * `twoway-*`, `options.dropHeaders` and any of these spelt with `_` for `-` (RequestHeaders); the
- * body streamed from `req` (no buffering; only when the request declares one with Content-Length
- * > 0 or Transfer-Encoding, so GET/HEAD go without body).
+ * proxy-authenticate, and every field named in Connection), less `authorization` (unless
+ * `options.forwardAuthorization`), `host`, `expect`, `twoway-*`, `options.dropHeaders` and any of
+ * these spelt with `_` for `-` (RequestHeaders), plus `options.addHeaders`; the body streamed from
+ * `req` (no buffering; only when the request declares one with Content-Length > 0 or
+ * Transfer-Encoding, so GET/HEAD go without body).
  * Response: status, reason phrase, headers (less hop-by-hop ones and `Twoway-Error`) and body
  * written to `res` as they arrive, with backpressure both ways.
  *
@@ -339,7 +349,11 @@ export function proxyRequest(
   const tagged = res as TaggedResponse;
   tagged[kForward] = handler;
   tagged.on('close', onResponseClose);
-  const request = new RequestHeaders(req.rawHeaders, options.dropHeaders);
+  const request = new RequestHeaders(
+    req.rawHeaders,
+    options.dropHeaders,
+    options.forwardAuthorization === true,
+  );
   if (options.addHeaders !== undefined) request.headers.push(...options.addHeaders);
   const url = options.url;
   options.dispatcher.dispatch(

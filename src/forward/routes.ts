@@ -71,9 +71,11 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
         schema: {
           tags: ['runtime'],
           summary:
-            'Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)',
+            'Send this request over mTLS to Twoway-Forward-Url with the mapped identity, or through a connection (needs runtime:forward)',
           description:
-            'Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). ' +
+            'Headers, each at most once: Twoway-Forward-Url (absolute https URL; through a connection also relative to its baseUrl, or absent for it), ' +
+            'Twoway-Service or Twoway-Connection (id or name), Twoway-Identity (present this identity instead), Twoway-Tenant (operator token only). ' +
+            'Authenticate with Authorization: Bearer (consumed) or Proxy-Authorization: Bearer (Authorization is then forwarded). ' +
             'The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.',
         },
       },

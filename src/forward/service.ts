@@ -108,40 +108,86 @@ export class RuntimeService {
   }
 
   /**
-   * Settles the mapping, identity and credential for a forward.
-   * @throws AppError `no_mapping` (403), `identity_expired`, `identity_disabled`, `identity_not_yet_valid` (409)
+   * Settles the mapping, identity and credential for a forward. `identityOverride` (the request's
+   * `Twoway-Identity`) presents that identity of the tenant instead of the mapped one.
+   * @throws AppError `no_mapping` (403), `identity_expired`, `identity_disabled`,
+   *   `identity_not_yet_valid` (409); with an override also `not_found` (no such identity).
    */
-  async plan(tenantId: string, service: string, url: URL): Promise<ForwardPlan> {
+  async plan(tenantId: string, service: string, url: URL, identityOverride?: string): Promise<ForwardPlan> {
     const snapshot = await this.#snapshot(tenantId);
     const mapping = matchMapping(snapshot.mappings, service, url);
     if (!mapping)
       throw new AppError('no_mapping', 'No enabled mapping of this tenant and service covers the URL.');
-    const runtime = await this.#identity(snapshot, tenantId, mapping.identityId);
-    if (!runtime) throw new AppError('no_mapping', 'The mapped identity no longer exists.');
-    const { active, identity } = runtime;
-    const refusal = presentationRefusal(identity.disabled, active.summary, this.#deps.clock.now().getTime());
-    if (refusal !== undefined) throw new AppError(refusal.code, refusal.detail);
-    const trust = mapping.trustAnchorsPem;
-    const key = `${tenantId}/${identity.id}@${active.version}#${trustKey(mapping)}`;
-    let credential = this.#credentials.get(key);
-    if (!credential) {
-      credential = this.#buildCredential(key, runtime, trust);
-      this.#credentials.set(key, credential);
-      credential.catch(() => this.#credentials.delete(key));
+    const runtime = await this.#identity(snapshot, tenantId, identityOverride ?? mapping.identityId);
+    if (!runtime) {
+      throw identityOverride === undefined
+        ? new AppError('no_mapping', 'The mapped identity no longer exists.')
+        : new AppError('not_found', 'No such identity in this tenant (Twoway-Identity).');
     }
+    this.#refuseUnusable(runtime);
+    const { active, identity } = runtime;
     return {
       mappingId: mapping.id,
       identityId: identity.id,
       version: active.version,
-      credential: await credential,
+      credential: await this.credential(tenantId, runtime, mapping.trustAnchorsPem, trustKey(mapping)),
     };
+  }
+
+  /**
+   * The identity `identityId` of the tenant, if it may be presented now (connections use it).
+   * @throws AppError `not_found` (no such live identity), `identity_disabled`, `identity_expired`,
+   *   `identity_not_yet_valid` (409)
+   */
+  async presentable(tenantId: string, identityId: string): Promise<RuntimeIdentity> {
+    const runtime = await this.#identity(await this.#snapshot(tenantId), tenantId, identityId);
+    if (!runtime) throw new AppError('not_found', 'No such identity in this tenant.');
+    this.#refuseUnusable(runtime);
+    return runtime;
+  }
+
+  /**
+   * The cached TLS credential that presents `runtime`'s active version (none when undefined) and
+   * verifies servers with `trustAnchorsPem` (the system roots when undefined); `trust` names the
+   * anchors in the key ({@link trustKeyOf}). Keys: `${tenantId}/${identityId}@${version}#${trust}`,
+   * or `${tenantId}/-#${trust}` without a certificate (retired with the identity, see dispatchers.ts).
+   */
+  credential(
+    tenantId: string,
+    runtime: RuntimeIdentity | undefined,
+    trustAnchorsPem: string | undefined,
+    trust: string,
+  ): Promise<ForwardCredential> {
+    const key =
+      runtime === undefined
+        ? `${tenantId}/-#${trust}`
+        : `${tenantId}/${runtime.identity.id}@${runtime.active.version}#${trust}`;
+    let credential = this.#credentials.get(key);
+    if (!credential) {
+      credential = this.#buildCredential(key, runtime, trustAnchorsPem);
+      this.#credentials.set(key, credential);
+      credential.catch(() => this.#credentials.delete(key));
+    }
+    return credential;
+  }
+
+  /** @throws AppError `identity_disabled`, `identity_expired`, `identity_not_yet_valid` */
+  #refuseUnusable(runtime: RuntimeIdentity): void {
+    const refusal = presentationRefusal(
+      runtime.identity.disabled,
+      runtime.active.summary,
+      this.#deps.clock.now().getTime(),
+    );
+    if (refusal !== undefined) throw new AppError(refusal.code, refusal.detail);
   }
 
   async #buildCredential(
     key: string,
-    runtime: RuntimeIdentity,
+    runtime: RuntimeIdentity | undefined,
     trustAnchorsPem?: string,
   ): Promise<ForwardCredential> {
+    const ca = trustAnchorsPem ? { ca: trustAnchorsPem } : {};
+    if (runtime === undefined) return { key, secureContext: createSecureContext(ca) };
     const der = await this.#deps.identities.openPrivateKey(runtime.active);
     let secureContext: SecureContext;
     try {
@@ -149,11 +195,7 @@ export class RuntimeService {
         type: 'pkcs8',
         format: 'pem',
       });
-      secureContext = createSecureContext({
-        key: keyPem,
-        cert: runtime.active.certificatesPem,
-        ...(trustAnchorsPem ? { ca: trustAnchorsPem } : {}),
-      });
+      secureContext = createSecureContext({ key: keyPem, cert: runtime.active.certificatesPem, ...ca });
     } finally {
       der.fill(0);
     }
@@ -204,13 +246,19 @@ export class RuntimeService {
 
 const trustKeys = new WeakMap<Mapping, string>();
 
-/** Names a mapping's trust anchors in credential keys: a hash of the PEM, computed once per mapping. */
+/**
+ * Names trust anchors in credential keys: the first 32 hex digits of the SHA-256 of the PEM, or
+ * `system` for the system roots.
+ */
+export function trustKeyOf(trustAnchorsPem: string | undefined): string {
+  return trustAnchorsPem ? createHash('sha256').update(trustAnchorsPem).digest('hex').slice(0, 32) : 'system';
+}
+
+/** A mapping's {@link trustKeyOf}, computed once per mapping. */
 function trustKey(mapping: Mapping): string {
   let key = trustKeys.get(mapping);
   if (key === undefined) {
-    key = mapping.trustAnchorsPem
-      ? createHash('sha256').update(mapping.trustAnchorsPem).digest('hex').slice(0, 32)
-      : 'system';
+    key = trustKeyOf(mapping.trustAnchorsPem);
     trustKeys.set(mapping, key);
   }
   return key;

@@ -18,9 +18,14 @@ import {
   IssuedClientCertificateSchema,
 } from '../client-certificates/schemas.js';
 import type { ClientCertificateService } from '../client-certificates/service.js';
+import type { ConnectionMetrics } from '../connections/metrics.js';
+import { connectionRoutes } from '../connections/routes.js';
+import { ConnectionSchema } from '../connections/schemas.js';
+import type { ConnectionService } from '../connections/service.js';
 import { AppError } from '../errors/app-error.js';
+import type { ConnectionRuntime } from '../forward/connections.js';
 import type { DispatcherCache } from '../forward/dispatchers.js';
-import { ForwardEndpoint, isForwardTarget } from '../forward/endpoint.js';
+import { FORWARD_PATH, ForwardEndpoint, isForwardTarget } from '../forward/endpoint.js';
 import { runtimeRoutes } from '../forward/routes.js';
 import type { RuntimeService } from '../forward/service.js';
 import { identityRoutes } from '../identities/routes.js';
@@ -94,6 +99,10 @@ export interface AppDeps {
   /** Socket inactivity (ms) after which the listener closes a connection (TWOWAY_HTTP_IDLE_TIMEOUT_MS). */
   idleTimeoutMs: number;
   forwardAllowPrivate: boolean;
+  /** Forwards through connections (`Twoway-Connection`). */
+  connectionRuntime?: ConnectionRuntime;
+  /** Counters of identity overrides and OAuth token requests. */
+  connectionMetrics?: ConnectionMetrics;
   version: string;
   /** The built web UI served at `/ui/` (see {@link uiRoutes}); absent: no UI. */
   ui?: UiOptions;
@@ -105,6 +114,7 @@ export interface AppDeps {
   lifecycle: LifecycleService;
   clientCertificates: ClientCertificateService;
   ca: PlatformCa;
+  connections: ConnectionService;
   /** Members, roles, API keys, portal links and browser sessions. */
   people: PeopleDeps;
   /** The platform CA's OCSP responder (`/v1/ca/ocsp`). */
@@ -136,6 +146,8 @@ export async function buildHttpApp(deps: AppDeps) {
     metrics: deps.metrics,
     forwardAllowPrivate: deps.forwardAllowPrivate,
     logger: deps.logger.child({ module: 'forward' }),
+    ...(deps.connectionRuntime ? { connections: deps.connectionRuntime } : {}),
+    ...(deps.connectionMetrics ? { connectionMetrics: deps.connectionMetrics } : {}),
   });
   const app = Fastify({
     // The forward route is answered before Fastify routes anything (see forward/endpoint.ts).
@@ -178,6 +190,7 @@ export async function buildHttpApp(deps: AppDeps) {
   app.addSchema(ClientCertificateSchema);
   app.addSchema(IssuedClientCertificateSchema);
   app.addSchema(CsrRequestSchema);
+  app.addSchema(ConnectionSchema);
 
   await app.register(swagger, {
     openapi: {
@@ -229,7 +242,12 @@ export async function buildHttpApp(deps: AppDeps) {
     const path = request.routeOptions.url ?? request.url;
     if (!path.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
     if (await bySession(request, path)) return;
-    request.principal = await authenticateHeader(deps.tenants, request.headers.authorization);
+    // A forward may authenticate with Proxy-Authorization (its Authorization is then the remote's).
+    const credential =
+      path === FORWARD_PATH
+        ? (request.headers['proxy-authorization'] ?? request.headers.authorization)
+        : request.headers.authorization;
+    request.principal = await authenticateHeader(deps.tenants, credential);
   });
   app.addHook('onResponse', async (request, reply) => {
     if (request.url.startsWith('/v1/runtime/forward')) return;
@@ -291,6 +309,7 @@ export async function buildHttpApp(deps: AppDeps) {
         approvals: deps.approvals,
         maxUploadBytes: deps.maxUploadBytes,
       });
+      await scope.register(connectionRoutes, { connections: deps.connections });
       await scope.register(peopleRoutes, {
         people: deps.people.service,
         sessions: deps.people.sessions,

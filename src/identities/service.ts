@@ -202,12 +202,12 @@ export class IdentityService {
   /** @throws AppError `not_found`, `identity_in_use` */
   async deleteIdentity(tenantId: string, identityId: string): Promise<void> {
     await this.#require(tenantId, identityId);
-    // One write transaction checks the mappings and deletes, so no mapping can slip in between.
+    // One write transaction checks the mappings and connections and deletes, so none can slip in between.
     const inUse = await this.#deps.store.softDeleteIdentity(tenantId, identityId, this.#deps.clock.now());
     if (inUse > 0) {
       throw new AppError(
         'identity_in_use',
-        `${inUse} enabled mapping(s) use this identity; disable them first.`,
+        `${inUse} enabled mapping(s) or connection(s) use this identity; disable them first.`,
       );
     }
     await this.#announce(tenantId, identityId);

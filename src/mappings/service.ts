@@ -180,7 +180,11 @@ export function normaliseMappingUrl(raw: string | undefined, match: MatchKind): 
   return url.href;
 }
 
-function checkTrustAnchors(pem: string): string {
+/**
+ * Trust anchors as stored (trimmed PEM), for mappings and connections.
+ * @throws AppError `invalid_trust_anchors` when the PEM holds no usable CA certificate.
+ */
+export function checkTrustAnchors(pem: string): string {
   try {
     readTrustAnchors(pem);
     return pem.trim();

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 export interface Change {
   tenantId: string;
   /** `role`: a custom role changed, so the permissions of keys and members holding it did too. */
-  kind: 'identity' | 'mapping' | 'tenant' | 'client_certificate' | 'api_key' | 'role';
+  kind: 'identity' | 'mapping' | 'tenant' | 'client_certificate' | 'api_key' | 'role' | 'connection';
   id: string;
 }
 

@@ -13,6 +13,8 @@ export interface Quotas {
   versionsPerIdentity: number;
   /** Live (not deleted) mappings per tenant. */
   mappings: number;
+  /** Connections per tenant (a deleted connection is gone). */
+  connections: number;
   /** Live (not deleted) client certificates per tenant, revoked ones included. */
   clientCertificates: number;
   /** Certificates the platform CA issues to one tenant in any 24 hours (deleted ones count). */
@@ -48,6 +50,7 @@ export function quotasOf(config: {
   quotaIdentities: number;
   quotaVersionsPerIdentity: number;
   quotaMappings: number;
+  quotaConnections: number;
   quotaClientCertificates: number;
   quotaIssuedPerDay: number;
   quotaNotificationTargets: number;
@@ -56,6 +59,7 @@ export function quotasOf(config: {
     identities: config.quotaIdentities,
     versionsPerIdentity: config.quotaVersionsPerIdentity,
     mappings: config.quotaMappings,
+    connections: config.quotaConnections,
     clientCertificates: config.quotaClientCertificates,
     issuedPerDay: config.quotaIssuedPerDay,
     notificationTargets: config.quotaNotificationTargets,

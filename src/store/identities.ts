@@ -40,8 +40,9 @@ const IDENTITY_ORDER: KeyOrder<Selectable<IdentitiesTable>> = {
 };
 
 /**
- * Counts the enabled, not deleted mappings of `tenantId` that name `identityId`, inside the caller's
- * transaction (mappings.ts provides it: the mappings aggregate owns that table).
+ * Counts what keeps `identityId` of `tenantId` from being deleted (the enabled, not deleted mappings
+ * that name it, and the enabled connections that present it), inside the caller's transaction
+ * (mappings.ts and connections.ts provide it: those aggregates own their tables).
  */
 export type ActiveMappingCounter = (
   db: Kysely<Database>,
@@ -49,20 +50,40 @@ export type ActiveMappingCounter = (
   identityId: string,
 ) => Promise<number>;
 
+/**
+ * The tenant's default identity, kept by the tenants aggregate (tenants.ts provides it), inside the
+ * caller's transaction: `adopt` makes `identityId` the default when the tenant has none; `release`
+ * clears the default when it is `identityId`.
+ */
+export interface DefaultIdentityHooks {
+  adopt(db: Kysely<Database>, tenantId: string, identityId: string): Promise<void>;
+  release(db: Kysely<Database>, tenantId: string, identityId: string): Promise<void>;
+}
+
 /** {@link IdentityStore} over the shared plumbing (database.ts: transactions, errors). */
 export class KyselyIdentityStore extends Aggregate implements IdentityStore {
   readonly #countActiveMappings: ActiveMappingCounter;
+  readonly #defaultIdentity: DefaultIdentityHooks | undefined;
 
-  constructor(database: StoreDatabase, countActiveMappings: ActiveMappingCounter) {
+  /**
+   * @param countActiveMappings what keeps an identity from being deleted (mappings, connections).
+   * @param defaultIdentity keeps the tenant's default identity in step with creates and deletes.
+   */
+  constructor(
+    database: StoreDatabase,
+    countActiveMappings: ActiveMappingCounter,
+    defaultIdentity?: DefaultIdentityHooks,
+  ) {
     super(database);
     this.#countActiveMappings = countActiveMappings;
+    this.#defaultIdentity = defaultIdentity;
   }
 
   /**
    * Inserts the identity and its first version in one transaction. The identity's `activeVersion`
    * is set to `first.version`; the version's `activatedAt` defaults to the identity's `createdAt`.
-   * With `quota`, refused while `quota.max` live (not deleted) identities exist, counted in the write
-   * transaction.
+   * The identity becomes the tenant's default identity when the tenant has none. With `quota`,
+   * refused while `quota.max` live (not deleted) identities exist, counted in the write transaction.
    * @throws AppError `not_found` when the tenant does not exist, `bad_request` when the id is taken,
    *   `quota_exceeded`.
    */
@@ -97,6 +118,7 @@ export class KyselyIdentityStore extends Aggregate implements IdentityStore {
           toVersionRow(tenantId, identity.id, first.version, first, first.activatedAt ?? identity.createdAt),
         )
         .execute();
+      await this.#defaultIdentity?.adopt(trx, tenantId, identity.id);
     });
   }
 
@@ -216,8 +238,9 @@ export class KyselyIdentityStore extends Aggregate implements IdentityStore {
   }
 
   /**
-   * Sets `deletedAt` (and `updatedAt`) to `at`, unless enabled, not deleted mappings name the
-   * identity: then nothing changes and their number is returned. The check and the delete are one
+   * Sets `deletedAt` (and `updatedAt`) to `at`, unless enabled, not deleted mappings (or enabled
+   * connections with the client-certificate switch on) name the identity: then nothing changes and
+   * their number is returned. A deleted identity stops being the tenant's default identity. The check and the delete are one
    * write transaction, serialized with every other write (see StoreDatabase), so a mapping created or
    * enabled meanwhile cannot end up naming a deleted identity (createMapping and updateMapping check
    * the other way round, with {@link requireLiveIdentity}). Versions stay for audit. A second call
@@ -234,6 +257,7 @@ export class KyselyIdentityStore extends Aggregate implements IdentityStore {
         updated_at: atMs,
       });
       if (!deleted) throw new Unchanged(0);
+      await this.#defaultIdentity?.release(trx, tenantId, identityId);
       return 0;
     });
   }
@@ -340,7 +364,8 @@ export class KyselyIdentityStore extends Aggregate implements IdentityStore {
 }
 
 /**
- * For the mappings aggregate, inside its write transaction (see softDeleteIdentity).
+ * For the mappings, connections and tenants aggregates, inside their write transaction (see
+ * softDeleteIdentity).
  * @throws AppError `not_found` (with `detail`) unless `identityId` is a live (not deleted)
  *   identity of `tenantId`.
  */

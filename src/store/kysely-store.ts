@@ -5,6 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import { KyselyClientCertificateStore } from './client-certificates.js';
+import { countConnectionsPresenting, KyselyConnectionStore } from './connections.js';
 import { KyselyCsrRequestStore } from './csr-requests.js';
 import { type DialectSupport, StoreDatabase } from './database.js';
 import { KyselyIdentityStore } from './identities.js';
@@ -14,9 +15,10 @@ import { KyselyMetaStore } from './meta.js';
 import { KyselyPeopleStore } from './people.js';
 import { KyselyPlatformCaStore, storeCrl } from './platform-ca.js';
 import type { Database } from './tables.js';
-import { KyselyTenantStore, keysHoldingRole } from './tenants.js';
+import { defaultIdentityLinks, KyselyTenantStore, keysHoldingRole } from './tenants.js';
 import type {
   ClientCertificateStore,
+  ConnectionStore,
   CsrRequestStore,
   IdentityStore,
   LifecycleStore,
@@ -32,8 +34,8 @@ import type {
  * The Store over Kysely: every query written once (in the aggregate that owns its tables), run by
  * SQLite (better-sqlite3) or PostgreSQL (pg). Transactions, the revision counter and error
  * translation are StoreDatabase's. Where one aggregate's write must check another's rows in the same
- * transaction (an identity in use by mappings, the CRL made from revoked client certificates), the
- * owner's query is passed in here.
+ * transaction (an identity in use by mappings or connections, the tenant's default identity, the CRL
+ * made from revoked client certificates), the owner's query is passed in here.
  */
 export function createKyselyStore(db: Kysely<Database>, support: DialectSupport): Store {
   const database = new StoreDatabase(db, support);
@@ -44,8 +46,17 @@ export function createKyselyStore(db: Kysely<Database>, support: DialectSupport)
     ping: () => database.ping(),
     close: () => database.close(),
     ...methodsOf<TenantStore>(new KyselyTenantStore(database)),
-    ...methodsOf<IdentityStore>(new KyselyIdentityStore(database, countActiveMappings)),
+    ...methodsOf<IdentityStore>(
+      new KyselyIdentityStore(
+        database,
+        async (db, tenantId, identityId) =>
+          (await countActiveMappings(db, tenantId, identityId)) +
+          (await countConnectionsPresenting(db, tenantId, identityId)),
+        defaultIdentityLinks,
+      ),
+    ),
     ...methodsOf<MappingStore>(new KyselyMappingStore(database)),
+    ...methodsOf<ConnectionStore>(new KyselyConnectionStore(database)),
     ...methodsOf<ClientCertificateStore>(new KyselyClientCertificateStore(database, storeCrl)),
     ...methodsOf<CsrRequestStore>(new KyselyCsrRequestStore(database)),
     ...methodsOf<PlatformCaStore>(new KyselyPlatformCaStore(database)),

@@ -17,6 +17,8 @@ export interface TenantsTable {
   created_at: number;
   /** 0 or 1 once the operator switched the edge for the tenant; null: TWOWAY_EDGE_DEFAULT_ENABLED. */
   edge_enabled: number | null;
+  /** The tenant's default identity (0005_connections); null when it has none. */
+  default_identity_id: string | null;
 }
 
 export interface ApiKeysTable {
@@ -238,6 +240,35 @@ export interface PlatformCrlTable {
   next_update: number;
 }
 
+/** Saved external API requests (migration 0005). */
+export interface ConnectionsTable {
+  id: string;
+  tenant_id: string;
+  /** Unique per tenant. */
+  name: string;
+  base_url: string;
+  /** ConnectionAuthType. */
+  auth_type: string;
+  /** The non-secret auth settings (ConnectionAuthSettings) as JSON. */
+  auth_json: string;
+  /** The sealed secret of the auth type; all four set or all null. */
+  secret_ciphertext: Buffer | null;
+  secret_iv: Buffer | null;
+  secret_wrapped_dek: Buffer | null;
+  secret_kek_id: string | null;
+  /** Part of the secret's associated data; grows each time the secret is replaced. */
+  secret_version: number;
+  /** 0 or 1: the client-certificate switch. */
+  client_certificate_enabled: number;
+  /** The identity presented; null: the tenant's default identity. */
+  client_certificate_identity_id: string | null;
+  trust_anchors_pem: string | null;
+  /** 0 or 1. */
+  enabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
 // ---- people (0006_people) ------------------------------------------------------------------------
 
 /** A tenant's custom role; the built-in ones (`admin`, `viewer`) are not stored. */
@@ -327,6 +358,7 @@ export interface Database {
   notification_deliveries: NotificationDeliveriesTable;
   notification_attempts: NotificationAttemptsTable;
   audit_events: AuditEventsTable;
+  connections: ConnectionsTable;
   roles: RolesTable;
   members: MembersTable;
   sessions: SessionsTable;

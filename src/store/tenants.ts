@@ -1,8 +1,9 @@
 /** The tenants aggregate: tables `tenants` and `api_keys`. */
-import type { Selectable, Transaction } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import { type KeyOrder, readPage } from '../shared/paging.js';
 import { fromMs, optionalMs, toMs } from './columns.js';
 import { Aggregate, changedAny, Unchanged } from './database.js';
+import { type DefaultIdentityHooks, requireLiveIdentity } from './identities.js';
 import { parseNames, requireRoles } from './people.js';
 import type { ApiKeysTable, Database, TenantsTable } from './tables.js';
 import type { ApiKey, Page, PageRequest, Tenant, TenantStore } from './types.js';
@@ -48,6 +49,24 @@ export class KyselyTenantStore extends Aggregate implements TenantStore {
         .updateTable('tenants')
         .where('id', '=', tenantId)
         .set({ edge_enabled: enabled ? 1 : 0 });
+      if (!(await changedAny(update))) throw new Unchanged(false);
+      return true;
+    });
+  }
+
+  /**
+   * Points the tenant at `identityId` as its default identity (undefined clears it), in a write
+   * transaction that checks the identity is live in this tenant.
+   * @returns false when the tenant does not exist (nothing changed).
+   * @throws AppError `not_found` when `identityId` names no live identity of this tenant.
+   */
+  async setDefaultIdentity(tenantId: string, identityId: string | undefined): Promise<boolean> {
+    return this.database.write(async (trx) => {
+      if (identityId !== undefined) await requireLiveIdentity(trx, tenantId, identityId);
+      const update = trx
+        .updateTable('tenants')
+        .where('id', '=', tenantId)
+        .set({ default_identity_id: identityId ?? null });
       if (!(await changedAny(update))) throw new Unchanged(false);
       return true;
     });
@@ -135,9 +154,33 @@ export class KyselyTenantStore extends Aggregate implements TenantStore {
   }
 }
 
+/**
+ * For the identities aggregate, inside its write transaction: the tenant's first identity becomes its
+ * default identity (`adopt`: only when it has none), and a deleted identity stops being it (`release`).
+ */
+export const defaultIdentityLinks: DefaultIdentityHooks = {
+  async adopt(db: Kysely<Database>, tenantId: string, identityId: string): Promise<void> {
+    await db
+      .updateTable('tenants')
+      .where('id', '=', tenantId)
+      .where('default_identity_id', 'is', null)
+      .set({ default_identity_id: identityId })
+      .execute();
+  },
+  async release(db: Kysely<Database>, tenantId: string, identityId: string): Promise<void> {
+    await db
+      .updateTable('tenants')
+      .where('id', '=', tenantId)
+      .where('default_identity_id', '=', identityId)
+      .set({ default_identity_id: null })
+      .execute();
+  },
+};
+
 function toTenant(row: Selectable<TenantsTable>): Tenant {
   const tenant: Tenant = { id: row.id, name: row.name, createdAt: fromMs(row.created_at) };
   if (row.edge_enabled !== null) tenant.edgeEnabled = row.edge_enabled === 1;
+  if (row.default_identity_id !== null) tenant.defaultIdentityId = row.default_identity_id;
   return tenant;
 }
 

@@ -24,6 +24,11 @@ export interface Tenant {
    * `TWOWAY_EDGE_DEFAULT_ENABLED`.
    */
   edgeEnabled?: boolean;
+  /**
+   * The identity presented where nothing more specific is named ("domain level": a connection with
+   * its client-certificate switch on and no identity of its own); absent when the tenant has none.
+   */
+  defaultIdentityId?: string;
 }
 
 /** A tenant API key; only the SHA-256 of the secret is kept. */
@@ -107,6 +112,11 @@ export interface Mapping {
 export interface TenantStore {
   /** @throws AppError `tenant_exists` */
   createTenant(tenant: Tenant): Promise<void>;
+  /**
+   * Sets (or, with undefined, clears) the tenant's default identity; false when the tenant does not
+   * exist. @throws AppError `not_found` when `identityId` is not a live identity of this tenant.
+   */
+  setDefaultIdentity(tenantId: string, identityId: string | undefined): Promise<boolean>;
   getTenant(tenantId: string): Promise<Tenant | undefined>;
   /** Switches the edge for the tenant; false when the tenant does not exist. */
   setEdgeEnabled(tenantId: string, enabled: boolean): Promise<boolean>;
@@ -139,8 +149,9 @@ export interface DueActivation {
 
 export interface IdentityStore {
   /**
-   * Inserts the identity and its first version (already active) in one transaction; with `quota`,
-   * only while fewer live identities exist.
+   * Inserts the identity and its first version (already active) in one transaction; the identity
+   * becomes the tenant's default identity when the tenant has none. With `quota`, only while fewer
+   * live identities exist.
    * @throws AppError `quota_exceeded`
    */
   createIdentity(
@@ -171,8 +182,10 @@ export interface IdentityStore {
   /** Atomically points the identity at `version` and stamps `activatedAt`. */
   activateVersion(tenantId: string, identityId: string, version: number, at: Date): Promise<void>;
   /**
-   * Soft-deletes the identity unless enabled, not deleted mappings name it (checked in the same
-   * write transaction); returns their number, 0 when it was deleted or there was nothing to delete.
+   * Soft-deletes the identity unless enabled, not deleted mappings or enabled connections with the
+   * client-certificate switch on name it (checked in the same write transaction); returns their
+   * number, 0 when it was deleted or there was nothing to delete. A deleted default identity is no
+   * longer the tenant's default.
    */
   softDeleteIdentity(tenantId: string, identityId: string, at: Date): Promise<number>;
   /** Renames and/or disables a live identity. */
@@ -202,6 +215,69 @@ export interface MappingStore {
     options?: { includeDeleted?: boolean },
   ): Promise<Page<Mapping>>;
   updateMapping(tenantId: string, mapping: Mapping): Promise<void>;
+}
+
+/** How a connection authenticates to its remote API (API.md "Connections"). */
+export type ConnectionAuthType = 'none' | 'basic' | 'header' | 'oauth2_client_credentials';
+
+/**
+ * The non-secret auth settings of a connection; which fields are set depends on the type: `basic`
+ * `username`; `header` `headerName`; `oauth2_client_credentials` `tokenUrl`, `clientId`,
+ * `clientAuthentication` and optionally `scope`, `audience`.
+ */
+export interface ConnectionAuthSettings {
+  username?: string;
+  headerName?: string;
+  tokenUrl?: string;
+  clientId?: string;
+  scope?: string;
+  audience?: string;
+  clientAuthentication?: 'client_secret_basic' | 'client_secret_post' | 'tls_client_auth';
+}
+
+/** A saved external API request: base URL, auth, client-certificate switch, trust anchors. */
+export interface Connection {
+  id: string;
+  tenantId: string;
+  /** Unique in the tenant; the runtime finds a connection by id or by name. */
+  name: string;
+  /** Absolute https URL without query or fragment; requests go to it or below it. */
+  baseUrl: string;
+  authType: ConnectionAuthType;
+  auth: ConnectionAuthSettings;
+  /**
+   * The auth type's secret (basic password, header value, OAuth client secret), sealed with the
+   * tenant, connection id and {@link secretVersion} as associated data; absent when none is set.
+   */
+  secret?: SealedSecret;
+  /** Bumped each time the secret is replaced (part of its associated data). */
+  secretVersion: number;
+  /** The switch; without `identityId` the tenant's default identity is presented. */
+  clientCertificate: { enabled: boolean; identityId?: string };
+  trustAnchorsPem?: string;
+  enabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ConnectionStore {
+  /**
+   * With `quota`, only while fewer connections exist (counted in the write transaction).
+   * @throws AppError `connection_exists` (the tenant has a connection of this name), `not_found`
+   *   (no such tenant, or an enabled connection with the switch on names no live identity of it),
+   *   `quota_exceeded`.
+   */
+  createConnection(tenantId: string, connection: Connection, quota?: QuotaLimit): Promise<void>;
+  getConnection(tenantId: string, connectionId: string): Promise<Connection | undefined>;
+  /** Ordered by createdAt then id. @throws AppError `invalid_cursor` */
+  listConnections(tenantId: string, request: PageRequest): Promise<Page<Connection>>;
+  /**
+   * Overwrites every field but `id`, `tenantId` and `createdAt`; false when there is no such
+   * connection in this tenant. @throws as {@link createConnection}.
+   */
+  updateConnection(tenantId: string, connection: Connection): Promise<boolean>;
+  /** Deletes the row and its sealed secret; false when there was none. */
+  deleteConnection(tenantId: string, connectionId: string): Promise<boolean>;
 }
 
 /** Where a client certificate came from: uploaded by the tenant (BYOC) or issued by the platform CA. */
@@ -707,7 +783,8 @@ export interface Store
     MetaStore,
     ClientCertificateStore,
     CsrRequestStore,
-    PlatformCaStore {
+    PlatformCaStore,
+    ConnectionStore {
   /** `sqlite` or `postgres`. */
   readonly dialect: 'sqlite' | 'postgres';
   /** True when the database already holds Twoway tables with data (used before migrating). */

@@ -18,7 +18,7 @@ export function tenantCreated(tenant: Tenant, apiKeyId: string): AuditNote {
   };
 }
 
-/** `tenant.update`: `changes` is what the caller set (`edgeEnabled`). */
+/** `tenant.update`: `changes` is what the caller set (`edgeEnabled`, `defaultIdentityId`: null when cleared). */
 export function tenantUpdated(tenantId: string, changes: Record<string, unknown>): AuditNote {
   return { action: 'tenant.update', objectType: 'tenant', objectId: tenantId, detail: { ...changes } };
 }

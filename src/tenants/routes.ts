@@ -95,26 +95,36 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRouteOptions> = async
   app.patch(
     '/v1/tenants/:tenant',
     {
-      // edgeEnabled is the operator's alone (checked below); the operator holds every permission.
-      config: { permission: 'client-certificates:write' },
+      // The default identity is a choice among the tenant's identities; edgeEnabled is the
+      // operator's alone (checked below; the operator holds every permission).
+      config: { permission: 'identities:write' },
       schema: {
         tags: ['tenants'],
-        summary: "Change the tenant's settings (edgeEnabled: operator token only)",
+        summary:
+          "Change the tenant's settings: its default identity (used on the next request), edgeEnabled (operator token only)",
         params: TenantParams,
         body: PatchTenantBody,
         response: { 200: TenantSchema, ...problemResponses },
       },
     },
     async (request) => {
-      const { edgeEnabled } = request.body;
-      if (edgeEnabled !== undefined) {
-        if (request.principal.kind !== 'operator') {
-          throw new AppError('operator_only', 'Only the operator switches inbound mTLS for a tenant.');
-        }
-        await edge.set(request.params.tenant, edgeEnabled);
-        request.audit = tenantUpdated(request.params.tenant, { edgeEnabled });
+      const tenantId = request.params.tenant;
+      if (!(await tenants.getTenant(tenantId))) throw new AppError('not_found', 'No such tenant.');
+      const { edgeEnabled, defaultIdentityId } = request.body;
+      if (edgeEnabled !== undefined && request.principal.kind !== 'operator') {
+        throw new AppError('operator_only', 'Only the operator switches inbound mTLS for a tenant.');
       }
-      const tenant = await tenants.getTenant(request.params.tenant);
+      const changes: Record<string, unknown> = {};
+      if (defaultIdentityId !== undefined) {
+        await tenants.setDefaultIdentity(tenantId, defaultIdentityId);
+        changes.defaultIdentityId = defaultIdentityId;
+      }
+      if (edgeEnabled !== undefined) {
+        await edge.set(tenantId, edgeEnabled);
+        changes.edgeEnabled = edgeEnabled;
+      }
+      if (Object.keys(changes).length > 0) request.audit = tenantUpdated(tenantId, changes);
+      const tenant = await tenants.getTenant(tenantId);
       if (!tenant) throw new AppError('not_found', 'No such tenant.');
       return tenantView(tenant, edge);
     },

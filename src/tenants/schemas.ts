@@ -20,11 +20,20 @@ export const TenantSchema = Type.Object({
         'Inbound mTLS at the edge (operator switch; TWOWAY_EDGE_DEFAULT_ENABLED until switched); off: 403 edge_not_enabled',
     }),
   ),
+  defaultIdentityId: Type.Optional(
+    Type.String({
+      description:
+        'Presented by connections whose client-certificate switch is on and that name no identity; the first identity uploaded becomes it',
+    }),
+  ),
 });
 
 export const PatchTenantBody = Type.Object(
   {
     edgeEnabled: Type.Optional(Type.Boolean({ description: 'Operator token only' })),
+    defaultIdentityId: Type.Optional(
+      Type.Union([Type.String({ maxLength: 64 }), Type.Null()], { description: 'null clears it' }),
+    ),
   },
   { additionalProperties: false },
 );

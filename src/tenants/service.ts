@@ -201,6 +201,21 @@ export class TenantService {
     return this.#store.getTenant(id);
   }
 
+  /**
+   * Sets the tenant's default identity ("domain level": presented by connections whose switch is on
+   * and that name no identity of their own); `null` clears it. Takes effect on the next forward.
+   * @throws AppError `not_found` when the tenant does not exist or `identityId` is not a live
+   *   identity of it.
+   */
+  async setDefaultIdentity(tenantId: string, identityId: string | null): Promise<Tenant> {
+    const done = await this.#store.setDefaultIdentity(tenantId, identityId ?? undefined);
+    if (!done) throw new AppError('not_found', 'No such tenant.');
+    await this.#changes?.emit({ tenantId, kind: 'tenant', id: tenantId });
+    const tenant = await this.#store.getTenant(tenantId);
+    if (!tenant) throw new AppError('not_found', 'No such tenant.');
+    return tenant;
+  }
+
   /** One page of the tenants, oldest first (the operator's list). @throws AppError `invalid_cursor` */
   pageTenants(request: PageRequest): Promise<Page<Tenant>> {
     return this.#store.listTenants(request);

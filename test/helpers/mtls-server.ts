@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -15,6 +16,35 @@ export interface Echo {
   clientSubject: string;
   /** SHA-256 of the presented client certificate, lowercase hex without colons. */
   clientFingerprint: string;
+}
+
+/**
+ * Reads a request's body (counted and hashed, not kept) and resolves its {@link Echo}: method,
+ * path, headers and the client certificate presented on the connection (empty when none). Rejects
+ * when the client aborts the request; callers then drop the connection.
+ */
+export function readEcho(req: IncomingMessage): Promise<Echo> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      resolve({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        bodyBytes: bytes,
+        bodySha256: hash.digest('hex'),
+        clientSubject: `CN=${peer?.subject?.CN ?? ''}`,
+        clientFingerprint: peer?.raw ? fingerprintSha256(peer) : '',
+      });
+    });
+  });
 }
 
 export interface MtlsServer {
@@ -53,30 +83,17 @@ export async function startMtlsServer(
       rejectUnauthorized: true,
     },
     (req, res) => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      req.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        hash.update(chunk);
-      });
-      req.on('end', () => {
-        const peer = (req.socket as TLSSocket).getPeerCertificate();
-        const echo: Echo = {
-          method: req.method ?? '',
-          path: req.url ?? '',
-          headers: req.headers,
-          bodyBytes: bytes,
-          bodySha256: hash.digest('hex'),
-          clientSubject: `CN=${peer.subject?.CN ?? ''}`,
-          clientFingerprint: peer.raw ? fingerprintSha256(peer) : '',
-        };
-        const send = () => {
-          res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'node' });
-          res.end(JSON.stringify(echo));
-        };
-        if (options.delayMs) setTimeout(send, options.delayMs);
-        else send();
-      });
+      readEcho(req).then(
+        (echo) => {
+          const send = () => {
+            res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'node' });
+            res.end(JSON.stringify(echo));
+          };
+          if (options.delayMs) setTimeout(send, options.delayMs);
+          else send();
+        },
+        () => res.destroy(),
+      );
     },
   );
   server.on('secureConnection', () => handshakes++);

@@ -282,7 +282,8 @@ export interface ResourceServer {
 }
 
 /**
- * A protected resource (RFC 6750) over HTTPS that requires a verified client certificate. It accepts
+ * A protected resource (RFC 6750) over HTTPS that requires a verified client certificate (unless
+ * `options.clientCertificate` is false: then it asks for none, and only unbound tokens pass). It accepts
  * `Authorization: Bearer <token>` for a token `oauth` issued and has not revoked; for a bound token
  * the presented certificate's x5t#S256 must equal the token's `cnf` (RFC 8705 §3.2). Otherwise it
  * answers 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1).
@@ -291,12 +292,14 @@ export async function startResourceServer(
   pki: TestPki,
   oauth: OAuthServer,
   clientCa: string[] = [pki.root.certPem],
+  options: { clientCertificate?: boolean } = {},
 ): Promise<ResourceServer> {
   const [key, cert] = await serverCertificate(pki);
   let accepted = 0;
   let refused = 0;
+  const mtls = options.clientCertificate ?? true;
   const server = createServer(
-    { key, cert, ca: clientCa, requestCert: true, rejectUnauthorized: true },
+    { key, cert, ...(mtls ? { ca: clientCa, requestCert: true, rejectUnauthorized: true } : {}) },
     (req, res) => {
       const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(req.headers.authorization ?? '');
       const token = match?.[1] === undefined ? undefined : oauth.issued.get(match[1]);

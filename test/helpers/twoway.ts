@@ -5,7 +5,7 @@ import { type Config, loadConfig } from '../../src/config/config.js';
 import { startTwoway, type Twoway } from '../../src/main.js';
 import type { Clock } from '../../src/shared/clock.js';
 import { REDACT_PATHS } from '../../src/shared/logger.js';
-import { tempDir } from '../fixtures/pki.js';
+import { type CertKey, type TestPki, tempDir } from '../fixtures/pki.js';
 import type { AppBackend } from './backends.js';
 
 export const OPERATOR_TOKEN = 'test-operator-token-0123456789';
@@ -191,6 +191,33 @@ export async function uploadPem(
       chainPem,
     },
   });
+  expect(response.status, await response.clone().text()).toBe(201);
+  return ((await response.json()) as { id: string }).id;
+}
+
+/**
+ * Uploads `leaf` with the intermediate of `pki` as a JSON PEM upload to `tenant` with `token`;
+ * returns the new identity's id.
+ */
+export function uploadIdentity(
+  twoway: Pick<TestTwoway, 'call'>,
+  pki: TestPki,
+  tenant: string,
+  token: string,
+  leaf: CertKey,
+  name = 'identity',
+): Promise<string> {
+  return uploadPem(twoway, tenant, leaf, pki.intermediate.certPem, { token, name });
+}
+
+/** Creates a connection (`POST .../connections` with `json`) in `tenant` with `token`; returns its id. */
+export async function createConnection(
+  twoway: Pick<TestTwoway, 'call'>,
+  tenant: string,
+  token: string,
+  json: Record<string, unknown>,
+): Promise<string> {
+  const response = await twoway.call(`/v1/tenants/${tenant}/connections`, { method: 'POST', token, json });
   expect(response.status, await response.clone().text()).toBe(201);
   return ((await response.json()) as { id: string }).id;
 }

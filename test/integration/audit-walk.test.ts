@@ -393,12 +393,6 @@ const cases: Record<string, Case> = {
       audit: { action: 'certificate_signing_request.reject', objectId: () => id, actor: 'operator' },
     };
   },
-  'PATCH /v1/tenants/{tenant}': async (ctx) => ({
-    tenant: ctx.tenant,
-    status: 200,
-    call: () => ctx.json(`/v1/tenants/${ctx.tenant}`, 'PATCH', { edgeEnabled: false }, OPERATOR_TOKEN),
-    audit: { action: 'tenant.update', objectId: () => ctx.tenant, actor: 'operator' },
-  }),
   'POST /v1/tenants/{tenant}/client-certificates/{id}/revoke': async (ctx) => {
     const id = await clientCertificateOf(ctx);
     return {
@@ -457,6 +451,54 @@ const cases: Record<string, Case> = {
       audit: { objectType: 'client_certificate', objectId: () => id },
     };
   },
+  'PATCH /v1/tenants/{tenant}': async (ctx) => {
+    const identityId = await ctx.identity();
+    return {
+      tenant: ctx.tenant,
+      status: 200,
+      call: () => ctx.json(`/v1/tenants/${ctx.tenant}`, 'PATCH', { defaultIdentityId: identityId }),
+      audit: { action: 'tenant.update', objectType: 'tenant', objectId: () => ctx.tenant },
+    };
+  },
+  // Connections (issue 12): their secrets are registered so that no entry may hold one.
+  'POST /v1/tenants/{tenant}/connections': async (ctx) => {
+    const password = `basic-${ctx.uniq('pw')}`;
+    ctx.secrets.push(password);
+    return {
+      tenant: ctx.tenant,
+      status: 201,
+      call: () =>
+        ctx.json(`/v1/tenants/${ctx.tenant}/connections`, 'POST', {
+          name: ctx.uniq('conn'),
+          baseUrl: `https://api.${ctx.uniq('h')}.example/`,
+          auth: { type: 'basic', username: 'audit', password },
+        }),
+      audit: { action: 'connection.create', objectType: 'connection', objectId: (b) => String(b.id) },
+    };
+  },
+  'PATCH /v1/tenants/{tenant}/connections/{id}': async (ctx) => {
+    const id = await connectionOf(ctx);
+    const headerValue = `hdr-${ctx.uniq('v')}`;
+    ctx.secrets.push(headerValue);
+    return {
+      tenant: ctx.tenant,
+      status: 200,
+      call: () =>
+        ctx.json(`/v1/tenants/${ctx.tenant}/connections/${id}`, 'PATCH', {
+          auth: { type: 'header', headerName: 'X-Api-Key', headerValue },
+        }),
+      audit: { action: 'connection.update', objectType: 'connection', objectId: () => id },
+    };
+  },
+  'DELETE /v1/tenants/{tenant}/connections/{id}': async (ctx) => {
+    const id = await connectionOf(ctx);
+    return {
+      tenant: ctx.tenant,
+      status: 204,
+      call: () => ctx.json(`/v1/tenants/${ctx.tenant}/connections/${id}`, 'DELETE'),
+      audit: { action: 'connection.delete', objectType: 'connection', objectId: () => id },
+    };
+  },
 };
 
 /** A platform identity issued by the platform outbound CA. */
@@ -467,6 +509,24 @@ async function platformIdentityOf(ctx: WalkContext): Promise<string> {
     { name: 'hooks', issue: { commonName: 'hooks.example' } },
     OPERATOR_TOKEN,
   );
+  expect(response.status).toBe(201);
+  return ((await response.json()) as { id: string }).id;
+}
+
+async function connectionOf(ctx: WalkContext): Promise<string> {
+  const clientSecret = `oauth-${ctx.uniq('cs')}`;
+  ctx.secrets.push(clientSecret);
+  const response = await ctx.json(`/v1/tenants/${ctx.tenant}/connections`, 'POST', {
+    name: ctx.uniq('conn'),
+    baseUrl: `https://api.${ctx.uniq('h')}.example/`,
+    auth: {
+      type: 'oauth2_client_credentials',
+      tokenUrl: 'https://login.audit.example/token',
+      clientId: 'audit',
+      clientSecret,
+      clientAuthentication: 'client_secret_post',
+    },
+  });
   expect(response.status).toBe(201);
   return ((await response.json()) as { id: string }).id;
 }

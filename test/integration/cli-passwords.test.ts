@@ -1,27 +1,12 @@
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makePkcs12, makePki, tempDir } from '../fixtures/pki.js';
+import { CLI, runCli } from '../helpers/cli.js';
 
-const CLI = join(resolve(import.meta.dirname, '../..'), 'dist/cli/index.js');
 const PASSWORD = 'p12-Secret-7';
-
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the built CLI; `stdin` is piped in when given, else standard input is empty (not a terminal). */
-function twoway(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<Outcome> {
-  return new Promise((done) => {
-    const child = execFile('node', [CLI, ...args], { env }, (err, stdout, stderr) =>
-      done({ code: err ? Number(err.code) : 0, stdout, stderr }),
-    );
-    child.stdin?.end(stdin);
-  });
-}
+const twoway = runCli;
 
 /** `script` (util-linux) runs a command on a pseudo-terminal: the only way to test the prompt. */
 const hasScript = (() => {

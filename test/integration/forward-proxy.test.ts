@@ -438,6 +438,8 @@ describe('proxyRequest and underscore spellings', () => {
       headers: {
         Twoway_Tenant: 'tenant-2',
         TWOWAY_SERVICE: 'admin',
+        Twoway_Connection: 'other-connection',
+        Twoway_Identity: 'idn_other',
         'Twoway_Forward-Url': 'https://elsewhere.example/',
         Authorization_: 'kept: not a consumed name',
         Proxy_Authorization: 'Basic cHJveHk6c2VjcmV0',
@@ -452,6 +454,8 @@ describe('proxyRequest and underscore spellings', () => {
     for (const name of [
       'twoway_tenant',
       'twoway_service',
+      'twoway_connection',
+      'twoway_identity',
       'twoway_forward-url',
       'proxy_authorization',
       'transfer_encoding',

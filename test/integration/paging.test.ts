@@ -155,6 +155,27 @@ const SPECS: ListSpec[] = [
   mappingSpec(false),
   mappingSpec(true),
   {
+    name: 'connections',
+    path: (t) => `/v1/tenants/${t}/connections`,
+    key: (item) => String(item.id),
+    async add(store, tenant, i) {
+      const at = instant(i);
+      await store.createConnection(tenant, {
+        id: uid('con'),
+        tenantId: tenant,
+        name: `n${i}`,
+        baseUrl: `https://api.example.com/${i}`,
+        authType: 'none',
+        auth: {},
+        secretVersion: 0,
+        clientCertificate: { enabled: false },
+        enabled: true,
+        createdAt: at,
+        updatedAt: at,
+      });
+    },
+  },
+  {
     name: 'client-certificates',
     path: (t) => `/v1/tenants/${t}/client-certificates`,
     key: (item) => String(item.id),

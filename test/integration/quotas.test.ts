@@ -37,6 +37,7 @@ describe.each(backends)('quotas on $name', (backend) => {
       TWOWAY_QUOTA_IDENTITIES: '2',
       TWOWAY_QUOTA_VERSIONS_PER_IDENTITY: '2',
       TWOWAY_QUOTA_MAPPINGS: '2',
+      TWOWAY_QUOTA_CONNECTIONS: '2',
       TWOWAY_QUOTA_CLIENT_CERTIFICATES: '3',
       TWOWAY_QUOTA_ISSUED_PER_DAY: '2',
       TWOWAY_QUOTA_NOTIFICATION_TARGETS: '2',
@@ -84,6 +85,19 @@ describe.each(backends)('quotas on $name', (backend) => {
     expect(((await answer.json()) as { detail: string }).detail).toContain('TWOWAY_QUOTA_IDENTITIES');
     expect((await send(key, `/v1/tenants/${id}/identities/${first.id}`, 'DELETE')).status).toBe(204);
     expect((await uploadIdentity(key, id)).status).toBe(201);
+  });
+
+  test('connections: the third is refused and stores nothing; deleting one frees its place', async () => {
+    const { id, key } = await newTenant(twoway, 'qc');
+    const create = (name: string) =>
+      send(key, `/v1/tenants/${id}/connections`, 'POST', { name, baseUrl: 'https://api.example.com/' });
+    const first = (await (await create('one')).json()) as { id: string };
+    expect((await create('two')).status).toBe(201);
+    await refusedWithoutTrace(() => create('three'));
+    const answer = await create('three');
+    expect(((await answer.json()) as { detail: string }).detail).toContain('TWOWAY_QUOTA_CONNECTIONS');
+    expect((await send(key, `/v1/tenants/${id}/connections/${first.id}`, 'DELETE')).status).toBe(204);
+    expect((await create('three')).status).toBe(201);
   });
 
   test('versions: an identity with two versions takes no third', async () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors/app-error.js';
 import {
   type ApiKey,
+  type Connection,
   type Identity,
   type IdentityVersion,
   type Mapping,
@@ -120,6 +121,24 @@ function makeMapping(tenantId: string, identityId: string, overrides: Partial<Ma
   };
 }
 
+function makeConnection(tenantId: string, overrides: Partial<Connection> = {}): Connection {
+  return {
+    id: uid('connection'),
+    tenantId,
+    name: uid('orders'),
+    baseUrl: 'https://api.example.com/v1',
+    authType: 'basic',
+    auth: { username: 'acme' },
+    secret: makeVersion(tenantId, 'x', 1).secret,
+    secretVersion: 1,
+    clientCertificate: { enabled: false },
+    enabled: true,
+    createdAt: T0,
+    updatedAt: T0,
+    ...overrides,
+  };
+}
+
 /** Resolves to the AppError `promise` rejects with (fails when it resolves or throws something else). */
 async function appErrorOf(promise: Promise<unknown>): Promise<AppError> {
   const err = await promise.then(
@@ -177,12 +196,13 @@ describe.each(storeBackends())('store on $name', (backend) => {
   });
 
   it('migrate twice is a no-op that keeps data and revision', async () => {
-    const { tenant } = await seed();
+    const { tenant, identity } = await seed();
     const revision = await store.getRevision();
     await store.migrate();
     await store.migrate();
     expect(await store.getRevision()).toBe(revision);
-    expect(await store.getTenant(tenant.id)).toEqual(tenant);
+    // The first identity of a tenant became its default identity.
+    expect(await store.getTenant(tenant.id)).toEqual({ ...tenant, defaultIdentityId: identity.id });
   });
 
   it('creates, gets and lists tenants; a duplicate id is tenant_exists', async () => {
@@ -604,6 +624,65 @@ describe.each(storeBackends())('store on $name', (backend) => {
 
     expect(await snapshot()).toEqual(before);
     expect(await store.getRevision()).toBe(revision);
+  });
+
+  it("keeps the tenant's default identity: the first one, set by hand, released when deleted", async () => {
+    const { tenant, identity } = await seed();
+    const second = makeIdentity(tenant.id);
+    await store.createIdentity(tenant.id, second.identity, second.first);
+    expect((await store.getTenant(tenant.id))?.defaultIdentityId).toBe(identity.id);
+    expect(await store.setDefaultIdentity(tenant.id, second.identity.id)).toBe(true);
+    expect((await store.getTenant(tenant.id))?.defaultIdentityId).toBe(second.identity.id);
+
+    const other = await seed();
+    const foreign = await appErrorOf(store.setDefaultIdentity(tenant.id, other.identity.id));
+    expect(foreign.code).toBe('not_found');
+    expect(await store.setDefaultIdentity(uid('missing'), undefined)).toBe(false);
+
+    expect(await store.softDeleteIdentity(tenant.id, identity.id, later(5))).toBe(0);
+    expect((await store.getTenant(tenant.id))?.defaultIdentityId).toBe(second.identity.id);
+    expect(await store.softDeleteIdentity(tenant.id, second.identity.id, later(6))).toBe(0);
+    expect((await store.getTenant(tenant.id))?.defaultIdentityId).toBeUndefined();
+    expect((await appErrorOf(store.setDefaultIdentity(tenant.id, identity.id))).code).toBe('not_found');
+  });
+
+  it('stores connections with their sealed secret; names are unique per tenant; an identity they present is in use', async () => {
+    const { tenant, identity } = await seed();
+    const connection = makeConnection(tenant.id, {
+      clientCertificate: { enabled: true, identityId: identity.id },
+      trustAnchorsPem: '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----',
+    });
+    await store.createConnection(tenant.id, connection);
+    expect(await store.getConnection(tenant.id, connection.id)).toEqual(connection);
+    expect((await store.listConnections(tenant.id, { limit: 10 })).items).toEqual([connection]);
+
+    const taken = await appErrorOf(
+      store.createConnection(tenant.id, makeConnection(tenant.id, { name: connection.name })),
+    );
+    expect(taken.code).toBe('connection_exists');
+    const other = await seed();
+    await store.createConnection(other.tenant.id, makeConnection(other.tenant.id, { name: connection.name }));
+
+    expect(await store.softDeleteIdentity(tenant.id, identity.id, later(5))).toBe(1);
+    const off = {
+      ...connection,
+      clientCertificate: { enabled: false, identityId: identity.id },
+      updatedAt: later(6),
+    };
+    expect(await store.updateConnection(tenant.id, off)).toBe(true);
+    expect(await store.softDeleteIdentity(tenant.id, identity.id, later(7))).toBe(0);
+    // Turning the switch back on with a deleted identity is refused, and changes nothing.
+    const refused = await appErrorOf(
+      store.updateConnection(tenant.id, { ...connection, updatedAt: later(8) }),
+    );
+    expect(refused.code).toBe('not_found');
+    expect(await store.getConnection(tenant.id, connection.id)).toEqual(off);
+
+    expect(await store.getConnection(other.tenant.id, connection.id)).toBeUndefined();
+    expect(await store.updateConnection(other.tenant.id, { ...off, name: 'stolen' })).toBe(false);
+    expect(await store.deleteConnection(other.tenant.id, connection.id)).toBe(false);
+    expect(await store.deleteConnection(tenant.id, connection.id)).toBe(true);
+    expect(await store.getConnection(tenant.id, connection.id)).toBeUndefined();
   });
 });
 

@@ -15,6 +15,7 @@ interface Objects {
   clientCertificateId: string;
   /** Without roles, so that a key holding only `api-keys:write` may revoke it. */
   apiKeyId: string;
+  connectionId: string;
   /** Without roles, so that a key holding only `members:write` may act on it. */
   memberId: string;
   /** A custom role nobody holds, so that it may be deleted. */
@@ -46,6 +47,7 @@ const identity = (o: Objects): Probe => ({ params: { id: o.identityId } });
 const mapping = (o: Objects): Probe => ({ params: { id: o.mappingId } });
 const clientCertificate = (o: Objects): Probe => ({ params: { id: o.clientCertificateId } });
 const version2 = (o: Objects): Probe => ({ params: { id: o.identityId, version: '2' } });
+const connection = (o: Objects): Probe => ({ params: { id: o.connectionId } });
 const member = (o: Objects): Probe => ({ params: { memberId: o.memberId } });
 const role = (o: Objects): Probe => ({ params: { role: o.role } });
 const none = (): Probe => ({});
@@ -83,7 +85,9 @@ const route = (permission: RoutePermission, probe: RouteCase['probe'] = none): R
  */
 const routes: Record<string, RouteCase> = {
   'GET /v1/tenants/{tenant}': route('any'),
-  'PATCH /v1/tenants/{tenant}': route('client-certificates:write', () => ({ json: {} })),
+  'PATCH /v1/tenants/{tenant}': route('identities:write', (o) => ({
+    json: { defaultIdentityId: o.identityId },
+  })),
   'GET /v1/tenants/{tenant}/certificate-signing-requests/{id}': route('client-certificates:read', csr),
   'POST /v1/tenants/{tenant}/certificate-signing-requests/{id}/approve': route(
     'client-certificates:write',
@@ -162,6 +166,21 @@ const routes: Record<string, RouteCase> = {
     ...clientCertificate(o),
     json: { reason: 'superseded' },
   })),
+  'POST /v1/tenants/{tenant}/connections': route('connections:write', (o) => ({
+    json: {
+      name: `new-${o.connectionId}`,
+      baseUrl: 'https://new.walk.example/api',
+      auth: { type: 'header', headerName: 'X-Api-Key', headerValue: 'walk-header-value' },
+      clientCertificate: { enabled: true, identityId: o.identityId },
+    },
+  })),
+  'GET /v1/tenants/{tenant}/connections': route('connections:read'),
+  'GET /v1/tenants/{tenant}/connections/{id}': route('connections:read', connection),
+  'PATCH /v1/tenants/{tenant}/connections/{id}': route('connections:write', (o) => ({
+    ...connection(o),
+    json: { name: `renamed-${o.connectionId}`, auth: { type: 'basic', username: 'u', password: 'walk-pw' } },
+  })),
+  'DELETE /v1/tenants/{tenant}/connections/{id}': route('connections:write', connection),
   'GET /v1/tenants/{tenant}/roles': route('members:write'),
   'GET /v1/tenants/{tenant}/roles/{role}': route('members:write', role),
   'PUT /v1/tenants/{tenant}/roles/{role}': route('members:write', (o) => ({
@@ -304,6 +323,12 @@ describe('every tenant route authorises the tenant and its permission', () => {
         certificatePem: (await ctx.upload()).certificatePem,
       }),
       apiKeyId: await made('/api-keys', { name: 'spare', roles: [] }),
+      // Switch off, so that the identity it could name may still be deleted.
+      connectionId: await made('/connections', {
+        name: `walk-${identityId}`,
+        baseUrl: 'https://walk.example/api',
+        auth: { type: 'basic', username: 'walk', password: 'walk-password' },
+      }),
       memberId: `walker-${n}`,
       role: `spare-${n}`,
       csrId: await pendingCsr(),

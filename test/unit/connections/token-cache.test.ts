@@ -47,6 +47,21 @@ describe('TokenCache', () => {
     expect(cache.inFlightCount).toBe(0);
   });
 
+  it('cached() hands out a stored token synchronously until it is due for renewal, never one in flight', async () => {
+    const clock = movingClock();
+    const cache = new TokenCache({ clock, skewMs: 30_000 });
+    const control = controlledFetch();
+    expect(cache.cached('k')).toBeUndefined();
+    const waiting = cache.get('k', control.fetch);
+    expect(cache.cached('k')).toBeUndefined();
+    control.pending[0]?.resolve(token('tok-1', 100));
+    await waiting;
+    expect(cache.cached('k')?.accessToken).toBe('tok-1');
+    clock.advance(70_000);
+    expect(cache.cached('k')).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
+
   it('renews at expires_in minus the skew, counted from before the request was sent', async () => {
     const clock = movingClock();
     const cache = new TokenCache({ clock, skewMs: 30_000 });

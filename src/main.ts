@@ -17,7 +17,9 @@ import { createMetrics, MetricsAccess, type MetricsListener, startMetricsListene
 import { IdentityService } from './identities/service.js';
 import { IdentityTester } from './identity-tests/service.js';
 import { makeKekCheck, verifyKekCheck } from './kms/envelope.js';
-import { LocalKms, loadLocalKek } from './kms/local/local-kms.js';
+import { KeyRing } from './kms/key-ring.js';
+import { type KekSource, LocalKms, loadLocalKek } from './kms/local/local-kms.js';
+import { Pkcs11Kms } from './kms/pkcs11/pkcs11-kms.js';
 import type { Kms } from './kms/types.js';
 import {
   AuditService,
@@ -62,27 +64,16 @@ export async function openBackends(config: Config, logger?: Logger): Promise<Bac
   });
   try {
     const hasData = await store.hasData();
-    const keyFile = join(config.dataDir, 'master.key');
-    const found = loadLocalKek(config.masterKey, keyFile, !hasData);
-    if (!found) {
-      throw new StartupError(
-        `The database holds data but no KEK was found: set TWOWAY_MASTER_KEY or restore ${keyFile}. Nothing was written.`,
-      );
-    }
-    const kms = new LocalKms(found.kek);
-    found.kek.fill(0);
+    const { kms, source } = openKms(config, hasData, logger);
     if (hasData) {
       // A database with data always has its check value (written right after the first
       // migration); without one, no KEK can be proven right, so none is accepted.
       const check = await store.getMeta(KEK_CHECK);
       if (!check || !(await verifyKekCheck(kms, check))) {
         await kms.close();
-        throw new StartupError(
-          `The KEK (${found.source === 'env' ? 'TWOWAY_MASTER_KEY' : keyFile}) does not match this database. Nothing was written.`,
-        );
+        throw new StartupError(`The KEK (${source}) does not match this database. Nothing was written.`);
       }
     }
-    if (found.source === 'created') logger?.info({ keyFile }, 'local KEK created');
     await store.migrate();
     if (!(await store.getMeta(KEK_CHECK))) await store.setMeta(KEK_CHECK, await makeKekCheck(kms));
     return { store, kms };
@@ -90,6 +81,48 @@ export async function openBackends(config: Config, logger?: Logger): Promise<Bac
     await store.close();
     throw err;
   }
+}
+
+/**
+ * The KMS the configuration names, as a {@link KeyRing}: with TWOWAY_KMS=pkcs11 the token's KEK
+ * wraps, and a local KEK still present (TWOWAY_MASTER_KEY or the key file) only unwraps rows that
+ * `twoway kms rotate` has not moved yet. The local key file is created only for an empty database.
+ * @returns the ring and a description of the wrapping KEK for messages (never key bytes or the PIN)
+ * @throws StartupError when no KEK is found, or the token cannot be used
+ */
+export function openKms(config: Config, hasData: boolean, logger?: Logger): { kms: KeyRing; source: string } {
+  const keyFile = join(config.dataDir, 'master.key');
+  const localSource = (found: { source: KekSource }) =>
+    found.source === 'env' ? 'TWOWAY_MASTER_KEY' : keyFile;
+  if (config.kms === 'pkcs11') {
+    let token: Pkcs11Kms;
+    try {
+      token = Pkcs11Kms.open({
+        modulePath: config.pkcs11Module ?? '',
+        tokenLabel: config.pkcs11TokenLabel ?? '',
+        pin: config.pkcs11Pin ?? '',
+        keyLabel: config.pkcs11KeyLabel,
+      });
+    } catch (err) {
+      throw new StartupError(
+        `The PKCS#11 KMS cannot be opened: ${(err as Error).message}. Nothing was written.`,
+      );
+    }
+    const local = loadLocalKek(config.masterKey, keyFile, false);
+    const previous = local ? [new LocalKms(local.kek)] : [];
+    local?.kek.fill(0);
+    return { kms: new KeyRing(token, previous), source: token.kekId };
+  }
+  const found = loadLocalKek(config.masterKey, keyFile, !hasData);
+  if (!found) {
+    throw new StartupError(
+      `The database holds data but no KEK was found: set TWOWAY_MASTER_KEY or restore ${keyFile}. Nothing was written.`,
+    );
+  }
+  const kms = new KeyRing(new LocalKms(found.kek));
+  found.kek.fill(0);
+  if (found.source === 'created') logger?.info({ keyFile }, 'local KEK created');
+  return { kms, source: localSource(found) };
 }
 
 /** The domain services over a store and a KMS. */

@@ -11,6 +11,7 @@ import { KyselyLifecycleStore } from './lifecycle.js';
 import { countActiveMappings, KyselyMappingStore } from './mappings.js';
 import { KyselyMetaStore } from './meta.js';
 import { KyselyPlatformCaStore, storeCrl } from './platform-ca.js';
+import { KyselySealedKeyStore } from './sealed-keys.js';
 import type { Database } from './tables.js';
 import { KyselyTenantStore } from './tenants.js';
 import type {
@@ -20,6 +21,7 @@ import type {
   MappingStore,
   MetaStore,
   PlatformCaStore,
+  SealedKeyStore,
   Store,
   TenantStore,
 } from './types.js';
@@ -46,6 +48,7 @@ export function createKyselyStore(db: Kysely<Database>, support: DialectSupport)
     ...methodsOf<PlatformCaStore>(new KyselyPlatformCaStore(database)),
     ...methodsOf<MetaStore>(new KyselyMetaStore(database)),
     ...methodsOf<LifecycleStore>(new KyselyLifecycleStore(database)),
+    ...methodsOf<SealedKeyStore>(new KyselySealedKeyStore(database)),
   };
 }
 

@@ -474,6 +474,35 @@ export interface LifecycleStore {
   claimFullScan(at: Date, intervalMs: number, force?: boolean): Promise<FullScanClaim>;
 }
 
+/** Which row a sealed secret belongs to; enough to rebuild the AAD it was sealed with. */
+export type SealedKeyRef =
+  | { kind: 'identity_key'; tenantId: string; identityId: string; version: number }
+  | { kind: 'ca_key'; role: 'root' | 'issuing'; certificatePem: string }
+  | { kind: 'webhook_secret'; tenantId: string };
+
+/** A sealed secret and its row. */
+export interface SealedKeyRow {
+  ref: SealedKeyRef;
+  secret: SealedSecret;
+}
+
+/** One row's DEK wrapped anew: `from` is what the row must still hold for the change to apply. */
+export interface SealedKeyChange {
+  ref: SealedKeyRef;
+  from: { kekId: string; wrapped: Buffer };
+  to: { kekId: string; wrapped: Buffer };
+}
+
+/** Every sealed secret of the deployment, across tenants (KEK rotation only; no tenant API uses it). */
+export interface SealedKeyStore {
+  /** Up to `limit` sealed rows, those wrapped by `excludingKekId` left out. */
+  listSealedKeys(options: { limit: number; excludingKekId?: string }): Promise<SealedKeyRow[]>;
+  /** Applies each change whose row still holds `from`, in one transaction; returns how many applied. */
+  rewrapSealedKeys(changes: SealedKeyChange[]): Promise<number>;
+  /** How many sealed rows each KEK (`kekId`) wraps. */
+  countSealedKeys(): Promise<Record<string, number>>;
+}
+
 export interface Store
   extends TenantStore,
     LifecycleStore,
@@ -481,7 +510,8 @@ export interface Store
     MappingStore,
     MetaStore,
     ClientCertificateStore,
-    PlatformCaStore {
+    PlatformCaStore,
+    SealedKeyStore {
   /** `sqlite` or `postgres`. */
   readonly dialect: 'sqlite' | 'postgres';
   /** True when the database already holds Twoway tables with data (used before migrating). */

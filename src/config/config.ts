@@ -258,11 +258,14 @@ function readConfigFile(path: string): Record<string, unknown> | string {
 /**
  * Reads the configuration from `env` (default `process.env`) and the optional JSON file named by
  * `TWOWAY_CONFIG_FILE`, applies defaults, converts strings to numbers and booleans, and validates
- * everything at once.
+ * everything at once. `overrides` (the CLI's `--data-dir` / `--database-url`) win over both.
  * @throws ConfigError listing every problem: secret values are never echoed, URL values only with
  *   their credentials redacted ({@link redactUrlCredentials}), the config file's text never.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<'dataDir' | 'databaseUrl', string>> = {},
+): Config {
   const problems: string[] = [];
   let file: Record<string, unknown> = {};
   const filePath = env.TWOWAY_CONFIG_FILE;
@@ -284,6 +287,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const raw = env[name] !== undefined && env[name] !== '' ? env[name] : file[name];
     if (raw !== undefined) values[key] = convert(key, raw);
   }
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) values[key] = value;
   const withDefaults = Value.Default(ConfigSchema, values) as Record<string, unknown>;
   for (const error of Value.Errors(ConfigSchema, withDefaults)) {
     const key = error.path.replace(/^\//, '');

@@ -4,6 +4,7 @@
  * sqlite.ts and postgres.ts call {@link createKyselyStore} with their {@link DialectSupport}.
  */
 import type { Kysely } from 'kysely';
+import { KyselyBackupStore } from './backup.js';
 import { KyselyClientCertificateStore } from './client-certificates.js';
 import { type DialectSupport, StoreDatabase } from './database.js';
 import { KyselyIdentityStore } from './identities.js';
@@ -15,6 +16,7 @@ import { KyselySealedKeyStore } from './sealed-keys.js';
 import type { Database } from './tables.js';
 import { KyselyTenantStore } from './tenants.js';
 import type {
+  BackupStore,
   ClientCertificateStore,
   IdentityStore,
   LifecycleStore,
@@ -49,6 +51,7 @@ export function createKyselyStore(db: Kysely<Database>, support: DialectSupport)
     ...methodsOf<MetaStore>(new KyselyMetaStore(database)),
     ...methodsOf<LifecycleStore>(new KyselyLifecycleStore(database)),
     ...methodsOf<SealedKeyStore>(new KyselySealedKeyStore(database)),
+    ...methodsOf<BackupStore>(new KyselyBackupStore(database)),
   };
 }
 

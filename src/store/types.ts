@@ -503,6 +503,31 @@ export interface SealedKeyStore {
   countSealedKeys(): Promise<Record<string, number>>;
 }
 
+/** The first line of a backup (see store/backup.ts). */
+export interface SnapshotHeader {
+  format: 'twoway-backup';
+  version: 1;
+  /** The store it was made from; a backup restores into either. */
+  dialect: 'sqlite' | 'postgres';
+  /** RFC 3339. */
+  createdAt: string;
+  /** Names of the migrations the source had applied. */
+  migrations: string[];
+  /** Tables, in the order their rows follow. */
+  tables: string[];
+}
+
+/** A consistent snapshot of the whole store, out and in (`twoway backup`, `twoway restore`). */
+export interface BackupStore {
+  /** Writes the snapshot line by line (JSON, no newline) from one read transaction. */
+  exportSnapshot(write: (line: string) => Promise<void>): Promise<{ rows: number }>;
+  /**
+   * Loads a snapshot into this migrated, empty store in one transaction.
+   * @throws AppError `backup_invalid`
+   */
+  importSnapshot(lines: AsyncIterable<string>): Promise<{ rows: number }>;
+}
+
 export interface Store
   extends TenantStore,
     LifecycleStore,
@@ -511,7 +536,8 @@ export interface Store
     MetaStore,
     ClientCertificateStore,
     PlatformCaStore,
-    SealedKeyStore {
+    SealedKeyStore,
+    BackupStore {
   /** `sqlite` or `postgres`. */
   readonly dialect: 'sqlite' | 'postgres';
   /** True when the database already holds Twoway tables with data (used before migrating). */

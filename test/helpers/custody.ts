@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import type { TestPki } from '../fixtures/pki.js';
 import { curl, makeCsr, writeFile } from './edge-clients.js';
@@ -53,6 +56,17 @@ export async function seedCustody(
     },
   });
   expect(mapping.status).toBe(201);
+  const settings = await twoway.call('/v1/tenants/acme/notification-settings', {
+    method: 'PUT',
+    token: apiKey,
+    json: {
+      emails: [],
+      webhookUrls: ['https://hooks.acme.example/twoway'],
+      thresholdsDays: [7],
+      rotateWebhookSecret: true,
+    },
+  });
+  expect(settings.status).toBe(200);
   const csr = await makeCsr(dir, 'edge', '/CN=acme-service');
   const signed = await twoway.call('/v1/tenants/acme/certificate-signing-requests', {
     method: 'POST',
@@ -106,4 +120,26 @@ export async function expectCustody(
     json: { name: 'again', csrPem: readFileSync(csr.csr, 'utf8') },
   });
   expect(signed.status).toBe(201);
+}
+
+const CLI = join(resolve(import.meta.dirname, '../..'), 'dist/cli/index.js');
+
+/**
+ * Runs `twoway <args>` (the built CLI) with `env` added to this process's environment (SOFTHSM2_CONF
+ * included); resolves with the JSON it printed, stderr and exit code, never throws.
+ */
+export async function twowayCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; json: unknown; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)('node', [CLI, ...args], {
+      env: { ...process.env, TWOWAY_LOG_LEVEL: 'warn', ...env },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { code: 0, json: JSON.parse(stdout) as unknown, stderr };
+  } catch (err) {
+    const failed = err as { code?: number; stderr?: string };
+    return { code: failed.code ?? 1, json: undefined, stderr: failed.stderr ?? '' };
+  }
 }

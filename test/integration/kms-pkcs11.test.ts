@@ -90,7 +90,7 @@ describe('the PKCS#11 KMS on SoftHSM2', () => {
       ]);
       expect(sensitive?.value).toEqual(Buffer.from([1]));
       expect(extractable?.value).toEqual(Buffer.from([0]));
-      expect(Number((length?.value as Buffer).readBigUInt64LE())).toBe(32);
+      expect((length?.value as Buffer | undefined)?.readBigUInt64LE()).toBe(32n);
       expect(onToken?.value).toEqual(Buffer.from([1]));
       // The value itself cannot be read.
       expect(() => module.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_VALUE }])).toThrow(
@@ -133,5 +133,5 @@ describe.each(backends)('TWOWAY_KMS=pkcs11 on $name', (backend) => {
     const local = { ...env, TWOWAY_KMS: 'local', TWOWAY_MASTER_KEY: randomBytes(32).toString('base64') };
     await expect(openBackends(loadConfig(local))).rejects.toThrow(StartupError);
     cleanup();
-  });
+  }, 120_000);
 });

@@ -60,11 +60,19 @@ export class Pkcs11Kms implements Kms {
   readonly #module: pkcs11js.PKCS11;
   readonly #session: Buffer;
   readonly #tokenLabel: string;
+  readonly #modulePath: string;
   readonly #keys = new Map<string, Buffer>();
   #closed = false;
 
-  private constructor(module: pkcs11js.PKCS11, session: Buffer, tokenLabel: string, kekId: string) {
+  private constructor(
+    module: pkcs11js.PKCS11,
+    modulePath: string,
+    session: Buffer,
+    tokenLabel: string,
+    kekId: string,
+  ) {
     this.#module = module;
+    this.#modulePath = modulePath;
     this.#session = session;
     this.#tokenLabel = tokenLabel;
     this.kekId = kekId;
@@ -77,16 +85,7 @@ export class Pkcs11Kms implements Kms {
    *   refused, or the key is missing and may not be created (the message never holds the PIN).
    */
   static open(options: Pkcs11KmsOptions): Pkcs11Kms {
-    const module = new pkcs11js.PKCS11();
-    try {
-      module.load(options.modulePath);
-      module.C_Initialize();
-    } catch (err) {
-      throw new KmsError(
-        'bad_key',
-        `the PKCS#11 module ${options.modulePath} does not load: ${reasonOf(err)}`,
-      );
-    }
+    const module = acquireModule(options.modulePath);
     try {
       const slot = module
         .C_GetSlotList(true)
@@ -104,6 +103,7 @@ export class Pkcs11Kms implements Kms {
       }
       const kms = new Pkcs11Kms(
         module,
+        options.modulePath,
         session,
         options.tokenLabel,
         pkcs11KeyUri(options.tokenLabel, options.keyLabel),
@@ -116,8 +116,7 @@ export class Pkcs11Kms implements Kms {
       kms.#keys.set(options.keyLabel, key);
       return kms;
     } catch (err) {
-      module.C_Finalize();
-      module.close();
+      releaseModule(options.modulePath);
       if (err instanceof KmsError) throw err;
       throw new KmsError('bad_key', `the PKCS#11 token cannot be used: ${reasonOf(err)}`);
     }
@@ -155,8 +154,7 @@ export class Pkcs11Kms implements Kms {
       this.#module.C_Logout(this.#session);
       this.#module.C_CloseSession(this.#session);
     } finally {
-      this.#module.C_Finalize();
-      this.#module.close();
+      releaseModule(this.#modulePath);
     }
   }
 
@@ -204,6 +202,39 @@ export class Pkcs11Kms implements Kms {
       { type: pkcs11js.CKA_UNWRAP, value: false },
     ]);
   }
+}
+
+/**
+ * A module is loaded and initialised once per process (C_Initialize twice answers
+ * CKR_CRYPTOKI_ALREADY_INITIALIZED), shared by every KMS opened on it, and finalised when the last
+ * one closes.
+ */
+const modules = new Map<string, { module: pkcs11js.PKCS11; users: number }>();
+
+/** @throws KmsError `bad_key` when the module does not load or initialise */
+function acquireModule(path: string): pkcs11js.PKCS11 {
+  const loaded = modules.get(path);
+  if (loaded !== undefined) {
+    loaded.users += 1;
+    return loaded.module;
+  }
+  const module = new pkcs11js.PKCS11();
+  try {
+    module.load(path);
+    module.C_Initialize();
+  } catch (err) {
+    throw new KmsError('bad_key', `the PKCS#11 module ${path} does not load: ${reasonOf(err)}`);
+  }
+  modules.set(path, { module, users: 1 });
+  return module;
+}
+
+function releaseModule(path: string): void {
+  const loaded = modules.get(path);
+  if (loaded === undefined || --loaded.users > 0) return;
+  modules.delete(path);
+  loaded.module.C_Finalize();
+  loaded.module.close();
 }
 
 function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {

@@ -35,9 +35,12 @@ import {
 import { LifecycleService } from './lifecycle/service.js';
 import { webhookSecretAad } from './lifecycle/settings.js';
 import { MappingService } from './mappings/service.js';
+import { PeopleService, rolePermissions } from './people/service.js';
+import { SessionService } from './people/sessions.js';
 import { ChangeBus } from './shared/changes.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
+import { quotasOf } from './shared/quotas.js';
 import { openStore, type SealedKeyRef, type Store } from './store/index.js';
 import { TenantService } from './tenants/service.js';
 
@@ -177,6 +180,10 @@ export interface Services {
   clientCertificates: ClientCertificateService;
   /** Identity uploads are read in worker threads; `close()` it with the services. */
   parser: IdentityParser;
+  /** Members, roles and API keys with roles. */
+  people: PeopleService;
+  /** Portal and console links, browser sessions. */
+  sessions: SessionService;
 }
 
 /**
@@ -199,14 +206,24 @@ export function createServices(
   logger?: Logger,
 ): Services {
   const { store, kms } = backends;
+  const quotas = quotasOf(config);
   const changes = new ChangeBus();
-  const tenants = new TenantService(store, clock, config.operatorToken, changes);
+  const tenants = new TenantService(store, clock, config.operatorToken, changes, rolePermissions(store));
+  const people = new PeopleService({ store, keys: tenants, clock, changes });
+  const sessions = new SessionService({
+    store,
+    people,
+    tenants,
+    clock,
+    options: { idleTimeoutMs: config.sessionIdleTimeoutMs, lifetimeMs: config.sessionLifetimeMs },
+  });
   const settings = new NotificationSettingsService({
     store,
     kms,
     clock,
     changes,
     allowPrivate: config.forwardAllowPrivate,
+    maxTargets: quotas.notificationTargets,
   });
   const parser = new IdentityParser();
   const identities = new IdentityService({
@@ -216,12 +233,14 @@ export function createServices(
     parser,
     changes,
     expiringWithinDays: (tenantId) => settings.firstThresholdDays(tenantId),
+    quotas,
   });
   const mappings = new MappingService({
     store,
     clock,
     changes,
     identityExists: (tenantId, identityId) => identities.exists(tenantId, identityId),
+    quota: quotas.mappings,
   });
   const audit = new AuditService({ store, clock });
   const tester = new IdentityTester({
@@ -244,6 +263,7 @@ export function createServices(
     ca,
     clock,
     policy: clientCertificatePolicy(config),
+    quotas,
   });
   return {
     changes,
@@ -256,6 +276,8 @@ export function createServices(
     ca,
     clientCertificates,
     parser,
+    people,
+    sessions,
   };
 }
 
@@ -289,6 +311,7 @@ export async function startTwoway(
   const logger = options.logger ?? createLogger(config.logLevel);
   const backends = await openBackends(config, logger);
   const services = createServices(backends, config, options.clock, logger);
+  services.tenants.logger = logger.child({ module: 'tenants' });
   await services.ca.ensure();
   if (options.clusterWorker) {
     services.changes.setRelay(workerRelay((change) => services.changes.applyFromPeer(change)));
@@ -337,6 +360,7 @@ export async function startTwoway(
     clock,
     logger,
     registry: metrics.registry,
+    integrationOwners: (tenantId) => services.people.integrationOwners(tenantId),
     options: {
       smtpUrl: config.smtpUrl,
       smtpFrom: config.smtpFrom,
@@ -371,6 +395,13 @@ export async function startTwoway(
     version: packageVersion(),
     clientCertificates: services.clientCertificates,
     ca: services.ca,
+    people: {
+      service: services.people,
+      sessions: services.sessions,
+      publicUrl: config.publicUrl,
+      sessionLifetimeMs: config.sessionLifetimeMs,
+      signInMaxPerMinute: config.sessionSignInMaxPerMinute,
+    },
   });
 
   // Other processes (the CLI, other replicas) write to the same store: a revision counter tells.
@@ -391,6 +422,17 @@ export async function startTwoway(
   let address: string;
   let edge: RunningEdge;
   let metricsListener: MetricsListener | undefined;
+  /** Stops everything but the edge, in dependency order (the edge is closed first by its owner). */
+  const stop = async (): Promise<void> => {
+    clearInterval(poll);
+    await metricsListener?.close();
+    await lifecycle.close();
+    await app.close();
+    await dispatchers.close();
+    await services.parser.close();
+    await backends.store.close();
+    await backends.kms.close();
+  };
   try {
     address = await app.listen({ host: config.host, port: config.httpPort });
     if (config.metricsListen !== undefined) {
@@ -415,14 +457,7 @@ export async function startTwoway(
   } catch (err) {
     // The HTTP or edge port is taken (or the edge certificate files are unreadable): stop what
     // already runs.
-    clearInterval(poll);
-    await metricsListener?.close();
-    await lifecycle.close();
-    await app.close();
-    await dispatchers.close();
-    await services.parser.close();
-    await backends.store.close();
-    await backends.kms.close();
+    await stop();
     throw err;
   }
   if (config.forwardAllowPrivate) logger.warn('forwarding to private and loopback addresses is allowed');
@@ -442,15 +477,8 @@ export async function startTwoway(
     dispatchers,
     lifecycle,
     async close() {
-      clearInterval(poll);
-      await metricsListener?.close();
       await edge.close();
-      await lifecycle.close();
-      await app.close();
-      await dispatchers.close();
-      await services.parser.close();
-      await backends.store.close();
-      await backends.kms.close();
+      await stop();
     },
   };
 }

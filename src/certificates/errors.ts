@@ -19,7 +19,8 @@ export type CertificateErrorCode =
   | 'client_auth_not_allowed'
   | 'digital_signature_not_allowed'
   | 'java_keystore'
-  | 'invalid_trust_anchors';
+  | 'invalid_trust_anchors'
+  | 'trust_anchors_too_large';
 
 /**
  * A refusal with a stable `code`. `message` is safe to show the uploader: it names the problem and,

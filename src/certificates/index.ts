@@ -21,7 +21,15 @@ export {
   privateKeyFromPkcs8,
 } from './keys.js';
 export { formatName } from './names.js';
-export { type PemBlock, parsePemBlocks, readCertificates, readTrustAnchors, toPem } from './pem.js';
+export {
+  type PemBlock,
+  parsePemBlocks,
+  readCertificates,
+  readTrustAnchors,
+  TRUST_ANCHORS_MAX_BYTES,
+  TRUST_ANCHORS_MAX_CERTIFICATES,
+  toPem,
+} from './pem.js';
 export { javaKeystoreType, type Pkcs12Contents, readPkcs12 } from './pkcs12.js';
 export {
   type CertificateStatus,

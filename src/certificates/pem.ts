@@ -152,16 +152,31 @@ export function readCertificates(input: Buffer): X509Certificate[] {
   return [certificateFromDer(input)];
 }
 
+/** Largest trust anchors text, in bytes of UTF-8 PEM (a few private CAs take a few KiB). */
+export const TRUST_ANCHORS_MAX_BYTES = 64 * 1024;
+/** Most certificates in one trust anchors text. */
+export const TRUST_ANCHORS_MAX_CERTIFICATES = 100;
+
 /**
  * Reads trust anchors: one or more CA certificates in PEM, used to verify a remote server instead of
  * the system roots. Each must be a CA (basicConstraints cA, RFC 5280 §4.2.1.9); expiry is not checked
- * here because a stored anchor may expire later and the TLS handshake checks time anyway.
+ * here because a stored anchor may expire later and the TLS handshake checks time anyway. Bounded:
+ * at most {@link TRUST_ANCHORS_MAX_BYTES} of text and {@link TRUST_ANCHORS_MAX_CERTIFICATES}
+ * certificates, because every stored copy is read back with its mapping and held in memory by the
+ * forward's TLS contexts (the size is checked before anything is parsed).
  *
- * @throws CertificateError `invalid_trust_anchors` when the text holds no certificate, a block does
- *   not parse, or a certificate is not a CA.
+ * @throws CertificateError `trust_anchors_too_large` over either bound; `invalid_trust_anchors` when
+ *   the text holds no certificate, a block does not parse, or a certificate is not a CA.
  */
 export function readTrustAnchors(pem: string): X509Certificate[] {
   const input = Buffer.from(pem, 'utf8');
+  if (input.length > TRUST_ANCHORS_MAX_BYTES) {
+    throw new CertificateError(
+      'trust_anchors_too_large',
+      `Trust anchors are limited to ${TRUST_ANCHORS_MAX_BYTES / 1024} KiB of PEM (this is ${Math.ceil(input.length / 1024)} KiB): ` +
+        "send only the CA certificates that issue the remote server's chain.",
+    );
+  }
   let certs: X509Certificate[];
   try {
     if (!isPem(input)) throw new Error('not PEM');
@@ -170,6 +185,13 @@ export function readTrustAnchors(pem: string): X509Certificate[] {
     throw new CertificateError('invalid_trust_anchors', 'Trust anchors must be CA certificates in PEM.', {
       cause: err,
     });
+  }
+  if (certs.length > TRUST_ANCHORS_MAX_CERTIFICATES) {
+    throw new CertificateError(
+      'trust_anchors_too_large',
+      `Trust anchors are limited to ${TRUST_ANCHORS_MAX_CERTIFICATES} certificates (this holds ${certs.length}): ` +
+        "send only the CA certificates that issue the remote server's chain.",
+    );
   }
   for (const cert of certs) {
     if (!cert.ca) {

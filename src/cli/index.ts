@@ -20,6 +20,7 @@ import { tenantCreated } from '../tenants/audit.js';
 import { TENANT_ID_PATTERN } from '../tenants/service.js';
 import { registerCustodyCommands } from './custody.js';
 import { type PasswordOptions, readInput, readPassword, UsageError } from './input.js';
+import { registerPeopleCommands } from './people.js';
 
 /**
  * `twoway`: `serve` runs the service; the other commands act on the same store directly (as
@@ -347,6 +348,7 @@ csr
   );
 
 registerCustodyCommands(program, { config: cliConfig, print });
+registerPeopleCommands(program, withServices, print);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Exit status: 0 done, 1 the command failed (its error code is printed), 2 usage or an unreadable

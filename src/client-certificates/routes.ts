@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { PageQuery, pageRequest } from '../shared/paging.js';
 import type { RevocationReason } from '../store/index.js';
 import {
   clientCertificateDeleted,
@@ -40,6 +41,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/client-certificates',
     {
+      config: { permission: 'client-certificates:write' },
       bodyLimit,
       attachValidation: true,
       schema: {
@@ -76,6 +78,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/certificate-signing-requests',
     {
+      config: { permission: 'client-certificates:write' },
       bodyLimit: 128 * 1024,
       attachValidation: true,
       schema: {
@@ -108,20 +111,24 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.get(
     '/v1/tenants/:tenant/client-certificates',
     {
+      config: { permission: 'client-certificates:read' },
       schema: {
         tags: ['client certificates'],
+        summary: 'List client certificates (not deleted), oldest first; page with limit and cursor',
         params: TenantParams,
+        querystring: PageQuery,
         response: { 200: Collection(Type.Ref('ClientCertificate')), ...problemResponses },
       },
     },
     async (request) => {
-      return { items: await clientCertificates.list(request.params.tenant) };
+      return clientCertificates.list(request.params.tenant, pageRequest(request.query));
     },
   );
 
   app.get(
     '/v1/tenants/:tenant/client-certificates/:id',
     {
+      config: { permission: 'client-certificates:read' },
       schema: {
         tags: ['client certificates'],
         params: ClientCertificateParams,
@@ -136,6 +143,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.post(
     '/v1/tenants/:tenant/client-certificates/:id/revoke',
     {
+      config: { permission: 'client-certificates:write' },
       // The body is optional; without one the schema would refuse `undefined`.
       attachValidation: true,
       schema: {
@@ -160,6 +168,7 @@ export const clientCertificateRoutes: FastifyPluginAsyncTypebox<ClientCertificat
   app.delete(
     '/v1/tenants/:tenant/client-certificates/:id',
     {
+      config: { permission: 'client-certificates:write' },
       schema: {
         tags: ['client certificates'],
         summary: 'Delete: the edge refuses it at once; an issued certificate is revoked first',

@@ -2,12 +2,20 @@ import type { Static } from '@sinclair/typebox';
 import { readCsr } from '../ca/csr.js';
 import type { PlatformCa } from '../ca/platform-ca.js';
 import { summarize, toPem } from '../certificates/index.js';
-import { certificateStatus } from '../certificates/status.js';
+import { certificateStatus, DAY_MS } from '../certificates/status.js';
 import { AppError, toAppError } from '../errors/app-error.js';
 import { certificateFacts } from '../http/certificate-facts.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
-import type { ClientCertificate, ClientCertificateStore, RevocationReason } from '../store/index.js';
+import { type Collection, everyItem, viewPage } from '../shared/paging.js';
+import { type Quotas, quotaLimit } from '../shared/quotas.js';
+import type {
+  ClientCertificate,
+  ClientCertificateQuotas,
+  ClientCertificateStore,
+  PageRequest,
+  RevocationReason,
+} from '../store/index.js';
 import {
   type ClientCertificatePolicy,
   checkClientCertificate,
@@ -28,6 +36,11 @@ export interface ClientCertificateServiceDeps {
   ca: PlatformCa;
   clock: Clock;
   policy: ClientCertificatePolicy;
+  /**
+   * Per-tenant quotas (TWOWAY_QUOTA_CLIENT_CERTIFICATES, TWOWAY_QUOTA_ISSUED_PER_DAY); no quota when
+   * absent.
+   */
+  quotas?: Pick<Quotas, 'clientCertificates' | 'issuedPerDay'>;
 }
 
 /**
@@ -60,7 +73,8 @@ export class ClientCertificateService {
    *   `certificate_expired`, `certificate_not_yet_valid`, `validity_too_long`,
    *   `client_auth_not_allowed`, `client_certificate_exists` (this tenant has it; other tenants may
    *   register the same certificate, and that is never revealed), `issued_certificate_not_accepted`,
-   *   `reserved_tenant_name`
+   *   `reserved_tenant_name`, `quota_exceeded` (the tenant has its quota of live client certificates;
+   *   counted in the write transaction)
    */
   async register(tenantId: string, name: string, input: Buffer): Promise<ClientCertificateView> {
     const cert = readCertificateInput(input);
@@ -87,7 +101,7 @@ export class ClientCertificateService {
       createdAt: now,
       updatedAt: now,
     };
-    await this.#deps.store.createClientCertificate(tenantId, record);
+    await this.#deps.store.createClientCertificate(tenantId, record, this.#quotas(now));
     await this.#announce(tenantId);
     return this.#view(record);
   }
@@ -98,8 +112,11 @@ export class ClientCertificateService {
    * `TWOWAY_CLIENT_CERT_ISSUE_VALIDITY_DAYS`, at most `TWOWAY_CLIENT_CERT_MAX_VALIDITY_DAYS`) and
    * names the tenant in a `urn:twoway:tenant:<id>` URI SAN (see ca/naming.ts). It is registered at
    * once, so the edge admits it.
+   * Quotas are checked before the CA signs (so a tenant past them cannot make the CA work) and
+   * again in the write transaction (so concurrent requests cannot overshoot).
    * @throws AppError `invalid_csr`, `weak_signature`, `private_key_not_accepted`,
-   *   `unsupported_key_type`, `weak_key`, `key_type_not_allowed`, `validity_too_long`
+   *   `unsupported_key_type`, `weak_key`, `key_type_not_allowed`, `validity_too_long`,
+   *   `quota_exceeded` (live client certificates, or certificates issued in the last 24 hours)
    */
   async issue(
     tenantId: string,
@@ -115,6 +132,14 @@ export class ClientCertificateService {
     }
     const csr = readCsr(csrInput);
     checkKey(csr.publicKey, policy);
+    const { live, issued: issuedQuota } = this.#quotas(this.#deps.clock.now());
+    if (live !== undefined || issuedQuota !== undefined) {
+      const since = issuedQuota?.since ?? this.#deps.clock.now();
+      const counts = await this.#deps.store.countClientCertificates(tenantId, since);
+      if (live && counts.live >= live.max) throw new AppError('quota_exceeded', live.detail);
+      if (issuedQuota && counts.issued >= issuedQuota.max)
+        throw new AppError('quota_exceeded', issuedQuota.detail);
+    }
     const issued = await ca.issueClientCertificate({ csr, tenantId, days, fallbackCommonName: name });
     let summary: ClientCertificate['summary'];
     try {
@@ -133,14 +158,20 @@ export class ClientCertificateService {
       createdAt: now,
       updatedAt: now,
     };
-    await this.#deps.store.createClientCertificate(tenantId, record);
+    await this.#deps.store.createClientCertificate(tenantId, record, this.#quotas(now));
     await this.#announce(tenantId);
     return { ...this.#view(record), certificatePem: issued.certificatePem, chainPem: await ca.chainPem() };
   }
 
-  async list(tenantId: string): Promise<ClientCertificateView[]> {
-    const records = await this.#deps.store.listClientCertificates(tenantId);
-    return records.map((r) => this.#view(r));
+  /** One page of the tenant's live certificates, oldest first. @throws AppError `invalid_cursor` */
+  async list(tenantId: string, request: PageRequest): Promise<Collection<ClientCertificateView>> {
+    const page = await this.#deps.store.listClientCertificates(tenantId, request);
+    return viewPage(page, (records) => records.map((r) => this.#view(r)));
+  }
+
+  /** Every live certificate of the tenant (the expiry scan), read page by page. */
+  listAll(tenantId: string): Promise<ClientCertificateView[]> {
+    return everyItem((request) => this.list(tenantId, request));
   }
 
   /** @throws AppError `not_found` */
@@ -180,6 +211,27 @@ export class ClientCertificateService {
     if (!done) throw new AppError('not_found', 'No such client certificate.');
     ca.forgetCachedCrl();
     await this.#announce(tenantId);
+  }
+
+  /** The quotas of a certificate created at `now` (the issued-per-day window ends at `now`). */
+  #quotas(now: Date): ClientCertificateQuotas {
+    const quotas = this.#deps.quotas;
+    const live = quotaLimit(
+      quotas?.clientCertificates,
+      'client certificates in this tenant',
+      'TWOWAY_QUOTA_CLIENT_CERTIFICATES',
+      'delete one first.',
+    );
+    const issued = quotaLimit(
+      quotas?.issuedPerDay,
+      'certificates issued to this tenant in 24 hours',
+      'TWOWAY_QUOTA_ISSUED_PER_DAY',
+      'try again later.',
+    );
+    return {
+      ...(live ? { live } : {}),
+      ...(issued ? { issued: { ...issued, since: new Date(now.getTime() - DAY_MS) } } : {}),
+    };
   }
 
   async #announce(tenantId: string): Promise<void> {

@@ -167,6 +167,52 @@ export const ConfigSchema = Type.Object({
         'CLI only: the PKCS#12 / key password of `identity import` and `identity test` when neither --password-file nor --password-stdin is given',
     }),
   ),
+  quotaIdentities: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: 'Most identities (not deleted) per tenant',
+  }),
+  quotaVersionsPerIdentity: Type.Integer({
+    minimum: 1,
+    default: 100,
+    description: 'Most versions of one identity (versions are kept for the record)',
+  }),
+  quotaMappings: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: 'Most mappings (not deleted) per tenant',
+  }),
+  quotaClientCertificates: Type.Integer({
+    minimum: 1,
+    default: 10_000,
+    description: 'Most client certificates (not deleted, revoked ones included) per tenant',
+  }),
+  quotaIssuedPerDay: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: 'Most certificates the platform CA issues to one tenant in any 24 hours',
+  }),
+  quotaNotificationTargets: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description: 'Most e-mail addresses plus webhook URLs in one tenant’s notification settings',
+  }),
+  sessionIdleTimeoutMs: Type.Integer({
+    minimum: 60_000,
+    default: 1_800_000,
+    description: 'A browser session (portal or console) unused this long ends (default 30 minutes)',
+  }),
+  sessionLifetimeMs: Type.Integer({
+    minimum: 60_000,
+    default: 43_200_000,
+    description: 'A browser session ends this long after sign-in whatever its use (default 12 hours)',
+  }),
+  sessionSignInMaxPerMinute: Type.Integer({
+    minimum: 1,
+    maximum: 10_000,
+    default: 10,
+    description: 'Operator console sign-ins (POST /v1/session) allowed per minute and client address',
+  }),
   workers: Type.Integer({
     minimum: 1,
     maximum: 64,

@@ -16,6 +16,9 @@ export const catalogue = {
   internal_error: { status: 500, title: 'Internal error' },
   not_ready: { status: 503, title: 'Not ready' },
   storage_full: { status: 503, title: 'Storage full' },
+  // lists and quotas
+  invalid_cursor: { status: 400, title: 'Invalid cursor' },
+  quota_exceeded: { status: 409, title: 'Quota exceeded' },
   // tenants
   tenant_exists: { status: 409, title: 'Tenant already exists' },
   // key custody (CLI)
@@ -38,6 +41,7 @@ export const catalogue = {
   digital_signature_not_allowed: { status: 422, title: 'Key usage does not allow digitalSignature' },
   java_keystore: { status: 422, title: 'Java keystore: convert it to PKCS#12' },
   invalid_trust_anchors: { status: 422, title: 'Invalid trust anchors' },
+  trust_anchors_too_large: { status: 413, title: 'Too many trust anchors' },
   // identities
   identity_in_use: { status: 409, title: 'Identity in use by a mapping' },
   version_not_usable: { status: 409, title: 'Version cannot be activated' },
@@ -76,6 +80,15 @@ export const catalogue = {
   upstream_timeout: { status: 504, title: 'Remote server timed out' },
   // connections: OAuth 2.0 client credentials (RFC 6749 §4.4, RFC 8705)
   oauth_token_failed: { status: 502, title: 'OAuth token request failed' },
+  // people: permissions, roles, members, sessions, portal links
+  forbidden: { status: 403, title: 'Permission missing' },
+  csrf_failed: { status: 403, title: 'CSRF token missing or wrong' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  role_in_use: { status: 409, title: 'Role held by members or API keys' },
+  built_in_role: { status: 409, title: 'Built-in roles cannot be changed' },
+  unknown_role: { status: 422, title: 'Unknown role' },
+  return_url_invalid: { status: 422, title: 'Invalid return URL' },
+  portal_link_invalid: { status: 404, title: 'Portal link unknown, used or expired' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** A stable snake_case error code from {@link catalogue}. */

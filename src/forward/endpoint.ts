@@ -215,6 +215,10 @@ export class ForwardEndpoint {
   ): Promise<void> {
     const { runtime, dispatchers } = this.#deps;
     if (fields.repeated !== undefined) throw new AppError('bad_request', `Send ${fields.repeated} once.`);
+    // A key's roles must grant runtime:forward (as requirePermission in tenants/service.ts checks).
+    if (principal.kind === 'tenant' && !principal.permissions.has('runtime:forward')) {
+      throw new AppError('forbidden', 'This needs the permission runtime:forward.');
+    }
     let tenantId: string;
     if (principal.kind === 'operator') {
       if (fields.tenant === undefined || fields.tenant === '') {

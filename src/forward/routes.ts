@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { problemResponses } from '../http/schemas.js';
+import { requirePermission } from '../tenants/service.js';
 import { FORWARD_PATH, type ForwardEndpoint } from './endpoint.js';
 import type { ResolveAnswer, RuntimeService } from './service.js';
 
@@ -36,13 +37,18 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
     {
       schema: {
         tags: ['runtime'],
-        summary: 'Which mapping and identity would serve each (tenant, service, url)',
+        summary: 'Which mapping and identity would serve each (tenant, service, url) (needs runtime:forward)',
         body: ResolveBody,
-        response: { 200: Type.Object({ items: Type.Array(ResolveAnswerSchema) }), ...problemResponses },
+        response: {
+          200: Type.Object({ items: Type.Array(ResolveAnswerSchema) }),
+          ...problemResponses,
+          403: Type.Ref('Problem'),
+        },
       },
     },
     async (request) => {
       const principal = request.principal;
+      requirePermission(principal, 'runtime:forward');
       const items: ResolveAnswer[] = [];
       for (const item of request.body.items) {
         // Another tenant's items answer `configured: false`, exactly like an unknown tenant.
@@ -64,7 +70,8 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<RuntimeRouteOptions> = asy
       {
         schema: {
           tags: ['runtime'],
-          summary: 'Send this request over mTLS to Twoway-Forward-Url with the mapped identity',
+          summary:
+            'Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)',
           description:
             'Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). ' +
             'The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.',

@@ -1,5 +1,7 @@
 import { createServer } from 'node:http';
+import cookie from '@fastify/cookie';
 import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -28,11 +30,15 @@ import type { NotificationSettingsService } from '../lifecycle/settings.js';
 import { mappingRoutes } from '../mappings/routes.js';
 import { MappingSchema } from '../mappings/schemas.js';
 import type { MappingService } from '../mappings/service.js';
+import { peopleRoutes, sessionCookie, sessionRoutes } from '../people/routes.js';
+import type { PeopleService } from '../people/service.js';
+import type { SessionService } from '../people/sessions.js';
 import { tenantListRoutes, tenantRoutes } from '../tenants/routes.js';
 import { bearerToken, type Principal, type TenantService } from '../tenants/service.js';
 import type { Metrics, MetricsAccess } from './metrics.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
+import { cookieAuth } from './session-auth.js';
 import { refuseUnscopedTenantRoutes, tenantScope } from './tenant-scope.js';
 
 export type { AuditNote };
@@ -80,6 +86,20 @@ export interface AppDeps {
   lifecycle: LifecycleService;
   clientCertificates: ClientCertificateService;
   ca: PlatformCa;
+  /** Members, roles, API keys, portal links and browser sessions. */
+  people: PeopleDeps;
+}
+
+/** What the people routes and the session cookie need (a slice of Config besides the services). */
+export interface PeopleDeps {
+  service: PeopleService;
+  sessions: SessionService;
+  /** TWOWAY_PUBLIC_URL: the base of portal links, and https there makes the cookie `Secure`. */
+  publicUrl?: string | undefined;
+  /** TWOWAY_SESSION_LIFETIME_MS: the cookie's Max-Age. */
+  sessionLifetimeMs: number;
+  /** TWOWAY_SESSION_SIGN_IN_MAX_PER_MINUTE: operator sign-ins per minute and address. */
+  signInMaxPerMinute: number;
 }
 
 /**
@@ -124,6 +144,7 @@ export async function buildHttpApp(deps: AppDeps) {
     forward.close();
     done();
   });
+  const cookieOptions = sessionCookie(deps.people.publicUrl, deps.people.sessionLifetimeMs);
   app.setErrorHandler(errorHandler);
   // Tenant routes live in the tenant scope, which authorises the tenant before any handler runs.
   app.addHook('onRoute', refuseUnscopedTenantRoutes);
@@ -143,9 +164,16 @@ export async function buildHttpApp(deps: AppDeps) {
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'Operator token or tenant API key' },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: cookieOptions.name,
+            description:
+              'Browser session (portal link or console sign-in); unsafe methods also need Twoway-CSRF',
+          },
         },
       },
-      security: [{ bearer: [] }],
+      security: [{ bearer: [] }, { session: [] }],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
@@ -162,12 +190,23 @@ export async function buildHttpApp(deps: AppDeps) {
     },
   });
 
+  // Cookies are parsed in onRequest, before the auth hook below reads the session cookie.
+  await app.register(cookie);
+  // Only routes that ask for it (operator sign-in) are limited.
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: () => new AppError('rate_limited', 'Too many sign-in attempts; wait a minute.'),
+  });
+
   app.decorateRequest('principal');
+  app.decorateRequest('browserSession');
+  const bySession = cookieAuth({ sessions: deps.people.sessions, cookie: cookieOptions });
   app.addHook('onRequest', async (request) => {
     // The matched route, not the raw URL: the router decodes percent-escapes, so `/%761/tenants`
     // reaches the `/v1/tenants` handler while its raw URL does not start with `/v1/`.
     const path = request.routeOptions.url ?? request.url;
     if (!path.startsWith('/v1/') || request.routeOptions.config?.public === true) return;
+    if (await bySession(request, path)) return;
     request.principal = await deps.tenants.authenticate(bearerToken(request.headers.authorization));
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -229,7 +268,17 @@ export async function buildHttpApp(deps: AppDeps) {
         clientCertificates: deps.clientCertificates,
         maxUploadBytes: deps.maxUploadBytes,
       });
+      await scope.register(peopleRoutes, {
+        people: deps.people.service,
+        sessions: deps.people.sessions,
+        publicUrl: deps.people.publicUrl,
+      });
     },
+  });
+  await app.register(sessionRoutes, {
+    sessions: deps.people.sessions,
+    cookie: cookieOptions,
+    signInMaxPerMinute: deps.people.signInMaxPerMinute,
   });
   await app.register(caRoutes, { ca: deps.ca });
   await app.register(runtimeRoutes, { runtime: deps.runtime, endpoint: forward });

@@ -3,6 +3,7 @@ import { type TSchema, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { PageQuery, pageRequest } from '../shared/paging.js';
 import {
   activationCancelled,
   identityCreated,
@@ -36,6 +37,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
 
   /** Options shared by the two upload routes (JSON or multipart body, validated by hand for JSON). */
   const uploadRoute = <P extends TSchema>(summary: string, params: P) => ({
+    config: { permission: 'identities:write' as const },
     bodyLimit,
     attachValidation: true,
     schema: {
@@ -79,20 +81,24 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.get(
     '/v1/tenants/:tenant/identities',
     {
+      config: { permission: 'identities:read' },
       schema: {
         tags: ['identities'],
+        summary: 'List identities with their versions, oldest first; page with limit and cursor',
         params: TenantParams,
+        querystring: PageQuery,
         response: { 200: Collection(Type.Ref('Identity')), ...problemResponses },
       },
     },
     async (request) => {
-      return { items: await identities.list(request.params.tenant) };
+      return identities.list(request.params.tenant, pageRequest(request.query));
     },
   );
 
   app.get(
     '/v1/tenants/:tenant/identities/:id',
     {
+      config: { permission: 'identities:read' },
       schema: {
         tags: ['identities'],
         params: IdentityParams,
@@ -107,6 +113,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.patch(
     '/v1/tenants/:tenant/identities/:id',
     {
+      config: { permission: 'identities:write' },
       schema: {
         tags: ['identities'],
         summary: 'Rename, disable or re-enable an identity (a disabled one is never presented)',
@@ -131,6 +138,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.delete(
     '/v1/tenants/:tenant/identities/:id',
     {
+      config: { permission: 'identities:write' },
       schema: {
         tags: ['identities'],
         summary: 'Soft-delete an identity (409 identity_in_use while an enabled mapping uses it)',
@@ -179,6 +187,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.post(
     '/v1/tenants/:tenant/identities/:id/versions/:version/activate',
     {
+      config: { permission: 'identities:write' },
       schema: {
         tags: ['identities'],
         summary: 'Activate a version (roll forward or back); the next request uses it',
@@ -201,6 +210,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<IdentityRouteOptions> = a
   app.delete(
     '/v1/tenants/:tenant/identities/:id/versions/:version/activate-at',
     {
+      config: { permission: 'identities:write' },
       schema: {
         tags: ['identities'],
         summary: 'Cancel the scheduled activation of a version (uploaded with activateAt)',

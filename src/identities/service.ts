@@ -9,7 +9,9 @@ import type { Kms } from '../kms/types.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
-import type { Identity, IdentityStore, IdentityVersion } from '../store/index.js';
+import { type Collection, everyItem, viewPage } from '../shared/paging.js';
+import { type Quotas, quotaLimit } from '../shared/quotas.js';
+import type { Identity, IdentityStore, IdentityVersion, PageRequest } from '../store/index.js';
 import type { IdentitySchema, VersionSchema } from './schemas.js';
 
 /** An identity as the API shows it (API.md "Identity"); never any key material. */
@@ -37,6 +39,11 @@ export interface IdentityServiceDeps {
    * (lifecycle notification settings); 7 when not given.
    */
   expiringWithinDays?: (tenantId: string) => Promise<number>;
+  /**
+   * Per-tenant quotas (TWOWAY_QUOTA_IDENTITIES, TWOWAY_QUOTA_VERSIONS_PER_IDENTITY): live identities
+   * of a tenant, versions of one identity. No quota when absent.
+   */
+  quotas?: Pick<Quotas, 'identities' | 'versionsPerIdentity'>;
 }
 
 /**
@@ -54,7 +61,9 @@ export class IdentityService {
 
   /**
    * Validates and stores a new identity with version 1 active.
-   * @throws AppError with an upload code (API.md: `unsupported_format`, `bad_password`, `key_mismatch`, ...)
+   * @throws AppError with an upload code (API.md: `unsupported_format`, `bad_password`, `key_mismatch`,
+   *   ...); `quota_exceeded` when the tenant has its quota of live identities (counted in the write
+   *   transaction; nothing is stored)
    */
   async importIdentity(tenantId: string, name: string, upload: IdentityUpload): Promise<IdentityView> {
     const validated = await this.#validate(tenantId, upload);
@@ -69,7 +78,17 @@ export class IdentityService {
       updatedAt: now,
     };
     const first = await this.#version(tenantId, identity.id, 1, validated, now, true);
-    await this.#deps.store.createIdentity(tenantId, identity, first);
+    await this.#deps.store.createIdentity(
+      tenantId,
+      identity,
+      first,
+      quotaLimit(
+        this.#deps.quotas?.identities,
+        'identities in this tenant',
+        'TWOWAY_QUOTA_IDENTITIES',
+        'delete one first.',
+      ),
+    );
     await this.#announce(tenantId, identity.id);
     return this.get(tenantId, identity.id);
   }
@@ -78,8 +97,9 @@ export class IdentityService {
    * Adds a version (rotation); activates it at once unless `activate` is false or `activateAt` (a
    * future instant) is given, in which case the lifecycle scheduler activates it then, through
    * {@link activateVersion}. An `activateAt` that is not in the future activates at once.
-   * @throws AppError `not_found`, an upload code, or `version_not_usable` (the certificate is not
-   *   valid at `activateAt`)
+   * @throws AppError `not_found`, an upload code, `version_not_usable` (the certificate is not
+   *   valid at `activateAt`), or `quota_exceeded` when the identity has its quota of versions
+   *   (versions are kept for the record; upload a new identity instead)
    */
   async addVersion(
     tenantId: string,
@@ -117,6 +137,12 @@ export class IdentityService {
       }),
       activate,
       now,
+      quotaLimit(
+        this.#deps.quotas?.versionsPerIdentity,
+        'versions of this identity',
+        'TWOWAY_QUOTA_VERSIONS_PER_IDENTITY',
+        'upload the certificate as a new identity.',
+      ),
     );
     await this.#announce(tenantId, identityId);
     return this.get(tenantId, identityId);
@@ -194,12 +220,25 @@ export class IdentityService {
     return this.#view(identity, versions, await this.#expiringWithinDays(tenantId));
   }
 
-  async list(tenantId: string): Promise<IdentityView[]> {
-    const identities = await this.#deps.store.listIdentities(tenantId);
+  /**
+   * One page of the tenant's live identities, oldest first, each with its versions; the page ends
+   * early once it is about PAGE_MAX_BYTES (shared/paging.ts). @throws AppError `invalid_cursor`
+   */
+  async list(tenantId: string, request: PageRequest): Promise<Collection<IdentityView>> {
+    const page = await this.#deps.store.listIdentities(tenantId, request);
     const days = await this.#expiringWithinDays(tenantId);
-    return Promise.all(
-      identities.map(async (i) => this.#view(i, await this.#deps.store.listVersions(tenantId, i.id), days)),
-    );
+    return viewPage(page, async (identities) => {
+      const versions = await this.#deps.store.listVersionsOfIdentities(
+        tenantId,
+        identities.map((i) => i.id),
+      );
+      return identities.map((i) => this.#view(i, versions.get(i.id) ?? [], days));
+    });
+  }
+
+  /** Every live identity of the tenant with its versions (the expiry scan), read page by page. */
+  listAll(tenantId: string): Promise<IdentityView[]> {
+    return everyItem((request) => this.list(tenantId, request));
   }
 
   /** True when the identity exists in this tenant and is not deleted. */

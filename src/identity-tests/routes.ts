@@ -33,6 +33,7 @@ export const identityTestRoutes: FastifyPluginAsyncTypebox<IdentityTestRouteOpti
   app.post(
     '/v1/tenants/:tenant/identity-tests',
     {
+      config: { permission: 'identities:write' },
       bodyLimit: jsonUploadBodyLimit(maxUploadBytes),
       attachValidation: true,
       schema: {

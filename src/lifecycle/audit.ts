@@ -1,8 +1,8 @@
 import type { Static } from '@sinclair/typebox';
-import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
-import type { AuditEvent, LifecycleStore } from '../store/index.js';
+import { type Collection, viewPage } from '../shared/paging.js';
+import type { AuditEvent, LifecycleStore, PageRequest } from '../store/index.js';
 import type { AuditEventSchema } from './schemas.js';
 
 /** An audit entry as the API shows it. */
@@ -27,15 +27,9 @@ export interface AuditNote {
 }
 
 /** What a caller records; the service adds id and time. */
-export interface AuditEntry {
-  actor: string;
-  action: string;
-  objectType: string;
-  objectId: string;
-  sourceAddress?: string;
-  requestId?: string;
+export type AuditEntry = Omit<AuditEvent, 'id' | 'tenantId' | 'at' | 'detail'> & {
   detail?: Record<string, unknown>;
-}
+};
 
 /** Filters of `GET .../audit-events`. */
 export interface AuditFilter {
@@ -44,14 +38,12 @@ export interface AuditFilter {
   objectId?: string;
   since?: Date;
   until?: Date;
-  cursor?: string;
-  limit?: number;
 }
 
 /** Field names that never belong in an audit entry, whatever a caller passes. */
 const SECRET_FIELD = /pass(word|phrase)|private|pkcs12|secret|token|credential|^api_?key$|^key(pem)?$/i;
 /** Values that look like key material or bearer tokens. */
-const SECRET_VALUE = /-----BEGIN [A-Z ]*PRIVATE KEY-----|^tw_[A-Za-z0-9_-]{20,}$|^whsec_/;
+const SECRET_VALUE = /-----BEGIN [A-Z ]*PRIVATE KEY-----|^tw[ls]?_[A-Za-z0-9_-]{20,}$|^whsec_/;
 
 /**
  * Drops fields whose name or value looks secret (a second net: handlers put only ids, names,
@@ -77,11 +69,8 @@ function scrubValue(value: unknown, depth: number): unknown {
   return undefined;
 }
 
-const MAX_LIMIT = 500;
-const DEFAULT_LIMIT = 100;
-
 /**
- * The audit log: who (actor: `operator`, an API key id, `scheduler`, `cli`) changed what (action,
+ * The audit log: who (actor: `operator`, `api-key:<id>`, `member:<id>`, `scheduler`, `cli`) changed what (action,
  * object type and id), when, from where (source address). Entries are appended, never changed;
  * `detail` passes {@link scrubDetail} on the way in.
  */
@@ -111,30 +100,27 @@ export class AuditService {
   }
 
   /**
-   * Newest first; `nextCursor` when more match.
-   * @throws AppError `bad_request` for a cursor this service did not make
+   * One page of the log, newest first; `nextCursor` when more match. A cursor is bound to the
+   * filters it was made with (shared/paging.ts).
+   * @throws AppError `invalid_cursor` for a cursor this list did not make with these filters
    */
   async list(
     tenantId: string,
     filter: AuditFilter,
-  ): Promise<{ items: AuditEventView[]; nextCursor?: string }> {
-    const limit = Math.min(Math.max(filter.limit ?? DEFAULT_LIMIT, 1), MAX_LIMIT);
-    const beforeSeq = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor);
-    const events = await this.#store.listAuditEvents(tenantId, {
-      limit: limit + 1,
-      ...(filter.action ? { action: filter.action } : {}),
-      ...(filter.objectType ? { objectType: filter.objectType } : {}),
-      ...(filter.objectId ? { objectId: filter.objectId } : {}),
-      ...(filter.since ? { since: filter.since } : {}),
-      ...(filter.until ? { until: filter.until } : {}),
-      ...(beforeSeq !== undefined ? { beforeSeq } : {}),
-    });
-    const page = events.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map(view),
-      ...(events.length > limit && last ? { nextCursor: encodeCursor(last.seq) } : {}),
-    };
+    request: PageRequest,
+  ): Promise<Collection<AuditEventView>> {
+    const page = await this.#store.listAuditEvents(
+      tenantId,
+      {
+        ...(filter.action ? { action: filter.action } : {}),
+        ...(filter.objectType ? { objectType: filter.objectType } : {}),
+        ...(filter.objectId ? { objectId: filter.objectId } : {}),
+        ...(filter.since ? { since: filter.since } : {}),
+        ...(filter.until ? { until: filter.until } : {}),
+      },
+      request,
+    );
+    return viewPage(page, (events) => events.map(view));
   }
 }
 
@@ -149,14 +135,4 @@ function view(e: AuditEvent): AuditEventView {
     ...(e.sourceAddress ? { sourceAddress: e.sourceAddress } : {}),
     detail: e.detail,
   };
-}
-
-function encodeCursor(seq: number): string {
-  return Buffer.from(`a1:${seq}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): number {
-  const match = /^a1:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match?.[1]) throw new AppError('bad_request', 'The cursor is not valid.');
-  return Number(match[1]);
 }

@@ -3,6 +3,7 @@ import type { Clock } from '../shared/clock.js';
 import type { DeliveryRecord, LifecycleStore } from '../store/index.js';
 import type { LifecycleMetrics } from './metrics.js';
 import type { EmailSender, SendResult, WebhookSender } from './notifiers.js';
+import type { Recipients } from './recipients.js';
 import type { ExpiryEvent } from './scanner.js';
 import type { NotificationSettingsService } from './settings.js';
 
@@ -29,6 +30,11 @@ export interface DeliveryWorkerDeps {
   settings: Pick<NotificationSettingsService, 'webhookSecret'>;
   /** Undefined when no SMTP server is configured. */
   email?: EmailSender;
+  /**
+   * The e-mail recipients now (recipients.ts): an address of the delivery that is no longer one of
+   * them (a member removed or demoted since) is left out of the attempt.
+   */
+  recipients?: Recipients;
   webhook: WebhookSender;
   clock: Clock;
   retry: RetryPolicy;
@@ -107,12 +113,15 @@ export class DeliveryWorker {
     if (result.ok) {
       await store.recordDeliveryAttempt(delivery.tenantId, record, { status: 'delivered', deliveredAt: at });
       logger.info(log, 'notification delivered');
-    } else if (attempt >= retry.maxAttempts) {
+    } else if (attempt >= retry.maxAttempts || result.final === true) {
       await store.recordDeliveryAttempt(delivery.tenantId, record, {
         status: 'failed',
         ...(result.error ? { lastError: result.error } : {}),
       });
-      logger.error({ ...log, error: result.error }, 'notification delivery gave up');
+      // Nobody left to tell (every recipient removed since) is no fault to act on.
+      if (result.final === true)
+        logger.info({ ...log, error: result.error }, 'notification delivery dropped');
+      else logger.error({ ...log, error: result.error }, 'notification delivery gave up');
     } else {
       const nextAttemptAt = new Date(at.getTime() + backoffMs(retry, attempt));
       await store.recordDeliveryAttempt(delivery.tenantId, record, {
@@ -131,10 +140,15 @@ export class DeliveryWorker {
     const event = JSON.parse(notification.payload) as ExpiryEvent;
     if (delivery.channel === 'email') {
       if (!this.#deps.email) return { ok: false, error: 'no SMTP server configured' };
-      const to = delivery.target
+      let to = delivery.target
         .split(',')
         .map((a) => a.trim())
         .filter(Boolean);
+      if (this.#deps.recipients) {
+        const current = new Set((await this.#deps.recipients(delivery.tenantId)).map((a) => a.toLowerCase()));
+        to = to.filter((address) => current.has(address.toLowerCase()));
+      }
+      if (to.length === 0) return { ok: false, error: 'no recipients left', final: true };
       return this.#deps.email.send(to, event);
     }
     const secret = await this.#deps.settings.webhookSecret(delivery.tenantId);

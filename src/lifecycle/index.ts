@@ -12,6 +12,7 @@ import type { AuditService } from './audit.js';
 import { DeliveryWorker, type RetryPolicy } from './deliveries.js';
 import { createLifecycleMetrics } from './metrics.js';
 import { type EmailSender, smtpEmailSender, undiciWebhookSender } from './notifiers.js';
+import { expiryRecipients } from './recipients.js';
 import { ExpiryScanner } from './scanner.js';
 import { LifecycleScheduler, type LifecycleSchedulerDeps } from './scheduler.js';
 import type { NotificationSettingsService } from './settings.js';
@@ -49,6 +50,8 @@ export interface LifecycleDeps {
   logger: Logger;
   registry: Registry;
   options: LifecycleOptions;
+  /** Members whose roles own integrations (people/service.ts), for `notifyMembers`. */
+  integrationOwners?: (tenantId: string) => Promise<string[]>;
 }
 
 /** The running lifecycle of one process. */
@@ -81,7 +84,9 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     allowPrivate: options.allowPrivate,
     timeoutMs: options.notificationTimeoutMs,
   });
+  const recipients = expiryRecipients(deps.settings, deps.integrationOwners);
   const scanner = new ExpiryScanner({
+    recipients,
     store: deps.store,
     tenants: deps.tenants,
     sources: deps.sources,
@@ -92,6 +97,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
     logger,
   });
   const deliveries = new DeliveryWorker({
+    recipients,
     store: deps.store,
     settings: deps.settings,
     ...(email ? { email } : {}),

@@ -14,6 +14,8 @@ export interface SendResult {
   ok: boolean;
   statusCode?: number;
   error?: string;
+  /** A failure that no retry can mend (no recipient left): the delivery is `failed` at once. */
+  final?: boolean;
 }
 
 export interface EmailSender {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { PageQuery, pageRequest } from '../shared/paging.js';
 import type { AuditService } from './audit.js';
 import {
   AlertSchema,
@@ -30,21 +31,25 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/v1/tenants/:tenant/alerts',
     {
+      config: { permission: 'alerts:read' },
       schema: {
         tags: ['lifecycle'],
-        summary: 'Current expiry alerts (raised by the expiry scanner), soonest first',
+        summary:
+          'Current expiry alerts (raised by the expiry scanner), soonest first; page with limit and cursor',
         params: TenantParams,
-        response: { 200: Type.Object({ items: Type.Array(AlertSchema) }), ...problemResponses },
+        querystring: PageQuery,
+        response: { 200: Collection(AlertSchema), ...problemResponses },
       },
     },
     async (request) => {
-      return { items: await lifecycle.listAlerts(request.params.tenant) };
+      return lifecycle.listAlerts(request.params.tenant, pageRequest(request.query));
     },
   );
 
   app.get(
     '/v1/tenants/:tenant/notification-settings',
     {
+      config: { permission: 'notifications:read' },
       schema: {
         tags: ['lifecycle'],
         summary: 'E-mail addresses, webhook URLs and expiry thresholds (default [7] days)',
@@ -60,12 +65,18 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.put(
     '/v1/tenants/:tenant/notification-settings',
     {
+      config: { permission: 'notifications:write' },
       schema: {
         tags: ['lifecycle'],
         summary: 'Replace the notification settings; the webhook signing secret is returned once when made',
         params: TenantParams,
         body: PutNotificationSettingsBody,
-        response: { 200: PutNotificationSettingsResponse, ...problemResponses, 422: Type.Ref('Problem') },
+        response: {
+          200: PutNotificationSettingsResponse,
+          ...problemResponses,
+          409: Type.Ref('Problem'),
+          422: Type.Ref('Problem'),
+        },
       },
     },
     async (request) => {
@@ -78,24 +89,25 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/v1/tenants/:tenant/notifications',
     {
+      config: { permission: 'notifications:read' },
       schema: {
         tags: ['lifecycle'],
-        summary: 'Expiry notifications sent or being sent, newest first, with every delivery attempt',
+        summary:
+          'Expiry notifications sent or being sent, newest first, with every delivery attempt; page with limit and cursor',
         params: TenantParams,
-        querystring: Type.Object({
-          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-        }),
+        querystring: PageQuery,
         response: { 200: Collection(NotificationSchema), ...problemResponses },
       },
     },
     async (request) => {
-      return { items: await lifecycle.listNotifications(request.params.tenant, request.query.limit ?? 50) };
+      return lifecycle.listNotifications(request.params.tenant, pageRequest(request.query));
     },
   );
 
   app.get(
     '/v1/tenants/:tenant/audit-events',
     {
+      config: { permission: 'audit:read' },
       schema: {
         tags: ['lifecycle'],
         summary:
@@ -107,15 +119,14 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
     },
     async (request) => {
       const q = request.query;
-      return audit.list(request.params.tenant, {
+      const filter = {
         ...(q.action ? { action: q.action } : {}),
         ...(q.objectType ? { objectType: q.objectType } : {}),
         ...(q.objectId ? { objectId: q.objectId } : {}),
         ...(q.since ? { since: new Date(q.since) } : {}),
         ...(q.until ? { until: new Date(q.until) } : {}),
-        ...(q.cursor ? { cursor: q.cursor } : {}),
-        ...(q.limit ? { limit: q.limit } : {}),
-      });
+      };
+      return audit.list(request.params.tenant, filter, pageRequest(q));
     },
   );
 };

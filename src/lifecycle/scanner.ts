@@ -10,6 +10,7 @@ import type {
   NotificationRecord,
 } from '../store/index.js';
 import type { LifecycleMetrics } from './metrics.js';
+import type { Recipients } from './recipients.js';
 import type { NotificationSettingsService } from './settings.js';
 import type { ExpiringObject, ExpiringSource } from './sources.js';
 
@@ -19,13 +20,8 @@ export interface ExpiryEvent {
   type: 'certificate.expiring' | 'certificate.expired';
   createdAt: string;
   tenant: string;
-  data: {
-    objectType: string;
-    objectId: string;
-    objectVersion: string;
-    name: string;
-    subject: string;
-    fingerprintSha256: string;
+  /** The object's facts ({@link ExpiringObject} less the tenant, `notAfter` as RFC 3339). */
+  data: Omit<ExpiringObject, 'tenantId' | 'notAfter'> & {
     notAfter: string;
     /** Whole days left, rounded up; negative once expired. */
     daysLeft: number;
@@ -75,6 +71,8 @@ export interface ExpiryScannerDeps {
   clock: Clock;
   /** False when no SMTP server is configured: e-mail deliveries are then not created. */
   emailEnabled: boolean;
+  /** The e-mail recipients now (recipients.ts); default: the settings' `emails`. */
+  recipients?: Recipients;
   logger: Logger;
 }
 
@@ -82,7 +80,7 @@ export interface ExpiryScannerDeps {
  * The expiry scan. For each tenant and each watched certificate it computes the alert (expiring
  * within a threshold, or expired), makes the stored alerts match, updates the gauges, and (with
  * `notify`) claims one notification per object, version and threshold, with one pending delivery
- * per channel (one e-mail to all the tenant's addresses, one POST per webhook URL). Claiming is a
+ * per channel (one e-mail to all the tenant's recipients, one POST per webhook URL). Claiming is a
  * unique insert (LifecycleStore.claimNotification), so a restart or a second process never sends
  * the same notification again. When several thresholds are crossed at once (a certificate uploaded
  * 3 days before expiry with thresholds [30, 7]) one notification goes out, for the smallest.
@@ -157,9 +155,10 @@ export class ExpiryScanner {
     );
 
     let notified = 0;
-    if (options.notify) {
+    if (options.notify && alerts.length > 0) {
+      const emails = this.#deps.recipients ? await this.#deps.recipients(tenantId) : settings.emails;
       for (const { object, record } of alerts) {
-        const deliveries = this.#deliveries(settings.emails, settings.webhookUrls, tenantId, now);
+        const deliveries = this.#deliveries(emails, settings.webhookUrls, tenantId, now);
         if (deliveries.length === 0) continue;
         const event: ExpiryEvent = {
           id: newId('evt'),

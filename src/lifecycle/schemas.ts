@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { Timestamp } from '../http/schemas.js';
+import { PageQuery } from '../shared/paging.js';
 
 export const AlertSchema = Type.Object({
   kind: Type.Union([Type.Literal('expiring'), Type.Literal('expired')]),
@@ -14,9 +15,15 @@ export const AlertSchema = Type.Object({
   raisedAt: Timestamp,
 });
 
+const NotifyMembers = Type.Boolean({
+  description:
+    'members with role admin or a role granting connections:write also receive the expiry e-mails (default true)',
+});
+
 export const NotificationSettingsSchema = Type.Object(
   {
     emails: Type.Array(Type.String()),
+    notifyMembers: NotifyMembers,
     webhookUrls: Type.Array(Type.String()),
     thresholdsDays: Type.Array(Type.Integer(), {
       description: 'largest first; the first makes a status expiring',
@@ -30,6 +37,7 @@ export const NotificationSettingsSchema = Type.Object(
 export const PutNotificationSettingsBody = Type.Object(
   {
     emails: Type.Array(Type.String({ maxLength: 254 }), { maxItems: 20 }),
+    notifyMembers: Type.Optional(NotifyMembers),
     webhookUrls: Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 10 }),
     thresholdsDays: Type.Optional(
       Type.Array(Type.Integer({ minimum: 1, maximum: 3650 }), {
@@ -47,6 +55,7 @@ export const PutNotificationSettingsBody = Type.Object(
 
 export const PutNotificationSettingsResponse = Type.Object({
   emails: Type.Array(Type.String()),
+  notifyMembers: NotifyMembers,
   webhookUrls: Type.Array(Type.String()),
   thresholdsDays: Type.Array(Type.Integer()),
   webhookSecretCreatedAt: Type.Optional(Timestamp),
@@ -62,7 +71,9 @@ export const PutNotificationSettingsResponse = Type.Object({
 export const AuditEventSchema = Type.Object({
   id: Type.String(),
   at: Timestamp,
-  actor: Type.String({ description: 'operator, an API key id, scheduler or cli' }),
+  actor: Type.String({
+    description: 'operator, api-key:<id>, member:<id> (detail.actorEmail: the e-mail then), scheduler or cli',
+  }),
   action: Type.String({ description: '<object>.<verb>, e.g. identity.add_version' }),
   objectType: Type.String(),
   objectId: Type.String(),
@@ -76,8 +87,7 @@ export const AuditQuery = Type.Object({
   objectId: Type.Optional(Type.String({ maxLength: 200 })),
   since: Type.Optional({ ...Timestamp, description: 'inclusive' }),
   until: Type.Optional({ ...Timestamp, description: 'exclusive' }),
-  cursor: Type.Optional(Type.String({ maxLength: 200 })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+  ...PageQuery.properties,
 });
 
 const AttemptSchema = Type.Object({

@@ -16,6 +16,7 @@ export function notificationSettingsUpdated(
     objectId: tenantId,
     detail: {
       emails: view.emails.length,
+      notifyMembers: view.notifyMembers,
       webhookUrls: view.webhookUrls.length,
       thresholdsDays: view.thresholdsDays,
       // Not `webhookSecret…`: scrubDetail drops every field whose name says "secret".

@@ -6,6 +6,7 @@ import type { Kms } from '../kms/types.js';
 import { isBlockedAddress } from '../net/address-guard.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
+import { isEmailAddress } from '../shared/email-address.js';
 import type { LifecycleStore, NotificationSettings } from '../store/index.js';
 import type { NotificationSettingsSchema } from './schemas.js';
 import { newWebhookSecret } from './signing.js';
@@ -27,6 +28,8 @@ export type NotificationSettingsView = Static<typeof NotificationSettingsSchema>
 /** `PUT .../notification-settings`. */
 export interface NotificationSettingsInput {
   emails: string[];
+  /** Members whose roles own integrations get the e-mails too; default true. */
+  notifyMembers?: boolean;
   webhookUrls: string[];
   thresholdsDays?: number[];
   /** Replace the webhook signing secret (the new one is returned once). */
@@ -37,9 +40,6 @@ export interface NotificationSettingsInput {
 export function webhookSecretAad(tenantId: string): Buffer {
   return Buffer.from(`twoway/v1/webhook-secret/${tenantId}`, 'utf8');
 }
-
-const EMAIL =
-  /^[^\s@<>(),;:"[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 function invalid(detail: string): AppError {
   return new AppError('notification_settings_invalid', detail);
@@ -85,6 +85,7 @@ export class NotificationSettingsService {
   readonly #clock: Clock;
   readonly #allowPrivate: boolean;
   readonly #changes: ChangeBus;
+  readonly #maxTargets: number | undefined;
   readonly #thresholds = new Map<string, Promise<number[]>>();
 
   constructor(deps: {
@@ -93,12 +94,15 @@ export class NotificationSettingsService {
     clock: Clock;
     changes: ChangeBus;
     allowPrivate: boolean;
+    /** Most e-mail addresses plus webhook URLs (TWOWAY_QUOTA_NOTIFICATION_TARGETS); no quota when absent. */
+    maxTargets?: number;
   }) {
     this.#store = deps.store;
     this.#kms = deps.kms;
     this.#clock = deps.clock;
     this.#allowPrivate = deps.allowPrivate;
     this.#changes = deps.changes;
+    this.#maxTargets = deps.maxTargets;
     deps.changes.on(
       (change) => {
         if (change.kind === 'tenant') this.#thresholds.delete(change.tenantId);
@@ -118,6 +122,7 @@ export class NotificationSettingsService {
       (await this.#store.getNotificationSettings(tenantId)) ?? {
         tenantId,
         emails: [],
+        notifyMembers: true,
         webhookUrls: [],
         thresholdsDays: [...DEFAULT_THRESHOLDS_DAYS],
       }
@@ -127,7 +132,8 @@ export class NotificationSettingsService {
   /**
    * Replaces the settings. Thresholds default to `[7]` and are stored largest first.
    * @returns the new view, plus `webhookSecret` when a secret was made now (shown only this once)
-   * @throws AppError `notification_settings_invalid`
+   * @throws AppError `notification_settings_invalid`; `quota_exceeded` for more addresses and URLs
+   *   together than `maxTargets` (nothing is stored)
    */
   async put(
     tenantId: string,
@@ -136,13 +142,19 @@ export class NotificationSettingsService {
     const emails = uniq(input.emails.map((e) => e.trim()));
     if (emails.length > MAX_EMAILS) throw invalid(`At most ${MAX_EMAILS} e-mail addresses.`);
     for (const email of emails) {
-      if (email.length > 254 || !EMAIL.test(email))
-        throw invalid(`"${email.slice(0, 80)}" is not an e-mail address.`);
+      if (!isEmailAddress(email)) throw invalid(`"${email.slice(0, 80)}" is not an e-mail address.`);
     }
     const webhookUrls = uniq(
       input.webhookUrls.map((u) => parseWebhookUrl(u.trim(), this.#allowPrivate).toString()),
     );
     if (webhookUrls.length > MAX_WEBHOOKS) throw invalid(`At most ${MAX_WEBHOOKS} webhook URLs.`);
+    const targets = emails.length + webhookUrls.length;
+    if (this.#maxTargets !== undefined && targets > this.#maxTargets) {
+      throw new AppError(
+        'quota_exceeded',
+        `${targets} e-mail addresses and webhook URLs are more than this tenant's quota of ${this.#maxTargets} notification targets (TWOWAY_QUOTA_NOTIFICATION_TARGETS).`,
+      );
+    }
     const thresholdsDays = uniq(input.thresholdsDays ?? [...DEFAULT_THRESHOLDS_DAYS]).sort((a, b) => b - a);
     if (thresholdsDays.length === 0 || thresholdsDays.length > MAX_THRESHOLDS)
       throw invalid(`Give 1 to ${MAX_THRESHOLDS} thresholds.`);
@@ -152,7 +164,14 @@ export class NotificationSettingsService {
     }
     const now = this.#clock.now();
     const previous = await this.#store.getNotificationSettings(tenantId);
-    const next: NotificationSettings = { tenantId, emails, webhookUrls, thresholdsDays, updatedAt: now };
+    const next: NotificationSettings = {
+      tenantId,
+      emails,
+      notifyMembers: input.notifyMembers ?? true,
+      webhookUrls,
+      thresholdsDays,
+      updatedAt: now,
+    };
     let webhookSecret: string | undefined;
     const needsSecret =
       input.rotateWebhookSecret === true || (!previous?.webhookSecret && webhookUrls.length > 0);
@@ -212,9 +231,12 @@ function uniq<T>(values: T[]): T[] {
 }
 
 function view(s: NotificationSettings | undefined): NotificationSettingsView {
-  if (!s) return { emails: [], webhookUrls: [], thresholdsDays: [...DEFAULT_THRESHOLDS_DAYS] };
+  if (!s) {
+    return { emails: [], notifyMembers: true, webhookUrls: [], thresholdsDays: [...DEFAULT_THRESHOLDS_DAYS] };
+  }
   return {
     emails: s.emails,
+    notifyMembers: s.notifyMembers,
     webhookUrls: s.webhookUrls,
     thresholdsDays: s.thresholdsDays,
     ...(s.webhookSecretCreatedAt ? { webhookSecretCreatedAt: s.webhookSecretCreatedAt.toISOString() } : {}),

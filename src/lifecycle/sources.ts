@@ -29,11 +29,11 @@ export interface ExpiringSource {
 }
 
 /** Outbound identities: the active version of every identity that is not disabled or deleted. */
-export function identitySource(identities: Pick<IdentityService, 'list'>): ExpiringSource {
+export function identitySource(identities: Pick<IdentityService, 'listAll'>): ExpiringSource {
   return {
     objectType: 'identity',
     async list(tenantId) {
-      const views = await identities.list(tenantId);
+      const views = await identities.listAll(tenantId);
       const objects: ExpiringObject[] = [];
       for (const identity of views) {
         if (identity.status === 'disabled') continue;
@@ -60,7 +60,7 @@ export function identitySource(identities: Pick<IdentityService, 'list'>): Expir
  * no versions; the fingerprint marks "this certificate", so a replacement is a new object anyway.
  */
 export function clientCertificateSource(clientCertificates: {
-  list(tenantId: string): Promise<
+  listAll(tenantId: string): Promise<
     {
       id: string;
       name: string;
@@ -74,7 +74,7 @@ export function clientCertificateSource(clientCertificates: {
   return {
     objectType: 'client_certificate',
     async list(tenantId) {
-      const views = await clientCertificates.list(tenantId);
+      const views = await clientCertificates.listAll(tenantId);
       return views
         .filter((c) => c.status !== 'revoked')
         .map((c) => ({

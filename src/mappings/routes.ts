@@ -1,11 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
+import { PageQuery, pageRequest } from '../shared/paging.js';
 import { mappingCreated, mappingDeleted, mappingUpdated } from './audit.js';
 import { CreateMappingBody, MappingParams, PatchMappingBody } from './schemas.js';
 import type { MappingService } from './service.js';
 
 const errors = { ...problemResponses, 422: Type.Ref('Problem') };
+/** Create also answers `409 quota_exceeded` and `413 trust_anchors_too_large`. */
+const createErrors = { ...errors, 409: Type.Ref('Problem'), 413: Type.Ref('Problem') };
 
 /** `/v1/tenants/{tenant}/mappings`: create, list, get, patch, soft delete. */
 export const mappingRoutes: FastifyPluginAsyncTypebox<{
@@ -14,12 +17,13 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/v1/tenants/:tenant/mappings',
     {
+      config: { permission: 'mappings:write' },
       schema: {
         tags: ['mappings'],
         summary: 'Map (service, URL) to an identity of this tenant',
         params: TenantParams,
         body: CreateMappingBody,
-        response: { 201: Type.Ref('Mapping'), ...errors },
+        response: { 201: Type.Ref('Mapping'), ...createErrors },
       },
     },
     async (request, reply) => {
@@ -32,21 +36,29 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/v1/tenants/:tenant/mappings',
     {
+      config: { permission: 'mappings:read' },
       schema: {
         tags: ['mappings'],
+        summary:
+          'List mappings, oldest first (deleted ones too with includeDeleted); page with limit and cursor',
         params: TenantParams,
-        querystring: Type.Object({ includeDeleted: Type.Optional(Type.Boolean()) }),
+        querystring: Type.Object({
+          ...PageQuery.properties,
+          includeDeleted: Type.Optional(Type.Boolean()),
+        }),
         response: { 200: Collection(Type.Ref('Mapping')), ...problemResponses },
       },
     },
     async (request) => {
-      return { items: await mappings.list(request.params.tenant, request.query.includeDeleted ?? false) };
+      const { tenant } = request.params;
+      return mappings.list(tenant, pageRequest(request.query), request.query.includeDeleted ?? false);
     },
   );
 
   app.get(
     '/v1/tenants/:tenant/mappings/:id',
     {
+      config: { permission: 'mappings:read' },
       schema: {
         tags: ['mappings'],
         params: MappingParams,
@@ -61,11 +73,12 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.patch(
     '/v1/tenants/:tenant/mappings/:id',
     {
+      config: { permission: 'mappings:write' },
       schema: {
         tags: ['mappings'],
         params: MappingParams,
         body: PatchMappingBody,
-        response: { 200: Type.Ref('Mapping'), ...errors },
+        response: { 200: Type.Ref('Mapping'), ...errors, 413: Type.Ref('Problem') },
       },
     },
     async (request) => {
@@ -78,6 +91,7 @@ export const mappingRoutes: FastifyPluginAsyncTypebox<{
   app.delete(
     '/v1/tenants/:tenant/mappings/:id',
     {
+      config: { permission: 'mappings:write' },
       schema: {
         tags: ['mappings'],
         summary: 'Soft delete: deleted: true, no longer matches',

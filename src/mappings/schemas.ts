@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { TRUST_ANCHORS_MAX_BYTES, TRUST_ANCHORS_MAX_CERTIFICATES } from '../certificates/index.js';
 import { Timestamp } from '../http/schemas.js';
 
 const Match = Type.Union([Type.Literal('exact'), Type.Literal('prefix'), Type.Literal('any')], {
@@ -9,6 +10,10 @@ const Service = Type.String({
   pattern: '^[a-z0-9][a-z0-9._-]{0,62}$',
   description: 'api, webhooks, idp, or a platform-defined name',
 });
+
+const TRUST_ANCHORS = `CA certificates (PEM) that verify the remote server instead of the system roots; at most ${
+  TRUST_ANCHORS_MAX_BYTES / 1024
+} KiB and ${TRUST_ANCHORS_MAX_CERTIFICATES} certificates (413 trust_anchors_too_large)`;
 
 export const MappingSchema = Type.Object(
   {
@@ -36,7 +41,7 @@ export const CreateMappingBody = Type.Object(
     match: Type.Optional(Match),
     identityId: Type.String(),
     enabled: Type.Optional(Type.Boolean()),
-    trustAnchorsPem: Type.Optional(Type.String({ maxLength: 1_048_576 })),
+    trustAnchorsPem: Type.Optional(Type.String({ maxLength: 1_048_576, description: TRUST_ANCHORS })),
   },
   { additionalProperties: false },
 );
@@ -48,7 +53,9 @@ export const PatchMappingBody = Type.Object(
     match: Type.Optional(Match),
     identityId: Type.Optional(Type.String()),
     enabled: Type.Optional(Type.Boolean()),
-    trustAnchorsPem: Type.Optional(Type.Union([Type.String({ maxLength: 1_048_576 }), Type.Null()])),
+    trustAnchorsPem: Type.Optional(
+      Type.Union([Type.String({ maxLength: 1_048_576, description: TRUST_ANCHORS }), Type.Null()]),
+    ),
   },
   { additionalProperties: false },
 );

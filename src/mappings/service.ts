@@ -4,7 +4,9 @@ import { AppError, toAppError } from '../errors/app-error.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
-import type { Mapping, MappingStore, MatchKind } from '../store/index.js';
+import { type Collection, everyItem, viewPage } from '../shared/paging.js';
+import { quotaLimit } from '../shared/quotas.js';
+import type { Mapping, MappingStore, MatchKind, PageRequest } from '../store/index.js';
 import type { MappingSchema } from './schemas.js';
 
 /** A mapping as the API shows it (API.md "Mapping"). */
@@ -30,6 +32,8 @@ export interface MappingServiceDeps {
   identityExists(tenantId: string, identityId: string): Promise<boolean>;
   clock: Clock;
   changes: ChangeBus;
+  /** Most live (not deleted) mappings per tenant (TWOWAY_QUOTA_MAPPINGS); no quota when absent. */
+  quota?: number;
 }
 
 /**
@@ -44,7 +48,11 @@ export class MappingService {
     this.#deps = deps;
   }
 
-  /** @throws AppError `mapping_url_invalid`, `invalid_trust_anchors`, `not_found` (identity) */
+  /**
+   * @throws AppError `mapping_url_invalid`, `invalid_trust_anchors`, `trust_anchors_too_large`,
+   *   `not_found` (identity), `quota_exceeded` (the tenant has its quota of live mappings; counted in
+   *   the write transaction, nothing is stored)
+   */
   async create(tenantId: string, input: MappingInput): Promise<MappingView> {
     const match = input.match ?? 'prefix';
     const url = normaliseMappingUrl(input.url, match);
@@ -64,12 +72,16 @@ export class MappingService {
       createdAt: now,
       updatedAt: now,
     };
-    await this.#deps.store.createMapping(tenantId, mapping);
+    await this.#deps.store.createMapping(
+      tenantId,
+      mapping,
+      quotaLimit(this.#deps.quota, 'mappings in this tenant', 'TWOWAY_QUOTA_MAPPINGS', 'delete one first.'),
+    );
     await this.#announce(mapping);
     return mappingView(mapping);
   }
 
-  /** @throws AppError `not_found`, and the codes of {@link create} */
+  /** @throws AppError `not_found`, and the codes of {@link create} but `quota_exceeded` */
   async update(tenantId: string, mappingId: string, patch: MappingPatch): Promise<MappingView> {
     const current = await this.#require(tenantId, mappingId);
     // A deleted mapping stays readable for the record, but it cannot come back to life by a PATCH.
@@ -107,13 +119,24 @@ export class MappingService {
     return mappingView(await this.#require(tenantId, mappingId));
   }
 
-  async list(tenantId: string, includeDeleted = false): Promise<MappingView[]> {
-    return (await this.#deps.store.listMappings(tenantId, { includeDeleted })).map(mappingView);
+  /**
+   * One page of the tenant's mappings, oldest first (deleted ones too with `includeDeleted`); the
+   * page ends early once it is about PAGE_MAX_BYTES (trust anchors are up to 64 KiB each).
+   * @throws AppError `invalid_cursor`
+   */
+  async list(
+    tenantId: string,
+    request: PageRequest,
+    includeDeleted = false,
+  ): Promise<Collection<MappingView>> {
+    const page = await this.#deps.store.listMappings(tenantId, request, { includeDeleted });
+    return viewPage(page, (mappings) => mappings.map(mappingView));
   }
 
   /** Enabled, not deleted mappings with their trust anchors, for the runtime index. */
   async listForRuntime(tenantId: string): Promise<Mapping[]> {
-    return (await this.#deps.store.listMappings(tenantId)).filter((m) => m.enabled && !m.deleted);
+    const live = await everyItem((request) => this.#deps.store.listMappings(tenantId, request));
+    return live.filter((m) => m.enabled && !m.deleted);
   }
 
   async #require(tenantId: string, mappingId: string): Promise<Mapping> {

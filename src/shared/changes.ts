@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 /** A change to a tenant's runtime-relevant objects, announced after the store committed it. */
 export interface Change {
   tenantId: string;
-  kind: 'identity' | 'mapping' | 'tenant' | 'client_certificate' | 'api_key';
+  /** `role`: a custom role changed, so the permissions of keys and members holding it did too. */
+  kind: 'identity' | 'mapping' | 'tenant' | 'client_certificate' | 'api_key' | 'role';
   id: string;
 }
 

@@ -2,17 +2,22 @@
  * The client certificates aggregate (inbound mTLS): table `client_certificates`. Revoking or deleting
  * an issued certificate remakes the platform CA's CRL (platform-ca.ts) in the same transaction.
  */
-import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import { type Insertable, type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import { AppError } from '../errors/app-error.js';
+import { type KeyOrder, readPage } from '../shared/paging.js';
 import { fromMs, optionalMs, summaryFromJson, summaryToJson, toMs } from './columns.js';
 import { Aggregate, type StoreDatabase, Unchanged } from './database.js';
+import { enforceQuota } from './quota.js';
 import type { ClientCertificatesTable, Database } from './tables.js';
 import type {
   ClientCertificate,
   ClientCertificateIndexRow,
+  ClientCertificateQuotas,
   ClientCertificateSource,
   ClientCertificateStore,
   CrlMaker,
+  Page,
+  PageRequest,
   RevocationReason,
   RevokedSerial,
   StoredCrl,
@@ -23,6 +28,14 @@ import type {
  * platform CA aggregate owns the CRL).
  */
 export type CrlWriter = (trx: Transaction<Database>, crl: CrlMaker) => Promise<StoredCrl>;
+
+/** A tenant's live client certificates: oldest first. */
+const CLIENT_CERTIFICATE_ORDER: KeyOrder<Selectable<ClientCertificatesTable>> = {
+  list: 'client_certificates',
+  columns: ['created_at', 'id'],
+  direction: 'asc',
+  types: ['integer', 'string'],
+};
 
 /** Rows per INSERT statement of a bulk import. */
 const BULK_ROWS = 500;
@@ -41,10 +54,20 @@ export class KyselyClientCertificateStore extends Aggregate implements ClientCer
    * (same fingerprint, live, in this tenant) runs inside the write transaction, which holds the write
    * lock, so it cannot race; the partial unique index on (tenant, live fingerprint) is the second net.
    * Other tenants' registrations of the same certificate are neither looked at nor revealed.
-   * @throws AppError `client_certificate_exists` (this tenant has it), `not_found` (no such tenant).
+   * The quotas are counted in the same transaction (see {@link ClientCertificateQuotas}).
+   * @throws AppError `client_certificate_exists` (this tenant has it), `not_found` (no such tenant),
+   *   `quota_exceeded`.
    */
-  async createClientCertificate(tenantId: string, certificate: ClientCertificate): Promise<void> {
+  async createClientCertificate(
+    tenantId: string,
+    certificate: ClientCertificate,
+    quotas: ClientCertificateQuotas = {},
+  ): Promise<void> {
     await this.database.write(async (trx) => {
+      await enforceQuota(liveOf(trx, tenantId), quotas.live);
+      if (certificate.source === 'issued' && quotas.issued !== undefined) {
+        await enforceQuota(issuedSince(trx, tenantId, quotas.issued.since), quotas.issued);
+      }
       const existing = await trx
         .selectFrom('client_certificates')
         .select('id')
@@ -87,8 +110,20 @@ export class KyselyClientCertificateStore extends Aggregate implements ClientCer
     return this.database.first(this.#live(tenantId).where('id', '=', id), toClientCertificate);
   }
 
-  async listClientCertificates(tenantId: string): Promise<ClientCertificate[]> {
-    return this.database.all(this.#live(tenantId).orderBy('created_at').orderBy('id'), toClientCertificate);
+  /** Not deleted, oldest first. @throws AppError `invalid_cursor` */
+  async listClientCertificates(tenantId: string, request: PageRequest): Promise<Page<ClientCertificate>> {
+    const live = this.#live(tenantId);
+    return readPage(this.database, live, CLIENT_CERTIFICATE_ORDER, [tenantId], request, toClientCertificate);
+  }
+
+  async countClientCertificates(tenantId: string, since: Date): Promise<{ live: number; issued: number }> {
+    const { db } = this.database;
+    const count = sql<number | string>`count(*)`.as('count');
+    return this.database.read(async () => {
+      const live = await liveOf(db, tenantId).select(count).executeTakeFirstOrThrow();
+      const issued = await issuedSince(db, tenantId, since).select(count).executeTakeFirstOrThrow();
+      return { live: Number(live.count), issued: Number(issued.count) };
+    });
   }
 
   /**
@@ -194,6 +229,23 @@ export class KyselyClientCertificateStore extends Aggregate implements ClientCer
   #live(tenantId: string) {
     return this.database.ofTenant('client_certificates', tenantId).where('deleted_at', 'is', null);
   }
+}
+
+/** The live (not deleted) certificates of `tenantId`, revoked ones included (columns to choose). */
+function liveOf(db: Kysely<Database>, tenantId: string) {
+  return db
+    .selectFrom('client_certificates')
+    .where('tenant_id', '=', tenantId)
+    .where('deleted_at', 'is', null);
+}
+
+/** Certificates the platform CA issued to `tenantId` at or after `since`, deleted ones too. */
+function issuedSince(db: Kysely<Database>, tenantId: string, since: Date) {
+  return db
+    .selectFrom('client_certificates')
+    .where('tenant_id', '=', tenantId)
+    .where('source', '=', 'issued')
+    .where('created_at', '>=', toMs(since));
 }
 
 /** The live certificate `id` of `tenantId`, inside the caller's write transaction (columns to choose). */

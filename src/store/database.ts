@@ -69,6 +69,8 @@ const duplicateDetail: Record<string, string> = {
   identities: 'An identity with this id already exists.',
   identity_versions: 'This identity version already exists.',
   mappings: 'A mapping with this id already exists.',
+  roles: 'A role with this name already exists.',
+  members: 'A member with this id already exists.',
 };
 
 /** The meta key of the write that proves a full store has room again (see {@link StoreDatabase.ping}). */
@@ -251,7 +253,13 @@ export class StoreDatabase {
       provider: migrationProvider(this.dialect),
       migrationTableSchema: this.support.migrationTableSchema,
     });
-    const { error } = await migrator.migrateToLatest();
+    let { error } = await migrator.migrateToLatest();
+    // Kysely's Migrator lists the tables of every schema in the database to find its own; a schema
+    // dropped by someone else during that listing fails it with 3F000 (invalid_schema_name). The
+    // migration itself is idempotent and locked, so it is simply run again.
+    for (let attempt = 1; attempt < 4 && isSchemaVanished(error); attempt += 1) {
+      ({ error } = await migrator.migrateToLatest());
+    }
     if (error !== undefined) {
       throw new AppError('internal_error', 'Database migration failed.', { cause: error });
     }
@@ -352,4 +360,9 @@ export abstract class Aggregate {
 export async function changedAny(update: { executeTakeFirst(): Promise<UpdateResult> }): Promise<boolean> {
   const result = await update.executeTakeFirst();
   return result.numUpdatedRows > 0n;
+}
+
+/** True for PostgreSQL's `invalid_schema_name` (3F000): a schema vanished while it was being read. */
+function isSchemaVanished(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '3F000';
 }

@@ -4,6 +4,7 @@
  */
 import type { Kysely, Selectable, Transaction, Updateable } from 'kysely';
 import { AppError } from '../errors/app-error.js';
+import { type KeyOrder, readPage } from '../shared/paging.js';
 import {
   chainFromJson,
   chainToJson,
@@ -18,8 +19,25 @@ import {
   toMs,
 } from './columns.js';
 import { Aggregate, changedAny, type StoreDatabase, Unchanged } from './database.js';
+import { enforceQuota } from './quota.js';
 import type { Database, IdentitiesTable, IdentityVersionsTable } from './tables.js';
-import type { DueActivation, Identity, IdentityStore, IdentityVersion } from './types.js';
+import type {
+  DueActivation,
+  Identity,
+  IdentityStore,
+  IdentityVersion,
+  Page,
+  PageRequest,
+  QuotaLimit,
+} from './types.js';
+
+/** A tenant's live identities: oldest first. */
+const IDENTITY_ORDER: KeyOrder<Selectable<IdentitiesTable>> = {
+  list: 'identities',
+  columns: ['created_at', 'id'],
+  direction: 'asc',
+  types: ['integer', 'string'],
+};
 
 /**
  * Counts the enabled, not deleted mappings of `tenantId` that name `identityId`, inside the caller's
@@ -43,10 +61,23 @@ export class KyselyIdentityStore extends Aggregate implements IdentityStore {
   /**
    * Inserts the identity and its first version in one transaction. The identity's `activeVersion`
    * is set to `first.version`; the version's `activatedAt` defaults to the identity's `createdAt`.
-   * @throws AppError `not_found` when the tenant does not exist, `bad_request` when the id is taken.
+   * With `quota`, refused while `quota.max` live (not deleted) identities exist, counted in the write
+   * transaction.
+   * @throws AppError `not_found` when the tenant does not exist, `bad_request` when the id is taken,
+   *   `quota_exceeded`.
    */
-  async createIdentity(tenantId: string, identity: Identity, first: IdentityVersion): Promise<void> {
+  async createIdentity(
+    tenantId: string,
+    identity: Identity,
+    first: IdentityVersion,
+    quota?: QuotaLimit,
+  ): Promise<void> {
     await this.database.write(async (trx) => {
+      const live = trx
+        .selectFrom('identities')
+        .where('tenant_id', '=', tenantId)
+        .where('deleted_at', 'is', null);
+      await enforceQuota(live, quota);
       await trx
         .insertInto('identities')
         .values({
@@ -75,14 +106,33 @@ export class KyselyIdentityStore extends Aggregate implements IdentityStore {
     return this.database.first(identities.where('id', '=', identityId), toIdentity);
   }
 
-  async listIdentities(tenantId: string): Promise<Identity[]> {
+  /** Not deleted, oldest first. @throws AppError `invalid_cursor` */
+  async listIdentities(tenantId: string, request: PageRequest): Promise<Page<Identity>> {
     const live = this.database.ofTenant('identities', tenantId).where('deleted_at', 'is', null);
-    return this.database.all(live.orderBy('created_at').orderBy('id'), toIdentity);
+    return readPage(this.database, live, IDENTITY_ORDER, [tenantId], request, toIdentity);
   }
 
   /** Ordered by version, oldest first; empty for an unknown identity or another tenant's. */
   async listVersions(tenantId: string, identityId: string): Promise<IdentityVersion[]> {
     return this.database.all(this.#versions(tenantId, identityId).orderBy('version'), toVersion);
+  }
+
+  /** One query for the versions of a page of identities (oldest first per identity). */
+  async listVersionsOfIdentities(
+    tenantId: string,
+    identityIds: string[],
+  ): Promise<Map<string, IdentityVersion[]>> {
+    const byIdentity = new Map<string, IdentityVersion[]>(identityIds.map((id) => [id, []]));
+    if (identityIds.length === 0) return byIdentity;
+    const versions = this.database
+      .ofTenant('identity_versions', tenantId)
+      .where('identity_id', 'in', identityIds)
+      .orderBy('identity_id')
+      .orderBy('version');
+    for (const version of await this.database.all(versions, toVersion)) {
+      byIdentity.get(version.identityId)?.push(version);
+    }
+    return byIdentity;
   }
 
   async getVersion(
@@ -103,9 +153,10 @@ export class KyselyIdentityStore extends Aggregate implements IdentityStore {
    * `make` runs while the transaction holds the write lock, so it should be quick (one KMS call).
    * Identifiers and `activatedAt` inside the made version are ignored: the arguments and the
    * computed number are stored.
+   * With `quota`, refused (before `make` runs) when the identity has `quota.max` versions.
    * @returns the new version number (1-based).
    * @throws AppError `not_found` when the identity does not exist in this tenant or is deleted;
-   *   whatever `make` throws (as an AppError).
+   *   `quota_exceeded`; whatever `make` throws (as an AppError).
    */
   async addVersion(
     tenantId: string,
@@ -113,6 +164,7 @@ export class KyselyIdentityStore extends Aggregate implements IdentityStore {
     make: (version: number) => IdentityVersion | Promise<IdentityVersion>,
     activate: boolean,
     at: Date,
+    quota?: QuotaLimit,
   ): Promise<number> {
     const atMs = toMs(at);
     return this.database.write(async (trx) => {
@@ -125,6 +177,8 @@ export class KyselyIdentityStore extends Aggregate implements IdentityStore {
         .where('identity_id', '=', identityId)
         .executeTakeFirstOrThrow();
       const version = (max === null ? 0 : Number(max)) + 1;
+      // Versions are numbered from 1 without gaps and never deleted: the last number is the count.
+      if (quota !== undefined && version > quota.max) throw new AppError('quota_exceeded', quota.detail);
       const made = await make(version);
       await trx
         .insertInto('identity_versions')

@@ -11,10 +11,11 @@ import { KyselyIdentityStore } from './identities.js';
 import { KyselyLifecycleStore } from './lifecycle.js';
 import { countActiveMappings, KyselyMappingStore } from './mappings.js';
 import { KyselyMetaStore } from './meta.js';
+import { KyselyPeopleStore } from './people.js';
 import { KyselyPlatformCaStore, storeCrl } from './platform-ca.js';
 import { KyselySealedKeyStore } from './sealed-keys.js';
 import type { Database } from './tables.js';
-import { KyselyTenantStore } from './tenants.js';
+import { KyselyTenantStore, keysHoldingRole } from './tenants.js';
 import type {
   BackupStore,
   ClientCertificateStore,
@@ -22,6 +23,7 @@ import type {
   LifecycleStore,
   MappingStore,
   MetaStore,
+  PeopleStore,
   PlatformCaStore,
   SealedKeyStore,
   Store,
@@ -52,6 +54,7 @@ export function createKyselyStore(db: Kysely<Database>, support: DialectSupport)
     ...methodsOf<LifecycleStore>(new KyselyLifecycleStore(database)),
     ...methodsOf<SealedKeyStore>(new KyselySealedKeyStore(database)),
     ...methodsOf<BackupStore>(new KyselyBackupStore(database)),
+    ...methodsOf<PeopleStore>(new KyselyPeopleStore(database, keysHoldingRole)),
   };
 }
 

@@ -34,6 +34,7 @@ export function settingsToRow(tenantId: string, s: NotificationSettings): Notifi
   return {
     tenant_id: tenantId,
     emails_json: JSON.stringify([...s.emails]),
+    notify_members: s.notifyMembers ? 1 : 0,
     webhook_urls_json: JSON.stringify([...s.webhookUrls]),
     thresholds_json: JSON.stringify([...s.thresholdsDays]),
     webhook_secret_ciphertext: s.webhookSecret?.ciphertext ?? null,
@@ -49,6 +50,7 @@ export function settingsFromRow(row: Selectable<NotificationSettingsTable>): Not
   const settings: NotificationSettings = {
     tenantId: row.tenant_id,
     emails: JSON.parse(row.emails_json) as string[],
+    notifyMembers: Number(row.notify_members) !== 0,
     webhookUrls: JSON.parse(row.webhook_urls_json) as string[],
     thresholdsDays: JSON.parse(row.thresholds_json) as number[],
     updatedAt: fromMs(row.updated_at),

@@ -3,7 +3,8 @@
  * attempts, and the audit log; plus the scheduler's lock. Scheduled activations live with the
  * identities (identities.ts), whose tables they are.
  */
-import type { Transaction } from 'kysely';
+import type { Selectable, Transaction } from 'kysely';
+import { type KeyOrder, readPage } from '../shared/paging.js';
 import { asBuffer, fromMs, optionalMs, toMs } from './columns.js';
 import { Aggregate, changedAny, type LockOutcome } from './database.js';
 import {
@@ -21,7 +22,7 @@ import {
   settingsFromRow,
   settingsToRow,
 } from './lifecycle-rows.js';
-import type { Database } from './tables.js';
+import type { AlertsTable, AuditEventsTable, Database, NotificationsTable } from './tables.js';
 import type {
   AlertRecord,
   AuditEvent,
@@ -33,6 +34,9 @@ import type {
   LifecycleStore,
   NotificationRecord,
   NotificationSettings,
+  NotificationWithDeliveries,
+  Page,
+  PageRequest,
 } from './types.js';
 
 /** The `meta` key of the last full expiry scan (see claimFullScan). */
@@ -44,6 +48,30 @@ function instantBytes(ms: number): Buffer {
   bytes.writeBigUInt64BE(BigInt(Math.max(0, Math.trunc(ms))));
   return bytes;
 }
+
+/** Unresolved alerts: soonest notAfter first, then the alert's key (object, version, kind). */
+const ALERT_ORDER: KeyOrder<Selectable<AlertsTable>> = {
+  list: 'alerts',
+  columns: ['not_after', 'object_type', 'object_id', 'object_version', 'kind'],
+  direction: 'asc',
+  types: ['integer', 'string', 'string', 'string', 'string'],
+};
+
+/** Notifications: newest first. */
+const NOTIFICATION_ORDER: KeyOrder<Selectable<NotificationsTable>> = {
+  list: 'notifications',
+  columns: ['created_at', 'id'],
+  direction: 'desc',
+  types: ['integer', 'string'],
+};
+
+/** The audit log: newest first, in the order of appending. */
+const AUDIT_ORDER: KeyOrder<Selectable<AuditEventsTable>> = {
+  list: 'audit_events',
+  columns: ['seq'],
+  direction: 'desc',
+  types: ['integer'],
+};
 
 /**
  * {@link LifecycleStore} over the shared plumbing (database.ts). Bookkeeping rows are written with
@@ -126,9 +154,10 @@ export class KyselyLifecycleStore extends Aggregate implements LifecycleStore {
     }
   }
 
-  async listAlerts(tenantId: string): Promise<AlertRecord[]> {
+  /** Unresolved, soonest notAfter first. @throws AppError `invalid_cursor` */
+  async listAlerts(tenantId: string, request: PageRequest): Promise<Page<AlertRecord>> {
     const unresolved = this.database.ofTenant('alerts', tenantId).where('resolved_at', 'is', null);
-    return this.database.all(unresolved.orderBy('not_after').orderBy('object_id'), alertFromRow);
+    return readPage(this.database, unresolved, ALERT_ORDER, [tenantId], request, alertFromRow);
   }
 
   async claimNotification(
@@ -164,17 +193,14 @@ export class KyselyLifecycleStore extends Aggregate implements LifecycleStore {
     }
   }
 
-  async listNotifications(
-    tenantId: string,
-    limit: number,
-  ): Promise<
-    { notification: NotificationRecord; deliveries: DeliveryRecord[]; attempts: DeliveryAttempt[] }[]
-  > {
+  /** Newest first, each with its deliveries and their attempts. @throws AppError `invalid_cursor` */
+  async listNotifications(tenantId: string, request: PageRequest): Promise<Page<NotificationWithDeliveries>> {
     const { database } = this;
+    const notifications = database.ofTenant('notifications', tenantId);
+    const page = await readPage(database, notifications, NOTIFICATION_ORDER, [tenantId], request, (r) => r);
+    const rows = page.items;
+    if (rows.length === 0) return { ...page, items: [] };
     return database.read(async () => {
-      const newest = database.ofTenant('notifications', tenantId).orderBy('created_at', 'desc');
-      const rows = await newest.orderBy('id', 'desc').limit(limit).execute();
-      if (rows.length === 0) return [];
       const deliveries = await database
         .ofTenant('notification_deliveries', tenantId)
         .where(
@@ -193,7 +219,7 @@ export class KyselyLifecycleStore extends Aggregate implements LifecycleStore {
           .orderBy('attempt')
           .execute();
       const attempts = deliveries.length === 0 ? [] : await ofDeliveries(deliveries.map((d) => d.id));
-      return rows.map((row) => {
+      const items = rows.map((row) => {
         const own = deliveries.filter((d) => d.notification_id === row.id);
         const ids = new Set(own.map((d) => d.id));
         return {
@@ -202,6 +228,7 @@ export class KyselyLifecycleStore extends Aggregate implements LifecycleStore {
           attempts: attempts.filter((a) => ids.has(a.delivery_id)).map(attemptFromRow),
         };
       });
+      return { ...page, items };
     });
   }
 
@@ -259,15 +286,30 @@ export class KyselyLifecycleStore extends Aggregate implements LifecycleStore {
     );
   }
 
-  async listAuditEvents(tenantId: string, query: AuditQuery): Promise<(AuditEvent & { seq: number })[]> {
+  /**
+   * Newest first (by `seq`, the order of appending); a cursor is bound to the filters it was made
+   * with. @throws AppError `invalid_cursor`
+   */
+  async listAuditEvents(
+    tenantId: string,
+    query: AuditQuery,
+    request: PageRequest,
+  ): Promise<Page<AuditEvent>> {
     let q = this.database.ofTenant('audit_events', tenantId);
     if (query.action !== undefined) q = q.where('action', '=', query.action);
     if (query.objectType !== undefined) q = q.where('object_type', '=', query.objectType);
     if (query.objectId !== undefined) q = q.where('object_id', '=', query.objectId);
     if (query.since !== undefined) q = q.where('at', '>=', toMs(query.since));
     if (query.until !== undefined) q = q.where('at', '<', toMs(query.until));
-    if (query.beforeSeq !== undefined) q = q.where('seq', '<', query.beforeSeq);
-    return this.database.all(q.orderBy('seq', 'desc').limit(query.limit), auditFromRow);
+    const filters = [
+      tenantId,
+      query.action,
+      query.objectType,
+      query.objectId,
+      query.since?.toISOString(),
+      query.until?.toISOString(),
+    ];
+    return readPage(this.database, q, AUDIT_ORDER, filters, request, auditFromRow);
   }
 
   async nextDeliveryAt(): Promise<Date | undefined> {

@@ -1,21 +1,34 @@
 /** The mappings aggregate: table `mappings`. A mapping names an identity (identities.ts). */
 import type { Kysely, Selectable } from 'kysely';
+import { type KeyOrder, readPage } from '../shared/paging.js';
 import { fromFlag, fromMs, toFlag, toMs } from './columns.js';
 import { Aggregate, changedAny, Unchanged } from './database.js';
 import { requireLiveIdentity } from './identities.js';
+import { enforceQuota } from './quota.js';
 import type { Database, MappingsTable } from './tables.js';
-import type { Mapping, MappingStore, MatchKind } from './types.js';
+import type { Mapping, MappingStore, MatchKind, Page, PageRequest, QuotaLimit } from './types.js';
+
+/** A tenant's mappings: oldest first. */
+const MAPPING_ORDER: KeyOrder<Selectable<MappingsTable>> = {
+  list: 'mappings',
+  columns: ['created_at', 'id'],
+  direction: 'asc',
+  types: ['integer', 'string'],
+};
 
 /** {@link MappingStore} over the shared plumbing (database.ts: transactions, errors). */
 export class KyselyMappingStore extends Aggregate implements MappingStore {
   /**
    * @throws AppError `not_found` when the tenant or the identity (in this tenant) does not exist or
    *   the identity is deleted (checked in the write transaction, see softDeleteIdentity),
-   *   `bad_request` when the id is taken.
+   *   `bad_request` when the id is taken, `quota_exceeded` when `quota.max` mappings (not deleted)
+   *   exist (counted in the write transaction).
    */
-  async createMapping(tenantId: string, mapping: Mapping): Promise<void> {
+  async createMapping(tenantId: string, mapping: Mapping, quota?: QuotaLimit): Promise<void> {
     await this.database.write(async (trx) => {
       await requireLiveIdentity(trx, tenantId, mapping.identityId);
+      const live = trx.selectFrom('mappings').where('tenant_id', '=', tenantId).where('deleted', '=', 0);
+      await enforceQuota(live, quota);
       await trx
         .insertInto('mappings')
         .values({
@@ -35,11 +48,20 @@ export class KyselyMappingStore extends Aggregate implements MappingStore {
     );
   }
 
-  /** Ordered by createdAt then id; soft-deleted ones only with `includeDeleted`. */
-  async listMappings(tenantId: string, options?: { includeDeleted?: boolean }): Promise<Mapping[]> {
+  /**
+   * Ordered by createdAt then id; soft-deleted ones only with `includeDeleted` (a cursor belongs to
+   * the one or the other list). @throws AppError `invalid_cursor`
+   */
+  async listMappings(
+    tenantId: string,
+    request: PageRequest,
+    options?: { includeDeleted?: boolean },
+  ): Promise<Page<Mapping>> {
+    const includeDeleted = options?.includeDeleted === true;
     let query = this.database.ofTenant('mappings', tenantId);
-    if (options?.includeDeleted !== true) query = query.where('deleted', '=', 0);
-    return this.database.all(query.orderBy('created_at').orderBy('id'), toMapping);
+    if (!includeDeleted) query = query.where('deleted', '=', 0);
+    const filters = [tenantId, includeDeleted ? 'all' : 'live'];
+    return readPage(this.database, query, MAPPING_ORDER, filters, request, toMapping);
   }
 
   /**

@@ -24,6 +24,12 @@ export interface ApiKeysTable {
   token_sha256: string;
   created_at: number;
   revoked_at: number | null;
+  /** Display name (0006_people; older keys read `API key`). */
+  name: string;
+  /** Role names as a JSON array (0006_people; older keys read `["admin"]`). */
+  roles_json: string;
+  /** When the key last authenticated a request, to the minute (0006_people). */
+  last_used_at: number | null;
 }
 
 export interface IdentitiesTable {
@@ -104,6 +110,8 @@ export interface NotificationSettingsTable {
   webhook_secret_kek_id: string | null;
   webhook_secret_created_at: number | null;
   updated_at: number;
+  /** 0 or 1: members whose roles own integrations get the e-mails too (0006_people; default 1). */
+  notify_members: number;
 }
 
 export interface AlertsTable {
@@ -228,6 +236,58 @@ export interface PlatformCrlTable {
   next_update: number;
 }
 
+// ---- people (0006_people) ------------------------------------------------------------------------
+
+/** A tenant's custom role; the built-in ones (`admin`, `viewer`) are not stored. */
+export interface RolesTable {
+  tenant_id: string;
+  name: string;
+  description: string;
+  /** Permission names as a JSON array. */
+  permissions_json: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A person of a tenant, keyed by the platform's own user id. */
+export interface MembersTable {
+  tenant_id: string;
+  id: string;
+  email: string;
+  name: string | null;
+  /** Role names as a JSON array. */
+  roles_json: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A signed-in browser session; the cookie value itself is never stored, only its SHA-256. */
+export interface SessionsTable {
+  id_sha256: string;
+  /** `member` or `operator`. */
+  kind: string;
+  tenant_id: string | null;
+  member_id: string | null;
+  created_at: number;
+  last_seen_at: number;
+  /** The absolute end of the session, whatever its activity. */
+  expires_at: number;
+}
+
+/** A single-use portal (or operator console) link; only the SHA-256 of its token is stored. */
+export interface PortalLinksTable {
+  token_sha256: string;
+  /** `member` or `operator`. */
+  kind: string;
+  tenant_id: string | null;
+  member_id: string | null;
+  return_url: string | null;
+  intent: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
 /** The whole schema, for `Kysely<Database>`. */
 export interface Database {
   tenants: TenantsTable;
@@ -246,4 +306,8 @@ export interface Database {
   notification_deliveries: NotificationDeliveriesTable;
   notification_attempts: NotificationAttemptsTable;
   audit_events: AuditEventsTable;
+  roles: RolesTable;
+  members: MembersTable;
+  sessions: SessionsTable;
+  portal_links: PortalLinksTable;
 }

@@ -8,6 +8,11 @@
  */
 
 import type { CertificateSummary, ChainEntry } from '../certificates/summary.js';
+import type { Page, PageRequest } from '../shared/paging.js';
+import type { QuotaLimit } from '../shared/quotas.js';
+
+// Pages (shared/paging.ts) and quotas (shared/quotas.ts), as the list and create methods take them.
+export type { Page, PageRequest, QuotaLimit };
 
 /** A tenant: the isolation boundary. */
 export interface Tenant {
@@ -20,10 +25,16 @@ export interface Tenant {
 export interface ApiKey {
   id: string;
   tenantId: string;
+  /** Display name, e.g. `billing backend`. */
+  name: string;
+  /** Role names (built-in or the tenant's custom roles); what the key may do is their union. */
+  roles: string[];
   /** SHA-256 of the whole bearer token, lowercase hex. */
   tokenSha256: string;
   createdAt: Date;
   revokedAt?: Date;
+  /** When the key last authenticated a request (recorded at most once a minute). */
+  lastUsedAt?: Date;
 }
 
 /** Key material sealed with envelope encryption (see kms/envelope.ts). */
@@ -92,8 +103,19 @@ export interface TenantStore {
   /** @throws AppError `tenant_exists` */
   createTenant(tenant: Tenant): Promise<void>;
   getTenant(tenantId: string): Promise<Tenant | undefined>;
-  listTenants(): Promise<Tenant[]>;
+  /** Oldest first (createdAt, then id). @throws AppError `invalid_cursor` */
+  listTenants(request: PageRequest): Promise<Page<Tenant>>;
+  /**
+   * Inserts the key; its custom roles must exist (checked in the same write transaction).
+   * @throws AppError `unknown_role`, `not_found` (no such tenant)
+   */
   createApiKey(tenantId: string, key: ApiKey): Promise<void>;
+  /** The unrevoked key `keyId` of the tenant. */
+  getApiKey(tenantId: string, keyId: string): Promise<ApiKey | undefined>;
+  /** Unrevoked keys ordered by id, after `afterId` when given, at most `limit`. */
+  listApiKeys(tenantId: string, page: { afterId?: string; limit: number }): Promise<ApiKey[]>;
+  /** Records `lastUsedAt` without bumping the revision (bookkeeping). */
+  touchApiKey(tenantId: string, keyId: string, at: Date): Promise<void>;
   /** Sets `revokedAt`; false when the key does not exist in this tenant. */
   revokeApiKey(tenantId: string, keyId: string, at: Date): Promise<boolean>;
   /** The unrevoked key with this token hash, any tenant (authentication looks it up). */
@@ -109,20 +131,35 @@ export interface DueActivation {
 }
 
 export interface IdentityStore {
-  /** Inserts the identity and its first version (already active) in one transaction. */
-  createIdentity(tenantId: string, identity: Identity, first: IdentityVersion): Promise<void>;
+  /**
+   * Inserts the identity and its first version (already active) in one transaction; with `quota`,
+   * only while fewer live identities exist.
+   * @throws AppError `quota_exceeded`
+   */
+  createIdentity(
+    tenantId: string,
+    identity: Identity,
+    first: IdentityVersion,
+    quota?: QuotaLimit,
+  ): Promise<void>;
   getIdentity(tenantId: string, identityId: string): Promise<Identity | undefined>;
-  /** Not deleted, ordered by createdAt then id. */
-  listIdentities(tenantId: string): Promise<Identity[]>;
+  /** Not deleted, ordered by createdAt then id. @throws AppError `invalid_cursor` */
+  listIdentities(tenantId: string, request: PageRequest): Promise<Page<Identity>>;
   listVersions(tenantId: string, identityId: string): Promise<IdentityVersion[]>;
+  /** The versions of each of `identityIds` (oldest first), in one query; absent ids map to `[]`. */
+  listVersionsOfIdentities(tenantId: string, identityIds: string[]): Promise<Map<string, IdentityVersion[]>>;
   getVersion(tenantId: string, identityId: string, version: number): Promise<IdentityVersion | undefined>;
-  /** The next version number is computed inside the transaction; returns it. */
+  /**
+   * The next version number is computed inside the transaction; returns it. With `quota`, only while
+   * the identity has fewer versions. @throws AppError `quota_exceeded`
+   */
   addVersion(
     tenantId: string,
     identityId: string,
     make: (version: number) => IdentityVersion | Promise<IdentityVersion>,
     activate: boolean,
     at: Date,
+    quota?: QuotaLimit,
   ): Promise<number>;
   /** Atomically points the identity at `version` and stamps `activatedAt`. */
   activateVersion(tenantId: string, identityId: string, version: number, at: Date): Promise<void>;
@@ -148,10 +185,15 @@ export interface IdentityStore {
 }
 
 export interface MappingStore {
-  createMapping(tenantId: string, mapping: Mapping): Promise<void>;
+  /** With `quota`, only while fewer mappings (not deleted) exist. @throws AppError `quota_exceeded` */
+  createMapping(tenantId: string, mapping: Mapping, quota?: QuotaLimit): Promise<void>;
   getMapping(tenantId: string, mappingId: string): Promise<Mapping | undefined>;
-  /** Includes deleted ones only when asked. */
-  listMappings(tenantId: string, options?: { includeDeleted?: boolean }): Promise<Mapping[]>;
+  /** Oldest first; includes deleted ones only when asked. @throws AppError `invalid_cursor` */
+  listMappings(
+    tenantId: string,
+    request: PageRequest,
+    options?: { includeDeleted?: boolean },
+  ): Promise<Page<Mapping>>;
   updateMapping(tenantId: string, mapping: Mapping): Promise<void>;
 }
 
@@ -225,20 +267,37 @@ export interface PlatformCaCertificate {
   createdAt: Date;
 }
 
+/** The quotas {@link ClientCertificateStore.createClientCertificate} checks in its transaction. */
+export interface ClientCertificateQuotas {
+  /** Live (not deleted) certificates of the tenant, revoked ones included. */
+  live?: QuotaLimit;
+  /** Issued certificates (deleted ones too) created at or after `since`; checked for issued ones only. */
+  issued?: QuotaLimit & { since: Date };
+}
+
 export interface ClientCertificateStore {
   /**
    * Inserts a client certificate; the fingerprint must not be registered (and not deleted) in this
    * tenant. Other tenants may hold the same certificate: the edge admits by (fingerprint, tenant of
    * the API key), and registration never tells one tenant about another's.
-   * @throws AppError `client_certificate_exists` (same tenant), `not_found` (no such tenant).
+   * With `quotas`, also only while the tenant has fewer live certificates than `quotas.live.max`
+   * and, for an issued one, fewer issued at or after `quotas.issued.since` than `quotas.issued.max`.
+   * @throws AppError `client_certificate_exists` (same tenant), `not_found` (no such tenant),
+   *   `quota_exceeded`.
    */
-  createClientCertificate(tenantId: string, certificate: ClientCertificate): Promise<void>;
+  createClientCertificate(
+    tenantId: string,
+    certificate: ClientCertificate,
+    quotas?: ClientCertificateQuotas,
+  ): Promise<void>;
+  /** The tenant's live (not deleted) certificates, and those issued (deleted ones too) at or after `issuedSince`. */
+  countClientCertificates(tenantId: string, issuedSince: Date): Promise<{ live: number; issued: number }>;
   /** Inserts many at once without the friendly duplicate check (bulk import, benchmarks). */
   createClientCertificates(tenantId: string, certificates: ClientCertificate[]): Promise<void>;
   /** Not deleted ones only. */
   getClientCertificate(tenantId: string, id: string): Promise<ClientCertificate | undefined>;
-  /** Not deleted, ordered by createdAt then id. */
-  listClientCertificates(tenantId: string): Promise<ClientCertificate[]>;
+  /** Not deleted, ordered by createdAt then id. @throws AppError `invalid_cursor` */
+  listClientCertificates(tenantId: string, request: PageRequest): Promise<Page<ClientCertificate>>;
   /**
    * Sets `revokedAt` and the reason of a live certificate (a second call keeps the first) and, for an
    * issued certificate, stores a new CRL made by `crl` in the same transaction.
@@ -295,6 +354,8 @@ export interface MetaStore {
 export interface NotificationSettings {
   tenantId: string;
   emails: string[];
+  /** Members whose roles own integrations get the expiry e-mails too (default true). */
+  notifyMembers: boolean;
   webhookUrls: string[];
   thresholdsDays: number[];
   /** The webhook signing secret, sealed (AAD: tenant); absent until first generated. */
@@ -372,12 +433,19 @@ export interface DeliveryAttempt {
   durationMs: number;
 }
 
+/** A notification with its deliveries and their attempts, as {@link LifecycleStore.listNotifications} returns it. */
+export interface NotificationWithDeliveries {
+  notification: NotificationRecord;
+  deliveries: DeliveryRecord[];
+  attempts: DeliveryAttempt[];
+}
+
 /** An audit log entry. `detail` holds safe facts only (ids, names, fingerprints). */
 export interface AuditEvent {
   id: string;
   tenantId: string;
   at: Date;
-  /** `operator`, an API key id, `scheduler`, `cli`. */
+  /** `operator`, `api-key:<id>`, `member:<id>`, `scheduler`, `cli`. */
   actor: string;
   action: string;
   objectType: string;
@@ -396,9 +464,6 @@ export interface AuditQuery {
   since?: Date;
   /** Exclusive upper bound of `at`. */
   until?: Date;
-  /** Paging: only events older than this sequence number. */
-  beforeSeq?: number;
-  limit: number;
 }
 
 /** What {@link LifecycleStore.claimFullScan} answers. */
@@ -421,8 +486,8 @@ export interface LifecycleStore {
    * ones are raised at `at`, ones no longer current are resolved at `at`.
    */
   syncAlerts(tenantId: string, current: Omit<AlertRecord, 'raisedAt'>[], at: Date): Promise<void>;
-  /** Unresolved alerts, soonest notAfter first. */
-  listAlerts(tenantId: string): Promise<AlertRecord[]>;
+  /** Unresolved alerts, soonest notAfter first. @throws AppError `invalid_cursor` */
+  listAlerts(tenantId: string, request: PageRequest): Promise<Page<AlertRecord>>;
   /**
    * Inserts the notification and its deliveries in one transaction unless a notification for the
    * same object and version with a threshold ≤ this one exists (this one, or a more urgent one,
@@ -434,13 +499,8 @@ export interface LifecycleStore {
     notification: NotificationRecord,
     deliveries: DeliveryRecord[],
   ): Promise<boolean>;
-  /** Newest first, with their deliveries and attempts. */
-  listNotifications(
-    tenantId: string,
-    limit: number,
-  ): Promise<
-    { notification: NotificationRecord; deliveries: DeliveryRecord[]; attempts: DeliveryAttempt[] }[]
-  >;
+  /** Newest first, with their deliveries and attempts. @throws AppError `invalid_cursor` */
+  listNotifications(tenantId: string, request: PageRequest): Promise<Page<NotificationWithDeliveries>>;
   getNotification(tenantId: string, notificationId: string): Promise<NotificationRecord | undefined>;
   /** Pending deliveries due at `now`, any tenant, earliest due first. */
   listDueDeliveries(now: Date, limit: number): Promise<DeliveryRecord[]>;
@@ -456,7 +516,8 @@ export interface LifecycleStore {
     next: { status: DeliveryStatus; nextAttemptAt?: Date; lastError?: string; deliveredAt?: Date },
   ): Promise<void>;
   appendAuditEvent(tenantId: string, event: AuditEvent): Promise<void>;
-  listAuditEvents(tenantId: string, query: AuditQuery): Promise<(AuditEvent & { seq: number })[]>;
+  /** Newest first; a cursor belongs to the filters it was made with. @throws AppError `invalid_cursor` */
+  listAuditEvents(tenantId: string, query: AuditQuery, request: PageRequest): Promise<Page<AuditEvent>>;
   /** The earliest retry of a pending delivery, any tenant, for arming the scheduler's timer. */
   nextDeliveryAt(): Promise<Date | undefined>;
   /**
@@ -528,8 +589,103 @@ export interface BackupStore {
   importSnapshot(lines: AsyncIterable<string>): Promise<{ rows: number }>;
 }
 
+// ---- people (issue 13): roles, members, sessions, portal links --------------------------------------
+
+/** A tenant's custom role (the built-in `admin` and `viewer` are not stored). */
+export interface Role {
+  tenantId: string;
+  name: string;
+  description: string;
+  /** Permission names of the catalogue (people/permissions.ts). */
+  permissions: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A person of a tenant; `id` is the platform's own user id. */
+export interface Member {
+  tenantId: string;
+  id: string;
+  email: string;
+  name?: string;
+  roles: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Who a session or a portal link signs in: a member of a tenant, or the operator (console). */
+export type SessionSubject = { kind: 'member'; tenantId: string; memberId: string } | { kind: 'operator' };
+
+/** A browser session, found by the SHA-256 of its cookie value. */
+export interface SessionRecord {
+  idSha256: string;
+  subject: SessionSubject;
+  createdAt: Date;
+  lastSeenAt: Date;
+  /** Absolute end, whatever the activity. */
+  expiresAt: Date;
+}
+
+/** A single-use sign-in link, found by the SHA-256 of its token. */
+export interface PortalLinkRecord {
+  tokenSha256: string;
+  subject: SessionSubject;
+  /** A same-origin path under `/ui/`, checked when the link was made. */
+  returnUrl?: string;
+  intent?: string;
+  createdAt: Date;
+  expiresAt: Date;
+  usedAt?: Date;
+}
+
+/** Why {@link PeopleStore.deleteRole} did not delete: no such role, or members or keys hold it. */
+export type RoleDeletion = 'deleted' | 'not_found' | 'in_use';
+
+/**
+ * Roles and members (configuration: writes bump the revision), sessions and portal links
+ * (bookkeeping: they do not). Custom role names a member or key holds must exist, checked in the
+ * write transaction; a role still held cannot be deleted.
+ */
+export interface PeopleStore {
+  /** Inserts or replaces a custom role; true when it is new. */
+  putRole(tenantId: string, role: Role): Promise<boolean>;
+  getRole(tenantId: string, name: string): Promise<Role | undefined>;
+  /** Ordered by name. */
+  listRoles(tenantId: string): Promise<Role[]>;
+  /** Deletes a custom role unless a member or an unrevoked API key holds it (same transaction). */
+  deleteRole(tenantId: string, name: string): Promise<RoleDeletion>;
+  /**
+   * Inserts or replaces a member (keeping its `createdAt`); true when it is new.
+   * @throws AppError `unknown_role` for a role that is neither built-in nor the tenant's own
+   */
+  putMember(tenantId: string, member: Member): Promise<{ created: boolean; member: Member }>;
+  getMember(tenantId: string, memberId: string): Promise<Member | undefined>;
+  /** Ordered by id, after `afterId` when given, at most `limit`. */
+  listMembers(tenantId: string, page: { afterId?: string; limit: number }): Promise<Member[]>;
+  /** Deletes the member with its sessions and unused portal links; false when there was none. */
+  deleteMember(tenantId: string, memberId: string): Promise<boolean>;
+  /** Stores a new link and drops links that expired before `purgeBefore`. */
+  createPortalLink(link: PortalLinkRecord, purgeBefore: Date): Promise<void>;
+  /**
+   * Uses the link once, in one transaction: unused, not expired at `now`, its member still there;
+   * then stores `session` for the link's subject. The link, or undefined when it cannot be used.
+   */
+  openPortalLink(
+    tokenSha256: string,
+    now: Date,
+    session: Omit<SessionRecord, 'subject'>,
+  ): Promise<PortalLinkRecord | undefined>;
+  /** Stores a session and drops the ones past their absolute end before `purgeBefore`. */
+  createSession(session: SessionRecord, purgeBefore: Date): Promise<void>;
+  getSession(idSha256: string): Promise<SessionRecord | undefined>;
+  touchSession(idSha256: string, at: Date): Promise<void>;
+  /** False when there was no such session. */
+  deleteSession(idSha256: string): Promise<boolean>;
+}
+
 export interface Store
   extends TenantStore,
+    PeopleStore,
     LifecycleStore,
     IdentityStore,
     MappingStore,

@@ -2,8 +2,9 @@ import type { AuditNote } from '../lifecycle/audit.js';
 import type { Tenant } from '../store/index.js';
 
 /**
- * The audit notes of tenant and API key changes, one function per action, used by the HTTP routes
- * and the CLI alike (see `AuditNote` in lifecycle/audit.ts). A key appears by id, never by value.
+ * The audit notes of tenant changes, one function per action, used by the HTTP routes and the CLI
+ * alike (see `AuditNote` in lifecycle/audit.ts). A key appears by id, never by value; API key notes
+ * are people/audit.ts's.
  */
 
 /** `tenant.create`, with the id of the first API key made with it. */
@@ -15,14 +16,4 @@ export function tenantCreated(tenant: Tenant, apiKeyId: string): AuditNote {
     tenantId: tenant.id,
     detail: { name: tenant.name, apiKeyId },
   };
-}
-
-/** `api_key.create`. */
-export function apiKeyCreated(keyId: string): AuditNote {
-  return { action: 'api_key.create', objectType: 'api_key', objectId: keyId };
-}
-
-/** `api_key.revoke`. */
-export function apiKeyRevoked(keyId: string): AuditNote {
-  return { action: 'api_key.revoke', objectType: 'api_key', objectId: keyId };
 }

@@ -2,8 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/app-error.js';
 import { Collection, problemResponses, TenantParams } from '../http/schemas.js';
-import { apiKeyCreated, apiKeyRevoked, tenantCreated } from './audit.js';
-import { ApiKeySchema, CreatedTenantSchema, CreateTenantBody, TenantSchema } from './schemas.js';
+import { PageQuery, pageRequest, viewPage } from '../shared/paging.js';
+import type { Tenant } from '../store/index.js';
+import { tenantCreated } from './audit.js';
+import { CreatedTenantSchema, CreateTenantBody, TenantSchema } from './schemas.js';
 import type { TenantService } from './service.js';
 
 /** `/v1/tenants`: create (operator token) and list (the operator's every tenant, a key's own). */
@@ -35,24 +37,27 @@ export const tenantListRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantServic
     {
       schema: {
         tags: ['tenants'],
-        summary: 'List tenants (operator token)',
-        response: { 200: Collection(TenantSchema) },
+        summary:
+          "List tenants, oldest first (operator token; a tenant's key sees its own); page with limit and cursor",
+        querystring: PageQuery,
+        response: { 200: Collection(TenantSchema), ...problemResponses },
       },
     },
     async (request) => {
+      const view = (t: Tenant) => ({ ...t, createdAt: t.createdAt.toISOString() });
       if (request.principal.kind !== 'operator') {
         const own = await tenants.authorize(request.principal, request.principal.tenantId);
-        return { items: [{ ...own, createdAt: own.createdAt.toISOString() }] };
+        return { items: [view(own)] };
       }
-      const items = await tenants.listTenants();
-      return { items: items.map((t) => ({ ...t, createdAt: t.createdAt.toISOString() })) };
+      const page = await tenants.pageTenants(pageRequest(request.query));
+      return viewPage(page, (items) => items.map(view));
     },
   );
 };
 
 /**
- * `/v1/tenants/{tenant}` and its API keys; registered in the tenant scope (http/tenant-scope.ts),
- * which authorises the tenant.
+ * `/v1/tenants/{tenant}`; registered in the tenant scope (http/tenant-scope.ts), which authorises the
+ * tenant. Its API keys are people/routes.ts's.
  */
 export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }> = async (
   app,
@@ -61,6 +66,8 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
   app.get(
     '/v1/tenants/:tenant',
     {
+      // Every caller of the tenant may read its name, whatever its roles.
+      config: { permission: 'any' },
       schema: {
         tags: ['tenants'],
         params: TenantParams,
@@ -71,40 +78,6 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantService }>
       const tenant = await tenants.getTenant(request.params.tenant);
       if (!tenant) throw new AppError('not_found', 'No such tenant.');
       return { ...tenant, createdAt: tenant.createdAt.toISOString() };
-    },
-  );
-
-  app.post(
-    '/v1/tenants/:tenant/api-keys',
-    {
-      schema: {
-        tags: ['tenants'],
-        summary: 'Create an API key for the tenant (shown once)',
-        params: TenantParams,
-        response: { 201: ApiKeySchema, ...problemResponses },
-      },
-    },
-    async (request, reply) => {
-      const { apiKey, key } = await tenants.createApiKey(request.params.tenant);
-      request.audit = apiKeyCreated(key.id);
-      return reply.code(201).send({ id: key.id, apiKey, createdAt: key.createdAt.toISOString() });
-    },
-  );
-
-  app.delete(
-    '/v1/tenants/:tenant/api-keys/:id',
-    {
-      schema: {
-        tags: ['tenants'],
-        summary: 'Revoke an API key',
-        params: Type.Object({ tenant: Type.String(), id: Type.String() }),
-        response: { 204: Type.Null(), ...problemResponses },
-      },
-    },
-    async (request, reply) => {
-      await tenants.revokeApiKey(request.params.tenant, request.params.id);
-      request.audit = apiKeyRevoked(request.params.id);
-      return reply.code(204).send(null);
     },
   );
 };

@@ -18,5 +18,3 @@ export const CreatedTenantSchema = Type.Object({
   createdAt: Timestamp,
   apiKey: Type.String({ description: 'Shown once; only its hash is stored' }),
 });
-
-export const ApiKeySchema = Type.Object({ id: Type.String(), apiKey: Type.String(), createdAt: Timestamp });

@@ -1,14 +1,51 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
 import { AppError } from '../errors/app-error.js';
+import { BUILT_IN_ROLES, type Permission, permissionsOf } from '../people/permissions.js';
 import type { ChangeBus } from '../shared/changes.js';
 import type { Clock } from '../shared/clock.js';
 import { newId, sha256Hex } from '../shared/ids.js';
-import type { ApiKey, Tenant, TenantStore } from '../store/index.js';
+import { everyItem } from '../shared/paging.js';
+import type { ApiKey, Page, PageRequest, Tenant, TenantStore } from '../store/index.js';
 
-/** Who is calling: the operator (every tenant) or one tenant's API key. */
+/**
+ * Who is calling: the operator (every tenant, every permission: the operator token or a console
+ * session) or one tenant's API key or member session, with the permissions its roles grant now.
+ */
 export type Principal =
   | { kind: 'operator'; actor: 'operator' }
-  | { kind: 'tenant'; tenantId: string; actor: string };
+  | {
+      kind: 'tenant';
+      tenantId: string;
+      /** `api-key:<id>` or `member:<id>`, as the audit log names it. */
+      actor: string;
+      permissions: ReadonlySet<Permission>;
+      /** A member's e-mail address (recorded with the member's audit entries). */
+      email?: string;
+    };
+
+/**
+ * Throws `forbidden` when a key or member lacks `permission` (the operator holds every one). Tenant
+ * routes declare theirs instead (http/tenant-scope.ts); this is for the runtime API.
+ * @throws AppError `forbidden`
+ */
+export function requirePermission(principal: Principal, permission: Permission): void {
+  if (principal.kind === 'tenant' && !principal.permissions.has(permission)) {
+    throw new AppError('forbidden', `This needs the permission ${permission}.`);
+  }
+}
+
+/** The permissions a tenant's role names grant (people/service.ts `rolePermissions`). */
+export type RolePermissions = (tenantId: string, roles: readonly string[]) => Promise<Set<Permission>>;
+
+/** What {@link TenantService.createApiKey} takes; `roles` defaults to `["admin"]`, as before roles existed. */
+export interface NewApiKey {
+  name?: string;
+  roles?: readonly string[];
+}
+
+/** How often a key's `lastUsedAt` is written, at most (ms): a forward must not cost a write. */
+const LAST_USED_RESOLUTION_MS = 60_000;
 
 /** The token of an `Authorization: Bearer <token>` value (RFC 6750 §2.1), or undefined. */
 export function bearerToken(header: string | undefined): string | undefined {
@@ -29,7 +66,8 @@ export class TenantService {
   readonly #clock: Clock;
   readonly #operatorTokenSha256?: Buffer;
   readonly #keyCache = new Map<string, ApiKey | null>();
-  readonly #principals = new Map<string, Principal>();
+  /** Known tokens: the principal, and the key id of an API key (for `lastUsedAt`). */
+  readonly #principals = new Map<string, { principal: Principal; key?: { tenantId: string; id: string } }>();
   /**
    * Bumped whenever the caches are cleared: a lookup that was in flight across a clear (it may have
    * read a key just before its revocation) does not put its answer in the cache.
@@ -37,13 +75,48 @@ export class TenantService {
   #generation = 0;
 
   readonly #changes: ChangeBus | undefined;
+  readonly #rolePermissions: RolePermissions;
+  /** When each key's `lastUsedAt` was last written by this process (ms). */
+  readonly #lastUsedWritten = new Map<string, number>();
+  #logger: Logger | undefined;
 
-  /** `changes` carries a revocation to the other workers (cluster mode) before the answer. */
-  constructor(store: TenantStore, clock: Clock, operatorToken?: string, changes?: ChangeBus) {
+  /**
+   * `changes` carries a revocation to the other workers (cluster mode) before the answer; a `role`
+   * or `api_key` change on it drops the cached principals, so a key's permissions follow its roles
+   * at once. `rolePermissions` resolves a key's roles (default: the built-in roles only).
+   */
+  constructor(
+    store: TenantStore,
+    clock: Clock,
+    operatorToken?: string,
+    changes?: ChangeBus,
+    rolePermissions?: RolePermissions,
+  ) {
     this.#store = store;
     this.#clock = clock;
     this.#changes = changes;
+    this.#rolePermissions = rolePermissions ?? (async (_tenantId, roles) => permissionsOf(roles, new Map()));
     if (operatorToken) this.#operatorTokenSha256 = Buffer.from(sha256Hex(operatorToken), 'hex');
+    changes?.on(
+      (change) => {
+        if (change.kind === 'role' || change.kind === 'api_key') this.forgetCachedKeys();
+      },
+      () => {},
+    );
+  }
+
+  /** Where a failed `lastUsedAt` write is reported (set by main.ts). */
+  set logger(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  /**
+   * True when `token` is the operator token, compared in constant time (over SHA-256 digests, so
+   * the length of the token does not show either). Always false when no operator token is set.
+   */
+  isOperatorToken(token: string): boolean {
+    if (!this.#operatorTokenSha256) return false;
+    return timingSafeEqual(Buffer.from(sha256Hex(token), 'hex'), this.#operatorTokenSha256);
   }
 
   /**
@@ -55,11 +128,14 @@ export class TenantService {
     // Every forward authenticates: answer known tokens without hashing again (cleared on any
     // revocation or store change, so a revoked key stops working at once).
     const known = this.#principals.get(token);
-    if (known) return known;
+    if (known) {
+      if (known.key !== undefined) this.#noteUse(known.key.tenantId, known.key.id);
+      return known.principal;
+    }
     const hash = sha256Hex(token);
-    if (this.#operatorTokenSha256 && timingSafeEqual(Buffer.from(hash, 'hex'), this.#operatorTokenSha256)) {
+    if (this.isOperatorToken(token)) {
       const operator: Principal = { kind: 'operator', actor: 'operator' };
-      this.#principals.set(token, operator);
+      this.#principals.set(token, { principal: operator });
       return operator;
     }
     const generation = this.#generation;
@@ -72,12 +148,30 @@ export class TenantService {
       }
     }
     if (!key || key.revokedAt) throw new AppError('unauthorized', 'The token is not valid.');
-    const principal: Principal = { kind: 'tenant', tenantId: key.tenantId, actor: key.id };
+    const principal: Principal = {
+      kind: 'tenant',
+      tenantId: key.tenantId,
+      actor: `api-key:${key.id}`,
+      permissions: await this.#rolePermissions(key.tenantId, key.roles),
+    };
     if (generation === this.#generation) {
       if (this.#principals.size >= 10_000) this.#principals.clear();
-      this.#principals.set(token, principal);
+      this.#principals.set(token, { principal, key: { tenantId: key.tenantId, id: key.id } });
     }
+    this.#noteUse(key.tenantId, key.id);
     return principal;
+  }
+
+  /** Writes a key's `lastUsedAt` when the last write is a minute old; never delays the request. */
+  #noteUse(tenantId: string, keyId: string): void {
+    const nowMs = this.#clock.now().getTime();
+    const last = this.#lastUsedWritten.get(keyId);
+    if (last !== undefined && nowMs - last < LAST_USED_RESOLUTION_MS) return;
+    if (this.#lastUsedWritten.size >= 100_000) this.#lastUsedWritten.clear();
+    this.#lastUsedWritten.set(keyId, nowMs);
+    this.#store.touchApiKey(tenantId, keyId, new Date(nowMs)).catch((err: unknown) => {
+      this.#logger?.warn({ err, keyId }, 'API key last use not recorded');
+    });
   }
 
   /**
@@ -98,7 +192,7 @@ export class TenantService {
   async createTenant(id: string, name: string): Promise<{ tenant: Tenant; apiKey: string; keyId: string }> {
     const tenant: Tenant = { id, name, createdAt: this.#clock.now() };
     await this.#store.createTenant(tenant);
-    const { apiKey, key } = await this.createApiKey(id);
+    const { apiKey, key } = await this.createApiKey(id, { name: 'initial' });
     return { tenant, apiKey, keyId: key.id };
   }
 
@@ -107,23 +201,45 @@ export class TenantService {
     return this.#store.getTenant(id);
   }
 
-  /** Every tenant, oldest first (the operator's list and the expiry scan). */
-  listTenants(): Promise<Tenant[]> {
-    return this.#store.listTenants();
+  /** One page of the tenants, oldest first (the operator's list). @throws AppError `invalid_cursor` */
+  pageTenants(request: PageRequest): Promise<Page<Tenant>> {
+    return this.#store.listTenants(request);
   }
 
-  /** Creates a key; the plaintext `apiKey` is returned once and never stored. */
-  async createApiKey(tenantId: string): Promise<{ apiKey: string; key: ApiKey }> {
+  /** Every tenant, oldest first, read page by page (the expiry scan). */
+  listTenants(): Promise<Tenant[]> {
+    return everyItem((request) => this.#store.listTenants(request));
+  }
+
+  /**
+   * Creates a key with `roles` (default `["admin"]`) named `name` (default `API key`); the plaintext
+   * `apiKey` is returned once and never stored. Whether the caller may grant those roles is the
+   * caller's check (people/service.ts).
+   * @throws AppError `unknown_role`, `not_found` (no such tenant)
+   */
+  async createApiKey(tenantId: string, options: NewApiKey = {}): Promise<{ apiKey: string; key: ApiKey }> {
     const apiKey = `tw_${randomBytes(32).toString('base64url')}`;
     const key: ApiKey = {
       id: newId('key'),
       tenantId,
+      name: options.name ?? 'API key',
+      roles: [...new Set(options.roles ?? [BUILT_IN_ROLES.admin.name])],
       tokenSha256: sha256Hex(apiKey),
       createdAt: this.#clock.now(),
     };
     await this.#store.createApiKey(tenantId, key);
     this.#keyCache.delete(key.tokenSha256);
     return { apiKey, key };
+  }
+
+  /** The tenant's unrevoked key `keyId`, or undefined. */
+  getApiKey(tenantId: string, keyId: string): Promise<ApiKey | undefined> {
+    return this.#store.getApiKey(tenantId, keyId);
+  }
+
+  /** The tenant's unrevoked keys (never their secrets), ordered by id, after `afterId`. */
+  listApiKeys(tenantId: string, page: { afterId?: string; limit: number }): Promise<ApiKey[]> {
+    return this.#store.listApiKeys(tenantId, page);
   }
 
   /** @throws AppError `not_found` */

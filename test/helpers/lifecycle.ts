@@ -44,9 +44,13 @@ export interface SmtpSink {
   close(): Promise<void>;
 }
 
-/** A real SMTP server on 127.0.0.1 (no TLS, no auth) that keeps every message it accepts. */
-export async function startSmtpSink(): Promise<SmtpSink> {
+/**
+ * A real SMTP server on 127.0.0.1 (no TLS, no auth) that keeps every message it accepts. With
+ * `failTimes`, the first that many messages are refused with `451` (try again later) and not kept.
+ */
+export async function startSmtpSink(options: { failTimes?: number } = {}): Promise<SmtpSink> {
   const messages: ReceivedMail[] = [];
+  let failures = options.failTimes ?? 0;
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
@@ -55,6 +59,11 @@ export async function startSmtpSink(): Promise<SmtpSink> {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
+        if (failures > 0) {
+          failures -= 1;
+          callback(Object.assign(new Error('try again later'), { responseCode: 451 }));
+          return;
+        }
         const raw = Buffer.concat(chunks).toString('utf8');
         messages.push({
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',

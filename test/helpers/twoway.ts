@@ -165,3 +165,28 @@ export async function uploadPkcs12(
     ...(token ? { token } : {}),
   });
 }
+
+/**
+ * Uploads `leaf` (PEM certificate and key, with `chainPem`) as an identity of `tenant` named `name`
+ * through the JSON upload, with `token`; returns the identity's id.
+ */
+export async function uploadPem(
+  twoway: Pick<TestTwoway, 'call'>,
+  tenant: string,
+  leaf: { certPem: string; keyPem: string },
+  chainPem: string,
+  options: { token?: string; name?: string } = {},
+): Promise<string> {
+  const response = await twoway.call(`/v1/tenants/${tenant}/identities`, {
+    method: 'POST',
+    ...(options.token !== undefined ? { token: options.token } : {}),
+    json: {
+      name: options.name ?? 'identity',
+      certificatePem: leaf.certPem,
+      privateKeyPem: leaf.keyPem,
+      chainPem,
+    },
+  });
+  expect(response.status, await response.clone().text()).toBe(201);
+  return ((await response.json()) as { id: string }).id;
+}

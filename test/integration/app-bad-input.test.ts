@@ -46,10 +46,10 @@ describe('bad input gets its documented code and changes nothing', () => {
 
   async function expectUnchanged<T>(t: TestTwoway, work: () => Promise<T>): Promise<T> {
     const revision = await t.store.getRevision();
-    const identities = await t.store.listIdentities('acme');
+    const identities = (await t.store.listIdentities('acme', { limit: 1000 })).items;
     const result = await work();
     expect(await t.store.getRevision()).toBe(revision);
-    expect(await t.store.listIdentities('acme')).toEqual(identities);
+    expect((await t.store.listIdentities('acme', { limit: 1000 })).items).toEqual(identities);
     return result;
   }
 

@@ -369,7 +369,14 @@ describe('remote servers that bend HTTP', () => {
     });
     const found = credentials.get('trusted') as ForwardCredential;
     const endpoint = new ForwardEndpoint({
-      tenants: { authenticate: async () => ({ kind: 'tenant', tenantId: 'acme', actor: 'key_1' }) },
+      tenants: {
+        authenticate: async () => ({
+          kind: 'tenant',
+          tenantId: 'acme',
+          actor: 'api-key:key_1',
+          permissions: new Set(['runtime:forward'] as const),
+        }),
+      },
       runtime: {
         plan: async () => ({ mappingId: 'map_1', identityId: 'idt_1', version: 1, credential: found }),
       },

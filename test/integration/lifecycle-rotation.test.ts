@@ -175,8 +175,8 @@ describe.each(backends)('zero-downtime rotation on $name', (backend) => {
     ).json()) as { items: { actor: string; detail: { version: number } }[] };
     expect(audit.items.map((e) => [e.actor, e.detail.version])).toEqual([
       ['scheduler', 3],
-      [expect.stringMatching(/^key_/), 1],
-      [expect.stringMatching(/^key_/), 2],
+      [expect.stringMatching(/^api-key:key_/), 1],
+      [expect.stringMatching(/^api-key:key_/), 2],
     ]);
     // Superseded pools drained and closed.
     const idle = Date.now() + 5_000;

@@ -12,6 +12,7 @@ import { ExpiryScanner } from '../../src/lifecycle/scanner.js';
 import { LifecycleScheduler } from '../../src/lifecycle/scheduler.js';
 import type { NotificationSettingsService } from '../../src/lifecycle/settings.js';
 import { ChangeBus } from '../../src/shared/changes.js';
+import { everyItem } from '../../src/shared/paging.js';
 import type { Store } from '../../src/store/index.js';
 import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
@@ -74,7 +75,7 @@ function schedulerOf(
   const logger = pino({ level: 'silent' });
   const scanner = new ExpiryScanner({
     store,
-    tenants: store,
+    tenants: { listTenants: () => everyItem((request) => store.listTenants(request)) },
     sources: [
       {
         objectType: 'identity',

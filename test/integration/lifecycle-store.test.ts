@@ -112,7 +112,7 @@ describe.each(storeBackends())('lifecycle store on $name', (backend) => {
       ).toBe(true);
       // Bookkeeping does not bump the revision (other processes keep their caches).
       expect(await store.getRevision()).toBe(revision);
-      const listed = await store.listNotifications(tenantId, 10);
+      const listed = (await store.listNotifications(tenantId, { limit: 10 })).items;
       expect(listed.find((l) => l.notification.id === n0.id)?.deliveries.map((x) => x.id)).toEqual([d.id]);
     });
 
@@ -148,7 +148,7 @@ describe.each(storeBackends())('lifecycle store on $name', (backend) => {
         { deliveryId: d.id, attempt: 2, at: at(30_000), ok: true, statusCode: 204, durationMs: 2 },
         { status: 'delivered', deliveredAt: at(30_000) },
       );
-      const [listed] = (await store.listNotifications(tenantId, 50)).filter(
+      const [listed] = (await store.listNotifications(tenantId, { limit: 50 })).items.filter(
         (l) => l.notification.id === n.id,
       );
       expect(listed?.deliveries[0]).toMatchObject({
@@ -177,11 +177,13 @@ describe.each(storeBackends())('lifecycle store on $name', (backend) => {
       };
       await store.syncAlerts(tenantId, [base], at(0));
       await store.syncAlerts(tenantId, [base], at(1_000));
-      expect(await store.listAlerts(tenantId)).toEqual([{ ...base, raisedAt: at(0) }]);
+      expect((await store.listAlerts(tenantId, { limit: 10 })).items).toEqual([{ ...base, raisedAt: at(0) }]);
       await store.syncAlerts(tenantId, [], at(2_000));
-      expect(await store.listAlerts(tenantId)).toEqual([]);
+      expect((await store.listAlerts(tenantId, { limit: 10 })).items).toEqual([]);
       await store.syncAlerts(tenantId, [{ ...base, thresholdDays: 1 }], at(3_000));
-      expect(await store.listAlerts(tenantId)).toEqual([{ ...base, thresholdDays: 1, raisedAt: at(3_000) }]);
+      expect((await store.listAlerts(tenantId, { limit: 10 })).items).toEqual([
+        { ...base, thresholdDays: 1, raisedAt: at(3_000) },
+      ]);
     });
 
     test('audit events: filters, newest first, paging by sequence, tenant isolation', async () => {
@@ -199,21 +201,27 @@ describe.each(storeBackends())('lifecycle store on $name', (backend) => {
           detail: { i },
         });
       }
-      const all = await store.listAuditEvents(tenantId, { objectId, limit: 10 });
+      const ten = { limit: 10 };
+      const all = (await store.listAuditEvents(tenantId, { objectId }, ten)).items;
       expect(all.map((e) => e.detail.i)).toEqual([4, 3, 2, 1, 0]);
       expect(
-        (await store.listAuditEvents(tenantId, { objectId, action: 'mapping.create', limit: 10 })).length,
+        (await store.listAuditEvents(tenantId, { objectId, action: 'mapping.create' }, ten)).items.length,
       ).toBe(1);
-      const window = await store.listAuditEvents(tenantId, {
-        objectId,
-        since: at(1_000),
-        until: at(3_000),
-        limit: 10,
-      });
-      expect(window.map((e) => e.detail.i)).toEqual([2, 1]);
-      const page = await store.listAuditEvents(tenantId, { objectId, beforeSeq: all[1]?.seq ?? 0, limit: 2 });
-      expect(page.map((e) => e.detail.i)).toEqual([2, 1]);
-      expect(await store.listAuditEvents(uid('other'), { objectId, limit: 10 })).toEqual([]);
+      const window = await store.listAuditEvents(
+        tenantId,
+        { objectId, since: at(1_000), until: at(3_000) },
+        ten,
+      );
+      expect(window.items.map((e) => e.detail.i)).toEqual([2, 1]);
+      const first = await store.listAuditEvents(tenantId, { objectId }, { limit: 2 });
+      expect(first.items.map((e) => e.detail.i)).toEqual([4, 3]);
+      const page = await store.listAuditEvents(
+        tenantId,
+        { objectId },
+        { limit: 2, cursor: first.nextCursor },
+      );
+      expect(page.items.map((e) => e.detail.i)).toEqual([2, 1]);
+      expect((await store.listAuditEvents(uid('other'), { objectId }, ten)).items).toEqual([]);
     });
 
     test('scheduled activations: due ones are listed, cleared by activation or by hand, earliest first', async () => {
@@ -257,6 +265,7 @@ describe.each(storeBackends())('lifecycle store on $name', (backend) => {
       await store.putNotificationSettings(tenantId, {
         tenantId,
         emails: ['a@b.example'],
+        notifyMembers: false,
         webhookUrls: ['https://h.example/'],
         thresholdsDays: [30, 7],
         webhookSecret: secret,
@@ -267,6 +276,7 @@ describe.each(storeBackends())('lifecycle store on $name', (backend) => {
       expect(await store.getNotificationSettings(tenantId)).toEqual({
         tenantId,
         emails: ['a@b.example'],
+        notifyMembers: false,
         webhookUrls: ['https://h.example/'],
         thresholdsDays: [30, 7],
         webhookSecret: secret,
@@ -276,6 +286,7 @@ describe.each(storeBackends())('lifecycle store on $name', (backend) => {
       await store.putNotificationSettings(tenantId, {
         tenantId,
         emails: [],
+        notifyMembers: true,
         webhookUrls: [],
         thresholdsDays: [7],
         updatedAt: at(1),

@@ -25,6 +25,9 @@ function uid(prefix: string): string {
   return `${prefix}-${counter}-${randomBytes(4).toString('hex')}`;
 }
 
+/** A page large enough for every list of these tests. */
+const ALL = { limit: 1000 };
+
 const T0 = new Date('2025-03-04T05:06:07.891Z');
 /** T0 plus `ms` milliseconds. */
 const later = (ms: number) => new Date(T0.getTime() + ms);
@@ -34,7 +37,14 @@ function makeTenant(): Tenant {
 }
 
 function makeApiKey(tenantId: string): ApiKey {
-  return { id: uid('key'), tenantId, tokenSha256: randomBytes(32).toString('hex'), createdAt: T0 };
+  return {
+    id: uid('key'),
+    tenantId,
+    name: 'test',
+    roles: ['admin'],
+    tokenSha256: randomBytes(32).toString('hex'),
+    createdAt: T0,
+  };
 }
 
 function makeVersion(tenantId: string, identityId: string, version: number): IdentityVersion {
@@ -135,7 +145,7 @@ describe.each(storeBackends())('store on $name', (backend) => {
 
   /** Enabled, not deleted mappings of `tenantId` that name `identityId`. */
   async function activeMappings(tenantId: string, identityId: string): Promise<number> {
-    const mappings = await store.listMappings(tenantId);
+    const mappings = (await store.listMappings(tenantId, ALL)).items;
     return mappings.filter((m) => m.identityId === identityId && m.enabled).length;
   }
 
@@ -180,7 +190,7 @@ describe.each(storeBackends())('store on $name', (backend) => {
     await store.createTenant(tenant);
     expect(await store.getTenant(tenant.id)).toEqual(tenant);
     expect(await store.getTenant(uid('missing'))).toBeUndefined();
-    expect(await store.listTenants()).toContainEqual(tenant);
+    expect((await store.listTenants(ALL)).items).toContainEqual(tenant);
 
     const err = await appErrorOf(store.createTenant({ ...tenant, name: 'Other' }));
     expect(err.code).toBe('tenant_exists');
@@ -222,7 +232,7 @@ describe.each(storeBackends())('store on $name', (backend) => {
   it('creates an identity with its active first version, lists it and its versions', async () => {
     const { tenant, identity, first } = await seed();
     expect(await store.getIdentity(tenant.id, identity.id)).toEqual(identity);
-    expect(await store.listIdentities(tenant.id)).toEqual([identity]);
+    expect((await store.listIdentities(tenant.id, ALL)).items).toEqual([identity]);
     expect(await store.listVersions(tenant.id, identity.id)).toEqual([first]);
     expect(await store.getVersion(tenant.id, identity.id, 1)).toEqual(first);
     expect(await store.getVersion(tenant.id, identity.id, 2)).toBeUndefined();
@@ -377,7 +387,7 @@ describe.each(storeBackends())('store on $name', (backend) => {
     await store.createIdentity(tenant.id, kept, first);
 
     await store.softDeleteIdentity(tenant.id, identity.id, later(99));
-    expect(await store.listIdentities(tenant.id)).toEqual([kept]);
+    expect((await store.listIdentities(tenant.id, ALL)).items).toEqual([kept]);
     const deleted = await store.getIdentity(tenant.id, identity.id);
     expect(deleted?.deletedAt).toEqual(later(99));
     expect(await store.listVersions(tenant.id, identity.id)).toHaveLength(1);
@@ -404,7 +414,7 @@ describe.each(storeBackends())('store on $name', (backend) => {
     await store.createMapping(tenant.id, a);
     await store.createMapping(tenant.id, b);
     expect(await store.getMapping(tenant.id, a.id)).toEqual(a);
-    expect(await store.listMappings(tenant.id)).toEqual([a, b]);
+    expect((await store.listMappings(tenant.id, ALL)).items).toEqual([a, b]);
     expect(await activeMappings(tenant.id, identity.id)).toBe(1);
 
     const updated: Mapping = {
@@ -423,8 +433,11 @@ describe.each(storeBackends())('store on $name', (backend) => {
     const deleted: Mapping = { ...withoutAnchors, deleted: true, updatedAt: later(20) };
     await store.updateMapping(tenant.id, deleted);
     expect(await store.getMapping(tenant.id, a.id)).toEqual(deleted);
-    expect(await store.listMappings(tenant.id)).toEqual([updated]);
-    expect(await store.listMappings(tenant.id, { includeDeleted: true })).toEqual([deleted, updated]);
+    expect((await store.listMappings(tenant.id, ALL)).items).toEqual([updated]);
+    expect((await store.listMappings(tenant.id, ALL, { includeDeleted: true })).items).toEqual([
+      deleted,
+      updated,
+    ]);
     expect(await activeMappings(tenant.id, identity.id)).toBe(1);
   });
 
@@ -438,7 +451,7 @@ describe.each(storeBackends())('store on $name', (backend) => {
       store.createMapping(tenant.id, makeMapping(tenant.id, other.identity.id)),
     );
     expect(crossTenant.code).toBe('not_found');
-    expect(await store.listMappings(tenant.id, { includeDeleted: true })).toEqual([]);
+    expect((await store.listMappings(tenant.id, ALL, { includeDeleted: true })).items).toEqual([]);
   });
 
   it('keeps an identity that enabled mappings name, checked in the delete transaction', async () => {
@@ -471,11 +484,11 @@ describe.each(storeBackends())('store on $name', (backend) => {
     const enabled = await appErrorOf(store.updateMapping(tenant.id, { ...parked, enabled: true }));
     expect(enabled.code).toBe('not_found');
     expect(await store.getRevision()).toBe(revision);
-    expect(await store.listMappings(tenant.id)).toEqual([parked]);
+    expect((await store.listMappings(tenant.id, ALL)).items).toEqual([parked]);
     // Editing or deleting the disabled mapping stays possible.
     await store.updateMapping(tenant.id, { ...parked, name: 'renamed' });
     await store.updateMapping(tenant.id, { ...parked, deleted: true });
-    expect(await store.listMappings(tenant.id)).toEqual([]);
+    expect((await store.listMappings(tenant.id, ALL)).items).toEqual([]);
   });
 
   it('never leaves an enabled mapping on a deleted identity when a delete and a create race', async () => {
@@ -569,11 +582,13 @@ describe.each(storeBackends())('store on $name', (backend) => {
 
     const other = intruder.id;
     expect(await store.getIdentity(other, id)).toBeUndefined();
-    expect(await store.listIdentities(other)).not.toContainEqual(expect.objectContaining({ id }));
+    expect((await store.listIdentities(other, ALL)).items).not.toContainEqual(
+      expect.objectContaining({ id }),
+    );
     expect(await store.listVersions(other, id)).toEqual([]);
     expect(await store.getVersion(other, id, 1)).toBeUndefined();
     expect(await store.getMapping(other, mapping.id)).toBeUndefined();
-    expect(await store.listMappings(other, { includeDeleted: true })).toEqual([]);
+    expect((await store.listMappings(other, ALL, { includeDeleted: true })).items).toEqual([]);
     expect(await activeMappings(other, id)).toBe(0);
 
     expect(await store.revokeApiKey(other, key.id, later(9))).toBe(false);

@@ -95,7 +95,7 @@ describe('upload limits over HTTP', () => {
         status: 413,
         code: 'payload_too_large',
       });
-      expect(await twoway.store.listIdentities('acme')).toEqual([]);
+      expect((await twoway.store.listIdentities('acme', { limit: 100 })).items).toEqual([]);
     },
   );
 

@@ -167,7 +167,8 @@ export function lifecycle(dialect: StoreDialect): Migration {
   };
 }
 
-async function columnExists(
+/** True when `table` has `column` (SQLite has no `add column if not exists`); also used by later migrations. */
+export async function columnExists(
   db: Kysely<unknown>,
   dialect: StoreDialect,
   table: string,

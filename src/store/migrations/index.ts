@@ -3,6 +3,8 @@ import { initial } from './0001-initial.js';
 import { inbound } from './0002-inbound.js';
 import { lifecycle } from './0003-lifecycle.js';
 import { sharedClientCertificates } from './0004-shared-client-certificates.js';
+import { people } from './0006-people.js';
+import { listOrder } from './0010-list-order.js';
 
 /** The two SQL engines Twoway stores data in. */
 export type StoreDialect = 'sqlite' | 'postgres';
@@ -18,6 +20,8 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0002_inbound': inbound(dialect),
     '0003_lifecycle': lifecycle(dialect),
     '0004_shared_client_certificates': sharedClientCertificates(),
+    '0010_list_order': listOrder(),
+    '0006_people': people(dialect),
   };
 }
 

@@ -6,6 +6,7 @@ import { AppError } from '../../../src/errors/app-error.js';
 import { DispatcherCache } from '../../../src/forward/dispatchers.js';
 import { ForwardEndpoint, isForwardTarget } from '../../../src/forward/endpoint.js';
 import { createMetrics } from '../../../src/http/metrics.js';
+import { ALL_PERMISSIONS } from '../../../src/people/permissions.js';
 
 describe('isForwardTarget', () => {
   test.each([
@@ -40,7 +41,7 @@ describe('ForwardEndpoint on a real listener', () => {
     tenants: {
       authenticate: async (token) => {
         if (token !== 'good') throw new AppError('unauthorized');
-        return { kind: 'tenant', tenantId: 'acme', actor: 'key_1' };
+        return { kind: 'tenant', tenantId: 'acme', actor: 'api-key:key_1', permissions: ALL_PERMISSIONS };
       },
     },
     runtime: {

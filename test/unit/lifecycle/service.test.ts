@@ -1,26 +1,29 @@
 import { describe, expect, test } from 'vitest';
 import { LifecycleService } from '../../../src/lifecycle/service.js';
-import type { AlertRecord, LifecycleStore } from '../../../src/store/index.js';
+import type { AlertRecord, NotificationWithDeliveries, Page, PageRequest } from '../../../src/store/index.js';
 
 const DAY = 86_400_000;
 const now = new Date('2030-01-01T00:00:00Z');
 const clock = { now: () => now };
 
-type Rows = Awaited<ReturnType<LifecycleStore['listNotifications']>>;
+/** One page holding `items`, the whole list. */
+function onePage<T>(items: T[]): Page<T> {
+  return { items, cursorAfter: (i) => `after-${i}` };
+}
 
-/** A store that answers what it was given, and records which tenant and limit it was asked for. */
-function fakeStore(alerts: AlertRecord[], rows: Rows) {
+/** A store that answers what it was given, and records which tenant and page it was asked for. */
+function fakeStore(alerts: AlertRecord[], rows: NotificationWithDeliveries[]) {
   const asked: unknown[] = [];
   return {
     asked,
     store: {
-      async listAlerts(tenantId: string) {
-        asked.push(['alerts', tenantId]);
-        return alerts;
+      async listAlerts(tenantId: string, request: PageRequest) {
+        asked.push(['alerts', tenantId, request.limit]);
+        return onePage(alerts);
       },
-      async listNotifications(tenantId: string, limit: number) {
-        asked.push(['notifications', tenantId, limit]);
-        return rows;
+      async listNotifications(tenantId: string, request: PageRequest) {
+        asked.push(['notifications', tenantId, request.limit]);
+        return onePage(rows);
       },
     },
   };
@@ -45,8 +48,8 @@ describe('lifecycle service', () => {
       ],
       [],
     );
-    const alerts = await new LifecycleService({ store, clock }).listAlerts('acme');
-    expect(asked).toEqual([['alerts', 'acme']]);
+    const { items: alerts } = await new LifecycleService({ store, clock }).listAlerts('acme', { limit: 100 });
+    expect(asked).toEqual([['alerts', 'acme', 100]]);
     expect(alerts).toEqual([
       {
         kind: 'expiring',
@@ -110,7 +113,9 @@ describe('lifecycle service', () => {
         },
       ],
     );
-    const [notification] = await new LifecycleService({ store, clock }).listNotifications('acme', 20);
+    const {
+      items: [notification],
+    } = await new LifecycleService({ store, clock }).listNotifications('acme', { limit: 20 });
     expect(asked).toEqual([['notifications', 'acme', 20]]);
     expect(notification?.deliveries).toEqual([
       {

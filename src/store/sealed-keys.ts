@@ -3,6 +3,7 @@
  * CA, webhook signing secrets), for `twoway kms rotate`. Only the wrapped DEK and its `kekId` are
  * ever rewritten; ciphertexts stay as they are.
  */
+import { sql } from 'kysely';
 import { asBuffer, sealedFromRow } from './columns.js';
 import { Aggregate } from './database.js';
 import type { SealedKeyChange, SealedKeyRef, SealedKeyRow, SealedKeyStore } from './types.js';
@@ -64,8 +65,7 @@ export class KyselySealedKeyStore extends Aggregate implements SealedKeyStore {
     return this.database.append(async (trx) => {
       let changed = 0;
       for (const { ref, from, to } of changes) {
-        const result = await rewrapQuery(trx, ref, from, to).executeTakeFirst();
-        changed += Number(result.numUpdatedRows);
+        changed += await rewrapRow(trx, ref, from, to);
       }
       return changed;
     });
@@ -82,30 +82,47 @@ export class KyselySealedKeyStore extends Aggregate implements SealedKeyStore {
 
 type Trx = Parameters<Parameters<Aggregate['database']['append']>[0]>[0];
 
-function rewrapQuery(trx: Trx, ref: SealedKeyRef, from: SealedKeyChange['from'], to: SealedKeyChange['to']) {
+/** The table of a sealed row, its wrapped-DEK and KEK columns, and the columns that find the row. */
+function targetOf(ref: SealedKeyRef): { table: string; dek: string; kek: string; keys: [string, unknown][] } {
   switch (ref.kind) {
     case 'identity_key':
-      return trx
-        .updateTable('identity_versions')
-        .set({ wrapped_dek: to.wrapped, kek_id: to.kekId })
-        .where('tenant_id', '=', ref.tenantId)
-        .where('identity_id', '=', ref.identityId)
-        .where('version', '=', ref.version)
-        .where('kek_id', '=', from.kekId)
-        .where('wrapped_dek', '=', from.wrapped);
+      return {
+        table: 'identity_versions',
+        dek: 'wrapped_dek',
+        kek: 'kek_id',
+        keys: [
+          ['tenant_id', ref.tenantId],
+          ['identity_id', ref.identityId],
+          ['version', ref.version],
+        ],
+      };
     case 'ca_key':
-      return trx
-        .updateTable('platform_ca')
-        .set({ wrapped_dek: to.wrapped, kek_id: to.kekId })
-        .where('role', '=', ref.role)
-        .where('kek_id', '=', from.kekId)
-        .where('wrapped_dek', '=', from.wrapped);
+      return { table: 'platform_ca', dek: 'wrapped_dek', kek: 'kek_id', keys: [['role', ref.role]] };
     case 'webhook_secret':
-      return trx
-        .updateTable('notification_settings')
-        .set({ webhook_secret_wrapped_dek: to.wrapped, webhook_secret_kek_id: to.kekId })
-        .where('tenant_id', '=', ref.tenantId)
-        .where('webhook_secret_kek_id', '=', from.kekId)
-        .where('webhook_secret_wrapped_dek', '=', from.wrapped);
+      return {
+        table: 'notification_settings',
+        dek: 'webhook_secret_wrapped_dek',
+        kek: 'webhook_secret_kek_id',
+        keys: [['tenant_id', ref.tenantId]],
+      };
   }
+}
+
+/** Sets the row's wrapped DEK and KEK to `to` if they are still `from`; the number of rows changed. */
+async function rewrapRow(
+  trx: Trx,
+  ref: SealedKeyRef,
+  from: SealedKeyChange['from'],
+  to: SealedKeyChange['to'],
+): Promise<number> {
+  const { table, dek, kek, keys } = targetOf(ref);
+  const conditions = [
+    ...keys.map(([column, value]) => sql`${sql.ref(column)} = ${value}`),
+    sql`${sql.ref(kek)} = ${from.kekId}`,
+    sql`${sql.ref(dek)} = ${from.wrapped}`,
+  ];
+  const result =
+    await sql`update ${sql.table(table)} set ${sql.ref(dek)} = ${to.wrapped}, ${sql.ref(kek)} = ${to.kekId}
+    where ${sql.join(conditions, sql` and `)}`.execute(trx);
+  return Number(result.numAffectedRows ?? 0);
 }

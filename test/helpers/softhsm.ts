@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir } from '../fixtures/pki.js';
+import { afterAll, beforeAll } from 'vitest';
+import { makePki, type TestPki, tempDir } from '../fixtures/pki.js';
+import { type MtlsServer, startMtlsServer } from './mtls-server.js';
 
 /** Debian's SoftHSM2 module (package softhsm2, installed by .ci/run). */
 export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -47,4 +49,29 @@ export function softHsmToken(label = 'twoway'): SoftHsmToken {
     tokenDir,
     cleanup,
   };
+}
+
+/** What {@link hsmFixture} starts for a test file. */
+export interface HsmFixture {
+  token: SoftHsmToken;
+  pki: TestPki;
+  upstream: MtlsServer;
+}
+
+/**
+ * A SoftHSM2 token, a test PKI and an mTLS upstream for the whole file (beforeAll / afterAll); the
+ * returned object is filled in before the first test runs.
+ */
+export function hsmFixture(): HsmFixture {
+  const fixture = {} as HsmFixture;
+  beforeAll(async () => {
+    fixture.token = softHsmToken();
+    fixture.pki = await makePki();
+    fixture.upstream = await startMtlsServer(fixture.pki);
+  });
+  afterAll(async () => {
+    await fixture.upstream?.close();
+    fixture.token?.cleanup();
+  });
+  return fixture;
 }

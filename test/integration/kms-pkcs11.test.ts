@@ -2,35 +2,23 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { Pkcs11Kms, parsePkcs11KeyUri } from '../../src/kms/pkcs11/pkcs11-kms.js';
 import { KmsError } from '../../src/kms/types.js';
 import { openBackends, StartupError } from '../../src/main.js';
 import { openStore } from '../../src/store/index.js';
-import { makePki, type TestPki, tempDir } from '../fixtures/pki.js';
+import { tempDir } from '../fixtures/pki.js';
 import { appBackends } from '../helpers/backends.js';
 import { expectCustody, seedCustody } from '../helpers/custody.js';
-import { type MtlsServer, startMtlsServer } from '../helpers/mtls-server.js';
-import { SOFTHSM_MODULE, type SoftHsmToken, softHsmToken } from '../helpers/softhsm.js';
+
+import { hsmFixture, SOFTHSM_MODULE } from '../helpers/softhsm.js';
 import { startTestTwoway } from '../helpers/twoway.js';
 
 const backends = await appBackends();
-let token: SoftHsmToken;
-let pki: TestPki;
-let upstream: MtlsServer;
+const fx = hsmFixture();
 
-beforeAll(async () => {
-  token = softHsmToken();
-  pki = await makePki();
-  upstream = await startMtlsServer(pki);
-});
-afterAll(async () => {
-  await upstream?.close();
-  token?.cleanup();
-});
-
-function openToken(keyLabel = 'unit-kek', pin = token.pin): Pkcs11Kms {
+function openToken(keyLabel = 'unit-kek', pin = fx.token.pin): Pkcs11Kms {
   return Pkcs11Kms.open({ modulePath: SOFTHSM_MODULE, tokenLabel: 'twoway', pin, keyLabel });
 }
 
@@ -77,7 +65,7 @@ describe('the PKCS#11 KMS on SoftHSM2', () => {
       const slot = module.C_GetSlotList(true).find((s) => module.C_GetTokenInfo(s).label.trim() === 'twoway');
       if (slot === undefined) throw new Error('no token');
       const session = module.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
-      module.C_Login(session, pkcs11js.CKU_USER, token.pin);
+      module.C_Login(session, pkcs11js.CKU_USER, fx.token.pin);
       module.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_LABEL, value: 'attribute-kek' }]);
       const key = module.C_FindObjects(session);
       module.C_FindObjectsFinal(session);
@@ -108,13 +96,13 @@ describe.each(backends)('TWOWAY_KMS=pkcs11 on $name', (backend) => {
     const { dir, cleanup } = tempDir('twoway-pkcs11-');
     const env: Record<string, string> = {
       ...(await backend.env()),
-      ...token.env,
+      ...fx.token.env,
       TWOWAY_DATA_DIR: dir,
       TWOWAY_PKCS11_KEY_LABEL: `kek-${backend.name}`,
     };
     const first = await startTestTwoway(env);
-    const custody = await seedCustody(first, pki, upstream, dir);
-    await expectCustody(first, upstream, custody);
+    const custody = await seedCustody(first, fx.pki, fx.upstream, dir);
+    await expectCustody(first, fx.upstream, custody);
     await first.close();
     // No local key was made: the token's KEK is the only one.
     expect(existsSync(join(dir, 'master.key'))).toBe(false);
@@ -126,7 +114,7 @@ describe.each(backends)('TWOWAY_KMS=pkcs11 on $name', (backend) => {
     for (const row of rows) expect(row.secret.kekId).toBe(`pkcs11:token=twoway;object=kek-${backend.name}`);
 
     const again = await startTestTwoway(env);
-    await expectCustody(again, upstream, custody);
+    await expectCustody(again, fx.upstream, custody);
     await again.close();
 
     // Without the token the database does not open, with any local key.

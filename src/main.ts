@@ -1,18 +1,19 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { CaKeyAlgorithm } from './ca/crypto.js';
 import { OcspResponder } from './ca/ocsp.js';
-import { PlatformCa } from './ca/platform-ca.js';
-import { IdentityParser } from './certificates/index.js';
+import { caKeyAad, PlatformCa } from './ca/platform-ca.js';
+import { fingerprintSha256, IdentityParser } from './certificates/index.js';
 import { CsrApprovalService } from './client-certificates/approval.js';
 import { clientCertificatePolicy } from './client-certificates/policy.js';
 import { ClientCertificateService } from './client-certificates/service.js';
 import { workerRelay } from './cluster/cluster.js';
 import { type Config, listenAddress } from './config/config.js';
 import { createConnectionMetrics } from './connections/metrics.js';
-import { ConnectionService } from './connections/service.js';
+import { ConnectionService, connectionSecretAad } from './connections/service.js';
 import { TokenCache } from './connections/token-cache.js';
 import { type RunningEdge, startEdgeListener } from './edge/start.js';
 import { ConnectionRuntime } from './forward/connections.js';
@@ -23,8 +24,11 @@ import { buildHttpApp, type HttpApp } from './http/app.js';
 import { createMetrics, MetricsAccess, type MetricsListener, startMetricsListener } from './http/metrics.js';
 import { IdentityService } from './identities/service.js';
 import { IdentityTester } from './identity-tests/service.js';
-import { makeKekCheck, verifyKekCheck } from './kms/envelope.js';
-import { LocalKms, loadLocalKek } from './kms/local/local-kms.js';
+import { identityKeyAad, makeKekCheck, verifyKekCheck } from './kms/envelope.js';
+import { KeyRing } from './kms/key-ring.js';
+import { type KekSource, LocalKms, loadLocalKek } from './kms/local/local-kms.js';
+import { Pkcs11Kms } from './kms/pkcs11/pkcs11-kms.js';
+import { type RewrapProgress, rewrapAll } from './kms/rotation.js';
 import type { Kms } from './kms/types.js';
 import { DecisionNotifier } from './lifecycle/decisions.js';
 import {
@@ -37,6 +41,7 @@ import {
   NotificationSettingsService,
 } from './lifecycle/index.js';
 import { LifecycleService } from './lifecycle/service.js';
+import { webhookSecretAad } from './lifecycle/settings.js';
 import { MappingService } from './mappings/service.js';
 import { PeopleService, rolePermissions } from './people/service.js';
 import { SessionService } from './people/sessions.js';
@@ -46,7 +51,7 @@ import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
 import { quotasOf } from './shared/quotas.js';
 import { followRevisions } from './shared/revision-follower.js';
-import { openStore, type Store } from './store/index.js';
+import { openStore, type SealedKeyRef, type Store } from './store/index.js';
 import { EdgeAccess } from './tenants/edge-access.js';
 import { TenantService } from './tenants/service.js';
 
@@ -76,27 +81,16 @@ export async function openBackends(config: Config, logger?: Logger): Promise<Bac
   });
   try {
     const hasData = await store.hasData();
-    const keyFile = join(config.dataDir, 'master.key');
-    const found = loadLocalKek(config.masterKey, keyFile, !hasData);
-    if (!found) {
-      throw new StartupError(
-        `The database holds data but no KEK was found: set TWOWAY_MASTER_KEY or restore ${keyFile}. Nothing was written.`,
-      );
-    }
-    const kms = new LocalKms(found.kek);
-    found.kek.fill(0);
+    const { kms, source } = openKms(config, hasData, logger);
     if (hasData) {
       // A database with data always has its check value (written right after the first
       // migration); without one, no KEK can be proven right, so none is accepted.
       const check = await store.getMeta(KEK_CHECK);
       if (!check || !(await verifyKekCheck(kms, check))) {
         await kms.close();
-        throw new StartupError(
-          `The KEK (${found.source === 'env' ? 'TWOWAY_MASTER_KEY' : keyFile}) does not match this database. Nothing was written.`,
-        );
+        throw new StartupError(`The KEK (${source}) does not match this database. Nothing was written.`);
       }
     }
-    if (found.source === 'created') logger?.info({ keyFile }, 'local KEK created');
     await store.migrate();
     if (!(await store.getMeta(KEK_CHECK))) await store.setMeta(KEK_CHECK, await makeKekCheck(kms));
     return { store, kms };
@@ -104,6 +98,85 @@ export async function openBackends(config: Config, logger?: Logger): Promise<Bac
     await store.close();
     throw err;
   }
+}
+
+/**
+ * The KMS the configuration names, as a {@link KeyRing}: with TWOWAY_KMS=pkcs11 the token's KEK
+ * wraps, and a local KEK still present (TWOWAY_MASTER_KEY or the key file) only unwraps rows that
+ * `twoway kms rotate` has not moved yet. The local key file is created only for an empty database.
+ * @returns the ring and a description of the wrapping KEK for messages (never key bytes or the PIN)
+ * @throws StartupError when no KEK is found, or the token cannot be used
+ */
+export function openKms(config: Config, hasData: boolean, logger?: Logger): { kms: KeyRing; source: string } {
+  const keyFile = join(config.dataDir, 'master.key');
+  const localSource = (found: { source: KekSource }) =>
+    found.source === 'env' ? 'TWOWAY_MASTER_KEY' : keyFile;
+  if (config.kms === 'pkcs11') {
+    let token: Pkcs11Kms;
+    try {
+      token = Pkcs11Kms.open({
+        modulePath: config.pkcs11Module ?? '',
+        tokenLabel: config.pkcs11TokenLabel ?? '',
+        pin: config.pkcs11Pin ?? '',
+        keyLabel: config.pkcs11KeyLabel,
+      });
+    } catch (err) {
+      throw new StartupError(
+        `The PKCS#11 KMS cannot be opened: ${(err as Error).message}. Nothing was written.`,
+      );
+    }
+    const local = loadLocalKek(config.masterKey, keyFile, false);
+    const previous = local ? [new LocalKms(local.kek)] : [];
+    local?.kek.fill(0);
+    return { kms: new KeyRing(token, previous), source: token.kekId };
+  }
+  const found = loadLocalKek(config.masterKey, keyFile, !hasData);
+  if (!found) {
+    throw new StartupError(
+      `The database holds data but no KEK was found: set TWOWAY_MASTER_KEY or restore ${keyFile}. Nothing was written.`,
+    );
+  }
+  const kms = new KeyRing(new LocalKms(found.kek));
+  found.kek.fill(0);
+  if (found.source === 'created') logger?.info({ keyFile }, 'local KEK created');
+  return { kms, source: localSource(found) };
+}
+
+/**
+ * The associated data a sealed row's secret was sealed with, by its owner's rule: identity keys
+ * (kms/envelope.ts), CA keys of both CAs (ca/platform-ca.ts), webhook secrets (lifecycle/settings.ts),
+ * connection secrets (connections/service.ts).
+ */
+export function sealedKeyAad(ref: SealedKeyRef): Buffer {
+  switch (ref.kind) {
+    case 'identity_key':
+      return identityKeyAad(ref.tenantId, ref.identityId, ref.version);
+    case 'ca_key':
+    case 'outbound_ca_key':
+      return caKeyAad(ref.role, fingerprintSha256(new X509Certificate(ref.certificatePem)));
+    case 'webhook_secret':
+      return webhookSecretAad(ref.tenantId);
+    case 'connection_secret':
+      return connectionSecretAad(ref.tenantId, ref.connectionId, ref.secretVersion);
+  }
+}
+
+/**
+ * `twoway kms rotate`: moves every sealed row to the configured KEK ({@link rewrapAll}), then
+ * writes the KEK check value under it, so that a start without the old KEK is accepted.
+ */
+export async function rotateKek(
+  backends: Backends,
+  options: { batchSize?: number; onProgress?: (progress: RewrapProgress) => void } = {},
+): Promise<{ moved: number; counts: Record<string, number> }> {
+  const { moved } = await rewrapAll({
+    store: backends.store,
+    kms: backends.kms,
+    aadOf: sealedKeyAad,
+    ...options,
+  });
+  await backends.store.setMeta(KEK_CHECK, await makeKekCheck(backends.kms));
+  return { moved, counts: await backends.store.countSealedKeys() };
 }
 
 /** The domain services over a store and a KMS. */

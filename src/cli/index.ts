@@ -19,6 +19,7 @@ import type { RevocationReason } from '../store/index.js';
 import { tenantCreated } from '../tenants/audit.js';
 import { TENANT_ID_PATTERN } from '../tenants/service.js';
 import { connectionCommands } from './connection.js';
+import { registerCustodyCommands } from './custody.js';
 import { type PasswordOptions, readInput, readPassword, UsageError } from './input.js';
 import { registerPeopleCommands } from './people.js';
 
@@ -30,13 +31,24 @@ import { registerPeopleCommands } from './people.js';
 const program = new Command('twoway')
   .description('Multi-tenant mutual-TLS gateway and certificate service')
   // Usage errors are thrown, not exited on, so that they leave with status 2 (see the end).
-  .exitOverride();
+  .exitOverride()
+  .option('--data-dir <dir>', 'data folder (SQLite file, local key file); overrides TWOWAY_DATA_DIR')
+  .option('--database-url <url>', 'postgres://... ; overrides TWOWAY_DATABASE_URL');
+
+/** The configuration, with the global `--data-dir` / `--database-url` options applied. */
+function cliConfig(): Config {
+  const { dataDir, databaseUrl } = program.opts<{ dataDir?: string; databaseUrl?: string }>();
+  return loadConfig(process.env, {
+    ...(dataDir !== undefined ? { dataDir } : {}),
+    ...(databaseUrl !== undefined ? { databaseUrl } : {}),
+  });
+}
 
 /** Runs `work` with the store and services open, and closes them afterwards. */
 async function withServices<T>(
   work: (services: ReturnType<typeof createServices>, config: Config) => Promise<T>,
 ): Promise<T> {
-  const config = loadConfig();
+  const config = cliConfig();
   const backends = await openBackends(config);
   const services = createServices(backends, config);
   try {
@@ -102,7 +114,7 @@ program
   .command('serve')
   .description('Run the HTTP API, the edge listener and the scheduler (TWOWAY_WORKERS processes)')
   .action(async () => {
-    const config = loadConfig();
+    const config = cliConfig();
     if (config.workers > 1 && cluster.isPrimary) {
       // The primary only prepares the store and relays changes; the workers serve.
       const logger = createLogger(config.logLevel);
@@ -337,6 +349,7 @@ csr
   );
 
 connectionCommands(program, (work) => withServices((services) => work(services)), print);
+registerCustodyCommands(program, { config: cliConfig, print });
 registerPeopleCommands(program, withServices, print);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

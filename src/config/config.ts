@@ -37,6 +37,27 @@ export const ConfigSchema = Type.Object({
     Type.String({ secret: true, description: 'base64 32-byte KEK for the local KMS' }),
   ),
   operatorToken: Type.Optional(Type.String({ minLength: 16, secret: true })),
+  kms: Type.Union([Type.Literal('local'), Type.Literal('pkcs11')], {
+    default: 'local',
+    description:
+      'Where the KEK lives: local (TWOWAY_MASTER_KEY or the key file in the data folder) or pkcs11 (an AES-256 key inside a PKCS#11 token)',
+  }),
+  pkcs11Module: Type.Optional(
+    Type.String({ minLength: 1, description: 'Path of the PKCS#11 library (TWOWAY_KMS=pkcs11)' }),
+  ),
+  pkcs11TokenLabel: Type.Optional(
+    Type.String({ minLength: 1, description: 'Label of the token that holds the KEK' }),
+  ),
+  pkcs11Pin: Type.Optional(Type.String({ minLength: 1, secret: true, description: 'User PIN of the token' })),
+  pkcs11PinFile: Type.Optional(
+    Type.String({ minLength: 1, description: 'File holding the user PIN (one trailing newline dropped)' }),
+  ),
+  pkcs11KeyLabel: Type.String({
+    minLength: 1,
+    default: 'twoway-kek',
+    description:
+      'Label of the AES-256 KEK in the token; generated there (non-extractable) on first start when missing. A new label is a new KEK version (see twoway kms rotate)',
+  }),
   metricsToken: Type.Optional(
     Type.String({
       minLength: 16,
@@ -310,11 +331,14 @@ function readConfigFile(path: string): Record<string, unknown> | string {
 /**
  * Reads the configuration from `env` (default `process.env`) and the optional JSON file named by
  * `TWOWAY_CONFIG_FILE`, applies defaults, converts strings to numbers and booleans, and validates
- * everything at once.
+ * everything at once. `overrides` (the CLI's `--data-dir` / `--database-url`) win over both.
  * @throws ConfigError listing every problem: secret values are never echoed, URL values only with
  *   their credentials redacted ({@link redactUrlCredentials}), the config file's text never.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<'dataDir' | 'databaseUrl', string>> = {},
+): Config {
   const problems: string[] = [];
   let file: Record<string, unknown> = {};
   const filePath = env.TWOWAY_CONFIG_FILE;
@@ -336,6 +360,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const raw = env[name] !== undefined && env[name] !== '' ? env[name] : file[name];
     if (raw !== undefined) values[key] = convert(key, raw);
   }
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) values[key] = value;
   const withDefaults = Value.Default(ConfigSchema, values) as Record<string, unknown>;
   for (const error of Value.Errors(ConfigSchema, withDefaults)) {
     const key = error.path.replace(/^\//, '');
@@ -348,6 +373,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const bytes = Buffer.from(withDefaults.masterKey, 'base64');
     if (bytes.length !== 32) problems.push('TWOWAY_MASTER_KEY: must be 32 bytes, base64-encoded');
   }
+  checkPkcs11(withDefaults, problems);
   if ((withDefaults.edgeCertFile === undefined) !== (withDefaults.edgeKeyFile === undefined)) {
     problems.push('TWOWAY_EDGE_CERT_FILE and TWOWAY_EDGE_KEY_FILE: set both or neither');
   }
@@ -408,4 +434,32 @@ export function redactedConfig(config: Config): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(config).map(([k, v]) => [k, secretKeys.has(k) && v !== undefined ? '[redacted]' : v]),
   );
+}
+
+/**
+ * TWOWAY_KMS=pkcs11 needs the module, the token label and one PIN source; a PIN file is read here,
+ * so that the PIN reaches the KMS as `pkcs11Pin` (a secret) whichever way it was given.
+ */
+function checkPkcs11(values: Record<string, unknown>, problems: string[]): void {
+  if (values.kms !== 'pkcs11') return;
+  if (values.pkcs11Module === undefined)
+    problems.push('TWOWAY_PKCS11_MODULE: required with TWOWAY_KMS=pkcs11');
+  if (values.pkcs11TokenLabel === undefined)
+    problems.push('TWOWAY_PKCS11_TOKEN_LABEL: required with TWOWAY_KMS=pkcs11');
+  const pinFile = values.pkcs11PinFile;
+  if (values.pkcs11Pin !== undefined && pinFile !== undefined) {
+    problems.push('TWOWAY_PKCS11_PIN and TWOWAY_PKCS11_PIN_FILE: set one, not both');
+  } else if (typeof pinFile === 'string') {
+    try {
+      values.pkcs11Pin = readFileSync(pinFile, 'utf8').replace(/\r?\n$/, '');
+      if (values.pkcs11Pin === '') problems.push(`TWOWAY_PKCS11_PIN_FILE ${pinFile}: is empty`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      problems.push(
+        `TWOWAY_PKCS11_PIN_FILE ${pinFile}: cannot be read${typeof code === 'string' ? ` (${code})` : ''}`,
+      );
+    }
+  } else if (values.pkcs11Pin === undefined) {
+    problems.push('TWOWAY_PKCS11_PIN or TWOWAY_PKCS11_PIN_FILE: required with TWOWAY_KMS=pkcs11');
+  }
 }

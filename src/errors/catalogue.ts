@@ -21,6 +21,9 @@ export const catalogue = {
   quota_exceeded: { status: 409, title: 'Quota exceeded' },
   // tenants
   tenant_exists: { status: 409, title: 'Tenant already exists' },
+  // key custody (CLI)
+  backup_invalid: { status: 400, title: 'Not a usable backup' },
+  store_not_empty: { status: 409, title: 'The store already holds data' },
   // identity upload (RFC 7292 PKCS#12, RFC 5280 X.509, RFC 5958 PKCS#8)
   unsupported_format: { status: 422, title: 'Unsupported or unreadable format' },
   bad_password: { status: 422, title: 'Wrong password' },

@@ -1,7 +1,8 @@
 /**
  * Key management, small and capability-based (see STYLE.md): a KEK held by the KMS wraps the
- * per-secret DEKs of envelope encryption. Backends: `local` (key file or TWOWAY_MASTER_KEY) now;
- * PKCS#11 and Vault transit later. The store only ever sees wrapped DEKs and ciphertext.
+ * per-secret DEKs of envelope encryption. Backends: `local` (key file or TWOWAY_MASTER_KEY) and
+ * `pkcs11` (kms/pkcs11/, a KEK inside a token), joined by a KeyRing during a migration. The store
+ * only ever sees wrapped DEKs and ciphertext.
  */
 
 /** A DEK to wrap, bound to `aad` (associated data: the row it belongs to). */

@@ -4,6 +4,7 @@
  * sqlite.ts and postgres.ts call {@link createKyselyStore} with their {@link DialectSupport}.
  */
 import type { Kysely } from 'kysely';
+import { KyselyBackupStore } from './backup.js';
 import { KyselyClientCertificateStore } from './client-certificates.js';
 import { countConnectionsPresenting, KyselyConnectionStore } from './connections.js';
 import { KyselyCsrRequestStore } from './csr-requests.js';
@@ -14,9 +15,11 @@ import { countActiveMappings, KyselyMappingStore } from './mappings.js';
 import { KyselyMetaStore } from './meta.js';
 import { KyselyPeopleStore } from './people.js';
 import { KyselyPlatformCaStore, storeCrl } from './platform-ca.js';
+import { KyselySealedKeyStore } from './sealed-keys.js';
 import type { Database } from './tables.js';
 import { defaultIdentityLinks, KyselyTenantStore, keysHoldingRole } from './tenants.js';
 import type {
+  BackupStore,
   ClientCertificateStore,
   ConnectionStore,
   CsrRequestStore,
@@ -26,6 +29,7 @@ import type {
   MetaStore,
   PeopleStore,
   PlatformCaStore,
+  SealedKeyStore,
   Store,
   TenantStore,
 } from './types.js';
@@ -62,6 +66,8 @@ export function createKyselyStore(db: Kysely<Database>, support: DialectSupport)
     ...methodsOf<PlatformCaStore>(new KyselyPlatformCaStore(database)),
     ...methodsOf<MetaStore>(new KyselyMetaStore(database)),
     ...methodsOf<LifecycleStore>(new KyselyLifecycleStore(database)),
+    ...methodsOf<SealedKeyStore>(new KyselySealedKeyStore(database)),
+    ...methodsOf<BackupStore>(new KyselyBackupStore(database)),
     ...methodsOf<PeopleStore>(new KyselyPeopleStore(database, keysHoldingRole)),
   };
 }

@@ -680,6 +680,62 @@ export interface LifecycleStore {
   claimFullScan(at: Date, intervalMs: number, force?: boolean): Promise<FullScanClaim>;
 }
 
+/** Which row a sealed secret belongs to; enough to rebuild the AAD it was sealed with. */
+export type SealedKeyRef =
+  | { kind: 'identity_key'; tenantId: string; identityId: string; version: number }
+  | { kind: 'ca_key'; role: 'root' | 'issuing'; certificatePem: string }
+  | { kind: 'outbound_ca_key'; role: 'root' | 'issuing'; certificatePem: string }
+  | { kind: 'webhook_secret'; tenantId: string }
+  | { kind: 'connection_secret'; tenantId: string; connectionId: string; secretVersion: number };
+
+/** A sealed secret and its row. */
+export interface SealedKeyRow {
+  ref: SealedKeyRef;
+  secret: SealedSecret;
+}
+
+/** One row's DEK wrapped anew: `from` is what the row must still hold for the change to apply. */
+export interface SealedKeyChange {
+  ref: SealedKeyRef;
+  from: { kekId: string; wrapped: Buffer };
+  to: { kekId: string; wrapped: Buffer };
+}
+
+/** Every sealed secret of the deployment, across tenants (KEK rotation only; no tenant API uses it). */
+export interface SealedKeyStore {
+  /** Up to `limit` sealed rows, those wrapped by `excludingKekId` left out. */
+  listSealedKeys(options: { limit: number; excludingKekId?: string }): Promise<SealedKeyRow[]>;
+  /** Applies each change whose row still holds `from`, in one transaction; returns how many applied. */
+  rewrapSealedKeys(changes: SealedKeyChange[]): Promise<number>;
+  /** How many sealed rows each KEK (`kekId`) wraps. */
+  countSealedKeys(): Promise<Record<string, number>>;
+}
+
+/** The first line of a backup (see store/backup.ts). */
+export interface SnapshotHeader {
+  format: 'twoway-backup';
+  version: 1;
+  /** The store it was made from; a backup restores into either. */
+  dialect: 'sqlite' | 'postgres';
+  /** RFC 3339. */
+  createdAt: string;
+  /** Names of the migrations the source had applied. */
+  migrations: string[];
+  /** Tables, in the order their rows follow. */
+  tables: string[];
+}
+
+/** A consistent snapshot of the whole store, out and in (`twoway backup`, `twoway restore`). */
+export interface BackupStore {
+  /** Writes the snapshot line by line (JSON, no newline) from one read transaction. */
+  exportSnapshot(write: (line: string) => Promise<void>): Promise<{ rows: number }>;
+  /**
+   * Loads a snapshot into this migrated, empty store in one transaction.
+   * @throws AppError `backup_invalid`
+   */
+  importSnapshot(lines: AsyncIterable<string>): Promise<{ rows: number }>;
+}
+
 // ---- people (issue 13): roles, members, sessions, portal links --------------------------------------
 
 /** A tenant's custom role (the built-in `admin` and `viewer` are not stored). */
@@ -784,7 +840,9 @@ export interface Store
     ClientCertificateStore,
     CsrRequestStore,
     PlatformCaStore,
-    ConnectionStore {
+    ConnectionStore,
+    SealedKeyStore,
+    BackupStore {
   /** `sqlite` or `postgres`. */
   readonly dialect: 'sqlite' | 'postgres';
   /** True when the database already holds Twoway tables with data (used before migrating). */

@@ -157,7 +157,8 @@ describe.each([sqliteFile(), postgresSchema()])(
           const ticks = await tickAll();
           for (const tick of ticks) {
             if (tick.scanned) scannedAt.push(second);
-            if (tick.scanSkipped) skipped += 1;
+            // Found the scan done, or (PostgreSQL, all three at once) found the lock taken.
+            if (tick.scanSkipped || !tick.ran) skipped += 1;
           }
           clock.advance(1_000);
         }

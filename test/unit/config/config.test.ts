@@ -63,6 +63,41 @@ describe('loadConfig', () => {
     expect(message).not.toContain('c2hvcnQ=');
   });
 
+  test('TWOWAY_KMS=pkcs11 needs a module, a token and one PIN source; a PIN file is read and redacted', () => {
+    const problems = (env: Record<string, string>): string[] => {
+      try {
+        loadConfig(env);
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems;
+      }
+    };
+    expect(problems({ TWOWAY_KMS: 'pkcs11' })).toEqual([
+      'TWOWAY_PKCS11_MODULE: required with TWOWAY_KMS=pkcs11',
+      'TWOWAY_PKCS11_TOKEN_LABEL: required with TWOWAY_KMS=pkcs11',
+      'TWOWAY_PKCS11_PIN or TWOWAY_PKCS11_PIN_FILE: required with TWOWAY_KMS=pkcs11',
+    ]);
+    const { dir, cleanup } = tempDir();
+    const pinFile = join(dir, 'pin');
+    writeFileSync(pinFile, '123456-pin\n');
+    const base = {
+      TWOWAY_KMS: 'pkcs11',
+      TWOWAY_PKCS11_MODULE: '/lib/p11.so',
+      TWOWAY_PKCS11_TOKEN_LABEL: 't',
+    };
+    expect(problems({ ...base, TWOWAY_PKCS11_PIN: '1', TWOWAY_PKCS11_PIN_FILE: pinFile })).toEqual([
+      'TWOWAY_PKCS11_PIN and TWOWAY_PKCS11_PIN_FILE: set one, not both',
+    ]);
+    const config = loadConfig({ ...base, TWOWAY_PKCS11_PIN_FILE: pinFile });
+    expect(config.pkcs11Pin).toBe('123456-pin');
+    expect(config.pkcs11KeyLabel).toBe('twoway-kek');
+    expect(redactedConfig(config).pkcs11Pin).toBe('[redacted]');
+    expect(problems({ ...base, TWOWAY_PKCS11_PIN_FILE: join(dir, 'absent') })[0]).toMatch(
+      /cannot be read \(ENOENT\)/,
+    );
+    cleanup();
+  });
+
   test('TWOWAY_PUBLIC_URL must be a plain http(s) base URL', () => {
     expect(loadConfig({ TWOWAY_PUBLIC_URL: 'http://twoway.example.com/' }).publicUrl).toBe(
       'http://twoway.example.com/',

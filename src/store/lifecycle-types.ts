@@ -1,5 +1,6 @@
 /**
- * Store types of lifecycle (notifications, alerts, audit, scheduling) and key custody (sealed keys, backups); re-exported by types.ts (callers import store/index.ts).
+ * Store types of lifecycle (notifications, alerts, audit, scheduling) and key custody (sealed keys,
+ * backups); re-exported by types.ts (callers import store/index.ts).
  */
 
 import type { Page, PageRequest } from '../shared/paging.js';

@@ -1,8 +1,7 @@
 /**
- * Store types of people (roles, members, sessions, portal links); re-exported by types.ts (callers import store/index.ts).
+ * Store types of people (roles, members, sessions, portal links); re-exported by types.ts
+ * (callers import store/index.ts).
  */
-
-import type { Page, PageRequest } from '../shared/paging.js';
 
 // ---- people (issue 13): roles, members, sessions, portal links --------------------------------------
 

@@ -137,6 +137,10 @@ export interface paths {
                                 name: string;
                                 /** Format: date-time */
                                 createdAt: string;
+                                /** @description Inbound mTLS at the edge (operator switch; TWOWAY_EDGE_DEFAULT_ENABLED until switched); off: 403 edge_not_enabled */
+                                edgeEnabled?: boolean;
+                                /** @description Presented by connections whose client-certificate switch is on and that name no identity; the first identity uploaded becomes it */
+                                defaultIdentityId?: string;
                             }[];
                             nextCursor?: string;
                         };
@@ -202,6 +206,8 @@ export interface paths {
                             createdAt: string;
                             /** @description Shown once; only its hash is stored */
                             apiKey: string;
+                            /** @description The key's public id: the client id of `Authorization: Basic base64(id:apiKey)` */
+                            apiKeyId?: string;
                         };
                     };
                 };
@@ -278,6 +284,10 @@ export interface paths {
                             name: string;
                             /** Format: date-time */
                             createdAt: string;
+                            /** @description Inbound mTLS at the edge (operator switch; TWOWAY_EDGE_DEFAULT_ENABLED until switched); off: 403 edge_not_enabled */
+                            edgeEnabled?: boolean;
+                            /** @description Presented by connections whose client-certificate switch is on and that name no identity; the first identity uploaded becomes it */
+                            defaultIdentityId?: string;
                         };
                     };
                 };
@@ -315,7 +325,83 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /** Change the tenant's settings: its default identity (used on the next request), edgeEnabled (operator token only) */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Operator token only */
+                        edgeEnabled?: boolean;
+                        /** @description null clears it */
+                        defaultIdentityId?: string | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            name: string;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description Inbound mTLS at the edge (operator switch; TWOWAY_EDGE_DEFAULT_ENABLED until switched); off: 403 edge_not_enabled */
+                            edgeEnabled?: boolean;
+                            /** @description Presented by connections whose client-certificate switch is on and that name no identity; the first identity uploaded becomes it */
+                            defaultIdentityId?: string;
+                        };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         trace?: never;
     };
     "/v1/tenants/{tenant}/identities": {
@@ -1758,7 +1844,7 @@ export interface paths {
                             items: {
                                 /** @description the event id (Twoway-Event-Id) */
                                 id: string;
-                                kind: "expiring" | "expired";
+                                kind: "expiring" | "expired" | "decision";
                                 objectType: string;
                                 objectId: string;
                                 objectVersion: string;
@@ -2308,6 +2394,15 @@ export interface paths {
                         "application/json": components["schemas"]["IssuedClientCertificate"];
                     };
                 };
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CsrRequest"];
+                    };
+                };
                 /** @description application/problem+json (RFC 9457) */
                 400: {
                     headers: {
@@ -2364,6 +2459,273 @@ export interface paths {
                 };
                 /** @description application/problem+json (RFC 9457) */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/certificate-signing-requests/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A CSR waiting for the operator (TWOWAY_CSR_APPROVAL=manual), or its decision */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CsrRequest"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/certificate-signing-requests/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve a pending CSR (operator token): the certificate is issued, the tenant notified */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["IssuedClientCertificate"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/certificate-signing-requests/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a pending CSR (operator token): nothing is issued, the tenant is notified */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        reason?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CsrRequest"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2590,6 +2952,473 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List connections, oldest first; page with limit and cursor */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description items per page (a page also stops after about 4 MiB of items) */
+                    limit?: number;
+                    /** @description the nextCursor of the previous page, with the same filters */
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    tenant: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["Connection"][];
+                            nextCursor?: string;
+                        };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Save an external API request: base URL, auth, client-certificate switch */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string;
+                        baseUrl: string;
+                        auth?: {
+                            /** @enum {string} */
+                            type: "none";
+                        } | {
+                            /** @enum {string} */
+                            type: "basic";
+                            /** @description RFC 7617: no ":" */
+                            username: string;
+                            /** @description write-only */
+                            password?: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "header";
+                            headerName: string;
+                            /** @description write-only; replaces what the caller sends under headerName */
+                            headerValue?: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "oauth2_client_credentials";
+                            tokenUrl: string;
+                            clientId: string;
+                            /** @description write-only; not used by tls_client_auth */
+                            clientSecret?: string;
+                            scope?: string;
+                            audience?: string;
+                            /** @description client_secret_basic / client_secret_post (RFC 6749 §2.3.1) or tls_client_auth (RFC 8705 §2.1: the client certificate authenticates, only client_id is sent) */
+                            clientAuthentication: "client_secret_basic" | "client_secret_post" | "tls_client_auth";
+                        };
+                        clientCertificate?: {
+                            enabled: boolean;
+                            identityId?: string;
+                        };
+                        trustAnchorsPem?: string;
+                        enabled?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Connection"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant}/connections/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Connection"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete the connection and its sealed secret */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /** Change any field; a secret is replaced only when sent */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenant: string;
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name?: string;
+                        baseUrl?: string;
+                        auth?: {
+                            /** @enum {string} */
+                            type: "none";
+                        } | {
+                            /** @enum {string} */
+                            type: "basic";
+                            /** @description RFC 7617: no ":" */
+                            username: string;
+                            /** @description write-only */
+                            password?: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "header";
+                            headerName: string;
+                            /** @description write-only; replaces what the caller sends under headerName */
+                            headerValue?: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "oauth2_client_credentials";
+                            tokenUrl: string;
+                            clientId: string;
+                            /** @description write-only; not used by tls_client_auth */
+                            clientSecret?: string;
+                            scope?: string;
+                            audience?: string;
+                            /** @description client_secret_basic / client_secret_post (RFC 6749 §2.3.1) or tls_client_auth (RFC 8705 §2.1: the client certificate authenticates, only client_id is sent) */
+                            clientAuthentication: "client_secret_basic" | "client_secret_post" | "tls_client_auth";
+                        };
+                        clientCertificate?: {
+                            enabled?: boolean;
+                            /** @description null: present the tenant's default identity */
+                            identityId?: string | null;
+                        };
+                        trustAnchorsPem?: string | null;
+                        enabled?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Connection"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         trace?: never;
     };
     "/v1/tenants/{tenant}/roles": {
@@ -3952,6 +4781,518 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/platform/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["Identity"][];
+                            nextCursor?: string;
+                        };
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create a platform identity (operator): upload bodies as for a tenant identity, or issue */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name?: string;
+                        /** @description base64 PKCS#12 (.p12/.pfx) */
+                        pkcs12?: string;
+                        /** @description PKCS#12 or encrypted PKCS#8 password; never stored */
+                        password?: string;
+                        certificatePem?: string;
+                        privateKeyPem?: string;
+                        chainPem?: string;
+                        /** @description versions only; default true */
+                        activate?: boolean;
+                        /**
+                         * Format: date-time
+                         * @description versions only: activate at this instant (RFC 3339) instead of now (scheduled rotation)
+                         */
+                        activateAt?: string;
+                        issue?: {
+                            commonName: string;
+                            /** @description default EC (P-256) */
+                            keyType?: "EC" | "RSA" | "Ed25519";
+                        };
+                    };
+                    "multipart/form-data": {
+                        name?: string;
+                        /** @description base64 PKCS#12 (.p12/.pfx) */
+                        pkcs12?: string;
+                        /** @description PKCS#12 or encrypted PKCS#8 password; never stored */
+                        password?: string;
+                        certificatePem?: string;
+                        privateKeyPem?: string;
+                        chainPem?: string;
+                        /** @description versions only; default true */
+                        activate?: boolean;
+                        /**
+                         * Format: date-time
+                         * @description versions only: activate at this instant (RFC 3339) instead of now (scheduled rotation)
+                         */
+                        activateAt?: string;
+                        issue?: {
+                            commonName: string;
+                            /** @description default EC (P-256) */
+                            keyType?: "EC" | "RSA" | "Ed25519";
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Identity"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/platform/identities/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Identity"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/platform/identities/{id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rotate a platform identity (operator): a new version, uploaded or issued; activateAt publishes it first */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name?: string;
+                        /** @description base64 PKCS#12 (.p12/.pfx) */
+                        pkcs12?: string;
+                        /** @description PKCS#12 or encrypted PKCS#8 password; never stored */
+                        password?: string;
+                        certificatePem?: string;
+                        privateKeyPem?: string;
+                        chainPem?: string;
+                        /** @description versions only; default true */
+                        activate?: boolean;
+                        /**
+                         * Format: date-time
+                         * @description versions only: activate at this instant (RFC 3339) instead of now (scheduled rotation)
+                         */
+                        activateAt?: string;
+                        issue?: {
+                            commonName: string;
+                            /** @description default EC (P-256) */
+                            keyType?: "EC" | "RSA" | "Ed25519";
+                        };
+                    };
+                    "multipart/form-data": {
+                        name?: string;
+                        /** @description base64 PKCS#12 (.p12/.pfx) */
+                        pkcs12?: string;
+                        /** @description PKCS#12 or encrypted PKCS#8 password; never stored */
+                        password?: string;
+                        certificatePem?: string;
+                        privateKeyPem?: string;
+                        chainPem?: string;
+                        /** @description versions only; default true */
+                        activate?: boolean;
+                        /**
+                         * Format: date-time
+                         * @description versions only: activate at this instant (RFC 3339) instead of now (scheduled rotation)
+                         */
+                        activateAt?: string;
+                        issue?: {
+                            commonName: string;
+                            /** @description default EC (P-256) */
+                            keyType?: "EC" | "RSA" | "Ed25519";
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Identity"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/platform/identities/{id}/versions/{version}/activate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    version: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Identity"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description application/problem+json (RFC 9457) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/platform/client-certificates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The platform identities' active and next certificates and the outbound CA chain (no token) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                identityId: string;
+                                name: string;
+                                version: number;
+                                /** @description false: the next certificate, published before it is presented */
+                                active: boolean;
+                                fingerprintSha256: string;
+                                notAfter: string;
+                                certificatePem: string;
+                            }[];
+                            /** @description The platform outbound CA: issuing CA then root, PEM */
+                            caPem: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/runtime/resolve": {
         parameters: {
             query?: never;
@@ -4052,8 +5393,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
-         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity, or through a connection (needs runtime:forward)
+         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL; through a connection also relative to its baseUrl, or absent for it), Twoway-Service or Twoway-Connection (id or name), Twoway-Identity (present this identity instead), Twoway-Tenant (operator token only). Authenticate with Authorization: Bearer (consumed) or Proxy-Authorization: Bearer (Authorization is then forwarded). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         get: {
             parameters: {
@@ -4074,8 +5415,8 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
-         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity, or through a connection (needs runtime:forward)
+         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL; through a connection also relative to its baseUrl, or absent for it), Twoway-Service or Twoway-Connection (id or name), Twoway-Identity (present this identity instead), Twoway-Tenant (operator token only). Authenticate with Authorization: Bearer (consumed) or Proxy-Authorization: Bearer (Authorization is then forwarded). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         put: {
             parameters: {
@@ -4096,8 +5437,8 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
-         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity, or through a connection (needs runtime:forward)
+         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL; through a connection also relative to its baseUrl, or absent for it), Twoway-Service or Twoway-Connection (id or name), Twoway-Identity (present this identity instead), Twoway-Tenant (operator token only). Authenticate with Authorization: Bearer (consumed) or Proxy-Authorization: Bearer (Authorization is then forwarded). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         post: {
             parameters: {
@@ -4118,8 +5459,8 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
-         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity, or through a connection (needs runtime:forward)
+         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL; through a connection also relative to its baseUrl, or absent for it), Twoway-Service or Twoway-Connection (id or name), Twoway-Identity (present this identity instead), Twoway-Tenant (operator token only). Authenticate with Authorization: Bearer (consumed) or Proxy-Authorization: Bearer (Authorization is then forwarded). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         delete: {
             parameters: {
@@ -4140,8 +5481,8 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
-         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity, or through a connection (needs runtime:forward)
+         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL; through a connection also relative to its baseUrl, or absent for it), Twoway-Service or Twoway-Connection (id or name), Twoway-Identity (present this identity instead), Twoway-Tenant (operator token only). Authenticate with Authorization: Bearer (consumed) or Proxy-Authorization: Bearer (Authorization is then forwarded). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         options: {
             parameters: {
@@ -4162,8 +5503,8 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
-         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity, or through a connection (needs runtime:forward)
+         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL; through a connection also relative to its baseUrl, or absent for it), Twoway-Service or Twoway-Connection (id or name), Twoway-Identity (present this identity instead), Twoway-Tenant (operator token only). Authenticate with Authorization: Bearer (consumed) or Proxy-Authorization: Bearer (Authorization is then forwarded). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         head: {
             parameters: {
@@ -4184,8 +5525,8 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
-         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity, or through a connection (needs runtime:forward)
+         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL; through a connection also relative to its baseUrl, or absent for it), Twoway-Service or Twoway-Connection (id or name), Twoway-Identity (present this identity instead), Twoway-Tenant (operator token only). Authenticate with Authorization: Bearer (consumed) or Proxy-Authorization: Bearer (Authorization is then forwarded). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         patch: {
             parameters: {
@@ -4206,8 +5547,8 @@ export interface paths {
             };
         };
         /**
-         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity (needs runtime:forward)
-         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL), Twoway-Service, Twoway-Tenant (operator token only). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
+         * Send this request over mTLS to Twoway-Forward-Url with the mapped identity, or through a connection (needs runtime:forward)
+         * @description Headers, each at most once: Twoway-Forward-Url (absolute https URL; through a connection also relative to its baseUrl, or absent for it), Twoway-Service or Twoway-Connection (id or name), Twoway-Identity (present this identity instead), Twoway-Tenant (operator token only). Authenticate with Authorization: Bearer (consumed) or Proxy-Authorization: Bearer (Authorization is then forwarded). The remote status, headers and body are streamed back; gateway errors carry Twoway-Error.
          */
         trace: {
             parameters: {
@@ -4366,6 +5707,58 @@ export interface components {
             certificatePem: string;
             /** @description The issuing CA then the root CA, PEM */
             chainPem: string;
+        };
+        CsrRequest: {
+            id: string;
+            tenant: string;
+            name: string;
+            status: "pending" | "approved" | "rejected";
+            /** @description RFC 4514 subject of the CSR */
+            subject: string;
+            /** @description The CSR as submitted (public material) */
+            csrPem: string;
+            validityDays?: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            decidedAt?: string;
+            /** @description The operator's reason for a rejection */
+            reason?: string;
+            /** @description The certificate issued on approval */
+            clientCertificateId?: string;
+        };
+        Connection: {
+            id: string;
+            tenant: string;
+            name: string;
+            baseUrl: string;
+            auth: {
+                type: "none" | "basic" | "header" | "oauth2_client_credentials";
+                username?: string;
+                headerName?: string;
+                tokenUrl?: string;
+                clientId?: string;
+                scope?: string;
+                audience?: string;
+                /** @description client_secret_basic / client_secret_post (RFC 6749 §2.3.1) or tls_client_auth (RFC 8705 §2.1: the client certificate authenticates, only client_id is sent) */
+                clientAuthentication?: "client_secret_basic" | "client_secret_post" | "tls_client_auth";
+                /** @description A secret is stored (it is never shown) */
+                secretSet: boolean;
+            };
+            clientCertificate: {
+                enabled: boolean;
+                /** @description absent: the tenant's default identity */
+                identityId?: string;
+                /** @description An identity that can be presented now exists (else the switch cannot be turned on) */
+                available: boolean;
+                unavailableReason?: "no_identity" | "identity_expired" | "identity_disabled" | "identity_not_yet_valid";
+            };
+            trustAnchorsPem?: string;
+            enabled: boolean;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
         };
         NotificationSettings: {
             emails: string[];

@@ -1,19 +1,18 @@
-import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { CaKeyAlgorithm } from './ca/crypto.js';
 import { OcspResponder } from './ca/ocsp.js';
-import { caKeyAad, PlatformCa } from './ca/platform-ca.js';
-import { fingerprintSha256, IdentityParser } from './certificates/index.js';
+import { PlatformCa } from './ca/platform-ca.js';
+import { IdentityParser } from './certificates/index.js';
 import { CsrApprovalService } from './client-certificates/approval.js';
 import { clientCertificatePolicy } from './client-certificates/policy.js';
 import { ClientCertificateService } from './client-certificates/service.js';
 import { workerRelay } from './cluster/cluster.js';
 import { type Config, listenAddress } from './config/config.js';
 import { createConnectionMetrics } from './connections/metrics.js';
-import { ConnectionService, connectionSecretAad } from './connections/service.js';
+import { ConnectionService } from './connections/service.js';
 import { TokenCache } from './connections/token-cache.js';
 import { type RunningEdge, startEdgeListener } from './edge/start.js';
 import { ConnectionRuntime } from './forward/connections.js';
@@ -24,11 +23,10 @@ import { buildHttpApp, type HttpApp } from './http/app.js';
 import { createMetrics, MetricsAccess, type MetricsListener, startMetricsListener } from './http/metrics.js';
 import { IdentityService } from './identities/service.js';
 import { IdentityTester } from './identity-tests/service.js';
-import { identityKeyAad, makeKekCheck, verifyKekCheck } from './kms/envelope.js';
+import { makeKekCheck, verifyKekCheck } from './kms/envelope.js';
 import { KeyRing } from './kms/key-ring.js';
 import { type KekSource, LocalKms, loadLocalKek } from './kms/local/local-kms.js';
 import { Pkcs11Kms } from './kms/pkcs11/pkcs11-kms.js';
-import { type RewrapProgress, rewrapAll } from './kms/rotation.js';
 import type { Kms } from './kms/types.js';
 import { DecisionNotifier } from './lifecycle/decisions.js';
 import {
@@ -41,7 +39,6 @@ import {
   NotificationSettingsService,
 } from './lifecycle/index.js';
 import { LifecycleService } from './lifecycle/service.js';
-import { webhookSecretAad } from './lifecycle/settings.js';
 import { MappingService } from './mappings/service.js';
 import { PeopleService, rolePermissions } from './people/service.js';
 import { SessionService } from './people/sessions.js';
@@ -51,7 +48,7 @@ import { type Clock, systemClock } from './shared/clock.js';
 import { createLogger } from './shared/logger.js';
 import { quotasOf } from './shared/quotas.js';
 import { followRevisions } from './shared/revision-follower.js';
-import { openStore, type SealedKeyRef, type Store } from './store/index.js';
+import { openStore, type Store } from './store/index.js';
 import { EdgeAccess } from './tenants/edge-access.js';
 import { TenantService } from './tenants/service.js';
 
@@ -60,7 +57,8 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
-const KEK_CHECK = 'kek_check';
+/** The `meta` key of the KEK check value (kms/envelope.ts). */
+export const KEK_CHECK = 'kek_check';
 
 /** The store and KMS, opened and checked against each other. */
 export interface Backends {
@@ -140,43 +138,6 @@ export function openKms(config: Config, hasData: boolean, logger?: Logger): { km
   found.kek.fill(0);
   if (found.source === 'created') logger?.info({ keyFile }, 'local KEK created');
   return { kms, source: localSource(found) };
-}
-
-/**
- * The associated data a sealed row's secret was sealed with, by its owner's rule: identity keys
- * (kms/envelope.ts), CA keys of both CAs (ca/platform-ca.ts), webhook secrets (lifecycle/settings.ts),
- * connection secrets (connections/service.ts).
- */
-export function sealedKeyAad(ref: SealedKeyRef): Buffer {
-  switch (ref.kind) {
-    case 'identity_key':
-      return identityKeyAad(ref.tenantId, ref.identityId, ref.version);
-    case 'ca_key':
-    case 'outbound_ca_key':
-      return caKeyAad(ref.role, fingerprintSha256(new X509Certificate(ref.certificatePem)));
-    case 'webhook_secret':
-      return webhookSecretAad(ref.tenantId);
-    case 'connection_secret':
-      return connectionSecretAad(ref.tenantId, ref.connectionId, ref.secretVersion);
-  }
-}
-
-/**
- * `twoway kms rotate`: moves every sealed row to the configured KEK ({@link rewrapAll}), then
- * writes the KEK check value under it, so that a start without the old KEK is accepted.
- */
-export async function rotateKek(
-  backends: Backends,
-  options: { batchSize?: number; onProgress?: (progress: RewrapProgress) => void } = {},
-): Promise<{ moved: number; counts: Record<string, number> }> {
-  const { moved } = await rewrapAll({
-    store: backends.store,
-    kms: backends.kms,
-    aadOf: sealedKeyAad,
-    ...options,
-  });
-  await backends.store.setMeta(KEK_CHECK, await makeKekCheck(backends.kms));
-  return { moved, counts: await backends.store.countSealedKeys() };
 }
 
 /** The domain services over a store and a KMS. */

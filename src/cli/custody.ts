@@ -5,7 +5,8 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { Config } from '../config/config.js';
 import { AppError } from '../errors/app-error.js';
-import { openBackends, rotateKek } from '../main.js';
+import { rotateKek } from '../key-custody.js';
+import { openBackends } from '../main.js';
 import { openStore, type Store } from '../store/index.js';
 import { UsageError } from './input.js';
 
